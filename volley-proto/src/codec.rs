@@ -1,0 +1,670 @@
+//! The wire: frames and the messages inside them.
+//!
+//! A frame is a varint body length followed by the body; the body is a one-byte
+//! tag and the message's fields. Decoding is check-then-parse: [`check_frame`]
+//! says whether a whole frame is buffered without copying anything, and only then
+//! is it split off and parsed. A partial frame is a normal state, not an error.
+//!
+//! ```text
+//! tag  message    fields after the tag
+//! 0    Hello      version (varint) · remotes hash (8 bytes LE) · token (rest)
+//! 1    Welcome    —
+//! 2    Refuse     code (u8) · message (UTF-8, rest)
+//! 3    Event      remote (varint) · payload (rest)
+//! 4    Request    id (varint) · remote (varint) · payload (rest)
+//! 5    Response   id (varint) · payload (rest)               status Ok
+//! 6    Response   id (varint) · status (u8) · payload (rest) any other status
+//! 7    Cancel     id (varint)
+//! 8    Ping       —
+//! 9    Pong       —
+//! 10   Goodbye    code (u8) · message (UTF-8, rest)
+//! ```
+//!
+//! A small call with a 4-byte payload costs 4 bytes of framing for the request
+//! (length, tag, id, remote) and 3 for a successful response (length, tag, id).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::varint::{self, Varint};
+
+/// Version of the wire protocol; peers with different versions refuse each other.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame body accepted unless configured otherwise: 1 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 20;
+
+const TAG_HELLO: u8 = 0;
+const TAG_WELCOME: u8 = 1;
+const TAG_REFUSE: u8 = 2;
+const TAG_EVENT: u8 = 3;
+const TAG_REQUEST: u8 = 4;
+const TAG_RESPONSE_OK: u8 = 5;
+const TAG_RESPONSE_ERR: u8 = 6;
+const TAG_CANCEL: u8 = 7;
+const TAG_PING: u8 = 8;
+const TAG_PONG: u8 = 9;
+const TAG_GOODBYE: u8 = 10;
+
+/// One message on the wire.
+///
+/// `P` is the payload type: [`Bytes`] for decoded messages (sharing the read
+/// buffer, no copy), `&[u8]` when encoding from borrowed data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message<P = Bytes> {
+    /// First message of a client: who it is and what it was built with.
+    Hello {
+        /// The client's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// Hash of the client's declared remotes ([`crate::RemoteTable::hash`]).
+        remotes_hash: u64,
+        /// Opaque credentials for the server's authenticator.
+        token: P,
+    },
+    /// The server accepted the hello; the session is open.
+    Welcome,
+    /// The server refused the hello; the connection closes.
+    Refuse {
+        /// Why, for programs.
+        code: RefuseCode,
+        /// Why, for people.
+        message: String,
+    },
+    /// A one-way event.
+    Event {
+        /// Which remote.
+        remote: u32,
+        /// The encoded argument.
+        payload: P,
+    },
+    /// A call that expects exactly one [`Message::Response`] with the same id.
+    Request {
+        /// Chosen by the caller, unique among its pending calls.
+        id: u32,
+        /// Which remote.
+        remote: u32,
+        /// The encoded argument.
+        payload: P,
+    },
+    /// The answer to a request.
+    Response {
+        /// The request's id.
+        id: u32,
+        /// How the call ended.
+        status: Status,
+        /// The encoded result when `status` is [`Status::Ok`]; the message when
+        /// it is [`Status::Rejected`]; empty otherwise.
+        payload: P,
+    },
+    /// The caller no longer wants the answer to this request.
+    Cancel {
+        /// The request's id.
+        id: u32,
+    },
+    /// Keep-alive probe.
+    Ping,
+    /// Answer to a ping.
+    Pong,
+    /// The sender is closing the connection.
+    Goodbye {
+        /// Why, for programs.
+        code: GoodbyeCode,
+        /// Why, for people.
+        message: String,
+    },
+}
+
+/// How a call ended, as carried by [`Message::Response`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Status {
+    /// The handler returned a result.
+    Ok = 0,
+    /// The handler rejected the call on purpose; the payload holds its message.
+    Rejected = 1,
+    /// The request did not decode or failed validation.
+    BadRequest = 2,
+    /// No handler ran to completion: none registered, or it failed internally.
+    Unprocessed = 3,
+    /// The call was cancelled before it finished.
+    Cancelled = 4,
+    /// The receiver is at its in-flight or rate limit for this peer.
+    Overloaded = 5,
+}
+
+impl Status {
+    fn from_u8(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0 => Self::Ok,
+            1 => Self::Rejected,
+            2 => Self::BadRequest,
+            3 => Self::Unprocessed,
+            4 => Self::Cancelled,
+            5 => Self::Overloaded,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a server refused a client's hello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefuseCode {
+    /// The client speaks another [`PROTOCOL_VERSION`].
+    VersionMismatch = 0,
+    /// The client was built with different remote declarations.
+    RemotesMismatch = 1,
+    /// The authenticator turned the client away.
+    Unauthorized = 2,
+    /// The server is not taking players now (full, shutting down).
+    Unavailable = 3,
+}
+
+impl RefuseCode {
+    fn from_u8(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0 => Self::VersionMismatch,
+            1 => Self::RemotesMismatch,
+            2 => Self::Unauthorized,
+            3 => Self::Unavailable,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a peer said goodbye.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GoodbyeCode {
+    /// An orderly close by the application.
+    Normal = 0,
+    /// The server removed this player.
+    Kicked = 1,
+    /// The sender is shutting down.
+    ShuttingDown = 2,
+    /// The receiver of this goodbye broke the protocol.
+    ProtocolViolation = 3,
+    /// The receiver of this goodbye went silent for too long.
+    IdleTimeout = 4,
+    /// The receiver of this goodbye did not read fast enough.
+    TooSlow = 5,
+}
+
+impl GoodbyeCode {
+    fn from_u8(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0 => Self::Normal,
+            1 => Self::Kicked,
+            2 => Self::ShuttingDown,
+            3 => Self::ProtocolViolation,
+            4 => Self::IdleTimeout,
+            5 => Self::TooSlow,
+            _ => return None,
+        })
+    }
+}
+
+/// Why bytes from a peer could not be decoded. Any of these closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The length prefix announces a frame larger than allowed.
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    FrameTooLarge {
+        /// Announced length.
+        len: u64,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// A varint ran over ten bytes or past 64 bits.
+    #[error("malformed varint")]
+    BadVarint,
+    /// A frame with no tag byte.
+    #[error("empty frame")]
+    EmptyFrame,
+    /// A tag no message has.
+    #[error("unknown message tag {0}")]
+    UnknownTag(u8),
+    /// The frame ended before the message's fields did.
+    #[error("truncated {0} message")]
+    Truncated(&'static str),
+    /// A fixed-size message carried extra bytes.
+    #[error("trailing bytes after {0} message")]
+    TrailingBytes(&'static str),
+    /// A number field exceeds its type's range.
+    #[error("{0} out of range")]
+    OutOfRange(&'static str),
+    /// A status, refuse or goodbye code no version of the protocol defines.
+    #[error("unknown {what} code {code}")]
+    UnknownCode {
+        /// Which field.
+        what: &'static str,
+        /// The byte found.
+        code: u8,
+    },
+    /// A text field is not UTF-8.
+    #[error("text in {0} message is not UTF-8")]
+    BadText(&'static str),
+}
+
+/// Where a whole frame sits at the front of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameBounds {
+    /// Bytes of the length prefix.
+    pub header_len: usize,
+    /// Bytes of the body after it.
+    pub body_len: usize,
+}
+
+/// Says whether `buf` starts with a whole frame, without consuming anything.
+///
+/// `Ok(None)` means more bytes are needed. A length over `max_frame_len` is an
+/// error as soon as the prefix is readable, so a peer cannot make the reader
+/// buffer a huge frame before being refused.
+pub fn check_frame(buf: &[u8], max_frame_len: usize) -> Result<Option<FrameBounds>, DecodeError> {
+    let (len, header_len) = match varint::get(buf) {
+        Varint::Done(len, n) => (len, n),
+        Varint::Incomplete => return Ok(None),
+        Varint::Overflow => return Err(DecodeError::BadVarint),
+    };
+    if len > max_frame_len as u64 {
+        return Err(DecodeError::FrameTooLarge {
+            len,
+            max: max_frame_len,
+        });
+    }
+    let body_len = len as usize;
+    if buf.len() - header_len < body_len {
+        return Ok(None);
+    }
+    Ok(Some(FrameBounds { header_len, body_len }))
+}
+
+/// Splits the first whole frame off `buf` and parses it; `Ok(None)` if the
+/// frame is not complete yet (nothing is consumed then).
+pub fn decode_frame(buf: &mut BytesMut, max_frame_len: usize) -> Result<Option<Message>, DecodeError> {
+    let Some(bounds) = check_frame(buf, max_frame_len)? else {
+        return Ok(None);
+    };
+    buf.advance(bounds.header_len);
+    let body = buf.split_to(bounds.body_len).freeze();
+    Message::parse(body).map(Some)
+}
+
+/// Reads the fields of one body, front to back.
+struct Fields {
+    body: Bytes,
+    what: &'static str,
+}
+
+impl Fields {
+    fn varint_u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        match varint::get(&self.body) {
+            Varint::Done(value, n) => {
+                self.body.advance(n);
+                u32::try_from(value).map_err(|_| DecodeError::OutOfRange(field))
+            }
+            Varint::Incomplete => Err(DecodeError::Truncated(self.what)),
+            Varint::Overflow => Err(DecodeError::BadVarint),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        if self.body.is_empty() {
+            return Err(DecodeError::Truncated(self.what));
+        }
+        Ok(self.body.get_u8())
+    }
+
+    fn u64_le(&mut self) -> Result<u64, DecodeError> {
+        if self.body.len() < 8 {
+            return Err(DecodeError::Truncated(self.what));
+        }
+        Ok(self.body.get_u64_le())
+    }
+
+    fn rest(self) -> Bytes {
+        self.body
+    }
+
+    fn text(self) -> Result<String, DecodeError> {
+        String::from_utf8(self.body.to_vec()).map_err(|_| DecodeError::BadText(self.what))
+    }
+
+    fn end(self) -> Result<(), DecodeError> {
+        if self.body.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.what))
+        }
+    }
+}
+
+impl Message {
+    /// Parses one frame body (the bytes after the length prefix).
+    pub fn parse(mut body: Bytes) -> Result<Self, DecodeError> {
+        if body.is_empty() {
+            return Err(DecodeError::EmptyFrame);
+        }
+        let tag = body.get_u8();
+        let fields = |what| Fields { body, what };
+        Ok(match tag {
+            TAG_HELLO => {
+                let mut f = fields("hello");
+                let version = f.varint_u32("version")?;
+                let remotes_hash = f.u64_le()?;
+                Message::Hello {
+                    version,
+                    remotes_hash,
+                    token: f.rest(),
+                }
+            }
+            TAG_WELCOME => {
+                fields("welcome").end()?;
+                Message::Welcome
+            }
+            TAG_REFUSE => {
+                let mut f = fields("refuse");
+                let byte = f.u8()?;
+                let code = RefuseCode::from_u8(byte).ok_or(DecodeError::UnknownCode {
+                    what: "refuse",
+                    code: byte,
+                })?;
+                Message::Refuse {
+                    code,
+                    message: f.text()?,
+                }
+            }
+            TAG_EVENT => {
+                let mut f = fields("event");
+                let remote = f.varint_u32("remote")?;
+                Message::Event {
+                    remote,
+                    payload: f.rest(),
+                }
+            }
+            TAG_REQUEST => {
+                let mut f = fields("request");
+                let id = f.varint_u32("call id")?;
+                let remote = f.varint_u32("remote")?;
+                Message::Request {
+                    id,
+                    remote,
+                    payload: f.rest(),
+                }
+            }
+            TAG_RESPONSE_OK => {
+                let mut f = fields("response");
+                let id = f.varint_u32("call id")?;
+                Message::Response {
+                    id,
+                    status: Status::Ok,
+                    payload: f.rest(),
+                }
+            }
+            TAG_RESPONSE_ERR => {
+                let mut f = fields("response");
+                let id = f.varint_u32("call id")?;
+                let byte = f.u8()?;
+                // `Ok` has its own tag; accepting it here would give one message two encodings.
+                let status = Status::from_u8(byte)
+                    .filter(|s| *s != Status::Ok)
+                    .ok_or(DecodeError::UnknownCode {
+                        what: "status",
+                        code: byte,
+                    })?;
+                Message::Response {
+                    id,
+                    status,
+                    payload: f.rest(),
+                }
+            }
+            TAG_CANCEL => {
+                let mut f = fields("cancel");
+                let id = f.varint_u32("call id")?;
+                f.end()?;
+                Message::Cancel { id }
+            }
+            TAG_PING => {
+                fields("ping").end()?;
+                Message::Ping
+            }
+            TAG_PONG => {
+                fields("pong").end()?;
+                Message::Pong
+            }
+            TAG_GOODBYE => {
+                let mut f = fields("goodbye");
+                let byte = f.u8()?;
+                let code = GoodbyeCode::from_u8(byte).ok_or(DecodeError::UnknownCode {
+                    what: "goodbye",
+                    code: byte,
+                })?;
+                Message::Goodbye {
+                    code,
+                    message: f.text()?,
+                }
+            }
+            other => return Err(DecodeError::UnknownTag(other)),
+        })
+    }
+}
+
+impl<P: AsRef<[u8]>> Message<P> {
+    /// Appends this message as one frame (length prefix and body) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let body_len = self.body_len();
+        out.reserve(varint::len(body_len as u64) + body_len);
+        varint::put(out, body_len as u64);
+        let start = out.len();
+        match self {
+            Message::Hello {
+                version,
+                remotes_hash,
+                token,
+            } => {
+                out.push(TAG_HELLO);
+                varint::put(out, u64::from(*version));
+                out.extend_from_slice(&remotes_hash.to_le_bytes());
+                out.extend_from_slice(token.as_ref());
+            }
+            Message::Welcome => out.push(TAG_WELCOME),
+            Message::Refuse { code, message } => {
+                out.push(TAG_REFUSE);
+                out.push(*code as u8);
+                out.extend_from_slice(message.as_bytes());
+            }
+            Message::Event { remote, payload } => {
+                out.push(TAG_EVENT);
+                varint::put(out, u64::from(*remote));
+                out.extend_from_slice(payload.as_ref());
+            }
+            Message::Request { id, remote, payload } => {
+                out.push(TAG_REQUEST);
+                varint::put(out, u64::from(*id));
+                varint::put(out, u64::from(*remote));
+                out.extend_from_slice(payload.as_ref());
+            }
+            Message::Response { id, status, payload } => {
+                if *status == Status::Ok {
+                    out.push(TAG_RESPONSE_OK);
+                    varint::put(out, u64::from(*id));
+                } else {
+                    out.push(TAG_RESPONSE_ERR);
+                    varint::put(out, u64::from(*id));
+                    out.push(*status as u8);
+                }
+                out.extend_from_slice(payload.as_ref());
+            }
+            Message::Cancel { id } => {
+                out.push(TAG_CANCEL);
+                varint::put(out, u64::from(*id));
+            }
+            Message::Ping => out.push(TAG_PING),
+            Message::Pong => out.push(TAG_PONG),
+            Message::Goodbye { code, message } => {
+                out.push(TAG_GOODBYE);
+                out.push(*code as u8);
+                out.extend_from_slice(message.as_bytes());
+            }
+        }
+        debug_assert_eq!(out.len() - start, body_len);
+    }
+
+    /// Length of the body [`Message::encode`] writes, without the length prefix.
+    pub fn body_len(&self) -> usize {
+        let v = |n: u32| varint::len(u64::from(n));
+        1 + match self {
+            Message::Hello { version, token, .. } => v(*version) + 8 + token.as_ref().len(),
+            Message::Welcome | Message::Ping | Message::Pong => 0,
+            Message::Refuse { message, .. } | Message::Goodbye { message, .. } => 1 + message.len(),
+            Message::Event { remote, payload } => v(*remote) + payload.as_ref().len(),
+            Message::Request { id, remote, payload } => v(*id) + v(*remote) + payload.as_ref().len(),
+            Message::Response { id, status, payload } => {
+                v(*id) + usize::from(*status != Status::Ok) + payload.as_ref().len()
+            }
+            Message::Cancel { id } => v(*id),
+        }
+    }
+
+    /// Length of the whole frame [`Message::encode`] writes.
+    pub fn frame_len(&self) -> usize {
+        let body = self.body_len();
+        varint::len(body as u64) + body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_payload() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from)
+    }
+
+    fn any_status() -> impl Strategy<Value = Status> {
+        prop_oneof![
+            Just(Status::Ok),
+            Just(Status::Rejected),
+            Just(Status::BadRequest),
+            Just(Status::Unprocessed),
+            Just(Status::Cancelled),
+            Just(Status::Overloaded),
+        ]
+    }
+
+    pub(crate) fn any_message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            (any::<u32>(), any::<u64>(), any_payload()).prop_map(|(version, remotes_hash, token)| {
+                Message::Hello {
+                    version,
+                    remotes_hash,
+                    token,
+                }
+            }),
+            Just(Message::Welcome),
+            (0u8..4, ".{0,20}").prop_map(|(c, message)| Message::Refuse {
+                code: RefuseCode::from_u8(c).unwrap(),
+                message
+            }),
+            (any::<u32>(), any_payload()).prop_map(|(remote, payload)| Message::Event { remote, payload }),
+            (any::<u32>(), any::<u32>(), any_payload())
+                .prop_map(|(id, remote, payload)| { Message::Request { id, remote, payload } }),
+            (any::<u32>(), any_status(), any_payload())
+                .prop_map(|(id, status, payload)| { Message::Response { id, status, payload } }),
+            any::<u32>().prop_map(|id| Message::Cancel { id }),
+            Just(Message::Ping),
+            Just(Message::Pong),
+            (0u8..6, ".{0,20}").prop_map(|(c, message)| Message::Goodbye {
+                code: GoodbyeCode::from_u8(c).unwrap(),
+                message
+            }),
+        ]
+    }
+
+    #[test]
+    fn small_call_overhead_is_seven_bytes() {
+        let mut out = Vec::new();
+        let payload = [1u8, 2, 3, 4];
+        Message::Request {
+            id: 3,
+            remote: 1,
+            payload: &payload[..],
+        }
+        .encode(&mut out);
+        assert_eq!(out.len(), 4 + 4);
+        out.clear();
+        Message::Response {
+            id: 3,
+            status: Status::Ok,
+            payload: &payload[..],
+        }
+        .encode(&mut out);
+        assert_eq!(out.len(), 3 + 4);
+    }
+
+    #[test]
+    fn huge_length_prefix_is_refused_before_buffering() {
+        // 2^60 as a varint, with no body behind it.
+        let mut prefix = Vec::new();
+        varint::put(&mut prefix, 1 << 60);
+        assert_eq!(
+            check_frame(&prefix, DEFAULT_MAX_FRAME_LEN),
+            Err(DecodeError::FrameTooLarge {
+                len: 1 << 60,
+                max: DEFAULT_MAX_FRAME_LEN
+            })
+        );
+    }
+
+    #[test]
+    fn partial_frame_consumes_nothing() {
+        let mut out = Vec::new();
+        Message::Event {
+            remote: 2,
+            payload: &b"hello"[..],
+        }
+        .encode(&mut out);
+        for cut in 0..out.len() {
+            let mut buf = BytesMut::from(&out[..cut]);
+            assert_eq!(decode_frame(&mut buf, 1024), Ok(None));
+            assert_eq!(buf.len(), cut);
+        }
+    }
+
+    #[test]
+    fn ok_status_in_error_tag_is_refused() {
+        let body = Bytes::from_static(&[TAG_RESPONSE_ERR, 1, Status::Ok as u8]);
+        assert!(matches!(
+            Message::parse(body),
+            Err(DecodeError::UnknownCode { what: "status", .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips(msg in any_message()) {
+            let mut out = Vec::new();
+            msg.encode(&mut out);
+            prop_assert_eq!(out.len(), msg.frame_len());
+            let mut buf = BytesMut::from(&out[..]);
+            let decoded = decode_frame(&mut buf, usize::MAX).unwrap().unwrap();
+            prop_assert_eq!(decoded, msg);
+            prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut buf = BytesMut::from(&bytes[..]);
+            // Decode until need-more or error; each step consumes or stops.
+            loop {
+                let before = buf.len();
+                match decode_frame(&mut buf, 128) {
+                    Ok(Some(_)) => prop_assert!(buf.len() < before),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+}

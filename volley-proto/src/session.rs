@@ -1,0 +1,764 @@
+//! The session state machine: one connection's protocol, without I/O.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{self, GoodbyeCode, Message, RefuseCode, Status, PROTOCOL_VERSION};
+use crate::remotes::{Direction, RemoteId, RemoteKind, RemoteTable};
+
+/// Identifies a call among the pending calls of the side that made it.
+///
+/// Each side numbers its own calls; a [`SessionEvent::Request`] carries the
+/// peer's number, a [`SessionEvent::CallEnded`] one of ours.
+pub type CallId = u32;
+
+/// Limits and timers of a session. Every field is documented with its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Largest frame body accepted from the peer; a larger length prefix closes
+    /// the connection. Default: 1 MiB.
+    pub max_frame_len: usize,
+    /// Time a new connection has to finish the handshake. Default: 5 s.
+    pub handshake_timeout: Duration,
+    /// The connection closes after this long without a whole frame from the
+    /// peer. Default: 30 s.
+    pub idle_timeout: Duration,
+    /// A ping goes out after this long without a frame from the peer, and again
+    /// every interval after, so a healthy but quiet peer stays connected.
+    /// Default: 10 s.
+    pub keep_alive_interval: Duration,
+    /// Requests from the peer being handled at once; more are answered
+    /// [`Status::Overloaded`] at once. Default: 64.
+    pub max_incoming_calls: usize,
+    /// Calls to the peer awaiting an answer at once, including timed-out calls
+    /// whose answer has not arrived yet; more fail with
+    /// [`CallError::TooManyPending`]. Default: 64.
+    pub max_outgoing_calls: usize,
+    /// Bytes queued for the peer that the transport has not taken yet; a peer
+    /// that lets more pile up is disconnected as too slow. Default: 1 MiB.
+    pub max_transmit_queue: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_len: codec::DEFAULT_MAX_FRAME_LEN,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive_interval: Duration::from_secs(10),
+            max_incoming_calls: 64,
+            max_outgoing_calls: 64,
+            max_transmit_queue: 1 << 20,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Sets [`SessionConfig::max_frame_len`].
+    pub fn with_max_frame_len(mut self, bytes: usize) -> Self {
+        self.max_frame_len = bytes;
+        self
+    }
+    /// Sets [`SessionConfig::handshake_timeout`].
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+    /// Sets [`SessionConfig::idle_timeout`].
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+    /// Sets [`SessionConfig::keep_alive_interval`].
+    pub fn with_keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.keep_alive_interval = interval;
+        self
+    }
+    /// Sets [`SessionConfig::max_incoming_calls`].
+    pub fn with_max_incoming_calls(mut self, calls: usize) -> Self {
+        self.max_incoming_calls = calls;
+        self
+    }
+    /// Sets [`SessionConfig::max_outgoing_calls`].
+    pub fn with_max_outgoing_calls(mut self, calls: usize) -> Self {
+        self.max_outgoing_calls = calls;
+        self
+    }
+    /// Sets [`SessionConfig::max_transmit_queue`].
+    pub fn with_max_transmit_queue(mut self, bytes: usize) -> Self {
+        self.max_transmit_queue = bytes;
+        self
+    }
+}
+
+/// Why a session ended. Delivered once, as [`SessionEvent::Closed`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// This side called [`Session::close`].
+    #[error("closed locally ({code:?}): {message}")]
+    Local {
+        /// The code sent to the peer.
+        code: GoodbyeCode,
+        /// The message sent to the peer.
+        message: String,
+    },
+    /// The peer said goodbye.
+    #[error("closed by peer ({code:?}): {message}")]
+    Remote {
+        /// The peer's code.
+        code: GoodbyeCode,
+        /// The peer's message.
+        message: String,
+    },
+    /// The server refused this client's hello.
+    #[error("refused by server ({code:?}): {message}")]
+    Refused {
+        /// Why, for programs.
+        code: RefuseCode,
+        /// Why, for people.
+        message: String,
+    },
+    /// This server refused the client's hello.
+    #[error("refused the client ({code:?}): {message}")]
+    RefusedPeer {
+        /// Why, for programs.
+        code: RefuseCode,
+        /// Why, for people.
+        message: String,
+    },
+    /// The handshake did not finish within [`SessionConfig::handshake_timeout`].
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// Nothing arrived for [`SessionConfig::idle_timeout`].
+    #[error("peer idle for too long")]
+    IdleTimeout,
+    /// The peer sent something the protocol forbids.
+    #[error("protocol violation: {0}")]
+    ProtocolViolation(String),
+    /// The peer let more than [`SessionConfig::max_transmit_queue`] bytes pile up.
+    #[error("peer does not read fast enough")]
+    PeerTooSlow,
+    /// The transport ended without a goodbye.
+    #[error("connection lost")]
+    TransportClosed,
+    /// The transport failed.
+    #[error("transport error: {0}")]
+    TransportError(String),
+}
+
+/// How one of our calls ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallOutcome {
+    /// The peer answered.
+    Response {
+        /// How the call ended at the peer.
+        status: Status,
+        /// The encoded result, or the rejection message.
+        payload: Bytes,
+    },
+    /// The deadline passed first. The peer was sent a cancel; its answer, if
+    /// one still comes, is dropped.
+    TimedOut,
+    /// The session closed first.
+    Disconnected,
+}
+
+/// Something the application must act on, from [`Session::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// Server only: a hello with the right version and remotes arrived. Answer
+    /// with [`Session::accept`] or [`Session::refuse`].
+    Hello {
+        /// The client's credentials.
+        token: Bytes,
+    },
+    /// The handshake finished; calls and events may flow.
+    Connected,
+    /// The peer fired an event.
+    Event {
+        /// Which remote (checked: an event the peer may fire at us).
+        remote: RemoteId,
+        /// Its encoded argument.
+        payload: Bytes,
+    },
+    /// The peer called a function. Answer with [`Session::respond`].
+    Request {
+        /// The peer's call id.
+        id: CallId,
+        /// Which remote (checked: a function the peer may call on us).
+        remote: RemoteId,
+        /// Its encoded argument.
+        payload: Bytes,
+    },
+    /// The peer no longer wants the answer to request `id`, or the session is
+    /// closing: stop its handler. The session already answered it.
+    RequestCancelled {
+        /// The peer's call id.
+        id: CallId,
+    },
+    /// One of our calls ended.
+    CallEnded {
+        /// Our call id, from [`Session::call`].
+        id: CallId,
+        /// How.
+        outcome: CallOutcome,
+    },
+    /// The session ended; nothing else follows.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Why a call or event could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The handshake has not finished, or the session is closed.
+    #[error("session is not open")]
+    NotOpen,
+    /// [`SessionConfig::max_outgoing_calls`] calls are already pending.
+    #[error("too many calls pending")]
+    TooManyPending,
+    /// The remote is not one this side may call or fire.
+    #[error("remote {0} cannot be sent from this side")]
+    WrongRemote(RemoteId),
+}
+
+/// Which end of the connection a session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepted the connection; answers the hello.
+    Server,
+    /// Opened the connection; sends the hello.
+    Client,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Client: hello sent, waiting for welcome or refuse.
+    HelloSent,
+    /// Server: waiting for the client's hello.
+    AwaitingHello,
+    /// Server: hello passed the checks; waiting for `accept` or `refuse`.
+    Authenticating,
+    Open,
+    Closed,
+}
+
+/// A slot in the table of our calls; the index is the call id.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Free,
+    Waiting {
+        deadline: Instant,
+    },
+    /// Timed out or cancelled: the peer still owes an answer, which will be
+    /// dropped. The id stays taken until then, so a late answer can never be
+    /// mistaken for the answer to a newer call.
+    Abandoned,
+}
+
+/// One connection's protocol state: handshake, calls both ways, deadlines,
+/// keep-alive and limits. No I/O, no clock, no async.
+///
+/// The application owns the transport and the clock and drives a session by
+/// calling, in a loop:
+///
+/// 1. [`handle_input`](Self::handle_input) with bytes read from the transport,
+///    and [`handle_transport_closed`](Self::handle_transport_closed) when it ends;
+/// 2. [`handle_timeout`](Self::handle_timeout) once the instant from
+///    [`poll_timeout`](Self::poll_timeout) has passed;
+/// 3. [`poll_event`](Self::poll_event) until it returns `None`, acting on each
+///    event, and the commands ([`call`](Self::call), [`respond`](Self::respond),
+///    [`send_event`](Self::send_event), [`cancel`](Self::cancel),
+///    [`accept`](Self::accept), [`close`](Self::close), …) whenever it likes;
+/// 4. [`take_transmit`](Self::take_transmit) and write those bytes to the
+///    transport. Everything queued between two writes goes out in one write.
+///
+/// Time is passed in as `now`. After [`SessionEvent::Closed`] the session
+/// only holds bytes still to transmit (a goodbye, at most) and ignores input.
+#[derive(Debug)]
+pub struct Session {
+    role: Role,
+    state: State,
+    config: SessionConfig,
+    remotes: Arc<RemoteTable>,
+    /// Encoded frames not yet taken by the transport.
+    transmit: Vec<u8>,
+    events: VecDeque<SessionEvent>,
+    /// Our calls, indexed by call id.
+    calls: Vec<Slot>,
+    /// Free call ids, most recently freed last: reusing them keeps ids small
+    /// (one byte on the wire while fewer than 128 calls are pending).
+    free_ids: Vec<CallId>,
+    /// Calls that are not [`Slot::Free`].
+    calls_taken: usize,
+    deadlines: BTreeSet<(Instant, CallId)>,
+    /// The peer's calls we are handling.
+    incoming: HashSet<CallId>,
+    handshake_deadline: Instant,
+    last_received: Instant,
+    next_ping: Instant,
+}
+
+impl Session {
+    /// A client session; its hello is queued at once.
+    pub fn client(config: SessionConfig, remotes: Arc<RemoteTable>, token: &[u8], now: Instant) -> Self {
+        let mut session = Self::new(Role::Client, State::HelloSent, config, remotes, now);
+        session.queue(&Message::Hello {
+            version: PROTOCOL_VERSION,
+            remotes_hash: session.remotes.hash(),
+            token,
+        });
+        session
+    }
+
+    /// A server session, waiting for the client's hello.
+    pub fn server(config: SessionConfig, remotes: Arc<RemoteTable>, now: Instant) -> Self {
+        Self::new(Role::Server, State::AwaitingHello, config, remotes, now)
+    }
+
+    fn new(role: Role, state: State, config: SessionConfig, remotes: Arc<RemoteTable>, now: Instant) -> Self {
+        Self {
+            role,
+            state,
+            handshake_deadline: now + config.handshake_timeout,
+            last_received: now,
+            next_ping: now + config.keep_alive_interval,
+            config,
+            remotes,
+            transmit: Vec::new(),
+            events: VecDeque::new(),
+            calls: Vec::new(),
+            free_ids: Vec::new(),
+            calls_taken: 0,
+            deadlines: BTreeSet::new(),
+            incoming: HashSet::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Whether the handshake finished and the session has not closed.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Whether the session has closed ([`SessionEvent::Closed`] was queued).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Our calls still holding an id: waiting for an answer, or timed out and
+    /// waiting for the late answer to drop.
+    pub fn pending_calls(&self) -> usize {
+        self.calls_taken
+    }
+
+    /// The peer's calls we are handling.
+    pub fn incoming_calls(&self) -> usize {
+        self.incoming.len()
+    }
+
+    /// Bytes queued for the transport.
+    pub fn transmit_len(&self) -> usize {
+        self.transmit.len()
+    }
+
+    // ---- inputs ----
+
+    /// Consumes every whole frame at the front of `buf`, leaving a partial one.
+    pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
+        while self.state != State::Closed {
+            match codec::decode_frame(buf, self.config.max_frame_len) {
+                Ok(Some(msg)) => {
+                    self.last_received = now;
+                    self.next_ping = now + self.config.keep_alive_interval;
+                    self.handle_message(msg);
+                }
+                Ok(None) => return,
+                Err(err) => return self.violation(err.to_string()),
+            }
+        }
+    }
+
+    /// The transport ended: `error` is `None` for an orderly end of stream.
+    pub fn handle_transport_closed(&mut self, error: Option<String>) {
+        let reason = match error {
+            None => CloseReason::TransportClosed,
+            Some(e) => CloseReason::TransportError(e),
+        };
+        self.finish(reason);
+    }
+
+    /// Fires every timer due at `now`: the handshake deadline, idle timeout,
+    /// keep-alive ping and call deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.state != State::Open && now >= self.handshake_deadline {
+            return self.finish(CloseReason::HandshakeTimeout);
+        }
+        if now >= self.last_received + self.config.idle_timeout {
+            self.queue(&Message::<&[u8]>::Goodbye {
+                code: GoodbyeCode::IdleTimeout,
+                message: "no traffic received".into(),
+            });
+            return self.finish(CloseReason::IdleTimeout);
+        }
+        if now >= self.next_ping {
+            self.queue(&Message::<&[u8]>::Ping);
+            self.next_ping = now + self.config.keep_alive_interval;
+        }
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.calls[id as usize] = Slot::Abandoned;
+            self.queue(&Message::<&[u8]>::Cancel { id });
+            self.events.push_back(SessionEvent::CallEnded {
+                id,
+                outcome: CallOutcome::TimedOut,
+            });
+        }
+    }
+
+    // ---- outputs ----
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) has work, or
+    /// `None` once closed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Closed => None,
+            State::Open => {
+                let mut next = (self.last_received + self.config.idle_timeout).min(self.next_ping);
+                if let Some(&(deadline, _)) = self.deadlines.first() {
+                    next = next.min(deadline);
+                }
+                Some(next)
+            }
+            _ => Some(
+                self.handshake_deadline
+                    .min(self.last_received + self.config.idle_timeout)
+                    .min(self.next_ping),
+            ),
+        }
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Moves the queued bytes into `buf`, which must be empty; its capacity is
+    /// kept for the next frames, so steady traffic allocates nothing.
+    pub fn take_transmit(&mut self, buf: &mut Vec<u8>) {
+        debug_assert!(buf.is_empty(), "take_transmit needs an empty buffer");
+        buf.clear();
+        std::mem::swap(&mut self.transmit, buf);
+    }
+
+    // ---- commands ----
+
+    /// Server: lets the client in after [`SessionEvent::Hello`].
+    pub fn accept(&mut self) {
+        if self.state == State::Authenticating {
+            self.queue(&Message::<&[u8]>::Welcome);
+            self.state = State::Open;
+            self.events.push_back(SessionEvent::Connected);
+        }
+    }
+
+    /// Server: turns the client away after [`SessionEvent::Hello`].
+    pub fn refuse(&mut self, code: RefuseCode, message: &str) {
+        if self.state == State::Authenticating || self.state == State::AwaitingHello {
+            self.queue(&Message::<&[u8]>::Refuse {
+                code,
+                message: message.into(),
+            });
+            self.finish(CloseReason::RefusedPeer {
+                code,
+                message: message.into(),
+            });
+        }
+    }
+
+    /// Calls function `remote` on the peer; the answer comes as
+    /// [`SessionEvent::CallEnded`] with the returned id, at the latest at
+    /// `now + timeout`.
+    pub fn call(
+        &mut self,
+        remote: RemoteId,
+        payload: &[u8],
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<CallId, SendError> {
+        self.check_send(remote, RemoteKind::Function)?;
+        if self.calls_taken >= self.config.max_outgoing_calls {
+            return Err(SendError::TooManyPending);
+        }
+        let id = match self.free_ids.pop() {
+            Some(id) => id,
+            None => {
+                self.calls.push(Slot::Free);
+                (self.calls.len() - 1) as CallId
+            }
+        };
+        let deadline = now + timeout;
+        self.calls[id as usize] = Slot::Waiting { deadline };
+        self.calls_taken += 1;
+        self.deadlines.insert((deadline, id));
+        self.queue(&Message::Request { id, remote, payload });
+        Ok(id)
+    }
+
+    /// Gives up on call `id` (the caller lost interest): the peer is told to
+    /// cancel, and no [`SessionEvent::CallEnded`] will come for it. Returns
+    /// whether the call was still waiting.
+    pub fn cancel(&mut self, id: CallId) -> bool {
+        match self.calls.get(id as usize) {
+            Some(&Slot::Waiting { deadline }) => {
+                self.deadlines.remove(&(deadline, id));
+                self.calls[id as usize] = Slot::Abandoned;
+                self.queue(&Message::<&[u8]>::Cancel { id });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Answers the peer's request `id`. Returns `false`, sending nothing, if the
+    /// request is no longer in flight (cancelled, or the session closed).
+    pub fn respond(&mut self, id: CallId, status: Status, payload: &[u8]) -> bool {
+        if self.state != State::Open || !self.incoming.remove(&id) {
+            return false;
+        }
+        if self.transmit.len() >= self.config.max_transmit_queue {
+            self.too_slow();
+            return false;
+        }
+        self.queue(&Message::Response { id, status, payload });
+        true
+    }
+
+    /// Fires event `remote` at the peer.
+    pub fn send_event(&mut self, remote: RemoteId, payload: &[u8]) -> Result<(), SendError> {
+        self.check_send(remote, RemoteKind::Event)?;
+        self.queue(&Message::Event { remote, payload });
+        Ok(())
+    }
+
+    /// Says goodbye and closes: pending calls end [`CallOutcome::Disconnected`].
+    pub fn close(&mut self, code: GoodbyeCode, message: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.queue(&Message::<&[u8]>::Goodbye {
+            code,
+            message: message.into(),
+        });
+        self.finish(CloseReason::Local {
+            code,
+            message: message.into(),
+        });
+    }
+
+    // ---- internals ----
+
+    fn check_send(&mut self, remote: RemoteId, kind: RemoteKind) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::NotOpen);
+        }
+        let outgoing = match self.role {
+            Role::Client => Direction::ToServer,
+            Role::Server => Direction::ToClient,
+        };
+        match self.remotes.spec(remote) {
+            Some(spec) if spec.kind == kind && spec.direction == outgoing => {}
+            _ => return Err(SendError::WrongRemote(remote)),
+        }
+        if self.transmit.len() >= self.config.max_transmit_queue {
+            self.too_slow();
+            return Err(SendError::NotOpen);
+        }
+        Ok(())
+    }
+
+    fn too_slow(&mut self) {
+        self.finish(CloseReason::PeerTooSlow);
+    }
+
+    fn queue<P: AsRef<[u8]>>(&mut self, msg: &Message<P>) {
+        msg.encode(&mut self.transmit);
+    }
+
+    /// Whether `remote` is a `kind` the peer may send to us.
+    fn incoming_remote(&self, remote: RemoteId, kind: RemoteKind) -> bool {
+        let incoming = match self.role {
+            Role::Client => Direction::ToClient,
+            Role::Server => Direction::ToServer,
+        };
+        matches!(self.remotes.spec(remote), Some(spec) if spec.kind == kind && spec.direction == incoming)
+    }
+
+    fn handle_message(&mut self, msg: Message) {
+        match (self.state, msg) {
+            (_, Message::Ping) => self.queue(&Message::<&[u8]>::Pong),
+            (_, Message::Pong) => {}
+            (_, Message::Goodbye { code, message }) => self.finish(CloseReason::Remote { code, message }),
+            (
+                State::AwaitingHello,
+                Message::Hello {
+                    version,
+                    remotes_hash,
+                    token,
+                },
+            ) => {
+                if version != PROTOCOL_VERSION {
+                    let message =
+                        format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}");
+                    self.refuse(RefuseCode::VersionMismatch, &message);
+                } else if remotes_hash != self.remotes.hash() {
+                    self.refuse(
+                        RefuseCode::RemotesMismatch,
+                        "client and server were built with different remote declarations",
+                    );
+                } else {
+                    self.state = State::Authenticating;
+                    self.events.push_back(SessionEvent::Hello { token });
+                }
+            }
+            (State::HelloSent, Message::Welcome) => {
+                self.state = State::Open;
+                self.events.push_back(SessionEvent::Connected);
+            }
+            (State::HelloSent, Message::Refuse { code, message }) => {
+                self.finish(CloseReason::Refused { code, message })
+            }
+            (State::Open, Message::Event { remote, payload }) => {
+                if !self.incoming_remote(remote, RemoteKind::Event) {
+                    return self.violation(format!("event for remote {remote}, which the peer may not fire"));
+                }
+                self.events.push_back(SessionEvent::Event { remote, payload });
+            }
+            (State::Open, Message::Request { id, remote, payload }) => {
+                if !self.incoming_remote(remote, RemoteKind::Function) {
+                    return self.violation(format!("request for remote {remote}, which the peer may not call"));
+                }
+                if self.incoming.contains(&id) {
+                    return self.violation(format!("call id {id} reused while in flight"));
+                }
+                if self.incoming.len() >= self.config.max_incoming_calls {
+                    self.queue(&Message::<&[u8]>::Response {
+                        id,
+                        status: Status::Overloaded,
+                        payload: &[],
+                    });
+                    return;
+                }
+                self.incoming.insert(id);
+                self.events.push_back(SessionEvent::Request { id, remote, payload });
+            }
+            (State::Open, Message::Response { id, status, payload }) => match self.calls.get(id as usize).copied() {
+                Some(Slot::Waiting { deadline }) => {
+                    self.deadlines.remove(&(deadline, id));
+                    self.free(id);
+                    self.events.push_back(SessionEvent::CallEnded {
+                        id,
+                        outcome: CallOutcome::Response { status, payload },
+                    });
+                }
+                // The late answer to a call that timed out or was cancelled.
+                Some(Slot::Abandoned) => self.free(id),
+                _ => self.violation(format!("response to call id {id}, which is not pending")),
+            },
+            (State::Open, Message::Cancel { id }) => {
+                // A cancel for a call already answered crossed the answer on the
+                // wire; there is nothing left to do.
+                if self.incoming.remove(&id) {
+                    self.queue(&Message::<&[u8]>::Response {
+                        id,
+                        status: Status::Cancelled,
+                        payload: &[],
+                    });
+                    self.events.push_back(SessionEvent::RequestCancelled { id });
+                }
+            }
+            (state, msg) => self.violation(format!("unexpected {} message in state {state:?}", message_name(&msg))),
+        }
+    }
+
+    fn free(&mut self, id: CallId) {
+        self.calls[id as usize] = Slot::Free;
+        self.calls_taken -= 1;
+        self.free_ids.push(id);
+    }
+
+    fn violation(&mut self, detail: String) {
+        self.queue(&Message::<&[u8]>::Goodbye {
+            code: GoodbyeCode::ProtocolViolation,
+            message: detail.clone(),
+        });
+        self.finish(CloseReason::ProtocolViolation(detail));
+    }
+
+    /// Ends the session: every pending call ends `Disconnected`, every incoming
+    /// call is cancelled, then `Closed` is queued.
+    fn finish(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        for (id, slot) in self.calls.iter().enumerate() {
+            if let Slot::Waiting { .. } = slot {
+                self.events.push_back(SessionEvent::CallEnded {
+                    id: id as CallId,
+                    outcome: CallOutcome::Disconnected,
+                });
+            }
+        }
+        self.calls.clear();
+        self.free_ids.clear();
+        self.calls_taken = 0;
+        self.deadlines.clear();
+        for id in self.incoming.drain() {
+            self.events.push_back(SessionEvent::RequestCancelled { id });
+        }
+        self.events.push_back(SessionEvent::Closed { reason });
+    }
+}
+
+fn message_name<P>(msg: &Message<P>) -> &'static str {
+    match msg {
+        Message::Hello { .. } => "hello",
+        Message::Welcome => "welcome",
+        Message::Refuse { .. } => "refuse",
+        Message::Event { .. } => "event",
+        Message::Request { .. } => "request",
+        Message::Response { .. } => "response",
+        Message::Cancel { .. } => "cancel",
+        Message::Ping => "ping",
+        Message::Pong => "pong",
+        Message::Goodbye { .. } => "goodbye",
+    }
+}

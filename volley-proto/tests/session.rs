@@ -1,0 +1,517 @@
+//! The session core driven with a fake clock and an in-memory pair of peers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use volley_proto::*;
+
+const SERVER_FN: RemoteId = 0; // "a.fn" client → server
+const CLIENT_FN: RemoteId = 1; // "b.fn" server → client
+const SERVER_EVENT: RemoteId = 2; // "c.event" client → server
+const CLIENT_EVENT: RemoteId = 3; // "d.event" server → client
+
+fn table(extra: Option<&'static str>) -> Arc<RemoteTable> {
+    let mut specs = vec![
+        RemoteSpec {
+            name: "a.fn",
+            kind: RemoteKind::Function,
+            direction: Direction::ToServer,
+        },
+        RemoteSpec {
+            name: "b.fn",
+            kind: RemoteKind::Function,
+            direction: Direction::ToClient,
+        },
+        RemoteSpec {
+            name: "c.event",
+            kind: RemoteKind::Event,
+            direction: Direction::ToServer,
+        },
+        RemoteSpec {
+            name: "d.event",
+            kind: RemoteKind::Event,
+            direction: Direction::ToClient,
+        },
+    ];
+    if let Some(name) = extra {
+        specs.push(RemoteSpec {
+            name,
+            kind: RemoteKind::Event,
+            direction: Direction::ToClient,
+        });
+    }
+    Arc::new(RemoteTable::new(specs).unwrap())
+}
+
+/// Two sessions joined by a perfect in-memory link, with a shared fake clock.
+struct Pair {
+    now: Instant,
+    client: Session,
+    server: Session,
+    client_events: Vec<SessionEvent>,
+    server_events: Vec<SessionEvent>,
+    /// Bytes each side wrote, for checking what crossed the wire.
+    to_server: Vec<u8>,
+    to_client: Vec<u8>,
+}
+
+impl Pair {
+    fn new(config: SessionConfig) -> Self {
+        Self::with_tables(config, table(None), table(None))
+    }
+
+    fn with_tables(config: SessionConfig, client_table: Arc<RemoteTable>, server_table: Arc<RemoteTable>) -> Self {
+        let now = Instant::now();
+        Self {
+            now,
+            client: Session::client(config.clone(), client_table, b"token", now),
+            server: Session::server(config, server_table, now),
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            to_server: Vec::new(),
+            to_client: Vec::new(),
+        }
+    }
+
+    /// A pair past the handshake, with its events cleared.
+    fn connected() -> Self {
+        Self::connected_with(SessionConfig::default())
+    }
+
+    fn connected_with(config: SessionConfig) -> Self {
+        let mut pair = Self::new(config);
+        pair.drive();
+        assert_eq!(
+            pair.server_events,
+            [SessionEvent::Hello {
+                token: Bytes::from_static(b"token")
+            }]
+        );
+        pair.server.accept();
+        pair.drive();
+        assert!(pair.client.is_open() && pair.server.is_open());
+        pair.client_events.clear();
+        pair.server_events.clear();
+        pair
+    }
+
+    /// Moves bytes both ways until neither side has anything to send.
+    fn drive(&mut self) {
+        loop {
+            let mut wire = Vec::new();
+            self.client.take_transmit(&mut wire);
+            let mut moved = !wire.is_empty();
+            self.to_server.extend_from_slice(&wire);
+            self.server.handle_input(&mut BytesMut::from(&wire[..]), self.now);
+            let mut wire = Vec::new();
+            self.server.take_transmit(&mut wire);
+            moved |= !wire.is_empty();
+            self.to_client.extend_from_slice(&wire);
+            self.client.handle_input(&mut BytesMut::from(&wire[..]), self.now);
+            while let Some(e) = self.client.poll_event() {
+                self.client_events.push(e);
+            }
+            while let Some(e) = self.server.poll_event() {
+                self.server_events.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Sets the clock and fires both sides' timers.
+    fn advance_to(&mut self, now: Instant) {
+        self.now = now;
+        self.client.handle_timeout(now);
+        self.server.handle_timeout(now);
+        self.drive();
+    }
+}
+
+fn ended(id: CallId, outcome: CallOutcome) -> SessionEvent {
+    SessionEvent::CallEnded { id, outcome }
+}
+
+fn ok(payload: &'static [u8]) -> CallOutcome {
+    CallOutcome::Response {
+        status: Status::Ok,
+        payload: Bytes::from_static(payload),
+    }
+}
+
+#[test]
+fn call_round_trip_both_directions() {
+    let mut p = Pair::connected();
+    let id = p
+        .client
+        .call(SERVER_FN, b"ping", Duration::from_secs(10), p.now)
+        .unwrap();
+    p.drive();
+    assert_eq!(
+        p.server_events,
+        [SessionEvent::Request {
+            id,
+            remote: SERVER_FN,
+            payload: Bytes::from_static(b"ping")
+        }]
+    );
+    assert!(p.server.respond(id, Status::Ok, b"pong"));
+    p.drive();
+    assert_eq!(p.client_events, [ended(id, ok(b"pong"))]);
+
+    p.server_events.clear();
+    let id = p
+        .server
+        .call(CLIENT_FN, b"prompt", Duration::from_secs(10), p.now)
+        .unwrap();
+    p.drive();
+    assert!(matches!(
+        p.client_events[1],
+        SessionEvent::Request { remote: CLIENT_FN, .. }
+    ));
+    assert!(p.client.respond(id, Status::Rejected, b"no thanks"));
+    p.drive();
+    assert_eq!(
+        p.server_events,
+        [ended(
+            id,
+            CallOutcome::Response {
+                status: Status::Rejected,
+                payload: Bytes::from_static(b"no thanks")
+            }
+        )]
+    );
+    assert_eq!((p.client.pending_calls(), p.server.incoming_calls()), (0, 0));
+    assert_eq!((p.server.pending_calls(), p.client.incoming_calls()), (0, 0));
+}
+
+#[test]
+fn events_both_directions_and_direction_is_checked() {
+    let mut p = Pair::connected();
+    p.client.send_event(SERVER_EVENT, b"hi").unwrap();
+    p.server.send_event(CLIENT_EVENT, b"all").unwrap();
+    p.drive();
+    assert_eq!(
+        p.server_events,
+        [SessionEvent::Event {
+            remote: SERVER_EVENT,
+            payload: Bytes::from_static(b"hi")
+        }]
+    );
+    assert_eq!(
+        p.client_events,
+        [SessionEvent::Event {
+            remote: CLIENT_EVENT,
+            payload: Bytes::from_static(b"all")
+        }]
+    );
+    // Neither side may send what the other side sends.
+    assert_eq!(
+        p.client.send_event(CLIENT_EVENT, b""),
+        Err(SendError::WrongRemote(CLIENT_EVENT))
+    );
+    assert_eq!(
+        p.server.call(SERVER_FN, b"", Duration::from_secs(1), p.now),
+        Err(SendError::WrongRemote(SERVER_FN))
+    );
+    assert_eq!(p.client.send_event(99, b""), Err(SendError::WrongRemote(99)));
+}
+
+#[test]
+fn timeout_fires_exactly_at_the_deadline_and_cancel_crosses_the_wire() {
+    let mut p = Pair::connected();
+    let timeout = Duration::from_millis(2500);
+    let start = p.now;
+    let id = p.client.call(SERVER_FN, b"slow", timeout, start).unwrap();
+    p.drive();
+    assert_eq!(p.client.poll_timeout(), Some(start + timeout));
+
+    p.advance_to(start + timeout - Duration::from_nanos(1));
+    assert!(p.client_events.is_empty(), "fired early: {:?}", p.client_events);
+
+    p.advance_to(start + timeout);
+    assert_eq!(p.client_events, [ended(id, CallOutcome::TimedOut)]);
+    // The server was told, answered the cancel, and its handler must stop.
+    assert_eq!(p.server_events.last(), Some(&SessionEvent::RequestCancelled { id }));
+    assert_eq!(p.server.incoming_calls(), 0);
+    // The cancel's answer freed the id on the client too.
+    assert_eq!(p.client.pending_calls(), 0);
+    // A handler finishing late sends nothing.
+    assert!(!p.server.respond(id, Status::Ok, b"late"));
+}
+
+#[test]
+fn late_answer_is_dropped_and_its_id_is_not_reused_until_then() {
+    let mut p = Pair::connected();
+    let start = p.now;
+    let id = p.client.call(SERVER_FN, b"x", Duration::from_secs(1), start).unwrap();
+    p.drive();
+    // The server answers, but the answer is still on the wire when the call times out.
+    assert!(p.server.respond(id, Status::Ok, b"late"));
+    let mut in_flight = Vec::new();
+    p.server.take_transmit(&mut in_flight);
+    p.now = start + Duration::from_secs(1);
+    p.client.handle_timeout(p.now);
+    while let Some(e) = p.client.poll_event() {
+        p.client_events.push(e);
+    }
+    assert_eq!(p.client_events, [ended(id, CallOutcome::TimedOut)]);
+    // While the late answer is owed, a new call gets another id.
+    let second = p.client.call(SERVER_FN, b"y", Duration::from_secs(10), p.now).unwrap();
+    assert_ne!(second, id);
+    // The late answer arrives and is dropped silently.
+    p.client.handle_input(&mut BytesMut::from(&in_flight[..]), p.now);
+    assert_eq!(p.client.poll_event(), None);
+    assert!(p.client.is_open());
+    assert_eq!(p.client.pending_calls(), 1);
+}
+
+#[test]
+fn dropping_interest_frees_both_tables() {
+    let mut p = Pair::connected();
+    let id = p.client.call(SERVER_FN, b"x", Duration::from_secs(10), p.now).unwrap();
+    p.drive();
+    assert_eq!(p.server.incoming_calls(), 1);
+    assert!(p.client.cancel(id));
+    p.drive();
+    assert_eq!(p.server_events.last(), Some(&SessionEvent::RequestCancelled { id }));
+    assert_eq!((p.client.pending_calls(), p.server.incoming_calls()), (0, 0));
+    assert!(
+        p.client_events.is_empty(),
+        "a cancelled call reports nothing: {:?}",
+        p.client_events
+    );
+    assert_eq!(
+        p.client.poll_timeout(),
+        Some(p.now + Duration::from_secs(10)),
+        "the call deadline is gone"
+    );
+}
+
+#[test]
+fn losing_the_peer_resolves_every_pending_call_both_ways() {
+    let mut p = Pair::connected();
+    let a = p.client.call(SERVER_FN, b"1", Duration::from_secs(10), p.now).unwrap();
+    let b = p.client.call(SERVER_FN, b"2", Duration::from_secs(10), p.now).unwrap();
+    let c = p.server.call(CLIENT_FN, b"3", Duration::from_secs(10), p.now).unwrap();
+    p.drive();
+    p.client_events.clear();
+    p.server_events.clear();
+
+    p.server.handle_transport_closed(None);
+    p.client.handle_transport_closed(Some("connection reset".into()));
+    let server: Vec<_> = std::iter::from_fn(|| p.server.poll_event()).collect();
+    let client: Vec<_> = std::iter::from_fn(|| p.client.poll_event()).collect();
+    // Incoming calls are cancelled in no particular order.
+    assert_eq!(server.len(), 4);
+    assert_eq!(server[0], ended(c, CallOutcome::Disconnected));
+    assert!(server[1..3].contains(&SessionEvent::RequestCancelled { id: a }));
+    assert!(server[1..3].contains(&SessionEvent::RequestCancelled { id: b }));
+    assert_eq!(
+        server[3],
+        SessionEvent::Closed {
+            reason: CloseReason::TransportClosed
+        }
+    );
+    assert_eq!(
+        client,
+        [
+            ended(a, CallOutcome::Disconnected),
+            ended(b, CallOutcome::Disconnected),
+            SessionEvent::RequestCancelled { id: c },
+            SessionEvent::Closed {
+                reason: CloseReason::TransportError("connection reset".into())
+            },
+        ]
+    );
+    assert_eq!(p.client.pending_calls() + p.server.pending_calls(), 0);
+    assert_eq!(p.client.poll_timeout(), None);
+    assert_eq!(
+        p.client.call(SERVER_FN, b"", Duration::from_secs(1), p.now),
+        Err(SendError::NotOpen)
+    );
+}
+
+#[test]
+fn pending_ids_are_unique_and_small() {
+    let mut p = Pair::connected();
+    let ids: Vec<_> = (0..64)
+        .map(|_| p.client.call(SERVER_FN, b"", Duration::from_secs(10), p.now).unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 64);
+    assert!(
+        ids.iter().all(|&id| id < 64),
+        "ids stay under the pending limit: {ids:?}"
+    );
+    assert_eq!(
+        p.client.call(SERVER_FN, b"", Duration::from_secs(10), p.now),
+        Err(SendError::TooManyPending)
+    );
+}
+
+#[test]
+fn requests_beyond_the_in_flight_limit_are_answered_overloaded() {
+    let config = SessionConfig::default()
+        .with_max_incoming_calls(2)
+        .with_max_outgoing_calls(10);
+    let mut p = Pair::connected_with(config);
+    let ids: Vec<_> = (0..3)
+        .map(|_| p.client.call(SERVER_FN, b"", Duration::from_secs(10), p.now).unwrap())
+        .collect();
+    p.drive();
+    assert_eq!(p.server.incoming_calls(), 2);
+    assert_eq!(
+        p.client_events,
+        [ended(
+            ids[2],
+            CallOutcome::Response {
+                status: Status::Overloaded,
+                payload: Bytes::new()
+            }
+        )]
+    );
+    // Once one finishes there is room again.
+    assert!(p.server.respond(ids[0], Status::Ok, b""));
+    p.client.call(SERVER_FN, b"", Duration::from_secs(10), p.now).unwrap();
+    p.drive();
+    assert_eq!(p.server.incoming_calls(), 2);
+}
+
+#[test]
+fn handshake_refuses_other_declarations_with_a_reason() {
+    let mut p = Pair::with_tables(SessionConfig::default(), table(Some("e.extra")), table(None));
+    p.drive();
+    assert!(matches!(
+        p.client_events.as_slice(),
+        [SessionEvent::Closed {
+            reason: CloseReason::Refused {
+                code: RefuseCode::RemotesMismatch,
+                ..
+            }
+        }]
+    ));
+    assert!(matches!(
+        p.server_events.as_slice(),
+        [SessionEvent::Closed {
+            reason: CloseReason::RefusedPeer {
+                code: RefuseCode::RemotesMismatch,
+                ..
+            }
+        }]
+    ));
+}
+
+#[test]
+fn authenticator_refusal_reaches_the_client() {
+    let mut p = Pair::new(SessionConfig::default());
+    p.drive();
+    p.server.refuse(RefuseCode::Unauthorized, "bad token");
+    p.drive();
+    assert_eq!(
+        p.client_events,
+        [SessionEvent::Closed {
+            reason: CloseReason::Refused {
+                code: RefuseCode::Unauthorized,
+                message: "bad token".into()
+            }
+        }]
+    );
+}
+
+#[test]
+fn silent_client_is_dropped_at_the_handshake_deadline() {
+    let now = Instant::now();
+    let mut server = Session::server(SessionConfig::default(), table(None), now);
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(5)));
+    server.handle_timeout(now + Duration::from_millis(4999));
+    assert!(!server.is_closed());
+    server.handle_timeout(now + Duration::from_secs(5));
+    assert_eq!(
+        server.poll_event(),
+        Some(SessionEvent::Closed {
+            reason: CloseReason::HandshakeTimeout
+        })
+    );
+}
+
+#[test]
+fn keep_alive_holds_a_quiet_link_and_a_silent_peer_is_dropped() {
+    let mut p = Pair::connected();
+    let start = p.now;
+    // Both sides quiet for two minutes, timers firing each second: pings keep it up.
+    for s in 1..=120 {
+        p.advance_to(start + Duration::from_secs(s));
+    }
+    assert!(p.client.is_open() && p.server.is_open());
+
+    // Now the client goes silent: it is dropped exactly at the idle timeout.
+    let last = p.now;
+    p.server
+        .handle_timeout(last + Duration::from_secs(30) - Duration::from_millis(1));
+    assert!(p.server.is_open());
+    p.server.handle_timeout(last + Duration::from_secs(30));
+    let events: Vec<_> = std::iter::from_fn(|| p.server.poll_event()).collect();
+    assert_eq!(
+        events,
+        [SessionEvent::Closed {
+            reason: CloseReason::IdleTimeout
+        }]
+    );
+}
+
+#[test]
+fn malformed_input_closes_with_a_goodbye_naming_the_violation() {
+    let mut p = Pair::connected();
+    // An event the client would have to send, arriving at the client.
+    let mut frame = Vec::new();
+    Message::Event {
+        remote: SERVER_EVENT,
+        payload: &b""[..],
+    }
+    .encode(&mut frame);
+    p.client.handle_input(&mut BytesMut::from(&frame[..]), p.now);
+    assert!(p.client.is_closed());
+    p.drive();
+    assert!(matches!(
+        p.server_events.as_slice(),
+        [SessionEvent::Closed {
+            reason: CloseReason::Remote {
+                code: GoodbyeCode::ProtocolViolation,
+                ..
+            }
+        }]
+    ));
+
+    // Garbage: an unknown tag.
+    let mut p = Pair::connected();
+    p.server.handle_input(&mut BytesMut::from(&[2u8, 0xee, 0][..]), p.now);
+    assert_eq!(
+        p.server.poll_event(),
+        Some(SessionEvent::Closed {
+            reason: CloseReason::ProtocolViolation("unknown message tag 238".into())
+        })
+    );
+}
+
+#[test]
+fn a_peer_that_does_not_read_is_dropped_as_too_slow() {
+    let config = SessionConfig::default().with_max_transmit_queue(1000);
+    let mut p = Pair::connected_with(config);
+    let mut sent = 0;
+    while p.server.send_event(CLIENT_EVENT, &[0; 100]).is_ok() {
+        sent += 1;
+        assert!(sent < 100, "queue never filled");
+    }
+    assert!(p.server.transmit_len() < 1000 + 200);
+    assert_eq!(
+        std::iter::from_fn(|| p.server.poll_event()).last(),
+        Some(SessionEvent::Closed {
+            reason: CloseReason::PeerTooSlow
+        })
+    );
+}
