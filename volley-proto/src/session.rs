@@ -230,6 +230,15 @@ pub enum SendError {
     /// The remote is not one this side may call or fire.
     #[error("remote {0} cannot be sent from this side")]
     WrongRemote(RemoteId),
+    /// The frame would exceed [`SessionConfig::max_frame_len`], which the peer
+    /// is assumed to share.
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Encoded frame body length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Which end of the connection a session is.
@@ -513,7 +522,7 @@ impl Session {
         timeout: Duration,
         now: Instant,
     ) -> Result<CallId, SendError> {
-        self.check_send(remote, RemoteKind::Function)?;
+        self.check_send(remote, RemoteKind::Function, payload)?;
         if self.calls_taken >= self.config.max_outgoing_calls {
             return Err(SendError::TooManyPending);
         }
@@ -549,6 +558,10 @@ impl Session {
 
     /// Answers the peer's request `id`. Returns `false`, sending nothing, if the
     /// request is no longer in flight (cancelled, or the session closed).
+    ///
+    /// A payload too large for [`SessionConfig::max_frame_len`] is replaced by
+    /// [`Status::Unprocessed`]: the caller learns the call failed instead of
+    /// the peer closing the connection on an oversized frame.
     pub fn respond(&mut self, id: CallId, status: Status, payload: &[u8]) -> bool {
         if self.state != State::Open || !self.incoming.remove(&id) {
             return false;
@@ -557,13 +570,22 @@ impl Session {
             self.too_slow();
             return false;
         }
-        self.queue(&Message::Response { id, status, payload });
+        let msg = Message::Response { id, status, payload };
+        if msg.body_len() > self.config.max_frame_len {
+            self.queue(&Message::<&[u8]>::Response {
+                id,
+                status: Status::Unprocessed,
+                payload: &[],
+            });
+        } else {
+            self.queue(&msg);
+        }
         true
     }
 
     /// Fires event `remote` at the peer.
     pub fn send_event(&mut self, remote: RemoteId, payload: &[u8]) -> Result<(), SendError> {
-        self.check_send(remote, RemoteKind::Event)?;
+        self.check_send(remote, RemoteKind::Event, payload)?;
         self.queue(&Message::Event { remote, payload });
         Ok(())
     }
@@ -585,7 +607,7 @@ impl Session {
 
     // ---- internals ----
 
-    fn check_send(&mut self, remote: RemoteId, kind: RemoteKind) -> Result<(), SendError> {
+    fn check_send(&mut self, remote: RemoteId, kind: RemoteKind, payload: &[u8]) -> Result<(), SendError> {
         if self.state != State::Open {
             return Err(SendError::NotOpen);
         }
@@ -596,6 +618,14 @@ impl Session {
         match self.remotes.spec(remote) {
             Some(spec) if spec.kind == kind && spec.direction == outgoing => {}
             _ => return Err(SendError::WrongRemote(remote)),
+        }
+        // Request framing is the larger: tag, id and remote, at most 11 bytes.
+        let len = payload.len() + 11;
+        if len > self.config.max_frame_len {
+            return Err(SendError::TooLarge {
+                len,
+                max: self.config.max_frame_len,
+            });
         }
         if self.transmit.len() >= self.config.max_transmit_queue {
             self.too_slow();

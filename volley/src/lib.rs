@@ -1,1 +1,105 @@
-//! x
+//! volley: typed remote functions (request → response) and remote events
+//! (one-way) between an authoritative game server and its clients, **in both
+//! directions**, with timeouts, cancellation that crosses the wire, validation,
+//! and limits a hostile client cannot talk its way past.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use volley::*;
+//!
+//! // Shared by client and server.
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Buy { pub item: String, pub gold: u32 }
+//! pub const BUY: ServerFn<Buy, u32> = ServerFn::new("Buy");             // client → server
+//! pub const CONFIRM: ClientFn<String, bool> = ClientFn::new("Confirm"); // server → client
+//! pub const NEWS: ClientEvent<String> = ClientEvent::new("News");       // server → clients
+//!
+//! fn protocol() -> Protocol {
+//!     Protocol::builder().remote(BUY).remote(CONFIRM).remote(NEWS).build()
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::new(protocol(), ServerConfig::default());
+//! server.on_request_sync(BUY, |_player, buy: Buy| {
+//!     if buy.gold < 10 {
+//!         return Err(Reject::new("not enough gold"));
+//!     }
+//!     Ok(buy.gold - 10)
+//! });
+//!
+//! let client = Client::new(protocol(), ClientConfig::default());
+//! client.on_request(CONFIRM, |question: String| async move { Ok(question.ends_with('?')) });
+//! client.connect(server.connect_memory()).await?; // or connect_tcp("127.0.0.1:7777")
+//!
+//! let left = client.invoke(BUY, Buy { item: "sword".into(), gold: 25 }).await?;
+//! assert_eq!(left, 15);
+//! let poor = client.invoke(BUY, Buy { item: "sword".into(), gold: 5 }).await;
+//! assert_eq!(poor, Err(FunctionError::Rejected("not enough gold".into())));
+//!
+//! let player = &server.players()[0];
+//! assert_eq!(server.request(player, CONFIRM, "ready?".into()).await, Ok(true));
+//! server.fire_all(NEWS, "round starts".into());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! volley is two crates, one per layer group; each layer depends only on the
+//! ones below it.
+//!
+//! ```text
+//!  typed API    remote.rs, server.rs, client.rs, endpoint.rs   (this crate)
+//!  driver       driver.rs, conn.rs: one task per connection    (this crate)
+//!  session      volley_proto::session: no I/O, no clock        (volley-proto)
+//!  codec        volley_proto::codec: frames and messages       (volley-proto)
+//!  transports   transport/: TCP, memory                        (this crate)
+//! ```
+//!
+//! # Data flow of a call
+//!
+//! ```text
+//!  client.invoke ──encode──► Session::call ──► driver writes ══ wire ══► driver reads
+//!        ▲                                                                     │
+//!        │                                                           Session::handle_input
+//!   decode + check                                                            │
+//!        │                                                    handler (inline if sync, task if async)
+//!  driver reads ◄══ wire ══ driver writes ◄── Session::respond ◄── encode ◄───┘
+//! ```
+//!
+//! # Defaults a hostile client meets
+//!
+//! All configurable through [`SessionConfig`]: frames over 1 MiB close the
+//! connection; the handshake must finish in 5 s; a peer silent for 30 s is
+//! dropped (keep-alive pings every 10 s keep a healthy one up); 64 calls in
+//! flight per peer each way, more are answered [`FunctionError::Overloaded`]
+//! at once; a peer that lets 1 MiB of output pile up unread is disconnected.
+//! Malformed input closes that one connection with a logged reason.
+//!
+//! # Feature flags
+//!
+//! | flag | default | what |
+//! |---|---|---|
+//! | — | — | TCP and in-memory transports are always built; QUIC and WebSocket are not built yet |
+
+mod client;
+mod conn;
+mod driver;
+mod endpoint;
+mod error;
+mod locks;
+pub mod remote;
+mod server;
+pub mod transport;
+
+pub use client::{Client, ClientConfig};
+pub use driver::CLOSE_LINGER;
+pub use endpoint::BadInput;
+pub use error::{ConnectError, EventError, FunctionError, Reject};
+pub use remote::{ClientEvent, ClientFn, Protocol, ServerEvent, ServerFn};
+pub use server::{Player, PlayerId, Players, Server, ServerConfig};
+pub use volley_proto::{CloseReason, GoodbyeCode, RefuseCode, SessionConfig};
+
+/// The protocol core, for those who drive sessions themselves.
+pub use volley_proto as proto;

@@ -1,0 +1,322 @@
+//! The client: connects to a server, calls and fires server-bound remotes,
+//! runs the handlers of client-bound ones.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::ToSocketAddrs;
+use tokio::sync::oneshot;
+use volley_proto::{CloseReason, GoodbyeCode, Session, SessionConfig};
+
+use crate::conn::{now, Conn};
+use crate::driver::{Driver, Side};
+use crate::endpoint::{BadInput, Endpoint};
+use crate::error::{ConnectError, EventError, FunctionError, Reject};
+use crate::locks::{read, write};
+use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, ServerEvent, ServerFn};
+use crate::transport::{tcp, Transport};
+
+/// Client settings. Every field is documented with its default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Protocol limits and timers of the connection; see [`SessionConfig`].
+    pub session: SessionConfig,
+    /// Timeout of a call whose remote declares none. Default: 10 s.
+    pub default_timeout: Duration,
+    /// Credentials sent in the hello, for the server's authenticator.
+    /// Default: empty.
+    pub token: Vec<u8>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            default_timeout: Duration::from_secs(10),
+            token: Vec::new(),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets [`ClientConfig::session`].
+    pub fn with_session(mut self, session: SessionConfig) -> Self {
+        self.session = session;
+        self
+    }
+    /// Sets [`ClientConfig::default_timeout`].
+    pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+    /// Sets [`ClientConfig::token`].
+    pub fn with_token(mut self, token: impl Into<Vec<u8>>) -> Self {
+        self.token = token.into();
+        self
+    }
+}
+
+type DisconnectHook = Arc<dyn Fn(&CloseReason) + Send + Sync>;
+
+/// The client end. Cheap to clone: every clone is the same client.
+///
+/// Register handlers and listeners first, then [`connect`](Self::connect):
+/// the server may call this client as soon as the handshake ends.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    endpoint: Endpoint<()>,
+    config: ClientConfig,
+    conn: Mutex<Option<Arc<Conn>>>,
+    last_close: Mutex<Option<CloseReason>>,
+    disconnect_hooks: RwLock<Vec<DisconnectHook>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("connected", &self.is_connected())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client for `protocol`'s remotes, not connected yet.
+    pub fn new(protocol: Protocol, config: ClientConfig) -> Self {
+        Self {
+            inner: Arc::new(ClientInner {
+                endpoint: Endpoint::new(protocol),
+                config,
+                conn: Mutex::new(None),
+                last_close: Mutex::new(None),
+                disconnect_hooks: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn conn(&self) -> Option<Arc<Conn>> {
+        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    // ---- connecting ----
+
+    /// Connects over TCP (with `TCP_NODELAY`) and completes the handshake.
+    pub async fn connect_tcp(&self, addr: impl ToSocketAddrs) -> Result<(), ConnectError> {
+        self.connect(tcp::connect(addr).await?).await
+    }
+
+    /// Completes the handshake over any transport. Fails with the server's
+    /// reason if it refuses this client (for example, a client built with
+    /// different remote declarations).
+    pub async fn connect<T: Transport>(&self, transport: T) -> Result<(), ConnectError> {
+        let conn = {
+            let mut slot = self.inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|c| !c.lock().session.is_closed()) {
+                return Err(ConnectError::AlreadyConnected);
+            }
+            let config = &self.inner.config;
+            let session = Session::client(
+                config.session.clone(),
+                self.inner.endpoint.protocol.table().clone(),
+                &config.token,
+                now(),
+            );
+            let conn = Conn::new(session);
+            *slot = Some(conn.clone());
+            conn
+        };
+        let (done, handshake) = oneshot::channel();
+        let side = ClientSide {
+            client: self.inner.clone(),
+            conn: conn.clone(),
+            handshake: Some(done),
+        };
+        tokio::spawn(Driver::new(conn, transport, side).run());
+        match handshake.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(reason.into()),
+            Err(_) => Err(ConnectError::Closed(CloseReason::TransportClosed)),
+        }
+    }
+
+    /// Whether the handshake finished and the connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.conn().is_some_and(|c| c.is_open())
+    }
+
+    /// Says goodbye to the server and closes; pending calls end `Disconnected`.
+    pub fn disconnect(&self) {
+        if let Some(conn) = self.conn() {
+            conn.close(GoodbyeCode::Normal, "client disconnected");
+        }
+    }
+
+    /// Why the last connection ended, if one did.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.inner.last_close.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Calls `hook` when an established connection ends, with the reason (a
+    /// kick arrives as [`CloseReason::Remote`] with [`GoodbyeCode::Kicked`]).
+    pub fn on_disconnect(&self, hook: impl Fn(&CloseReason) + Send + Sync + 'static) {
+        write(&self.inner.disconnect_hooks).push(Arc::new(hook));
+    }
+
+    // ---- calling the server ----
+
+    /// Calls `remote` on the server with the remote's timeout (or the
+    /// configured default, 10 s).
+    pub async fn invoke<Req: Payload, Resp: Payload>(&self, remote: ServerFn<Req, Resp>, req: Req) -> Result<Resp, FunctionError> {
+        let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
+        self.invoke_with_timeout(remote, req, timeout).await
+    }
+
+    /// Calls `remote` on the server with this timeout.
+    pub async fn invoke_with_timeout<Req: Payload, Resp: Payload>(
+        &self,
+        remote: ServerFn<Req, Resp>,
+        req: Req,
+        timeout: Duration,
+    ) -> Result<Resp, FunctionError> {
+        self.inner.endpoint.call(self.conn(), &(), remote, &req, timeout).await
+    }
+
+    /// Fires `remote` at the server.
+    pub fn fire<T: Payload>(&self, remote: ServerEvent<T>, value: T) -> Result<(), EventError> {
+        let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
+        self.conn().ok_or(EventError::Disconnected)?.send_event(id, &payload)
+    }
+
+    // ---- handlers ----
+
+    /// Handles server → client calls of `remote` with an async handler; each
+    /// runs as its own task, aborted if the server cancels or the connection
+    /// ends. Registering again replaces the handler and logs a warning.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the client's [`Protocol`].
+    pub fn on_request<Req, Resp, F, Fut>(&self, remote: ClientFn<Req, Resp>, handler: F)
+    where
+        Req: Payload,
+        Resp: Payload,
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, Reject>> + Send + 'static,
+    {
+        self.inner.endpoint.on_request(remote, move |(), req| handler(req));
+    }
+
+    /// Handles server → client calls of `remote` inline on the connection's
+    /// task, for handlers that never wait.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the client's [`Protocol`].
+    pub fn on_request_sync<Req, Resp, F>(&self, remote: ClientFn<Req, Resp>, handler: F)
+    where
+        Req: Payload,
+        Resp: Payload,
+        F: Fn(Req) -> Result<Resp, Reject> + Send + Sync + 'static,
+    {
+        self.inner.endpoint.on_request_sync(remote, move |(), req| handler(req));
+    }
+
+    /// Adds a listener for `remote`.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the client's [`Protocol`].
+    pub fn on_event<T, F>(&self, remote: ClientEvent<T>, listener: F)
+    where
+        T: Payload,
+        F: Fn(T) + Send + Sync + 'static,
+    {
+        self.inner.endpoint.on_event(remote, move |(), value| listener(value));
+    }
+
+    /// Calls `hook` when a request or event from the server is dropped because
+    /// it did not decode or failed validation.
+    pub fn on_bad_request(&self, hook: impl Fn(&BadInput) + Send + Sync + 'static) {
+        self.inner.endpoint.on_bad_request(move |(), bad| hook(bad));
+    }
+
+    /// Calls `hook` when the server's answer to [`invoke`](Self::invoke) did
+    /// not decode or failed validation.
+    pub fn on_bad_response(&self, hook: impl Fn(&BadInput) + Send + Sync + 'static) {
+        self.inner.endpoint.on_bad_response(move |(), bad| hook(bad));
+    }
+
+    /// Runs this client's own handler of `remote` as if the server had called
+    /// it: the same decoding, validation and errors, without the network.
+    pub async fn predict<Req: Payload, Resp: Payload>(&self, remote: ClientFn<Req, Resp>, req: Req) -> Result<Resp, FunctionError> {
+        self.inner.endpoint.predict((), remote, &req).await
+    }
+
+    /// Hands `value` to this client's listeners of `remote` as if the server
+    /// had fired it.
+    pub fn predict_event<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
+        self.inner.endpoint.predict_event(&(), remote, &value)
+    }
+}
+
+/// The client's end of one connection.
+struct ClientSide {
+    client: Arc<ClientInner>,
+    conn: Arc<Conn>,
+    /// Until the handshake ends: how `connect` learns the outcome.
+    handshake: Option<oneshot::Sender<Result<(), CloseReason>>>,
+}
+
+impl Side for ClientSide {
+    type Ctx = ();
+
+    fn endpoint(&self) -> &Endpoint<()> {
+        &self.client.endpoint
+    }
+
+    fn ctx(&self) -> &() {
+        &()
+    }
+
+    fn hello(&mut self, _conn: &Conn, _token: Bytes) {
+        // Only servers receive hellos; the session never reports one here.
+    }
+
+    fn connected(&mut self) {
+        if let Some(done) = self.handshake.take() {
+            let _ = done.send(Ok(()));
+        }
+    }
+
+    fn closed(&mut self, reason: CloseReason) {
+        {
+            let mut slot = self.client.conn.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.conn)) {
+                *slot = None;
+            }
+        }
+        *self.client.last_close.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        if let Some(done) = self.handshake.take() {
+            let _ = done.send(Err(reason));
+            return;
+        }
+        tracing::info!(%reason, "disconnected from server");
+        let hooks = read(&self.client.disconnect_hooks).clone();
+        for hook in hooks {
+            hook(&reason);
+        }
+    }
+}

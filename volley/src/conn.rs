@@ -1,0 +1,238 @@
+//! One connection's shared state, as the user's handles and the driver see it.
+//!
+//! The [`Session`] lives behind a mutex that is only ever held for a few
+//! non-blocking steps (never across an `.await` or a user callback). A handle
+//! that queues a call or an event wakes the driver, which writes everything
+//! queued since its last write in one go.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Session, Status};
+
+use crate::endpoint::Answer;
+use crate::error::{EventError, FunctionError};
+
+/// The clock every session of this process is driven by: tokio's, so tests
+/// with paused time control volley's timeouts too.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+type CallResult = Result<Bytes, FunctionError>;
+
+pub(crate) struct Conn {
+    state: Mutex<ConnState>,
+}
+
+pub(crate) struct ConnState {
+    pub(crate) session: Session,
+    /// Callers waiting for our calls to end, by call id, with the sequence
+    /// number of the call (a dropped caller must not cancel a newer call that
+    /// reused its id).
+    waiters: HashMap<CallId, (u64, oneshot::Sender<CallResult>)>,
+    /// Async handlers running for the peer's calls, by the peer's call id. The
+    /// sequence number tells a finishing task whether the slot is still its
+    /// own: after a cancel the peer may reuse the id for a new call.
+    running: HashMap<CallId, (u64, AbortHandle)>,
+    next_seq: u64,
+
+    driver: Option<Waker>,
+}
+
+impl ConnState {
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn wake_driver(&mut self) {
+        if let Some(waker) = self.driver.take() {
+            waker.wake();
+        }
+    }
+
+    /// Called by the driver each time it looks at the state, so any work
+    /// queued after that look wakes it.
+    pub(crate) fn register_driver(&mut self, waker: &Waker) {
+        match &self.driver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.driver = Some(waker.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Conn")
+            .field("open", &state.session.is_open())
+            .field("pending_calls", &state.session.pending_calls())
+            .field("incoming_calls", &state.session.incoming_calls())
+            .finish()
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(session: Session) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(ConnState {
+                session,
+                waiters: HashMap::new(),
+                running: HashMap::new(),
+                next_seq: 0,
+                driver: None,
+            }),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
+        // Nothing panics while holding this lock except on a bug in volley;
+        // recover the state rather than poisoning every other handle.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().session.is_open()
+    }
+
+    /// Starts a call; the returned future resolves when it ends, and cancels
+    /// it on the wire if dropped first.
+    pub(crate) fn call(self: &Arc<Self>, remote: RemoteId, payload: &[u8], timeout: Duration) -> Result<PendingCall, FunctionError> {
+        let mut state = self.lock();
+        let id = state.session.call(remote, payload, timeout, now()).map_err(|e| match e {
+            SendError::TooManyPending => FunctionError::Overloaded,
+            SendError::TooLarge { len, max } => {
+                tracing::warn!(len, max, "request over the frame limit not sent");
+                FunctionError::BadRequest
+            }
+            _ => FunctionError::Disconnected,
+        })?;
+        let (tx, rx) = oneshot::channel();
+        let seq = state.next_seq();
+        state.waiters.insert(id, (seq, tx));
+        state.wake_driver();
+        Ok(PendingCall {
+            conn: self.clone(),
+            id,
+            seq,
+            rx,
+            done: false,
+        })
+    }
+
+    pub(crate) fn send_event(&self, remote: RemoteId, payload: &[u8]) -> Result<(), EventError> {
+        let mut state = self.lock();
+        state.session.send_event(remote, payload).map_err(|e| match e {
+            SendError::TooLarge { len, max } => EventError::TooLarge { len, max },
+            _ => EventError::Disconnected,
+        })?;
+        state.wake_driver();
+        Ok(())
+    }
+
+    pub(crate) fn respond(&self, id: CallId, (status, payload): Answer) {
+        let mut state = self.lock();
+        if state.session.respond(id, status, &payload) {
+            state.wake_driver();
+        }
+    }
+
+    /// Runs an async handler for the peer's call `id` as its own task.
+    pub(crate) fn spawn_handler(self: &Arc<Self>, id: CallId, handler: Pin<Box<dyn Future<Output = Answer> + Send>>) {
+        let conn = self.clone();
+        // Holding the lock while spawning: the task cannot finish (which takes
+        // the lock) before its abort handle is recorded.
+        let mut state = self.lock();
+        let seq = state.next_seq();
+        let task = tokio::spawn(async move {
+            let answer = handler.await;
+            let mut state = conn.lock();
+            if matches!(state.running.get(&id), Some((s, _)) if *s == seq) {
+                state.running.remove(&id);
+                if state.session.respond(id, answer.0, &answer.1) {
+                    state.wake_driver();
+                }
+            }
+        });
+        state.running.insert(id, (seq, task.abort_handle()));
+    }
+
+    /// Stops the handler of the peer's call `id`, which the session answered.
+    pub(crate) fn abort_handler(&self, id: CallId) {
+        if let Some((_, task)) = self.lock().running.remove(&id) {
+            task.abort();
+        }
+    }
+
+    /// Hands the end of one of our calls to its caller.
+    pub(crate) fn complete(&self, id: CallId, outcome: CallOutcome) {
+        let Some((_, waiter)) = self.lock().waiters.remove(&id) else {
+            return;
+        };
+        let result = match outcome {
+            CallOutcome::Response {
+                status: Status::Ok,
+                payload,
+            } => Ok(payload),
+            CallOutcome::Response { status, payload } => Err(FunctionError::from_status(status, &payload)),
+            CallOutcome::TimedOut => Err(FunctionError::Timeout),
+            _ => Err(FunctionError::Disconnected),
+        };
+        // The caller may have just dropped its future; then nobody is waiting.
+        let _ = waiter.send(result);
+    }
+
+    /// Says goodbye; the driver flushes it and closes the transport.
+    pub(crate) fn close(&self, code: GoodbyeCode, message: &str) {
+        let mut state = self.lock();
+        state.session.close(code, message);
+        state.wake_driver();
+    }
+}
+
+/// A call on the wire. Dropping it before it resolves cancels the call at the
+/// peer, whose handler is stopped.
+#[must_use = "a call is cancelled when its future is dropped"]
+pub(crate) struct PendingCall {
+    conn: Arc<Conn>,
+    id: CallId,
+    seq: u64,
+    rx: oneshot::Receiver<CallResult>,
+    done: bool,
+}
+
+impl Future for PendingCall {
+    type Output = CallResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
+        let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
+        self.done = true;
+        // The sender is only dropped unsent if the connection's state went away.
+        Poll::Ready(result.unwrap_or(Err(FunctionError::Disconnected)))
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut state = self.conn.lock();
+        // Still ours only if the call has not ended (ended calls leave the map,
+        // and their id may already belong to a newer call).
+        if matches!(state.waiters.get(&self.id), Some((seq, _)) if *seq == self.seq) {
+            state.waiters.remove(&self.id);
+            if state.session.cancel(self.id) {
+                state.wake_driver();
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The connection driver: one task per connection that moves bytes between the
+//! transport and the session, fires timers, and dispatches what the session
+//! reports.
+//!
+//! Each wake-up loops: read everything available → fire due timers → dispatch
+//! events (synchronous handlers run right here, no task hop) → write everything
+//! queued in one write. It ends once the session has closed and its goodbye is
+//! flushed (or [`CLOSE_LINGER`] has passed).
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Sleep;
+use volley_proto::{CloseReason, Status};
+
+use crate::conn::{now, Conn};
+use crate::endpoint::{Endpoint, Outcome};
+use crate::transport::Transport;
+
+/// How long a closing connection may take to flush its goodbye: 1 s.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Read buffer growth step; the buffer is released while the connection idles.
+const READ_CHUNK: usize = 4096;
+/// Buffers above this capacity are dropped once empty, so an idle connection
+/// does not keep the memory of its largest burst.
+const KEEP_BUFFER: usize = 16 * 1024;
+/// Rounds of work before yielding to other tasks.
+const MAX_ROUNDS: usize = 32;
+
+/// What differs between the server's and the client's end of a connection.
+pub(crate) trait Side: Send + 'static {
+    /// What handlers receive about the peer.
+    type Ctx: Clone + Send + Sync + 'static;
+    fn endpoint(&self) -> &Endpoint<Self::Ctx>;
+    fn ctx(&self) -> &Self::Ctx;
+    /// Server: a client said hello with this token.
+    fn hello(&mut self, conn: &Conn, token: Bytes);
+    /// The handshake finished.
+    fn connected(&mut self);
+    /// The session ended.
+    fn closed(&mut self, reason: CloseReason);
+}
+
+pub(crate) struct Driver<T, S> {
+    conn: Arc<Conn>,
+    transport: T,
+    side: S,
+    read_buf: BytesMut,
+    read_done: bool,
+    write_buf: Vec<u8>,
+    written: usize,
+    write_failed: bool,
+    /// Events taken from the session, dispatched without holding its lock.
+    events: Vec<volley_proto::SessionEvent>,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    /// Set once the session is closed: the deadline for flushing.
+    linger: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T: Transport, S: Side> Driver<T, S> {
+    pub(crate) fn new(conn: Arc<Conn>, transport: T, side: S) -> Self {
+        Self {
+            conn,
+            transport,
+            side,
+            read_buf: BytesMut::new(),
+            read_done: false,
+            write_buf: Vec::new(),
+            written: 0,
+            write_failed: false,
+            events: Vec::new(),
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer_at: None,
+            linger: None,
+        }
+    }
+
+    /// Runs the connection to its end.
+    pub(crate) async fn run(mut self) {
+        poll_fn(|cx| self.poll_drive(cx)).await;
+        // Best effort: the peer may already be gone.
+        let _ = poll_fn(|cx| Pin::new(&mut self.transport).poll_shutdown(cx)).await;
+    }
+
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..MAX_ROUNDS {
+            let mut progress = self.poll_read(cx);
+            progress |= self.poll_timer(cx);
+            let closed = self.dispatch(cx, &mut progress);
+            progress |= self.poll_write(cx);
+            if closed {
+                let flushed = self.write_failed || self.written == self.write_buf.len();
+                let linger = self
+                    .linger
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_LINGER)));
+                if flushed || linger.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        // Plenty of work: let other connections run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Reads what the transport has and feeds whole frames to the session.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.read_done {
+            return false;
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        let result = tokio_util::io::poll_read_buf(Pin::new(&mut self.transport), cx, &mut self.read_buf);
+        let mut state = self.conn.lock();
+        match result {
+            Poll::Pending => return false,
+            Poll::Ready(Ok(0)) => {
+                self.read_done = true;
+                state.session.handle_transport_closed(None);
+            }
+            Poll::Ready(Ok(_)) => {
+                state.session.handle_input(&mut self.read_buf, now());
+                if state.session.is_closed() {
+                    self.read_done = true;
+                }
+            }
+            Poll::Ready(Err(e)) => {
+                self.read_done = true;
+                state.session.handle_transport_closed(Some(e.to_string()));
+            }
+        }
+        drop(state);
+        if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_BUFFER {
+            self.read_buf = BytesMut::new();
+        }
+        true
+    }
+
+    /// Fires the session's timers when due and re-arms the sleep.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut state = self.conn.lock();
+        let Some(deadline) = state.session.poll_timeout() else {
+            return false;
+        };
+        if self.timer_at != Some(deadline) {
+            self.timer.as_mut().reset(deadline.into());
+            self.timer_at = Some(deadline);
+        }
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        state.session.handle_timeout(now());
+        self.timer_at = None;
+        true
+    }
+
+    /// Takes the session's events and acts on them outside its lock (handlers
+    /// may call back into this connection). Returns whether the session closed.
+    fn dispatch(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> bool {
+        let closed = {
+            let mut state = self.conn.lock();
+            state.register_driver(cx.waker());
+            self.events.extend(std::iter::from_fn(|| state.session.poll_event()));
+            state.session.is_closed()
+        };
+        *progress |= !self.events.is_empty();
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
+            self.handle_event(event);
+        }
+        self.events = events;
+        closed
+    }
+
+    fn handle_event(&mut self, event: volley_proto::SessionEvent) {
+        use volley_proto::SessionEvent as E;
+        match event {
+            E::Request { id, remote, payload } => {
+                let endpoint = self.side.endpoint();
+                match endpoint.handle_request(self.side.ctx().clone(), remote, &payload) {
+                    Outcome::Ready(answer) => self.conn.respond(id, answer),
+                    Outcome::Pending(handler) => self.conn.spawn_handler(id, handler),
+                    Outcome::Bad(reason) => {
+                        endpoint.report_bad_request(self.side.ctx(), remote, reason);
+                        self.conn.respond(id, (Status::BadRequest, Vec::new()));
+                    }
+                }
+            }
+            E::Event { remote, payload } => self.side.endpoint().handle_event(self.side.ctx(), remote, &payload),
+            E::RequestCancelled { id } => self.conn.abort_handler(id),
+            E::CallEnded { id, outcome } => self.conn.complete(id, outcome),
+            E::Hello { token } => self.side.hello(&self.conn, token),
+            E::Connected => self.side.connected(),
+            E::Closed { reason } => self.side.closed(reason),
+            _ => {}
+        }
+    }
+
+    /// Writes what the session queued; everything queued since the last write
+    /// goes out in one.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while !self.write_failed {
+            if self.written == self.write_buf.len() {
+                self.written = 0;
+                self.write_buf.clear();
+                if self.write_buf.capacity() > KEEP_BUFFER {
+                    self.write_buf = Vec::new();
+                }
+                self.conn.lock().session.take_transmit(&mut self.write_buf);
+                if self.write_buf.is_empty() {
+                    if progress {
+                        // Stream transports with their own buffering (TLS,
+                        // WebSocket) need a flush; for TCP this is free.
+                        let _ = Pin::new(&mut self.transport).poll_flush(cx);
+                    }
+                    break;
+                }
+            }
+            match Pin::new(&mut self.transport).poll_write(cx, &self.write_buf[self.written..]) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    self.written += n;
+                    progress = true;
+                }
+                Poll::Ready(result) => {
+                    let error = result
+                        .err()
+                        .map_or_else(|| "transport accepted no bytes".to_string(), |e| e.to_string());
+                    self.write_failed = true;
+                    self.conn.lock().session.handle_transport_closed(Some(error));
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+}

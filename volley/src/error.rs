@@ -1,0 +1,181 @@
+//! The errors of volley's typed API.
+
+use std::fmt;
+
+use volley_proto::{CloseReason, RefuseCode, Status};
+
+/// Why a remote function call did not return a result.
+///
+/// Every variant's message can be shown to a player as is: none carries
+/// internal detail from the other side except [`FunctionError::Rejected`],
+/// whose text the handler chose to send.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum FunctionError {
+    /// No answer arrived within the timeout; the receiver was told to cancel.
+    #[error("the request timed out")]
+    Timeout,
+    /// The call was cancelled before it finished: the receiver's middleware
+    /// dropped it, or it was shutting the handler down.
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// The receiver could not decode the request, or it failed validation.
+    #[error("the request was not valid")]
+    BadRequest,
+    /// The answer could not be decoded, or it failed validation at the caller.
+    #[error("the response was not valid")]
+    InvalidResult,
+    /// The receiver has no handler for this function, or the handler failed
+    /// (panicked or returned an internal error; the detail stays in its log).
+    #[error("the request could not be processed")]
+    Unprocessed,
+    /// The handler refused on purpose, with this message.
+    #[error("{0}")]
+    Rejected(String),
+    /// Not connected, or the connection was lost before the answer came.
+    #[error("not connected")]
+    Disconnected,
+    /// The receiver is at its limit of calls in flight for this peer (or the
+    /// caller at its limit of pending calls); nothing was queued. Retry later.
+    #[error("too many requests; try again shortly")]
+    Overloaded,
+}
+
+impl FunctionError {
+    /// The error a caller sees for a non-`Ok` status from the receiver.
+    pub(crate) fn from_status(status: Status, payload: &[u8]) -> Self {
+        match status {
+            Status::Rejected => Self::Rejected(String::from_utf8_lossy(payload).into_owned()),
+            Status::BadRequest => Self::BadRequest,
+            Status::Cancelled => Self::Cancelled,
+            Status::Overloaded => Self::Overloaded,
+            // `Unprocessed`, and any status a newer peer may add.
+            _ => Self::Unprocessed,
+        }
+    }
+}
+
+/// What a handler returns instead of a result.
+///
+/// [`Reject::new`] is a deliberate refusal: the caller gets
+/// [`FunctionError::Rejected`] with exactly that message. Any other error,
+/// converted with `?` or [`Reject::internal`], is logged by the receiver and
+/// reaches the caller only as [`FunctionError::Unprocessed`], so no internal
+/// detail crosses the wire.
+///
+/// ```
+/// use volley::Reject;
+///
+/// fn buy(gold: u32, price: u32) -> Result<u32, Reject> {
+///     if gold < price {
+///         return Err(Reject::new("not enough gold"));
+///     }
+///     let left: u32 = (gold - price).to_string().parse()?; // an internal error, if any
+///     Ok(left)
+/// }
+/// assert_eq!(buy(1, 5).unwrap_err().message(), Some("not enough gold"));
+/// ```
+pub struct Reject(RejectKind);
+
+enum RejectKind {
+    Public(String),
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Reject {
+    /// A refusal whose message the caller receives.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(RejectKind::Public(message.into()))
+    }
+
+    /// An internal failure: logged here, `Unprocessed` at the caller.
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(RejectKind::Internal(error.into()))
+    }
+
+    /// The message sent to the caller, if this is a deliberate refusal.
+    pub fn message(&self) -> Option<&str> {
+        match &self.0 {
+            RejectKind::Public(m) => Some(m),
+            RejectKind::Internal(_) => None,
+        }
+    }
+
+    /// The status and payload to answer with; internal errors are logged.
+    pub(crate) fn into_answer(self, remote: &str) -> (Status, Vec<u8>) {
+        match self.0 {
+            RejectKind::Public(m) => (Status::Rejected, m.into_bytes()),
+            RejectKind::Internal(e) => {
+                tracing::error!(remote, error = %e, "handler failed");
+                (Status::Unprocessed, Vec::new())
+            }
+        }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Reject {
+    fn from(error: E) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl fmt::Debug for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            RejectKind::Public(m) => f.debug_tuple("Reject").field(m).finish(),
+            RejectKind::Internal(e) => f.debug_tuple("Reject::internal").field(&e.to_string()).finish(),
+        }
+    }
+}
+
+/// Why a client could not connect.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The transport could not be opened.
+    #[error("could not reach the server: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server refused this client; `message` says why in words.
+    #[error("the server refused the connection: {message}")]
+    Refused {
+        /// Why, for programs.
+        code: RefuseCode,
+        /// Why, for people.
+        message: String,
+    },
+    /// The connection ended during the handshake.
+    #[error("the connection closed during the handshake: {0}")]
+    Closed(CloseReason),
+    /// This client is already connected.
+    #[error("already connected")]
+    AlreadyConnected,
+}
+
+impl From<CloseReason> for ConnectError {
+    fn from(reason: CloseReason) -> Self {
+        match reason {
+            CloseReason::Refused { code, message } => Self::Refused { code, message },
+            other => Self::Closed(other),
+        }
+    }
+}
+
+/// Why an event could not be fired.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The receiver is not connected.
+    #[error("not connected")]
+    Disconnected,
+    /// The argument could not be encoded.
+    #[error("could not encode the event: {0}")]
+    Encode(String),
+    /// The encoded argument is over the largest frame the peer accepts.
+    #[error("event of {len} bytes is over the frame limit of {max}")]
+    TooLarge {
+        /// Encoded size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}

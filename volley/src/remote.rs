@@ -1,0 +1,292 @@
+//! Remote declarations: what can be called or fired, in which direction, with
+//! which types. Declare them once, in code both the server and the client
+//! compile, and list them in a [`Protocol`].
+//!
+//! The direction is part of the type: a [`ServerFn`] is called by a client and
+//! handled by the server, a [`ClientFn`] the other way round, and the methods
+//! of [`Server`](crate::Server) and [`Client`](crate::Client) accept only the
+//! right one, so a call in the wrong direction does not compile:
+//!
+//! ```compile_fail
+//! # use volley::*;
+//! const PROMPT: ClientFn<String, bool> = ClientFn::new("Prompt");
+//! async fn wrong(client: Client) {
+//!     // A client cannot invoke a function only clients handle.
+//!     let _ = client.invoke(PROMPT, "accept?".to_string()).await;
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! # use volley::*;
+//! const CHAT: ServerEvent<String> = ServerEvent::new("Chat");
+//! fn wrong(server: Server) {
+//!     // The server cannot fire an event only the server receives.
+//!     server.fire_all(CHAT, "hello".to_string());
+//! }
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use volley_proto::{Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
+
+/// Marker: handled by the server.
+#[derive(Debug, Clone, Copy)]
+pub enum ToServer {}
+/// Marker: handled by a client.
+#[derive(Debug, Clone, Copy)]
+pub enum ToClient {}
+
+/// The direction markers [`ToServer`] and [`ToClient`].
+pub trait Dir: sealed::Sealed + Send + Sync + 'static {
+    /// The direction on the wire.
+    const DIRECTION: Direction;
+}
+impl Dir for ToServer {
+    const DIRECTION: Direction = Direction::ToServer;
+}
+impl Dir for ToClient {
+    const DIRECTION: Direction = Direction::ToClient;
+}
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ToServer {}
+    impl Sealed for super::ToClient {}
+}
+
+/// A type that can cross the wire: any `serde` type, encoded with bitcode.
+pub trait Payload: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Payload for T {}
+
+/// A validation check run on a decoded value: `Err` holds the reason, which is
+/// logged and given to the bad-input hooks but never sent to the peer.
+pub type Check<T> = fn(&T) -> Result<(), String>;
+
+/// A remote function handled on side `D`, taking `Req` and returning `Resp`.
+/// Use the aliases [`ServerFn`] and [`ClientFn`].
+pub struct Function<D, Req, Resp> {
+    pub(crate) name: &'static str,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) check_request: Option<Check<Req>>,
+    pub(crate) check_response: Option<Check<Resp>>,
+    _types: PhantomData<fn(D, Req) -> Resp>,
+}
+
+/// Called by a client, handled by the server.
+pub type ServerFn<Req, Resp> = Function<ToServer, Req, Resp>;
+/// Called by the server, handled by a client.
+pub type ClientFn<Req, Resp> = Function<ToClient, Req, Resp>;
+
+impl<D, Req, Resp> Function<D, Req, Resp> {
+    /// Declares a function; `name` must be unique among the protocol's remotes.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            timeout: None,
+            check_request: None,
+            check_response: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// This function's timeout, instead of the configured default (10 s).
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Validates each request after decoding, at the receiver (and in
+    /// `predict`). A failing request never reaches the handler; the caller
+    /// gets [`FunctionError::BadRequest`](crate::FunctionError::BadRequest).
+    pub const fn with_request_check(mut self, check: Check<Req>) -> Self {
+        self.check_request = Some(check);
+        self
+    }
+
+    /// Validates each response after decoding, at the caller. A failing
+    /// response is [`FunctionError::InvalidResult`](crate::FunctionError::InvalidResult).
+    pub const fn with_response_check(mut self, check: Check<Resp>) -> Self {
+        self.check_response = Some(check);
+        self
+    }
+
+    /// The declared name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// A one-way event handled on side `D`, carrying a `T`. Use the aliases
+/// [`ServerEvent`] and [`ClientEvent`].
+pub struct Event<D, T> {
+    pub(crate) name: &'static str,
+    pub(crate) check: Option<Check<T>>,
+    _types: PhantomData<fn(D, T)>,
+}
+
+/// Fired by a client, received by the server.
+pub type ServerEvent<T> = Event<ToServer, T>;
+/// Fired by the server, received by clients.
+pub type ClientEvent<T> = Event<ToClient, T>;
+
+impl<D, T> Event<D, T> {
+    /// Declares an event; `name` must be unique among the protocol's remotes.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            check: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// Validates each event after decoding, at the receiver; a failing one is
+    /// dropped and reported to the bad-input hook.
+    pub const fn with_check(mut self, check: Check<T>) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    /// The declared name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+// Manual impls: derives would needlessly require `Req: Clone` and so on.
+macro_rules! plain_data_impls {
+    ($ty:ident < $($p:ident),* >, $kind:literal) => {
+        impl<$($p),*> Clone for $ty<$($p),*> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+        impl<$($p),*> Copy for $ty<$($p),*> {}
+        impl<$($p),*> fmt::Debug for $ty<$($p),*> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple($kind).field(&self.name).finish()
+            }
+        }
+    };
+}
+plain_data_impls!(Function<D, Req, Resp>, "Function");
+plain_data_impls!(Event<D, T>, "Event");
+
+/// Anything that can be listed in a [`Protocol`].
+pub trait Remote: sealed_remote::Sealed {
+    /// What the wire table records for it.
+    fn spec(&self) -> RemoteSpec;
+}
+mod sealed_remote {
+    pub trait Sealed {}
+    impl<D, Req, Resp> Sealed for super::Function<D, Req, Resp> {}
+    impl<D, T> Sealed for super::Event<D, T> {}
+}
+
+impl<D: Dir, Req, Resp> Remote for Function<D, Req, Resp> {
+    fn spec(&self) -> RemoteSpec {
+        RemoteSpec {
+            name: self.name,
+            kind: RemoteKind::Function,
+            direction: D::DIRECTION,
+        }
+    }
+}
+
+impl<D: Dir, T> Remote for Event<D, T> {
+    fn spec(&self) -> RemoteSpec {
+        RemoteSpec {
+            name: self.name,
+            kind: RemoteKind::Event,
+            direction: D::DIRECTION,
+        }
+    }
+}
+
+/// Every remote an application declares. Server and client must be built from
+/// the same list (in any order); otherwise the server refuses the client with
+/// [`RefuseCode::RemotesMismatch`](volley_proto::RefuseCode::RemotesMismatch).
+///
+/// ```
+/// use volley::{Protocol, ServerFn, ClientEvent};
+///
+/// const ADD: ServerFn<(i32, i32), i32> = ServerFn::new("Add");
+/// const NEWS: ClientEvent<String> = ClientEvent::new("News");
+///
+/// let protocol = Protocol::builder().remote(ADD).remote(NEWS).build();
+/// assert_eq!(protocol.len(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Protocol {
+    table: Arc<RemoteTable>,
+}
+
+impl Protocol {
+    /// Starts a list of remotes.
+    pub fn builder() -> ProtocolBuilder {
+        ProtocolBuilder { specs: Vec::new() }
+    }
+
+    /// Number of remotes.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The hash both sides compare in the handshake.
+    pub fn hash(&self) -> u64 {
+        self.table.hash()
+    }
+
+    pub(crate) fn table(&self) -> &Arc<RemoteTable> {
+        &self.table
+    }
+
+    /// The wire id of a declared remote.
+    pub(crate) fn id(&self, name: &'static str) -> Option<RemoteId> {
+        self.table.id(name)
+    }
+
+    /// The name of wire id `id`, for logs.
+    pub(crate) fn name(&self, id: RemoteId) -> &'static str {
+        self.table.spec(id).map_or("<unknown>", |s| s.name)
+    }
+}
+
+/// Builds a [`Protocol`].
+#[derive(Debug)]
+pub struct ProtocolBuilder {
+    specs: Vec<RemoteSpec>,
+}
+
+impl ProtocolBuilder {
+    /// Adds a remote.
+    pub fn remote(mut self, remote: impl Remote) -> Self {
+        self.specs.push(remote.spec());
+        self
+    }
+
+    /// Finishes the list.
+    ///
+    /// # Panics
+    ///
+    /// If two remotes share a name: a declaration mistake that must be fixed in
+    /// code. Use [`try_build`](Self::try_build) to handle it instead.
+    pub fn build(self) -> Protocol {
+        self.try_build().unwrap_or_else(|e| panic!("invalid volley protocol: {e}"))
+    }
+
+    /// Finishes the list, or says which name is declared twice.
+    pub fn try_build(self) -> Result<Protocol, TableError> {
+        Ok(Protocol {
+            table: Arc::new(RemoteTable::new(self.specs)?),
+        })
+    }
+}

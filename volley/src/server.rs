@@ -1,0 +1,501 @@
+//! The server: accepts clients, runs the handlers of server-bound remotes,
+//! calls and fires client-bound ones.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::ToSocketAddrs;
+use volley_proto::{CloseReason, GoodbyeCode, Session, SessionConfig};
+
+use crate::conn::{now, Conn};
+use crate::driver::{Driver, Side};
+use crate::endpoint::{BadInput, Endpoint};
+use crate::locks::{read, write};
+use crate::error::{EventError, FunctionError, Reject};
+use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, ServerEvent, ServerFn};
+use crate::transport::{memory, tcp, Transport};
+
+/// Server settings. Every field is documented with its default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Protocol limits and timers for each connection (frame size, handshake
+    /// deadline, idle timeout, in-flight limits, write queue); see
+    /// [`SessionConfig`] for each default.
+    pub session: SessionConfig,
+    /// Timeout of a server → client call whose remote declares none. Default: 10 s.
+    pub default_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            default_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets [`ServerConfig::session`].
+    pub fn with_session(mut self, session: SessionConfig) -> Self {
+        self.session = session;
+        self
+    }
+    /// Sets [`ServerConfig::default_timeout`].
+    pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+}
+
+/// A player's number, unique for the life of the server process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PlayerId(pub u64);
+
+impl fmt::Display for PlayerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "player#{}", self.0)
+    }
+}
+
+/// A connected client, as the server sees it. Cheap to clone; equal when it
+/// is the same connection.
+#[derive(Clone)]
+pub struct Player {
+    inner: Arc<PlayerInner>,
+}
+
+struct PlayerInner {
+    id: PlayerId,
+    addr: Option<SocketAddr>,
+    conn: Arc<Conn>,
+}
+
+impl Player {
+    /// Its number.
+    pub fn id(&self) -> PlayerId {
+        self.inner.id
+    }
+
+    /// Where it connected from, if the transport knows.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.addr
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_connected(&self) -> bool {
+        self.inner.conn.is_open()
+    }
+
+    /// Disconnects the player, telling it `reason`: its client sees
+    /// [`CloseReason::Remote`] with [`GoodbyeCode::Kicked`] and this message.
+    pub fn kick(&self, reason: &str) {
+        self.inner.conn.close(GoodbyeCode::Kicked, reason);
+    }
+}
+
+impl PartialEq for Player {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id
+    }
+}
+impl Eq for Player {}
+impl std::hash::Hash for Player {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.id.hash(state);
+    }
+}
+
+impl fmt::Debug for Player {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Player")
+            .field("id", &self.inner.id.0)
+            .field("addr", &self.inner.addr)
+            .finish()
+    }
+}
+
+/// One player or several: what [`Server::fire_to`] and [`Server::fire_except`]
+/// take.
+pub trait Players {
+    /// Whether `player` is among them.
+    fn contains(&self, player: &Player) -> bool;
+    /// Each of them.
+    fn to_vec(&self) -> Vec<Player>;
+}
+
+impl Players for &Player {
+    fn contains(&self, player: &Player) -> bool {
+        *self == player
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        vec![(*self).clone()]
+    }
+}
+
+impl Players for &[Player] {
+    fn contains(&self, player: &Player) -> bool {
+        <[Player]>::contains(self, player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        <[Player]>::to_vec(self)
+    }
+}
+
+impl Players for &Vec<Player> {
+    fn contains(&self, player: &Player) -> bool {
+        self.as_slice().contains(player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        self.as_slice().to_vec()
+    }
+}
+
+impl<const N: usize> Players for &[Player; N] {
+    fn contains(&self, player: &Player) -> bool {
+        self.as_slice().contains(player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        self.as_slice().to_vec()
+    }
+}
+
+type PlayerHook = Arc<dyn Fn(&Player) + Send + Sync>;
+type LeaveHook = Arc<dyn Fn(&Player, &CloseReason) + Send + Sync>;
+
+/// The server end. Cheap to clone: every clone is the same server.
+///
+/// Register handlers and listeners, then accept clients with
+/// [`listen_tcp`](Self::listen_tcp), [`serve`](Self::serve) or
+/// [`connect_memory`](Self::connect_memory).
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+struct ServerInner {
+    endpoint: Endpoint<Player>,
+    config: ServerConfig,
+    players: RwLock<BTreeMap<PlayerId, Player>>,
+    next_id: AtomicU64,
+    added: RwLock<Vec<PlayerHook>>,
+    removed: RwLock<Vec<LeaveHook>>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("players", &self.player_count())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+
+
+impl Server {
+    /// A server for `protocol`'s remotes; it accepts nobody until told where.
+    pub fn new(protocol: Protocol, config: ServerConfig) -> Self {
+        Self {
+            inner: Arc::new(ServerInner {
+                endpoint: Endpoint::new(protocol),
+                config,
+                players: RwLock::new(BTreeMap::new()),
+                next_id: AtomicU64::new(1),
+                added: RwLock::new(Vec::new()),
+                removed: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    // ---- accepting clients ----
+
+    /// Listens for TCP clients on `addr` in a background task, and returns the
+    /// bound address (useful with port 0).
+    pub async fn listen_tcp(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let listener = tcp::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let server = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match tcp::accept(&listener).await {
+                    Ok((stream, _)) => server.serve(stream),
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        tracing::info!(%local, "listening on TCP");
+        Ok(local)
+    }
+
+    /// Runs the server end of a connection over any transport, in its own task.
+    pub fn serve<T: Transport>(&self, transport: T) {
+        let session = Session::server(
+            self.inner.config.session.clone(),
+            self.inner.endpoint.protocol.table().clone(),
+            now(),
+        );
+        let conn = Conn::new(session);
+        let player = Player {
+            inner: Arc::new(PlayerInner {
+                id: PlayerId(self.inner.next_id.fetch_add(1, Ordering::Relaxed)),
+                addr: transport.peer_addr(),
+                conn: conn.clone(),
+            }),
+        };
+        let side = ServerSide {
+            server: self.inner.clone(),
+            player,
+            joined: false,
+        };
+        tokio::spawn(Driver::new(conn, transport, side).run());
+    }
+
+    /// Opens an in-process connection to this server and returns the client's
+    /// end, for [`Client::connect`](crate::Client::connect).
+    pub fn connect_memory(&self) -> memory::MemoryTransport {
+        let (client, server) = memory::pair();
+        self.serve(server);
+        client
+    }
+
+    // ---- players ----
+
+    /// The players connected now, in the order they joined.
+    pub fn players(&self) -> Vec<Player> {
+        read(&self.inner.players).values().cloned().collect()
+    }
+
+    /// How many players are connected.
+    pub fn player_count(&self) -> usize {
+        read(&self.inner.players).len()
+    }
+
+    /// The player with this id, if connected.
+    pub fn player(&self, id: PlayerId) -> Option<Player> {
+        read(&self.inner.players).get(&id).cloned()
+    }
+
+    /// Calls `hook` for each player that finishes the handshake.
+    pub fn on_player_added(&self, hook: impl Fn(&Player) + Send + Sync + 'static) {
+        write(&self.inner.added).push(Arc::new(hook));
+    }
+
+    /// Calls `hook` for each player that leaves, with the reason.
+    pub fn on_player_removed(&self, hook: impl Fn(&Player, &CloseReason) + Send + Sync + 'static) {
+        write(&self.inner.removed).push(Arc::new(hook));
+    }
+
+    // ---- handlers ----
+
+    /// Handles `remote` with an async handler, given the calling player.
+    /// Each call runs as its own task; it is aborted if the caller cancels,
+    /// times out or disconnects. Registering again replaces the handler and
+    /// logs a warning.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the server's [`Protocol`].
+    pub fn on_request<Req, Resp, F, Fut>(&self, remote: ServerFn<Req, Resp>, handler: F)
+    where
+        Req: Payload,
+        Resp: Payload,
+        F: Fn(Player, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, Reject>> + Send + 'static,
+    {
+        self.inner.endpoint.on_request(remote, handler);
+    }
+
+    /// Handles `remote` with a synchronous handler, run inline on the
+    /// connection's task: the fastest path, for handlers that never wait.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the server's [`Protocol`].
+    pub fn on_request_sync<Req, Resp, F>(&self, remote: ServerFn<Req, Resp>, handler: F)
+    where
+        Req: Payload,
+        Resp: Payload,
+        F: Fn(Player, Req) -> Result<Resp, Reject> + Send + Sync + 'static,
+    {
+        self.inner.endpoint.on_request_sync(remote, handler);
+    }
+
+    /// Adds a listener for `remote`; every listener sees every valid event.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the server's [`Protocol`].
+    pub fn on_event<T, F>(&self, remote: ServerEvent<T>, listener: F)
+    where
+        T: Payload,
+        F: Fn(Player, T) + Send + Sync + 'static,
+    {
+        self.inner.endpoint.on_event(remote, listener);
+    }
+
+    /// Calls `hook` when a client's request or event is dropped because it did
+    /// not decode or failed validation.
+    pub fn on_bad_request(&self, hook: impl Fn(&Player, &BadInput) + Send + Sync + 'static) {
+        self.inner.endpoint.on_bad_request(hook);
+    }
+
+    /// Calls `hook` when a client's answer to [`request`](Self::request) did
+    /// not decode or failed validation.
+    pub fn on_bad_response(&self, hook: impl Fn(&Player, &BadInput) + Send + Sync + 'static) {
+        self.inner.endpoint.on_bad_response(hook);
+    }
+
+    // ---- calling clients ----
+
+    /// Calls `remote` on `player`'s client with the remote's timeout (or the
+    /// configured default, 10 s).
+    pub async fn request<Req: Payload, Resp: Payload>(
+        &self,
+        player: &Player,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+    ) -> Result<Resp, FunctionError> {
+        let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
+        self.request_with_timeout(player, remote, req, timeout).await
+    }
+
+    /// Calls `remote` on `player`'s client with this timeout.
+    pub async fn request_with_timeout<Req: Payload, Resp: Payload>(
+        &self,
+        player: &Player,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+        timeout: Duration,
+    ) -> Result<Resp, FunctionError> {
+        let conn = Some(player.inner.conn.clone());
+        self.inner.endpoint.call(conn, player, remote, &req, timeout).await
+    }
+
+    /// Runs this server's own handler of `remote` as if `player` had called
+    /// it: the same decoding, validation and errors, without the network.
+    pub async fn predict<Req: Payload, Resp: Payload>(
+        &self,
+        player: &Player,
+        remote: ServerFn<Req, Resp>,
+        req: Req,
+    ) -> Result<Resp, FunctionError> {
+        self.inner.endpoint.predict(player.clone(), remote, &req).await
+    }
+
+    /// Hands `value` to this server's listeners of `remote` as if `player`
+    /// had fired it.
+    pub fn predict_event<T: Payload>(&self, player: &Player, remote: ServerEvent<T>, value: T) -> Result<(), EventError> {
+        self.inner.endpoint.predict_event(player, remote, &value)
+    }
+
+    // ---- events ----
+
+    /// Fires `remote` at one player.
+    pub fn fire<T: Payload>(&self, player: &Player, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
+        let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
+        player.inner.conn.send_event(id, &payload)
+    }
+
+    /// Fires `remote` at each of `players`; returns how many it was queued for.
+    pub fn fire_to<T: Payload>(&self, players: impl Players, remote: ClientEvent<T>, value: T) -> usize {
+        self.fire_many(players.to_vec(), remote, &value)
+    }
+
+    /// Fires `remote` at every connected player; returns how many.
+    pub fn fire_all<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> usize {
+        self.fire_many(self.players(), remote, &value)
+    }
+
+    /// Fires `remote` at every connected player but `except`; returns how many.
+    pub fn fire_except<T: Payload>(&self, except: impl Players, remote: ClientEvent<T>, value: T) -> usize {
+        let mut players = self.players();
+        players.retain(|p| !except.contains(p));
+        self.fire_many(players, remote, &value)
+    }
+
+    /// Encodes once, queues for each player.
+    fn fire_many<T: Payload>(&self, players: Vec<Player>, remote: ClientEvent<T>, value: &T) -> usize {
+        let (id, payload) = match self.inner.endpoint.encode_event(&remote, value) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                tracing::error!(remote = remote.name, error = %e, "event not fired");
+                return 0;
+            }
+        };
+        players
+            .iter()
+            .filter(|p| p.inner.conn.send_event(id, &payload).is_ok())
+            .count()
+    }
+}
+
+/// The server's end of one connection.
+struct ServerSide {
+    server: Arc<ServerInner>,
+    player: Player,
+    joined: bool,
+}
+
+impl Side for ServerSide {
+    type Ctx = Player;
+
+    fn endpoint(&self) -> &Endpoint<Player> {
+        &self.server.endpoint
+    }
+
+    fn ctx(&self) -> &Player {
+        &self.player
+    }
+
+    fn hello(&mut self, conn: &Conn, _token: Bytes) {
+        conn.lock().session.accept();
+    }
+
+    fn connected(&mut self) {
+        self.joined = true;
+        let player = &self.player;
+        write(&self.server.players).insert(player.id(), player.clone());
+        tracing::info!(player = %player.id(), addr = ?player.remote_addr(), "player joined");
+        let hooks = read(&self.server.added).clone();
+        for hook in hooks {
+            hook(player);
+        }
+    }
+
+    fn closed(&mut self, reason: CloseReason) {
+        let player = &self.player;
+        if !self.joined {
+            tracing::debug!(addr = ?player.remote_addr(), %reason, "connection closed before joining");
+            return;
+        }
+        write(&self.server.players).remove(&player.id());
+        match &reason {
+            CloseReason::ProtocolViolation(_) | CloseReason::PeerTooSlow | CloseReason::IdleTimeout => {
+                tracing::warn!(player = %player.id(), %reason, "player dropped")
+            }
+            _ => tracing::info!(player = %player.id(), %reason, "player left"),
+        }
+        let hooks = read(&self.server.removed).clone();
+        for hook in hooks {
+            hook(player, &reason);
+        }
+    }
+}
