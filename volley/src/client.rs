@@ -179,7 +179,11 @@ impl Client {
 
     /// Calls `remote` on the server with the remote's timeout (or the
     /// configured default, 10 s).
-    pub async fn invoke<Req: Payload, Resp: Payload>(&self, remote: ServerFn<Req, Resp>, req: Req) -> Result<Resp, FunctionError> {
+    pub async fn invoke<Req: Payload, Resp: Payload>(
+        &self,
+        remote: ServerFn<Req, Resp>,
+        req: Req,
+    ) -> Result<Resp, FunctionError> {
         let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
         self.invoke_with_timeout(remote, req, timeout).await
     }
@@ -261,7 +265,11 @@ impl Client {
 
     /// Runs this client's own handler of `remote` as if the server had called
     /// it: the same decoding, validation and errors, without the network.
-    pub async fn predict<Req: Payload, Resp: Payload>(&self, remote: ClientFn<Req, Resp>, req: Req) -> Result<Resp, FunctionError> {
+    pub async fn predict<Req: Payload, Resp: Payload>(
+        &self,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+    ) -> Result<Resp, FunctionError> {
         self.inner.endpoint.predict((), remote, &req).await
     }
 

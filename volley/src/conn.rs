@@ -105,16 +105,24 @@ impl Conn {
 
     /// Starts a call; the returned future resolves when it ends, and cancels
     /// it on the wire if dropped first.
-    pub(crate) fn call(self: &Arc<Self>, remote: RemoteId, payload: &[u8], timeout: Duration) -> Result<PendingCall, FunctionError> {
+    pub(crate) fn call(
+        self: &Arc<Self>,
+        remote: RemoteId,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<PendingCall, FunctionError> {
         let mut state = self.lock();
-        let id = state.session.call(remote, payload, timeout, now()).map_err(|e| match e {
-            SendError::TooManyPending => FunctionError::Overloaded,
-            SendError::TooLarge { len, max } => {
-                tracing::warn!(len, max, "request over the frame limit not sent");
-                FunctionError::BadRequest
-            }
-            _ => FunctionError::Disconnected,
-        })?;
+        let id = state
+            .session
+            .call(remote, payload, timeout, now())
+            .map_err(|e| match e {
+                SendError::TooManyPending => FunctionError::Overloaded,
+                SendError::TooLarge { len, max } => {
+                    tracing::warn!(len, max, "request over the frame limit not sent");
+                    FunctionError::BadRequest
+                }
+                _ => FunctionError::Disconnected,
+            })?;
         let (tx, rx) = oneshot::channel();
         let seq = state.next_seq();
         state.waiters.insert(id, (seq, tx));

@@ -166,18 +166,27 @@ impl<T: Transport, S: Side> Driver<T, S> {
 
     /// Takes the session's events and acts on them outside its lock (handlers
     /// may call back into this connection). Returns whether the session closed.
+    ///
+    /// Handling an event may queue more (accepting a hello queues `Connected`);
+    /// those are handled before anything is written, so a client that sees the
+    /// welcome finds itself already listed by the server.
     fn dispatch(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> bool {
-        let closed = {
-            let mut state = self.conn.lock();
-            state.register_driver(cx.waker());
-            self.events.extend(std::iter::from_fn(|| state.session.poll_event()));
-            state.session.is_closed()
-        };
-        *progress |= !self.events.is_empty();
         let mut events = std::mem::take(&mut self.events);
-        for event in events.drain(..) {
-            self.handle_event(event);
-        }
+        let closed = loop {
+            let closed = {
+                let mut state = self.conn.lock();
+                state.register_driver(cx.waker());
+                events.extend(std::iter::from_fn(|| state.session.poll_event()));
+                state.session.is_closed()
+            };
+            if events.is_empty() {
+                break closed;
+            }
+            *progress = true;
+            for event in events.drain(..) {
+                self.handle_event(event);
+            }
+        };
         self.events = events;
         closed
     }

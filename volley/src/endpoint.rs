@@ -17,8 +17,8 @@ use futures_util::FutureExt;
 use volley_proto::{RemoteId, Status};
 
 use crate::conn::Conn;
-use crate::locks::{read, write};
 use crate::error::{EventError, FunctionError, Reject};
+use crate::locks::{read, write};
 use crate::remote::{Check, Dir, Event, Function, Payload, Protocol};
 
 /// A handler's answer: the status and the encoded result or rejection message.
@@ -58,8 +58,6 @@ pub(crate) struct Endpoint<C> {
     bad_response: RwLock<Vec<BadInputHook<C>>>,
 }
 
-
-
 pub(crate) fn encode<T: Payload>(value: &T) -> Result<Vec<u8>, String> {
     bitcode::serialize(value).map_err(|e| e.to_string())
 }
@@ -67,7 +65,9 @@ pub(crate) fn encode<T: Payload>(value: &T) -> Result<Vec<u8>, String> {
 fn decode<T: Payload>(bytes: &[u8], check: Option<Check<T>>) -> Result<T, String> {
     let value: T = bitcode::deserialize(bytes).map_err(|e| format!("does not decode: {e}"))?;
     match check {
-        Some(check) => check(&value).map(|()| value).map_err(|e| format!("fails validation: {e}")),
+        Some(check) => check(&value)
+            .map(|()| value)
+            .map_err(|e| format!("fails validation: {e}")),
         None => Ok(value),
     }
 }
@@ -122,7 +122,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     fn set_handler(&self, name: &'static str, handler: FnHandler<C>) {
         let id = self.declared_id(name);
         if write(&self.functions)[id as usize].replace(handler).is_some() {
-            tracing::warn!(remote = name, "handler replaced: a function has one handler, the new one wins");
+            tracing::warn!(
+                remote = name,
+                "handler replaced: a function has one handler, the new one wins"
+            );
         }
     }
 
@@ -264,7 +267,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ) -> Result<Resp, FunctionError> {
         let conn = conn.ok_or(FunctionError::Disconnected)?;
         let id = self.protocol.id(remote.name).ok_or_else(|| {
-            tracing::error!(remote = remote.name, "called a remote that is not declared in the Protocol");
+            tracing::error!(
+                remote = remote.name,
+                "called a remote that is not declared in the Protocol"
+            );
             FunctionError::Unprocessed
         })?;
         let payload = encode(req).map_err(|e| {
@@ -301,16 +307,28 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Encodes an event for sending.
-    pub(crate) fn encode_event<D, T: Payload>(&self, remote: &Event<D, T>, value: &T) -> Result<(RemoteId, Vec<u8>), EventError> {
+    pub(crate) fn encode_event<D, T: Payload>(
+        &self,
+        remote: &Event<D, T>,
+        value: &T,
+    ) -> Result<(RemoteId, Vec<u8>), EventError> {
         let id = self.protocol.id(remote.name).ok_or_else(|| {
-            tracing::error!(remote = remote.name, "fired a remote that is not declared in the Protocol");
+            tracing::error!(
+                remote = remote.name,
+                "fired a remote that is not declared in the Protocol"
+            );
             EventError::Encode(format!("remote {:?} is not declared", remote.name))
         })?;
         Ok((id, encode(value).map_err(EventError::Encode)?))
     }
 
     /// Hands `value` to this side's listeners as if it came from the network.
-    pub(crate) fn predict_event<D, T: Payload>(&self, ctx: &C, remote: Event<D, T>, value: &T) -> Result<(), EventError> {
+    pub(crate) fn predict_event<D, T: Payload>(
+        &self,
+        ctx: &C,
+        remote: Event<D, T>,
+        value: &T,
+    ) -> Result<(), EventError> {
         let (id, payload) = self.encode_event(&remote, value)?;
         self.handle_event(ctx, id, &payload);
         Ok(())

@@ -280,7 +280,8 @@ impl ProtocolBuilder {
     /// If two remotes share a name: a declaration mistake that must be fixed in
     /// code. Use [`try_build`](Self::try_build) to handle it instead.
     pub fn build(self) -> Protocol {
-        self.try_build().unwrap_or_else(|e| panic!("invalid volley protocol: {e}"))
+        self.try_build()
+            .unwrap_or_else(|e| panic!("invalid volley protocol: {e}"))
     }
 
     /// Finishes the list, or says which name is declared twice.

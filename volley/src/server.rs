@@ -17,8 +17,8 @@ use volley_proto::{CloseReason, GoodbyeCode, Session, SessionConfig};
 use crate::conn::{now, Conn};
 use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
-use crate::locks::{read, write};
 use crate::error::{EventError, FunctionError, Reject};
+use crate::locks::{read, write};
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, ServerEvent, ServerFn};
 use crate::transport::{memory, tcp, Transport};
 
@@ -198,8 +198,6 @@ impl fmt::Debug for Server {
             .finish()
     }
 }
-
-
 
 impl Server {
     /// A server for `protocol`'s remotes; it accepts nobody until told where.
@@ -402,7 +400,12 @@ impl Server {
 
     /// Hands `value` to this server's listeners of `remote` as if `player`
     /// had fired it.
-    pub fn predict_event<T: Payload>(&self, player: &Player, remote: ServerEvent<T>, value: T) -> Result<(), EventError> {
+    pub fn predict_event<T: Payload>(
+        &self,
+        player: &Player,
+        remote: ServerEvent<T>,
+        value: T,
+    ) -> Result<(), EventError> {
         self.inner.endpoint.predict_event(player, remote, &value)
     }
 
