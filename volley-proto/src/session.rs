@@ -36,7 +36,7 @@ pub struct SessionConfig {
     pub max_incoming_calls: usize,
     /// Calls to the peer awaiting an answer at once, including timed-out calls
     /// whose answer has not arrived yet; more fail with
-    /// [`CallError::TooManyPending`]. Default: 64.
+    /// [`SendError::TooManyPending`]. Default: 64.
     pub max_outgoing_calls: usize,
     /// Bytes queued for the peer that the transport has not taken yet; a peer
     /// that lets more pile up is disconnected as too slow. Default: 1 MiB.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::ToSocketAddrs;
+use tracing::Instrument;
 use volley_proto::{CloseReason, GoodbyeCode, Session, SessionConfig};
 
 use crate::conn::{now, Conn};
@@ -258,12 +259,14 @@ impl Server {
                 conn: conn.clone(),
             }),
         };
+        // Every log line of this connection names the player and its address.
+        let span = tracing::info_span!("conn", player = %player.id(), addr = ?player.remote_addr());
         let side = ServerSide {
             server: self.inner.clone(),
             player,
             joined: false,
         };
-        tokio::spawn(Driver::new(conn, transport, side).run());
+        tokio::spawn(Driver::new(conn, transport, side).run().instrument(span));
     }
 
     /// Opens an in-process connection to this server and returns the client's
@@ -476,7 +479,7 @@ impl Side for ServerSide {
         self.joined = true;
         let player = &self.player;
         write(&self.server.players).insert(player.id(), player.clone());
-        tracing::info!(player = %player.id(), addr = ?player.remote_addr(), "player joined");
+        tracing::info!("player joined");
         let hooks = read(&self.server.added).clone();
         for hook in hooks {
             hook(player);
@@ -486,15 +489,15 @@ impl Side for ServerSide {
     fn closed(&mut self, reason: CloseReason) {
         let player = &self.player;
         if !self.joined {
-            tracing::debug!(addr = ?player.remote_addr(), %reason, "connection closed before joining");
+            tracing::debug!(%reason, "connection closed before joining");
             return;
         }
         write(&self.server.players).remove(&player.id());
         match &reason {
             CloseReason::ProtocolViolation(_) | CloseReason::PeerTooSlow | CloseReason::IdleTimeout => {
-                tracing::warn!(player = %player.id(), %reason, "player dropped")
+                tracing::warn!(%reason, "player dropped")
             }
-            _ => tracing::info!(player = %player.id(), %reason, "player left"),
+            _ => tracing::info!(%reason, "player left"),
         }
         let hooks = read(&self.server.removed).clone();
         for hook in hooks {

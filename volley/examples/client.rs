@@ -1,0 +1,139 @@
+//! A demo client for `examples/server.rs`: exercises every remote in both
+//! directions, prints each result, and exits 0 only if every result was the
+//! one expected.
+//!
+//! ```text
+//! cargo run --example client -- --addr 127.0.0.1:7777
+//! ```
+
+mod shared;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use shared::*;
+use tokio::sync::mpsc;
+use volley::*;
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Prints one check and counts failures.
+struct Checks {
+    failed: usize,
+}
+
+impl Checks {
+    fn check(&mut self, what: &str, ok: bool, got: impl std::fmt::Debug) {
+        println!("{} {what}: {got:?}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            self.failed += 1;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter("warn").init();
+    let addr = arg("--addr", "127.0.0.1:7777");
+
+    let client = Client::new(protocol(), ClientConfig::default());
+    let (heard_tx, mut heard) = mpsc::unbounded_channel();
+    client.on_event(ANNOUNCE, move |line: String| {
+        let _ = heard_tx.send(line);
+    });
+    let (asked_tx, mut asked) = mpsc::unbounded_channel();
+    client.on_request_sync(PROMPT_ACTION, move |prompt: Prompt| {
+        let _ = asked_tx.send(prompt.question);
+        Ok(Confirm { confirmed: true })
+    });
+    if let Err(e) = client.connect_tcp(&addr).await {
+        eprintln!("could not connect to {addr}: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("connected to {addr}");
+    let mut c = Checks { failed: 0 };
+
+    let data = client.invoke(GET_PLAYER_DATA, GetData { name: "carol".into() }).await;
+    let expected = PlayerData {
+        name: "carol".into(),
+        level: 7,
+        gold: STARTING_GOLD,
+    };
+    c.check("client → server call", data.as_ref() == Ok(&expected), &data);
+
+    let bad = client.invoke(GET_PLAYER_DATA, GetData { name: String::new() }).await;
+    c.check(
+        "request failing validation",
+        bad == Err(FunctionError::BadRequest),
+        &bad,
+    );
+
+    let bought = client
+        .invoke(
+            BUY,
+            Purchase {
+                item: "apple".into(),
+                price: 5,
+            },
+        )
+        .await;
+    c.check("purchase", bought == Ok(STARTING_GOLD - 5), &bought);
+
+    let rejected = client
+        .invoke(
+            BUY,
+            Purchase {
+                item: "sword".into(),
+                price: 100,
+            },
+        )
+        .await;
+    c.check(
+        "deliberate rejection",
+        rejected == Err(FunctionError::Rejected("not enough gold".into())),
+        &rejected,
+    );
+
+    let slow = client.invoke(SLOW_SEARCH, "dragons".into()).await;
+    c.check("timeout after 500 ms", slow == Err(FunctionError::Timeout), &slow);
+
+    let confirmed = client.invoke(ASK_ME, ()).await;
+    let question = asked.try_recv();
+    c.check(
+        "server → client call",
+        confirmed == Ok(true) && question.is_ok(),
+        (&confirmed, &question),
+    );
+
+    client.fire(CHAT, "hello from the demo client".into()).ok();
+    let echo = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match heard.recv().await {
+                Some(line) if line.ends_with(": hello from the demo client") => return Some(line),
+                Some(_) => continue, // other players' news
+                None => return None,
+            }
+        }
+    })
+    .await;
+    c.check(
+        "client → server event, broadcast back",
+        matches!(echo, Ok(Some(_))),
+        &echo,
+    );
+
+    client.disconnect();
+    if c.failed == 0 {
+        println!("all checks passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} checks failed", c.failed);
+        ExitCode::FAILURE
+    }
+}

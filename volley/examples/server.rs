@@ -1,0 +1,53 @@
+//! A long-running demo server with the quickstart's remotes. It logs joins,
+//! leaves and bad input, and stops cleanly on Ctrl-C.
+//!
+//! ```text
+//! cargo run --example server -- --addr 127.0.0.1:7777
+//! ```
+
+mod shared;
+
+use std::time::Duration;
+
+use shared::*;
+use volley::*;
+
+/// Value of `--name value` on the command line, or `default`.
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+
+    let server = Server::new(protocol(), ServerConfig::default());
+    demo_server(&server);
+    let announcer = server.clone();
+    server.on_player_added(move |player| {
+        announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
+    });
+    let addr = server.listen_tcp(arg("--addr", "127.0.0.1:7777")).await?;
+    println!("volley demo server on {addr}; Ctrl-C to stop");
+
+    tokio::signal::ctrl_c().await?;
+    println!("stopping: telling {} players", server.player_count());
+    for player in server.players() {
+        player.kick("server shutting down");
+    }
+    // Give the goodbyes a moment to leave.
+    for _ in 0..20 {
+        if server.player_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("stopped");
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The demo's remotes, declared once and compiled into both the server and the
+//! client, and the demo server's handlers.
+
+// In a game this module is a library crate that the server and client binaries
+// both depend on, so its items are `pub`; here it is a module of each example.
+#![allow(unreachable_pub, dead_code)]
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use volley::*;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetData {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerData {
+    pub name: String,
+    pub level: u32,
+    pub gold: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Purchase {
+    pub item: String,
+    pub price: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prompt {
+    pub question: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirm {
+    pub confirmed: bool,
+}
+
+fn name_is_reasonable(req: &GetData) -> Result<(), String> {
+    if req.name.is_empty() || req.name.len() > 32 {
+        return Err(format!("name of {} bytes", req.name.len()));
+    }
+    Ok(())
+}
+
+/// Every player starts with this much gold.
+pub const STARTING_GOLD: u32 = 25;
+
+// client → server
+pub const GET_PLAYER_DATA: ServerFn<GetData, PlayerData> =
+    ServerFn::new("GetPlayerData").with_request_check(name_is_reasonable);
+pub const BUY: ServerFn<Purchase, u32> = ServerFn::new("Buy");
+/// The server takes 2 s to answer; the remote gives up after 500 ms.
+pub const SLOW_SEARCH: ServerFn<String, String> = ServerFn::new("SlowSearch").with_timeout(Duration::from_millis(500));
+/// Makes the server ask the caller a question back (a server → client call).
+pub const ASK_ME: ServerFn<(), bool> = ServerFn::new("AskMe");
+pub const CHAT: ServerEvent<String> = ServerEvent::new("Chat");
+
+// server → client
+pub const PROMPT_ACTION: ClientFn<Prompt, Confirm> = ClientFn::new("PromptAction");
+pub const ANNOUNCE: ClientEvent<String> = ClientEvent::new("Announce");
+
+pub fn protocol() -> Protocol {
+    Protocol::builder()
+        .remote(GET_PLAYER_DATA)
+        .remote(BUY)
+        .remote(SLOW_SEARCH)
+        .remote(ASK_ME)
+        .remote(CHAT)
+        .remote(PROMPT_ACTION)
+        .remote(ANNOUNCE)
+        .build()
+}
+
+/// Registers the demo server's handlers.
+pub fn demo_server(server: &Server) {
+    server.on_request_sync(GET_PLAYER_DATA, |_player, req: GetData| {
+        Ok(PlayerData {
+            name: req.name,
+            level: 7,
+            gold: STARTING_GOLD,
+        })
+    });
+    server.on_request_sync(BUY, |_player, p: Purchase| {
+        if p.price > STARTING_GOLD {
+            return Err(Reject::new("not enough gold"));
+        }
+        Ok(STARTING_GOLD - p.price)
+    });
+    server.on_request(SLOW_SEARCH, |_player, query: String| async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(format!("results for {query}"))
+    });
+    let asker = server.clone();
+    server.on_request(ASK_ME, move |player, ()| {
+        let server = asker.clone();
+        async move {
+            let prompt = Prompt {
+                question: "Ready for the next round?".into(),
+            };
+            match server.request(&player, PROMPT_ACTION, prompt).await {
+                Ok(confirm) => Ok(confirm.confirmed),
+                Err(e) => Err(Reject::new(format!("could not ask you: {e}"))),
+            }
+        }
+    });
+    let chat = server.clone();
+    server.on_event(CHAT, move |player, line: String| {
+        chat.fire_all(ANNOUNCE, format!("{}: {line}", player.id()));
+    });
+}
