@@ -515,3 +515,174 @@ fn a_peer_that_does_not_read_is_dropped_as_too_slow() {
         })
     );
 }
+
+mod sequences {
+    //! Random operation sequences from both peers: nothing panics, every call
+    //! ends exactly once (unless its caller gave up on it), and once the link
+    //! drops both sides' tables are empty.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        ClientCall { timeout_ms: u16 },
+        ServerCall { timeout_ms: u16 },
+        ClientEvent,
+        ServerEvent,
+        ServerRespond { pick: usize, status: u8 },
+        ClientRespond { pick: usize },
+        ClientCancel { pick: usize },
+        Advance { ms: u16 },
+        Deliver,
+        Garbage { to_server: bool, bytes: Vec<u8> },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1u16..3000).prop_map(|timeout_ms| Op::ClientCall { timeout_ms }),
+            2 => (1u16..3000).prop_map(|timeout_ms| Op::ServerCall { timeout_ms }),
+            1 => Just(Op::ClientEvent),
+            1 => Just(Op::ServerEvent),
+            3 => (any::<usize>(), 0u8..6).prop_map(|(pick, status)| Op::ServerRespond { pick, status }),
+            2 => any::<usize>().prop_map(|pick| Op::ClientRespond { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::ClientCancel { pick }),
+            2 => (0u16..2000).prop_map(|ms| Op::Advance { ms }),
+            4 => Just(Op::Deliver),
+            1 => (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..12))
+                .prop_map(|(to_server, bytes)| Op::Garbage { to_server, bytes }),
+        ]
+    }
+
+    const STATUSES: [Status; 6] = [
+        Status::Ok,
+        Status::Rejected,
+        Status::BadRequest,
+        Status::Unprocessed,
+        Status::Cancelled,
+        Status::Overloaded,
+    ];
+
+    /// Collects events and checks each call ends once.
+    #[derive(Default)]
+    struct Ledger {
+        /// Our calls: id → ended yet?
+        calls: HashMap<CallId, bool>,
+        /// Requests from the peer awaiting our answer.
+        incoming: Vec<CallId>,
+        closed: bool,
+    }
+
+    impl Ledger {
+        fn absorb(&mut self, session: &mut Session) -> Result<(), TestCaseError> {
+            while let Some(event) = session.poll_event() {
+                match event {
+                    SessionEvent::CallEnded { id, .. } => {
+                        let ended = self.calls.get_mut(&id);
+                        prop_assert!(ended.is_some(), "end of unknown call {}", id);
+                        let ended = ended.unwrap();
+                        prop_assert!(!*ended, "call {} ended twice", id);
+                        *ended = true;
+                    }
+                    SessionEvent::Request { id, .. } => self.incoming.push(id),
+                    SessionEvent::RequestCancelled { id } => self.incoming.retain(|i| *i != id),
+                    SessionEvent::Closed { .. } => {
+                        prop_assert!(!self.closed, "closed twice");
+                        self.closed = true;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+
+        fn started(&mut self, id: CallId) -> Result<(), TestCaseError> {
+            // An id may be reused only once its previous call ended.
+            if let Some(ended) = self.calls.insert(id, false) {
+                prop_assert!(ended, "id {} reused while its call was pending", id);
+            }
+            Ok(())
+        }
+    }
+
+    fn deliver(from: &mut Session, to: &mut Session, now: Instant) {
+        let mut wire = Vec::new();
+        from.take_transmit(&mut wire);
+        to.handle_input(&mut BytesMut::from(&wire[..]), now);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn any_sequence_keeps_the_books_balanced(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut p = Pair::connected();
+            let (mut c, mut s) = (Ledger::default(), Ledger::default());
+            let mut given_up = Vec::new();
+            for op in ops {
+                match op {
+                    Op::ClientCall { timeout_ms } => {
+                        if let Ok(id) = p.client.call(SERVER_FN, b"x", Duration::from_millis(timeout_ms.into()), p.now) {
+                            c.started(id)?;
+                        }
+                    }
+                    Op::ServerCall { timeout_ms } => {
+                        if let Ok(id) = p.server.call(CLIENT_FN, b"y", Duration::from_millis(timeout_ms.into()), p.now) {
+                            s.started(id)?;
+                        }
+                    }
+                    Op::ClientEvent => { let _ = p.client.send_event(SERVER_EVENT, b"e"); }
+                    Op::ServerEvent => { let _ = p.server.send_event(CLIENT_EVENT, b"e"); }
+                    Op::ServerRespond { pick, status } => {
+                        if !s.incoming.is_empty() {
+                            let id = s.incoming.remove(pick % s.incoming.len());
+                            p.server.respond(id, STATUSES[status as usize], b"r");
+                        }
+                    }
+                    Op::ClientRespond { pick } => {
+                        if !c.incoming.is_empty() {
+                            let id = c.incoming.remove(pick % c.incoming.len());
+                            p.client.respond(id, Status::Ok, b"r");
+                        }
+                    }
+                    Op::ClientCancel { pick } => {
+                        let open: Vec<_> = c.calls.iter().filter(|(_, ended)| !**ended).map(|(id, _)| *id).collect();
+                        if !open.is_empty() {
+                            let id = open[pick % open.len()];
+                            if p.client.cancel(id) {
+                                // The caller gave up: no end is reported for it.
+                                c.calls.insert(id, true);
+                                given_up.push(id);
+                            }
+                        }
+                    }
+                    Op::Advance { ms } => {
+                        p.now += Duration::from_millis(ms.into());
+                        p.client.handle_timeout(p.now);
+                        p.server.handle_timeout(p.now);
+                    }
+                    Op::Deliver => {
+                        deliver(&mut p.client, &mut p.server, p.now);
+                        deliver(&mut p.server, &mut p.client, p.now);
+                    }
+                    Op::Garbage { to_server, bytes } => {
+                        let target = if to_server { &mut p.server } else { &mut p.client };
+                        target.handle_input(&mut BytesMut::from(&bytes[..]), p.now);
+                    }
+                }
+                c.absorb(&mut p.client)?;
+                s.absorb(&mut p.server)?;
+            }
+            // The link drops: everything still pending ends, both tables empty.
+            p.client.handle_transport_closed(None);
+            p.server.handle_transport_closed(None);
+            c.absorb(&mut p.client)?;
+            s.absorb(&mut p.server)?;
+            prop_assert!(c.calls.values().all(|ended| *ended), "client call never ended: {:?}", c.calls);
+            prop_assert!(s.calls.values().all(|ended| *ended), "server call never ended: {:?}", s.calls);
+            prop_assert_eq!(p.client.pending_calls() + p.server.pending_calls(), 0);
+            prop_assert_eq!(p.client.incoming_calls() + p.server.incoming_calls(), 0);
+            prop_assert!(c.closed && s.closed);
+        }
+    }
+}

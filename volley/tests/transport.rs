@@ -1,0 +1,109 @@
+//! Transport-level properties: coalesced writes, no added latency, TCP_NODELAY.
+
+mod common;
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use common::*;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use volley::transport::{memory, Transport};
+use volley::*;
+
+/// A memory transport that counts its writes (each would be one syscall on a socket).
+struct Counting {
+    inner: memory::MemoryTransport,
+    writes: Arc<AtomicUsize>,
+}
+
+impl AsyncRead for Counting {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counting {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if r.is_ready() {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Transport for Counting {}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_is_coalesced_and_a_lone_message_is_not_delayed() {
+    let (server, _, _) = server_with(ServerConfig::default());
+    let (client_end, server_end) = memory::pair();
+    let writes = Arc::new(AtomicUsize::new(0));
+    server.serve(Counting {
+        inner: server_end,
+        writes: writes.clone(),
+    });
+    let (client, mut probe) = client_with(ClientConfig::default());
+    client.connect(client_end).await.unwrap();
+    let player = server.players().pop().unwrap();
+
+    // A lone call: answered without the clock moving, so nothing waited on a timer.
+    let before = tokio::time::Instant::now();
+    let writes_before = writes.load(Ordering::Relaxed);
+    assert_eq!(server.request(&player, PROMPT, "now?".into()).await, Ok(true));
+    assert_eq!(tokio::time::Instant::now(), before, "a lone message must not wait");
+    assert_eq!(writes.load(Ordering::Relaxed) - writes_before, 1);
+
+    // A burst of 500 events fired in one go leaves in a handful of writes.
+    let writes_before = writes.load(Ordering::Relaxed);
+    for i in 0..500 {
+        server.fire(&player, ANNOUNCE, format!("event {i}")).unwrap();
+    }
+    for i in 0..500 {
+        assert_eq!(recv(&mut probe.announcements).await, format!("event {i}"));
+    }
+    let burst_writes = writes.load(Ordering::Relaxed) - writes_before;
+    assert!(burst_writes <= 5, "500 events took {burst_writes} writes");
+}
+
+#[tokio::test]
+async fn tcp_sockets_have_nodelay_on_both_ends() {
+    let listener = volley::transport::tcp::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = tokio::join!(
+        volley::transport::tcp::connect(addr),
+        volley::transport::tcp::accept(&listener)
+    );
+    assert!(client.unwrap().nodelay().unwrap());
+    assert!(accepted.unwrap().0.nodelay().unwrap());
+}
+
+#[tokio::test]
+async fn many_calls_in_flight_on_one_connection_all_complete() {
+    let (_server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let (client, _probe) = tcp_client(addr).await;
+    for _round in 0..20 {
+        let calls = (0..64u32).map(|i| {
+            client.invoke(
+                BUY,
+                Purchase {
+                    item: "x".into(),
+                    gold: 10 + i,
+                },
+            )
+        });
+        let results = futures_util::future::join_all(calls).await;
+        for (i, r) in results.into_iter().enumerate() {
+            assert_eq!(r, Ok(i as u32));
+        }
+    }
+}
