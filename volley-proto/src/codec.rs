@@ -128,8 +128,10 @@ pub enum Status {
     Unprocessed = 3,
     /// The call was cancelled before it finished.
     Cancelled = 4,
-    /// The receiver is at its in-flight or rate limit for this peer.
+    /// The receiver is at its limit of calls in flight for this peer.
     Overloaded = 5,
+    /// The receiver's rate limit for this peer and remote is exhausted.
+    RateLimited = 6,
 }
 
 impl Status {
@@ -141,6 +143,7 @@ impl Status {
             3 => Self::Unprocessed,
             4 => Self::Cancelled,
             5 => Self::Overloaded,
+            6 => Self::RateLimited,
             _ => return None,
         })
     }
@@ -551,6 +554,7 @@ mod tests {
             Just(Status::Unprocessed),
             Just(Status::Cancelled),
             Just(Status::Overloaded),
+            Just(Status::RateLimited),
         ]
     }
 

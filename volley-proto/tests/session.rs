@@ -545,7 +545,7 @@ mod sequences {
             2 => (1u16..3000).prop_map(|timeout_ms| Op::ServerCall { timeout_ms }),
             1 => Just(Op::ClientEvent),
             1 => Just(Op::ServerEvent),
-            3 => (any::<usize>(), 0u8..6).prop_map(|(pick, status)| Op::ServerRespond { pick, status }),
+            3 => (any::<usize>(), 0u8..7).prop_map(|(pick, status)| Op::ServerRespond { pick, status }),
             2 => any::<usize>().prop_map(|pick| Op::ClientRespond { pick }),
             1 => any::<usize>().prop_map(|pick| Op::ClientCancel { pick }),
             2 => (0u16..2000).prop_map(|ms| Op::Advance { ms }),

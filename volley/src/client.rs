@@ -16,7 +16,8 @@ use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{ConnectError, EventError, FunctionError, Reject};
 use crate::locks::{read, write};
-use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, ServerEvent, ServerFn};
+use crate::middleware::Middleware;
+use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToClient};
 use crate::transport::{tcp, Transport};
 
 /// Client settings. Every field is documented with its default.
@@ -144,7 +145,7 @@ impl Client {
             conn: conn.clone(),
             handshake: Some(done),
         };
-        tokio::spawn(Driver::new(conn, transport, side).run());
+        tokio::spawn(Driver::new(conn, transport, side, None).run());
         match handshake.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(reason.into()),
@@ -204,6 +205,25 @@ impl Client {
         self.conn().ok_or(EventError::Disconnected)?.send_event(id, &payload)
     }
 
+    // ---- middleware ----
+
+    /// Adds middleware for every remote the client receives; it wraps
+    /// per-remote middleware. See [`middleware`](crate::middleware).
+    pub fn middleware(&self, middleware: impl Middleware<()>) {
+        self.inner.endpoint.add_middleware(Arc::new(middleware));
+    }
+
+    /// Adds middleware for one client-bound function or event.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the client's [`Protocol`].
+    pub fn middleware_for<R: Remote<Direction = ToClient>>(&self, remote: R, middleware: impl Middleware<()>) {
+        self.inner
+            .endpoint
+            .add_middleware_for(remote.spec().name, Arc::new(middleware));
+    }
+
     // ---- handlers ----
 
     /// Handles server → client calls of `remote` with an async handler; each
@@ -245,7 +265,7 @@ impl Client {
     /// If `remote` is not in the client's [`Protocol`].
     pub fn on_event<T, F>(&self, remote: ClientEvent<T>, listener: F)
     where
-        T: Payload,
+        T: Payload + Clone,
         F: Fn(T) + Send + Sync + 'static,
     {
         self.inner.endpoint.on_event(remote, move |(), value| listener(value));
@@ -299,7 +319,7 @@ impl Side for ClientSide {
         &()
     }
 
-    fn hello(&mut self, _conn: &Conn, _token: Bytes) {
+    fn hello(&mut self, _conn: &Arc<Conn>, _token: Bytes) {
         // Only servers receive hellos; the session never reports one here.
     }
 

@@ -198,6 +198,13 @@ impl Conn {
         let _ = waiter.send(result);
     }
 
+    /// Acts on the session from outside the driver, then wakes it.
+    pub(crate) fn with_session(&self, f: impl FnOnce(&mut Session)) {
+        let mut state = self.lock();
+        f(&mut state.session);
+        state.wake_driver();
+    }
+
     /// Says goodbye; the driver flushes it and closes the transport.
     pub(crate) fn close(&self, code: GoodbyeCode, message: &str) {
         let mut state = self.lock();

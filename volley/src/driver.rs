@@ -19,6 +19,7 @@ use volley_proto::{CloseReason, Status};
 
 use crate::conn::{now, Conn};
 use crate::endpoint::{Endpoint, Outcome};
+use crate::middleware::{ByteBudget, TokenBucket};
 use crate::transport::Transport;
 
 /// How long a closing connection may take to flush its goodbye: 1 s.
@@ -32,6 +33,23 @@ const KEEP_BUFFER: usize = 16 * 1024;
 /// Rounds of work before yielding to other tasks.
 const MAX_ROUNDS: usize = 32;
 
+/// Polls `fut` once, inline: its output if it finished without waiting,
+/// otherwise the future itself, to be run as a task (which polls it again
+/// with a real waker, as the `Future` contract allows).
+pub(crate) fn poll_once<T>(mut fut: Pin<Box<dyn Future<Output = T> + Send>>) -> Result<T, Pin<Box<dyn Future<Output = T> + Send>>> {
+    match fut.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())) {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => Err(fut),
+    }
+}
+
+/// Runs `fut` inline if it finishes without waiting, else as its own task.
+pub(crate) fn run_soon(fut: Pin<Box<dyn Future<Output = ()> + Send>>) {
+    if let Err(fut) = poll_once(fut) {
+        tokio::spawn(fut);
+    }
+}
+
 /// What differs between the server's and the client's end of a connection.
 pub(crate) trait Side: Send + 'static {
     /// What handlers receive about the peer.
@@ -39,7 +57,7 @@ pub(crate) trait Side: Send + 'static {
     fn endpoint(&self) -> &Endpoint<Self::Ctx>;
     fn ctx(&self) -> &Self::Ctx;
     /// Server: a client said hello with this token.
-    fn hello(&mut self, conn: &Conn, token: Bytes);
+    fn hello(&mut self, conn: &Arc<Conn>, token: Bytes);
     /// The handshake finished.
     fn connected(&mut self);
     /// The session ended.
@@ -61,11 +79,16 @@ pub(crate) struct Driver<T, S> {
     timer_at: Option<Instant>,
     /// Set once the session is closed: the deadline for flushing.
     linger: Option<Pin<Box<Sleep>>>,
+    /// The peer's receive budget, if any, and the pause while it is spent.
+    budget: Option<(ByteBudget, TokenBucket)>,
+    throttle: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T: Transport, S: Side> Driver<T, S> {
-    pub(crate) fn new(conn: Arc<Conn>, transport: T, side: S) -> Self {
+    pub(crate) fn new(conn: Arc<Conn>, transport: T, side: S, budget: Option<ByteBudget>) -> Self {
         Self {
+            budget: budget.map(|b| (b, TokenBucket::full(b.burst, now()))),
+            throttle: None,
             conn,
             transport,
             side,
@@ -117,6 +140,12 @@ impl<T: Transport, S: Side> Driver<T, S> {
         if self.read_done {
             return false;
         }
+        if let Some(pause) = &mut self.throttle {
+            if pause.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            self.throttle = None;
+        }
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK {
             self.read_buf.reserve(READ_CHUNK);
         }
@@ -128,8 +157,16 @@ impl<T: Transport, S: Side> Driver<T, S> {
                 self.read_done = true;
                 state.session.handle_transport_closed(None);
             }
-            Poll::Ready(Ok(_)) => {
-                state.session.handle_input(&mut self.read_buf, now());
+            Poll::Ready(Ok(n)) => {
+                let now = now();
+                if let Some((budget, bucket)) = &mut self.budget {
+                    let wait = bucket.charge(n as f64, budget.per_second, budget.burst, now);
+                    if !wait.is_zero() {
+                        tracing::debug!(?wait, "over the receive budget: pausing reads");
+                        self.throttle = Some(Box::pin(tokio::time::sleep(wait)));
+                    }
+                }
+                state.session.handle_input(&mut self.read_buf, now);
                 if state.session.is_closed() {
                     self.read_done = true;
                 }
@@ -198,7 +235,10 @@ impl<T: Transport, S: Side> Driver<T, S> {
                 let endpoint = self.side.endpoint();
                 match endpoint.handle_request(self.side.ctx().clone(), remote, &payload) {
                     Outcome::Ready(answer) => self.conn.respond(id, answer),
-                    Outcome::Pending(handler) => self.conn.spawn_handler(id, handler),
+                    Outcome::Pending(handler) => match poll_once(handler) {
+                        Ok(answer) => self.conn.respond(id, answer),
+                        Err(handler) => self.conn.spawn_handler(id, handler),
+                    },
                     Outcome::Bad(reason) => {
                         endpoint.report_bad_request(self.side.ctx(), remote, reason);
                         self.conn.respond(id, (Status::BadRequest, Vec::new()));

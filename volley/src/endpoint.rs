@@ -1,11 +1,12 @@
-//! What both sides share above the connection: the registry of handlers and
-//! listeners for the remotes this side receives, the bad-input hooks, and the
-//! typed path of a call (encode → send → decode → check), which `predict`
-//! reuses without the network.
+//! What both sides share above the connection: the registry of handlers,
+//! listeners and middleware for the remotes this side receives, the bad-input
+//! hooks, and the typed path of a call (encode → send → decode → check), which
+//! `predict` reuses without the network.
 //!
 //! `C` is what a handler is given about the peer: the calling
 //! [`Player`](crate::Player) on the server, `()` on a client.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use volley_proto::{RemoteId, Status};
 use crate::conn::Conn;
 use crate::error::{EventError, FunctionError, Reject};
 use crate::locks::{read, write};
+use crate::middleware::{BoxFuture, CallResult, Middleware, Next, Request, Response, Terminal};
 use crate::remote::{Check, Dir, Event, Function, Payload, Protocol};
 
 /// A handler's answer: the status and the encoded result or rejection message.
@@ -26,18 +28,20 @@ pub(crate) type Answer = (Status, Vec<u8>);
 
 /// What a function handler gives the driver for one request.
 pub(crate) enum Outcome {
-    /// Finished already (synchronous handler, or a failure before it ran).
+    /// Finished already (synchronous handler, or refused before it ran).
     Ready(Answer),
-    /// An async handler to run as its own task.
+    /// Work that may wait: the driver polls it once inline, and runs it as
+    /// its own task if it is not done.
     Pending(Pin<Box<dyn Future<Output = Answer> + Send>>),
     /// The request did not decode or failed its check; the reason is logged
     /// and given to the bad-request hook, the caller gets `BadRequest`.
     Bad(String),
 }
 
-type FnHandler<C> = Arc<dyn Fn(C, &[u8]) -> Outcome + Send + Sync>;
-type Listener<C> = Arc<dyn Fn(&C, &[u8]) -> Result<(), String> + Send + Sync>;
+type Decode = Arc<dyn Fn(&[u8]) -> Result<Box<dyn Any + Send>, String> + Send + Sync>;
+type Listener<C> = Arc<dyn Fn(&C, &(dyn Any + Send)) + Send + Sync>;
 type BadInputHook<C> = Arc<dyn Fn(&C, &BadInput) + Send + Sync>;
+type Chain<C> = Arc<[Arc<dyn Middleware<C>>]>;
 
 /// Input from a peer that was dropped because it did not decode or failed
 /// validation, as given to the `on_bad_request` / `on_bad_response` hooks.
@@ -50,10 +54,49 @@ pub struct BadInput {
     pub reason: String,
 }
 
+/// One function's handler, in the two forms the driver may need.
+struct FnEntry<C> {
+    /// Decode, check and handle in one typed step: the path without `call`
+    /// middleware, which boxes nothing.
+    direct: Arc<dyn Fn(C, &[u8]) -> Outcome + Send + Sync>,
+    /// Decode and check into type-erased arguments, for middleware.
+    decode: Decode,
+    /// The handler on type-erased arguments: the end of a middleware chain.
+    terminal: Terminal<C>,
+    /// Encodes the chain's type-erased result.
+    encode: fn(&'static str, CallResult) -> Answer,
+}
+
+/// One event's listeners, all of the event's type.
+struct EventEntry<C> {
+    decode: Decode,
+    listeners: Vec<Listener<C>>,
+}
+
+/// The middleware that applies to one remote: global ones, then its own.
+struct Applied<C> {
+    chain: Chain<C>,
+    /// Whether any of them wraps calls (otherwise the fast path stays).
+    wraps: bool,
+}
+
+impl<C> Clone for Applied<C> {
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            wraps: self.wraps,
+        }
+    }
+}
+
 pub(crate) struct Endpoint<C> {
     pub(crate) protocol: Protocol,
-    functions: RwLock<Vec<Option<FnHandler<C>>>>,
-    listeners: RwLock<Vec<Vec<Listener<C>>>>,
+    functions: RwLock<Vec<Option<Arc<FnEntry<C>>>>>,
+    events: RwLock<Vec<Option<Arc<EventEntry<C>>>>>,
+    global: RwLock<Vec<Arc<dyn Middleware<C>>>>,
+    per_remote: RwLock<Vec<Vec<Arc<dyn Middleware<C>>>>>,
+    /// `global` + `per_remote[id]` for each remote, rebuilt when either changes.
+    applied: RwLock<Vec<Applied<C>>>,
     bad_request: RwLock<Vec<BadInputHook<C>>>,
     bad_response: RwLock<Vec<BadInputHook<C>>>,
 }
@@ -65,11 +108,21 @@ pub(crate) fn encode<T: Payload>(value: &T) -> Result<Vec<u8>, String> {
 fn decode<T: Payload>(bytes: &[u8], check: Option<Check<T>>) -> Result<T, String> {
     let value: T = bitcode::deserialize(bytes).map_err(|e| format!("does not decode: {e}"))?;
     match check {
-        Some(check) => check(&value)
-            .map(|()| value)
-            .map_err(|e| format!("fails validation: {e}")),
+        Some(check) => check(&value).map(|()| value).map_err(|e| format!("fails validation: {e}")),
         None => Ok(value),
     }
+}
+
+fn decode_erased<T: Payload>(check: Option<Check<T>>) -> Decode {
+    Arc::new(move |bytes| decode::<T>(bytes, check).map(|v| Box::new(v) as Box<dyn Any + Send>))
+}
+
+fn panic_detail(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
 }
 
 /// Turns a handler's return (or panic) into the answer for the caller.
@@ -84,24 +137,48 @@ fn answer<Resp: Payload>(remote: &'static str, result: std::thread::Result<Resul
         },
         Ok(Err(reject)) => reject.into_answer(remote),
         Err(panic) => {
-            let detail = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".into());
-            tracing::error!(remote, panic = %detail, "handler panicked");
+            tracing::error!(remote, panic = %panic_detail(&*panic), "handler panicked");
             (Status::Unprocessed, Vec::new())
         }
     }
 }
 
+/// The end of a middleware chain, typed again: `Resp` back to an answer.
+fn encode_erased<Resp: Payload>(remote: &'static str, result: CallResult) -> Answer {
+    let result = result.map(|response| match response.into_inner().downcast::<Resp>() {
+        Ok(resp) => Ok(*resp),
+        Err(_) => Err(Reject::internal(format!(
+            "middleware answered with a value that is not {}",
+            std::any::type_name::<Resp>()
+        ))),
+    });
+    answer(remote, Ok(result.and_then(|r| r)))
+}
+
+/// Catches a panic anywhere in a chain future; the caller sees `Unprocessed`.
+fn guard_panics(remote: &'static str, fut: BoxFuture<CallResult>) -> BoxFuture<CallResult> {
+    Box::pin(AssertUnwindSafe(fut).catch_unwind().map(move |r| {
+        r.unwrap_or_else(|panic| {
+            tracing::error!(remote, panic = %panic_detail(&*panic), "handler or middleware panicked");
+            Err(Reject::internal("panicked"))
+        })
+    }))
+}
+
 impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     pub(crate) fn new(protocol: Protocol) -> Self {
         let n = protocol.len();
+        let empty = Applied {
+            chain: Arc::from(Vec::new()),
+            wraps: false,
+        };
         Self {
             protocol,
             functions: RwLock::new(vec![None; n]),
-            listeners: RwLock::new(vec![Vec::new(); n]),
+            events: RwLock::new(vec![None; n]),
+            global: RwLock::new(Vec::new()),
+            per_remote: RwLock::new(vec![Vec::new(); n]),
+            applied: RwLock::new(vec![empty; n]),
             bad_request: RwLock::new(Vec::new()),
             bad_response: RwLock::new(Vec::new()),
         }
@@ -111,26 +188,22 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ///
     /// # Panics
     ///
-    /// If the remote is not in the protocol: registering a handler for an
-    /// undeclared remote is a mistake to fix in code, so it fails at start-up.
-    fn declared_id(&self, name: &'static str) -> RemoteId {
+    /// If the remote is not in the protocol: registering for an undeclared
+    /// remote is a mistake to fix in code, so it fails at start-up.
+    pub(crate) fn declared_id(&self, name: &'static str) -> RemoteId {
         self.protocol
             .id(name)
             .unwrap_or_else(|| panic!("remote {name:?} is not declared in this volley Protocol"))
     }
 
-    fn set_handler(&self, name: &'static str, handler: FnHandler<C>) {
+    fn set_handler(&self, name: &'static str, entry: FnEntry<C>) {
         let id = self.declared_id(name);
-        if write(&self.functions)[id as usize].replace(handler).is_some() {
-            tracing::warn!(
-                remote = name,
-                "handler replaced: a function has one handler, the new one wins"
-            );
+        if write(&self.functions)[id as usize].replace(Arc::new(entry)).is_some() {
+            tracing::warn!(remote = name, "handler replaced: a function has one handler, the new one wins");
         }
     }
 
-    /// Registers an async handler: each request runs as its own task, which is
-    /// aborted if the caller cancels or disconnects.
+    /// Registers an async handler.
     pub(crate) fn on_request<D, Req, Resp, F, Fut>(&self, remote: Function<D, Req, Resp>, handler: F)
     where
         Req: Payload,
@@ -140,26 +213,45 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     {
         let name = remote.name;
         let check = remote.check_request;
+        let handler = Arc::new(handler);
+        // Building the future runs user code too; a panic there is the handler's.
+        let start = {
+            let handler = handler.clone();
+            move |ctx: C, req: Req| std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, req)))
+        };
+        let start_erased = start.clone();
         self.set_handler(
             name,
-            Arc::new(move |ctx, payload| {
-                let req = match decode(payload, check) {
-                    Ok(req) => req,
-                    Err(reason) => return Outcome::Bad(reason),
-                };
-                // Building the future runs user code too; a panic there is the handler's.
-                match std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, req))) {
-                    Ok(fut) => Outcome::Pending(Box::pin(
-                        AssertUnwindSafe(fut).catch_unwind().map(move |r| answer(name, r)),
-                    )),
-                    Err(panic) => Outcome::Ready(answer::<Resp>(name, Err(panic))),
-                }
-            }),
+            FnEntry {
+                direct: Arc::new(move |ctx, payload| {
+                    let req = match decode(payload, check) {
+                        Ok(req) => req,
+                        Err(reason) => return Outcome::Bad(reason),
+                    };
+                    match start(ctx, req) {
+                        Ok(fut) => Outcome::Pending(Box::pin(
+                            AssertUnwindSafe(fut).catch_unwind().map(move |r| answer(name, r)),
+                        )),
+                        Err(panic) => Outcome::Ready(answer::<Resp>(name, Err(panic))),
+                    }
+                }),
+                decode: decode_erased(check),
+                terminal: Arc::new(move |req: Request<C>| {
+                    let (ctx, args) = req.into_parts();
+                    let Ok(req) = args.downcast::<Req>() else {
+                        return Box::pin(async { Err(Reject::internal("middleware replaced the arguments' type")) });
+                    };
+                    match start_erased(ctx, *req) {
+                        Ok(fut) => Box::pin(fut.map(|r| r.map(Response::new))),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                }),
+                encode: encode_erased::<Resp>,
+            },
         );
     }
 
-    /// Registers a synchronous handler, run inline on the connection's task:
-    /// the fastest path, for handlers that do not wait on anything.
+    /// Registers a synchronous handler, run inline on the connection's task.
     pub(crate) fn on_request_sync<D, Req, Resp, F>(&self, remote: Function<D, Req, Resp>, handler: F)
     where
         Req: Payload,
@@ -168,34 +260,92 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     {
         let name = remote.name;
         let check = remote.check_request;
+        let handler = Arc::new(handler);
+        let erased = handler.clone();
         self.set_handler(
             name,
-            Arc::new(move |ctx, payload| match decode(payload, check) {
-                Ok(req) => Outcome::Ready(answer(
-                    name,
-                    std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, req))),
-                )),
-                Err(reason) => Outcome::Bad(reason),
-            }),
+            FnEntry {
+                direct: Arc::new(move |ctx, payload| match decode(payload, check) {
+                    Ok(req) => Outcome::Ready(answer(
+                        name,
+                        std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, req))),
+                    )),
+                    Err(reason) => Outcome::Bad(reason),
+                }),
+                decode: decode_erased(check),
+                terminal: Arc::new(move |req: Request<C>| {
+                    let (ctx, args) = req.into_parts();
+                    let result = match args.downcast::<Req>() {
+                        Ok(req) => erased(ctx, *req).map(Response::new),
+                        Err(_) => Err(Reject::internal("middleware replaced the arguments' type")),
+                    };
+                    Box::pin(std::future::ready(result))
+                }),
+                encode: encode_erased::<Resp>,
+            },
         );
     }
 
-    /// Adds a listener; every listener of an event sees every valid firing.
+    /// Adds a listener; every listener of an event sees every admitted firing.
     pub(crate) fn on_event<D, T, F>(&self, remote: Event<D, T>, listener: F)
     where
-        T: Payload,
+        T: Payload + Clone,
         F: Fn(C, T) + Send + Sync + 'static,
     {
         let id = self.declared_id(remote.name);
-        let check = remote.check;
         let name = remote.name;
-        write(&self.listeners)[id as usize].push(Arc::new(move |ctx, payload| {
-            let value = decode(payload, check)?;
-            if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| listener(ctx.clone(), value))) {
-                let _ = answer::<()>(name, Err(panic)); // logs it
+        let listener: Listener<C> = Arc::new(move |ctx, value| match value.downcast_ref::<T>() {
+            Some(value) => listener(ctx.clone(), value.clone()),
+            None => tracing::error!(remote = name, "listener registered with another type than the event's"),
+        });
+        let mut events = write(&self.events);
+        let slot = &mut events[id as usize];
+        let mut entry = EventEntry {
+            decode: decode_erased(remote.check),
+            listeners: slot.as_ref().map(|e| e.listeners.clone()).unwrap_or_default(),
+        };
+        entry.listeners.push(listener);
+        *slot = Some(Arc::new(entry));
+    }
+
+    /// Adds middleware for every remote this side receives.
+    pub(crate) fn add_middleware(&self, middleware: Arc<dyn Middleware<C>>) {
+        write(&self.global).push(middleware);
+        self.rebuild(None);
+    }
+
+    /// Adds middleware for one remote.
+    pub(crate) fn add_middleware_for(&self, name: &'static str, middleware: Arc<dyn Middleware<C>>) {
+        let id = self.declared_id(name);
+        write(&self.per_remote)[id as usize].push(middleware);
+        self.rebuild(Some(id));
+    }
+
+    fn rebuild(&self, only: Option<RemoteId>) {
+        let global = read(&self.global).clone();
+        let per_remote = read(&self.per_remote);
+        let mut applied = write(&self.applied);
+        for (id, own) in per_remote.iter().enumerate() {
+            if only.is_some_and(|o| o as usize != id) {
+                continue;
             }
-            Ok(())
-        }));
+            let chain: Vec<_> = global.iter().chain(own).cloned().collect();
+            applied[id] = Applied {
+                wraps: chain.iter().any(|m| m.wraps_calls()),
+                chain: chain.into(),
+            };
+        }
+    }
+
+    /// The peer left: every middleware forgets it.
+    pub(crate) fn peer_left(&self, ctx: &C) {
+        let mut seen: Vec<Arc<dyn Middleware<C>>> = read(&self.global).clone();
+        for own in read(&self.per_remote).iter() {
+            seen.extend(own.iter().cloned());
+        }
+        for middleware in seen {
+            middleware.disconnected(ctx);
+        }
     }
 
     pub(crate) fn on_bad_request(&self, hook: impl Fn(&C, &BadInput) + Send + Sync + 'static) {
@@ -219,27 +369,67 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         self.report(&self.bad_request, ctx, name, reason);
     }
 
-    /// Runs the handler of `remote` for one request from the peer.
-    pub(crate) fn handle_request(&self, ctx: C, remote: RemoteId, payload: &[u8]) -> Outcome {
-        let handler = read(&self.functions).get(remote as usize).cloned().flatten();
-        match handler {
-            Some(handler) => handler(ctx, payload),
-            None => {
-                tracing::debug!(remote = self.protocol.name(remote), "no handler registered");
-                Outcome::Ready((Status::Unprocessed, Vec::new()))
-            }
+    /// Runs the admit hooks of the middleware applying to `remote`.
+    fn admit(&self, ctx: &C, remote: RemoteId, size: usize) -> Result<Applied<C>, Reject> {
+        let applied = read(&self.applied)[remote as usize].clone();
+        let name = self.protocol.name(remote);
+        for middleware in applied.chain.iter() {
+            middleware.admit(ctx, name, size)?;
         }
+        Ok(applied)
     }
 
-    /// Hands one event from the peer to each listener; a payload that does not
-    /// decode or check is dropped and reported once.
-    pub(crate) fn handle_event(&self, ctx: &C, remote: RemoteId, payload: &[u8]) {
-        let listeners = read(&self.listeners).get(remote as usize).cloned().unwrap_or_default();
-        for listener in &listeners {
-            if let Err(reason) = listener(ctx, payload) {
-                return self.report_bad_request(ctx, remote, reason);
-            }
+    /// Handles one request from the peer for function `remote`.
+    pub(crate) fn handle_request(&self, ctx: C, remote: RemoteId, payload: &[u8]) -> Outcome {
+        let name = self.protocol.name(remote);
+        let Some(entry) = read(&self.functions).get(remote as usize).cloned().flatten() else {
+            tracing::debug!(remote = name, "no handler registered");
+            return Outcome::Ready((Status::Unprocessed, Vec::new()));
+        };
+        let applied = match self.admit(&ctx, remote, payload.len()) {
+            Ok(applied) => applied,
+            Err(reject) => return Outcome::Ready(reject.into_answer(name)),
+        };
+        if !applied.wraps {
+            return (entry.direct)(ctx, payload);
         }
+        let args = match (entry.decode)(payload) {
+            Ok(args) => args,
+            Err(reason) => return Outcome::Bad(reason),
+        };
+        let (terminal, encode) = (entry.terminal.clone(), entry.encode);
+        let req = Request::new(ctx, name, payload.len(), args);
+        // Built inside the future, so a panic while building the chain is caught too.
+        let chain = Box::pin(async move { Next::new(applied.chain, terminal).run(req).await });
+        Outcome::Pending(Box::pin(guard_panics(name, chain).map(move |r| encode(name, r))))
+    }
+
+    /// Hands one event from the peer to each listener, through middleware. A
+    /// payload that does not decode or check is dropped and reported once.
+    pub(crate) fn handle_event(&self, ctx: &C, remote: RemoteId, payload: &[u8]) {
+        let name = self.protocol.name(remote);
+        let Some(entry) = read(&self.events).get(remote as usize).cloned().flatten() else {
+            return;
+        };
+        let applied = match self.admit(ctx, remote, payload.len()) {
+            Ok(applied) => applied,
+            Err(reject) => return tracing::debug!(remote = name, ?reject, "event refused"),
+        };
+        let args = match (entry.decode)(payload) {
+            Ok(args) => args,
+            Err(reason) => return self.report_bad_request(ctx, remote, reason),
+        };
+        if !applied.wraps {
+            return deliver(&entry, ctx, &*args, name);
+        }
+        let terminal: Terminal<C> = Arc::new(move |req: Request<C>| {
+            let (ctx, args) = req.into_parts();
+            deliver(&entry, &ctx, &*args, name);
+            Box::pin(std::future::ready(Ok(Response::new(()))))
+        });
+        let req = Request::new(ctx.clone(), name, payload.len(), args);
+        let chain = Box::pin(async move { Next::new(applied.chain, terminal).run(req).await });
+        crate::driver::run_soon(Box::pin(guard_panics(name, chain).map(|_| ())));
     }
 
     /// Decodes and checks a call's raw result.
@@ -267,10 +457,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ) -> Result<Resp, FunctionError> {
         let conn = conn.ok_or(FunctionError::Disconnected)?;
         let id = self.protocol.id(remote.name).ok_or_else(|| {
-            tracing::error!(
-                remote = remote.name,
-                "called a remote that is not declared in the Protocol"
-            );
+            tracing::error!(remote = remote.name, "called a remote that is not declared in the Protocol");
             FunctionError::Unprocessed
         })?;
         let payload = encode(req).map_err(|e| {
@@ -282,7 +469,8 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Runs the local handler of `remote` as if `req` came from the network:
-    /// the same encoding, decoding, checks and error kinds, without a timeout.
+    /// the same encoding, decoding, checks, middleware and error kinds,
+    /// without a timeout.
     pub(crate) async fn predict<D, Req: Payload, Resp: Payload>(
         &self,
         ctx: C,
@@ -313,24 +501,24 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         value: &T,
     ) -> Result<(RemoteId, Vec<u8>), EventError> {
         let id = self.protocol.id(remote.name).ok_or_else(|| {
-            tracing::error!(
-                remote = remote.name,
-                "fired a remote that is not declared in the Protocol"
-            );
+            tracing::error!(remote = remote.name, "fired a remote that is not declared in the Protocol");
             EventError::Encode(format!("remote {:?} is not declared", remote.name))
         })?;
         Ok((id, encode(value).map_err(EventError::Encode)?))
     }
 
     /// Hands `value` to this side's listeners as if it came from the network.
-    pub(crate) fn predict_event<D, T: Payload>(
-        &self,
-        ctx: &C,
-        remote: Event<D, T>,
-        value: &T,
-    ) -> Result<(), EventError> {
+    pub(crate) fn predict_event<D, T: Payload>(&self, ctx: &C, remote: Event<D, T>, value: &T) -> Result<(), EventError> {
         let (id, payload) = self.encode_event(&remote, value)?;
         self.handle_event(ctx, id, &payload);
         Ok(())
+    }
+}
+
+fn deliver<C>(entry: &EventEntry<C>, ctx: &C, args: &(dyn Any + Send), name: &'static str) {
+    for listener in &entry.listeners {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| listener(ctx, args))) {
+            tracing::error!(remote = name, panic = %panic_detail(&*panic), "event listener panicked");
+        }
     }
 }

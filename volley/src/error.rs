@@ -37,8 +37,12 @@ pub enum FunctionError {
     Disconnected,
     /// The receiver is at its limit of calls in flight for this peer (or the
     /// caller at its limit of pending calls); nothing was queued. Retry later.
-    #[error("too many requests; try again shortly")]
+    #[error("too many requests at once; try again shortly")]
     Overloaded,
+    /// The receiver's rate limit for this remote is used up (see
+    /// [`RateLimit`](crate::middleware::RateLimit)); slow down.
+    #[error("too many requests; slow down")]
+    RateLimited,
 }
 
 impl FunctionError {
@@ -49,19 +53,22 @@ impl FunctionError {
             Status::BadRequest => Self::BadRequest,
             Status::Cancelled => Self::Cancelled,
             Status::Overloaded => Self::Overloaded,
+            Status::RateLimited => Self::RateLimited,
             // `Unprocessed`, and any status a newer peer may add.
             _ => Self::Unprocessed,
         }
     }
 }
 
-/// What a handler returns instead of a result.
+/// What a handler or middleware returns instead of a result.
 ///
 /// [`Reject::new`] is a deliberate refusal: the caller gets
 /// [`FunctionError::Rejected`] with exactly that message. Any other error,
 /// converted with `?` or [`Reject::internal`], is logged by the receiver and
 /// reaches the caller only as [`FunctionError::Unprocessed`], so no internal
-/// detail crosses the wire.
+/// detail crosses the wire. Middleware can also drop a call
+/// ([`Reject::drop_request`], the caller gets [`FunctionError::Cancelled`]) or
+/// refuse it for load ([`Reject::overloaded`], [`Reject::rate_limited`]).
 ///
 /// ```
 /// use volley::Reject;
@@ -80,6 +87,9 @@ pub struct Reject(RejectKind);
 enum RejectKind {
     Public(String),
     Internal(Box<dyn std::error::Error + Send + Sync>),
+    Dropped,
+    Overloaded,
+    RateLimited,
 }
 
 impl Reject {
@@ -93,11 +103,27 @@ impl Reject {
         Self(RejectKind::Internal(error.into()))
     }
 
+    /// Drops the call unanswered by a handler: the caller gets
+    /// [`FunctionError::Cancelled`]; an event is discarded.
+    pub fn drop_request() -> Self {
+        Self(RejectKind::Dropped)
+    }
+
+    /// Too much at once: the caller gets [`FunctionError::Overloaded`].
+    pub fn overloaded() -> Self {
+        Self(RejectKind::Overloaded)
+    }
+
+    /// Too much too fast: the caller gets [`FunctionError::RateLimited`].
+    pub fn rate_limited() -> Self {
+        Self(RejectKind::RateLimited)
+    }
+
     /// The message sent to the caller, if this is a deliberate refusal.
     pub fn message(&self) -> Option<&str> {
         match &self.0 {
             RejectKind::Public(m) => Some(m),
-            RejectKind::Internal(_) => None,
+            _ => None,
         }
     }
 
@@ -109,6 +135,9 @@ impl Reject {
                 tracing::error!(remote, error = %e, "handler failed");
                 (Status::Unprocessed, Vec::new())
             }
+            RejectKind::Dropped => (Status::Cancelled, Vec::new()),
+            RejectKind::Overloaded => (Status::Overloaded, Vec::new()),
+            RejectKind::RateLimited => (Status::RateLimited, Vec::new()),
         }
     }
 }
@@ -124,6 +153,9 @@ impl fmt::Debug for Reject {
         match &self.0 {
             RejectKind::Public(m) => f.debug_tuple("Reject").field(m).finish(),
             RejectKind::Internal(e) => f.debug_tuple("Reject::internal").field(&e.to_string()).finish(),
+            RejectKind::Dropped => f.write_str("Reject::drop_request"),
+            RejectKind::Overloaded => f.write_str("Reject::overloaded"),
+            RejectKind::RateLimited => f.write_str("Reject::rate_limited"),
         }
     }
 }

@@ -89,6 +89,7 @@ mod driver;
 mod endpoint;
 mod error;
 mod locks;
+pub mod middleware;
 pub mod remote;
 mod server;
 pub mod transport;
@@ -98,7 +99,7 @@ pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};
 pub use remote::{ClientEvent, ClientFn, Protocol, ServerEvent, ServerFn};
-pub use server::{Player, PlayerId, Players, Server, ServerConfig};
+pub use server::{Hello, Player, PlayerId, Players, Server, ServerConfig};
 pub use volley_proto::{CloseReason, GoodbyeCode, RefuseCode, SessionConfig};
 
 /// The protocol core, for those who drive sessions themselves.

@@ -177,6 +177,8 @@ plain_data_impls!(Event<D, T>, "Event");
 
 /// Anything that can be listed in a [`Protocol`].
 pub trait Remote: sealed_remote::Sealed {
+    /// Which side handles it: [`ToServer`] or [`ToClient`].
+    type Direction: Dir;
     /// What the wire table records for it.
     fn spec(&self) -> RemoteSpec;
 }
@@ -187,6 +189,7 @@ mod sealed_remote {
 }
 
 impl<D: Dir, Req, Resp> Remote for Function<D, Req, Resp> {
+    type Direction = D;
     fn spec(&self) -> RemoteSpec {
         RemoteSpec {
             name: self.name,
@@ -197,6 +200,7 @@ impl<D: Dir, Req, Resp> Remote for Function<D, Req, Resp> {
 }
 
 impl<D: Dir, T> Remote for Event<D, T> {
+    type Direction = D;
     fn spec(&self) -> RemoteSpec {
         RemoteSpec {
             name: self.name,

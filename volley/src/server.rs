@@ -4,23 +4,26 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::ToSocketAddrs;
+use futures_util::FutureExt;
 use tracing::Instrument;
-use volley_proto::{CloseReason, GoodbyeCode, Session, SessionConfig};
+use volley_proto::{CloseReason, GoodbyeCode, RefuseCode, Session, SessionConfig};
 
 use crate::conn::{now, Conn};
 use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{EventError, FunctionError, Reject};
 use crate::locks::{read, write};
-use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, ServerEvent, ServerFn};
+use crate::middleware::{BoxFuture, ByteBudget, Middleware};
+use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToServer};
 use crate::transport::{memory, tcp, Transport};
 
 /// Server settings. Every field is documented with its default.
@@ -33,6 +36,9 @@ pub struct ServerConfig {
     pub session: SessionConfig,
     /// Timeout of a server → client call whose remote declares none. Default: 10 s.
     pub default_timeout: Duration,
+    /// Bytes per second each player may send; see [`ByteBudget`]. Default:
+    /// none (no limit beyond the session's frame and in-flight limits).
+    pub receive_budget: Option<ByteBudget>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +46,7 @@ impl Default for ServerConfig {
         Self {
             session: SessionConfig::default(),
             default_timeout: Duration::from_secs(10),
+            receive_budget: None,
         }
     }
 }
@@ -53,6 +60,11 @@ impl ServerConfig {
     /// Sets [`ServerConfig::default_timeout`].
     pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = timeout;
+        self
+    }
+    /// Sets [`ServerConfig::receive_budget`].
+    pub fn with_receive_budget(mut self, budget: ByteBudget) -> Self {
+        self.receive_budget = Some(budget);
         self
     }
 }
@@ -77,6 +89,8 @@ pub struct Player {
 struct PlayerInner {
     id: PlayerId,
     addr: Option<SocketAddr>,
+    /// Set by the authenticator before the player joins.
+    identity: OnceLock<String>,
     conn: Arc<Conn>,
 }
 
@@ -84,6 +98,12 @@ impl Player {
     /// Its number.
     pub fn id(&self) -> PlayerId {
         self.inner.id
+    }
+
+    /// Who the authenticator said this player is; `None` without an
+    /// authenticator.
+    pub fn identity(&self) -> Option<&str> {
+        self.inner.identity.get().map(String::as_str)
     }
 
     /// Where it connected from, if the transport knows.
@@ -119,6 +139,7 @@ impl fmt::Debug for Player {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Player")
             .field("id", &self.inner.id.0)
+            .field("identity", &self.identity())
             .field("addr", &self.inner.addr)
             .finish()
     }
@@ -170,6 +191,17 @@ impl<const N: usize> Players for &[Player; N] {
 }
 
 type PlayerHook = Arc<dyn Fn(&Player) + Send + Sync>;
+type Authenticator = Arc<dyn Fn(Hello) -> BoxFuture<Result<String, String>> + Send + Sync>;
+
+/// What a client presented when it connected, for the authenticator.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Hello {
+    /// The client's [`ClientConfig::token`](crate::ClientConfig::token).
+    pub token: Bytes,
+    /// Where it connects from, if the transport knows.
+    pub addr: Option<SocketAddr>,
+}
 type LeaveHook = Arc<dyn Fn(&Player, &CloseReason) + Send + Sync>;
 
 /// The server end. Cheap to clone: every clone is the same server.
@@ -189,6 +221,7 @@ struct ServerInner {
     next_id: AtomicU64,
     added: RwLock<Vec<PlayerHook>>,
     removed: RwLock<Vec<LeaveHook>>,
+    authenticator: RwLock<Option<Authenticator>>,
 }
 
 impl fmt::Debug for Server {
@@ -211,6 +244,7 @@ impl Server {
                 next_id: AtomicU64::new(1),
                 added: RwLock::new(Vec::new()),
                 removed: RwLock::new(Vec::new()),
+                authenticator: RwLock::new(None),
             }),
         }
     }
@@ -256,6 +290,7 @@ impl Server {
             inner: Arc::new(PlayerInner {
                 id: PlayerId(self.inner.next_id.fetch_add(1, Ordering::Relaxed)),
                 addr: transport.peer_addr(),
+                identity: OnceLock::new(),
                 conn: conn.clone(),
             }),
         };
@@ -266,7 +301,8 @@ impl Server {
             player,
             joined: false,
         };
-        tokio::spawn(Driver::new(conn, transport, side).run().instrument(span));
+        let budget = self.inner.config.receive_budget;
+        tokio::spawn(Driver::new(conn, transport, side, budget).run().instrument(span));
     }
 
     /// Opens an in-process connection to this server and returns the client's
@@ -302,6 +338,40 @@ impl Server {
     /// Calls `hook` for each player that leaves, with the reason.
     pub fn on_player_removed(&self, hook: impl Fn(&Player, &CloseReason) + Send + Sync + 'static) {
         write(&self.inner.removed).push(Arc::new(hook));
+    }
+
+    /// Decides who may join: `authenticator` gets each client's [`Hello`]
+    /// and returns the identity the [`Player`] carries
+    /// ([`Player::identity`]) or the reason to refuse it, which the client
+    /// receives as [`ConnectError::Refused`](crate::ConnectError::Refused) with
+    /// [`RefuseCode::Unauthorized`](crate::RefuseCode::Unauthorized). It runs as
+    /// its own task, within the handshake deadline (5 s by default). Without
+    /// one, every client with matching declarations joins.
+    pub fn set_authenticator<F, Fut>(&self, authenticator: F)
+    where
+        F: Fn(Hello) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, String>> + Send + 'static,
+    {
+        *write(&self.inner.authenticator) = Some(Arc::new(move |hello| Box::pin(authenticator(hello))));
+    }
+
+    // ---- middleware ----
+
+    /// Adds middleware for every remote the server receives; it wraps
+    /// per-remote middleware. See [`middleware`](crate::middleware).
+    pub fn middleware(&self, middleware: impl Middleware<Player>) {
+        self.inner.endpoint.add_middleware(Arc::new(middleware));
+    }
+
+    /// Adds middleware for one server-bound function or event.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the server's [`Protocol`].
+    pub fn middleware_for<R: Remote<Direction = ToServer>>(&self, remote: R, middleware: impl Middleware<Player>) {
+        self.inner
+            .endpoint
+            .add_middleware_for(remote.spec().name, Arc::new(middleware));
     }
 
     // ---- handlers ----
@@ -346,7 +416,7 @@ impl Server {
     /// If `remote` is not in the server's [`Protocol`].
     pub fn on_event<T, F>(&self, remote: ServerEvent<T>, listener: F)
     where
-        T: Payload,
+        T: Payload + Clone,
         F: Fn(Player, T) + Send + Sync + 'static,
     {
         self.inner.endpoint.on_event(remote, listener);
@@ -471,8 +541,37 @@ impl Side for ServerSide {
         &self.player
     }
 
-    fn hello(&mut self, conn: &Conn, _token: Bytes) {
-        conn.lock().session.accept();
+    fn hello(&mut self, conn: &Arc<Conn>, token: Bytes) {
+        let Some(authenticator) = read(&self.server.authenticator).clone() else {
+            return conn.lock().session.accept();
+        };
+        let hello = Hello {
+            token,
+            addr: self.player.remote_addr(),
+        };
+        let (conn, player) = (conn.clone(), self.player.clone());
+        let verdict = AssertUnwindSafe(authenticator(hello)).catch_unwind();
+        tokio::spawn(
+            async move {
+                let verdict = verdict.await.unwrap_or_else(|_| {
+                    tracing::error!("authenticator panicked");
+                    Err("authentication failed".into())
+                });
+                // The handshake deadline may have closed the session meanwhile;
+                // then accept and refuse do nothing.
+                conn.with_session(|session| match verdict {
+                    Ok(identity) => {
+                        let _ = player.inner.identity.set(identity);
+                        session.accept();
+                    }
+                    Err(reason) => {
+                        tracing::info!(%reason, "client refused");
+                        session.refuse(RefuseCode::Unauthorized, &reason);
+                    }
+                });
+            }
+            .in_current_span(),
+        );
     }
 
     fn connected(&mut self) {
@@ -493,6 +592,7 @@ impl Side for ServerSide {
             return;
         }
         write(&self.server.players).remove(&player.id());
+        self.server.endpoint.peer_left(player);
         match &reason {
             CloseReason::ProtocolViolation(_) | CloseReason::PeerTooSlow | CloseReason::IdleTimeout => {
                 tracing::warn!(%reason, "player dropped")
