@@ -36,7 +36,9 @@ const MAX_ROUNDS: usize = 32;
 /// Polls `fut` once, inline: its output if it finished without waiting,
 /// otherwise the future itself, to be run as a task (which polls it again
 /// with a real waker, as the `Future` contract allows).
-pub(crate) fn poll_once<T>(mut fut: Pin<Box<dyn Future<Output = T> + Send>>) -> Result<T, Pin<Box<dyn Future<Output = T> + Send>>> {
+pub(crate) fn poll_once<T>(
+    mut fut: Pin<Box<dyn Future<Output = T> + Send>>,
+) -> Result<T, Pin<Box<dyn Future<Output = T> + Send>>> {
     match fut.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())) {
         Poll::Ready(output) => Ok(output),
         Poll::Pending => Err(fut),

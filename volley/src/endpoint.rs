@@ -108,7 +108,9 @@ pub(crate) fn encode<T: Payload>(value: &T) -> Result<Vec<u8>, String> {
 fn decode<T: Payload>(bytes: &[u8], check: Option<Check<T>>) -> Result<T, String> {
     let value: T = bitcode::deserialize(bytes).map_err(|e| format!("does not decode: {e}"))?;
     match check {
-        Some(check) => check(&value).map(|()| value).map_err(|e| format!("fails validation: {e}")),
+        Some(check) => check(&value)
+            .map(|()| value)
+            .map_err(|e| format!("fails validation: {e}")),
         None => Ok(value),
     }
 }
@@ -199,7 +201,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     fn set_handler(&self, name: &'static str, entry: FnEntry<C>) {
         let id = self.declared_id(name);
         if write(&self.functions)[id as usize].replace(Arc::new(entry)).is_some() {
-            tracing::warn!(remote = name, "handler replaced: a function has one handler, the new one wins");
+            tracing::warn!(
+                remote = name,
+                "handler replaced: a function has one handler, the new one wins"
+            );
         }
     }
 
@@ -457,7 +462,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ) -> Result<Resp, FunctionError> {
         let conn = conn.ok_or(FunctionError::Disconnected)?;
         let id = self.protocol.id(remote.name).ok_or_else(|| {
-            tracing::error!(remote = remote.name, "called a remote that is not declared in the Protocol");
+            tracing::error!(
+                remote = remote.name,
+                "called a remote that is not declared in the Protocol"
+            );
             FunctionError::Unprocessed
         })?;
         let payload = encode(req).map_err(|e| {
@@ -501,14 +509,22 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         value: &T,
     ) -> Result<(RemoteId, Vec<u8>), EventError> {
         let id = self.protocol.id(remote.name).ok_or_else(|| {
-            tracing::error!(remote = remote.name, "fired a remote that is not declared in the Protocol");
+            tracing::error!(
+                remote = remote.name,
+                "fired a remote that is not declared in the Protocol"
+            );
             EventError::Encode(format!("remote {:?} is not declared", remote.name))
         })?;
         Ok((id, encode(value).map_err(EventError::Encode)?))
     }
 
     /// Hands `value` to this side's listeners as if it came from the network.
-    pub(crate) fn predict_event<D, T: Payload>(&self, ctx: &C, remote: Event<D, T>, value: &T) -> Result<(), EventError> {
+    pub(crate) fn predict_event<D, T: Payload>(
+        &self,
+        ctx: &C,
+        remote: Event<D, T>,
+        value: &T,
+    ) -> Result<(), EventError> {
         let (id, payload) = self.encode_event(&remote, value)?;
         self.handle_event(ctx, id, &payload);
         Ok(())

@@ -180,7 +180,9 @@ impl<C: Send + 'static> Next<C> {
 
 impl<C> fmt::Debug for Next<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Next").field("remaining", &(self.chain.len() - self.index)).finish()
+        f.debug_struct("Next")
+            .field("remaining", &(self.chain.len() - self.index))
+            .finish()
     }
 }
 
@@ -256,7 +258,10 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     pub(crate) fn full(burst: f64, now: Instant) -> Self {
-        Self { tokens: burst, last: now }
+        Self {
+            tokens: burst,
+            last: now,
+        }
     }
 
     /// Refills for the time passed, then takes `cost` if there is that much.

@@ -4,16 +4,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::ToSocketAddrs;
 use futures_util::FutureExt;
+use tokio::net::ToSocketAddrs;
 use tracing::Instrument;
 use volley_proto::{CloseReason, GoodbyeCode, RefuseCode, Session, SessionConfig};
 
