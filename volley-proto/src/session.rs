@@ -273,6 +273,10 @@ enum Slot {
     /// dropped. The id stays taken until then, so a late answer can never be
     /// mistaken for the answer to a newer call.
     Abandoned,
+    /// Answered; the id is freed when the application takes the
+    /// [`SessionEvent::CallEnded`] from `poll_event`, so it is never handed to
+    /// a new call while the old call's end is still on its way to the caller.
+    Ended,
 }
 
 /// One connection's protocol state: handshake, calls both ways, deadlines,
@@ -376,8 +380,9 @@ impl Session {
         self.state == State::Closed
     }
 
-    /// Our calls still holding an id: waiting for an answer, or timed out and
-    /// waiting for the late answer to drop.
+    /// Our calls still holding an id: waiting for an answer, timed out and
+    /// waiting for the late answer to drop, or answered with the answer not
+    /// yet taken from [`poll_event`](Self::poll_event).
     pub fn pending_calls(&self) -> usize {
         self.calls_taken
     }
@@ -390,6 +395,11 @@ impl Session {
     /// Bytes queued for the transport.
     pub fn transmit_len(&self) -> usize {
         self.transmit.len()
+    }
+
+    /// Whether [`poll_event`](Self::poll_event) has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     // ---- inputs ----
@@ -475,8 +485,17 @@ impl Session {
     }
 
     /// The next event for the application.
+    ///
+    /// Taking a [`SessionEvent::CallEnded`] frees its call id for reuse: hand
+    /// the outcome to the caller before the next [`call`](Self::call).
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if let SessionEvent::CallEnded { id, .. } = event {
+            if let Some(Slot::Ended) = self.calls.get(id as usize) {
+                self.free(id);
+            }
+        }
+        Some(event)
     }
 
     /// Moves the queued bytes into `buf`, which must be empty; its capacity is
@@ -712,7 +731,7 @@ impl Session {
             (State::Open, Message::Response { id, status, payload }) => match self.calls.get(id as usize).copied() {
                 Some(Slot::Waiting { deadline }) => {
                     self.deadlines.remove(&(deadline, id));
-                    self.free(id);
+                    self.calls[id as usize] = Slot::Ended;
                     self.events.push_back(SessionEvent::CallEnded {
                         id,
                         outcome: CallOutcome::Response { status, payload },

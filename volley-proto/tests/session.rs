@@ -555,13 +555,14 @@ mod sequences {
         ]
     }
 
-    const STATUSES: [Status; 6] = [
+    const STATUSES: [Status; 7] = [
         Status::Ok,
         Status::Rejected,
         Status::BadRequest,
         Status::Unprocessed,
         Status::Cancelled,
         Status::Overloaded,
+        Status::RateLimited,
     ];
 
     /// Collects events and checks each call ends once.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
-use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Session, Status};
+use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Session, SessionEvent, Status};
 
 use crate::endpoint::Answer;
 use crate::error::{EventError, FunctionError};
@@ -27,6 +27,26 @@ pub(crate) fn now() -> Instant {
 }
 
 type CallResult = Result<Bytes, FunctionError>;
+
+/// A call that ended: its caller's channel and how it ended.
+pub(crate) type Ended = (oneshot::Sender<CallResult>, CallOutcome);
+
+/// Hands each ended call to its caller. Call without holding the lock.
+pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
+    for (waiter, outcome) in ended.drain(..) {
+        let result = match outcome {
+            CallOutcome::Response {
+                status: Status::Ok,
+                payload,
+            } => Ok(payload),
+            CallOutcome::Response { status, payload } => Err(FunctionError::from_status(status, &payload)),
+            CallOutcome::TimedOut => Err(FunctionError::Timeout),
+            _ => Err(FunctionError::Disconnected),
+        };
+        // The caller may have just dropped its future; then nobody is waiting.
+        let _ = waiter.send(result);
+    }
+}
 
 pub(crate) struct Conn {
     state: Mutex<ConnState>,
@@ -43,29 +63,67 @@ pub(crate) struct ConnState {
     /// own: after a cancel the peer may reuse the id for a new call.
     running: HashMap<CallId, (u64, AbortHandle)>,
     next_seq: u64,
-
     driver: Option<Waker>,
+    /// The driver is polling: no need to wake it.
+    driver_busy: bool,
 }
 
 impl ConnState {
+    /// Takes the session's events: the end of each of our calls is taken
+    /// with its caller's channel right here, under the same lock, before the
+    /// session can hand the freed id to a new call, and goes to `ended`;
+    /// everything else is appended to `others`.
+    ///
+    /// The caller sends on `ended` after releasing the lock: waking a caller
+    /// while holding it would let that caller, running on another worker,
+    /// block on the lock at once.
+    pub(crate) fn drain_events(&mut self, others: &mut Vec<SessionEvent>, ended: &mut Vec<Ended>) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::CallEnded { id, outcome } => {
+                    if let Some((_, waiter)) = self.waiters.remove(&id) {
+                        ended.push((waiter, outcome));
+                    }
+                }
+                other => others.push(other),
+            }
+        }
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
     }
 
     fn wake_driver(&mut self) {
+        // While the driver runs it will find this work itself; waking it from
+        // its own poll would reschedule it as a yield, which makes the runtime
+        // wake another worker thread for nothing.
+        if self.driver_busy {
+            return;
+        }
         if let Some(waker) = self.driver.take() {
             waker.wake();
         }
     }
 
-    /// Called by the driver each time it looks at the state, so any work
-    /// queued after that look wakes it.
-    pub(crate) fn register_driver(&mut self, waker: &Waker) {
+    /// The driver starts a poll: work queued from now on is its to find.
+    pub(crate) fn driver_starts(&mut self) {
+        self.driver_busy = true;
+    }
+
+    /// The driver is about to sleep: register its waker, unless work arrived
+    /// since it last looked (then it must go round again; returns `false`).
+    pub(crate) fn driver_sleeps(&mut self, waker: &Waker) -> bool {
+        if self.session.transmit_len() > 0 || self.session.has_events() {
+            return false;
+        }
         match &self.driver {
             Some(w) if w.will_wake(waker) => {}
             _ => self.driver = Some(waker.clone()),
         }
+        self.driver_busy = false;
+        true
     }
 }
 
@@ -89,6 +147,7 @@ impl Conn {
                 running: HashMap::new(),
                 next_seq: 0,
                 driver: None,
+                driver_busy: false,
             }),
         })
     }
@@ -178,24 +237,6 @@ impl Conn {
         if let Some((_, task)) = self.lock().running.remove(&id) {
             task.abort();
         }
-    }
-
-    /// Hands the end of one of our calls to its caller.
-    pub(crate) fn complete(&self, id: CallId, outcome: CallOutcome) {
-        let Some((_, waiter)) = self.lock().waiters.remove(&id) else {
-            return;
-        };
-        let result = match outcome {
-            CallOutcome::Response {
-                status: Status::Ok,
-                payload,
-            } => Ok(payload),
-            CallOutcome::Response { status, payload } => Err(FunctionError::from_status(status, &payload)),
-            CallOutcome::TimedOut => Err(FunctionError::Timeout),
-            _ => Err(FunctionError::Disconnected),
-        };
-        // The caller may have just dropped its future; then nobody is waiting.
-        let _ = waiter.send(result);
     }
 
     /// Acts on the session from outside the driver, then wakes it.

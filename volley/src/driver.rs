@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Sleep;
 use volley_proto::{CloseReason, Status};
 
-use crate::conn::{now, Conn};
+use crate::conn::{deliver_ended, now, Conn, Ended};
 use crate::endpoint::{Endpoint, Outcome};
 use crate::middleware::{ByteBudget, TokenBucket};
 use crate::transport::Transport;
@@ -77,6 +77,8 @@ pub(crate) struct Driver<T, S> {
     write_failed: bool,
     /// Events taken from the session, dispatched without holding its lock.
     events: Vec<volley_proto::SessionEvent>,
+    /// Calls that ended, handed to their callers without holding the lock.
+    ended: Vec<Ended>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
     /// Set once the session is closed: the deadline for flushing.
@@ -100,6 +102,7 @@ impl<T: Transport, S: Side> Driver<T, S> {
             written: 0,
             write_failed: false,
             events: Vec::new(),
+            ended: Vec::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
             linger: None,
@@ -114,10 +117,11 @@ impl<T: Transport, S: Side> Driver<T, S> {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.conn.lock().driver_starts();
         for _ in 0..MAX_ROUNDS {
             let mut progress = self.poll_read(cx);
             progress |= self.poll_timer(cx);
-            let closed = self.dispatch(cx, &mut progress);
+            let closed = self.dispatch(&mut progress);
             progress |= self.poll_write(cx);
             if closed {
                 let flushed = self.write_failed || self.written == self.write_buf.len();
@@ -128,11 +132,12 @@ impl<T: Transport, S: Side> Driver<T, S> {
                     return Poll::Ready(());
                 }
             }
-            if !progress {
+            if !progress && self.conn.lock().driver_sleeps(cx.waker()) {
                 return Poll::Pending;
             }
         }
         // Plenty of work: let other connections run, then continue.
+        self.conn.lock().driver_sleeps(cx.waker());
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -186,12 +191,18 @@ impl<T: Transport, S: Side> Driver<T, S> {
     }
 
     /// Fires the session's timers when due and re-arms the sleep.
+    ///
+    /// Every frame received moves the keep-alive deadline later, and every
+    /// call adds one; re-registering the timer each time would cost a timer
+    /// update per message (and can wake another worker thread). So the sleep
+    /// is only moved earlier; when it fires early, the session finds nothing
+    /// due and the sleep is re-armed for the real deadline.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         let mut state = self.conn.lock();
         let Some(deadline) = state.session.poll_timeout() else {
             return false;
         };
-        if self.timer_at != Some(deadline) {
+        if self.timer_at.is_none_or(|armed| deadline < armed) {
             self.timer.as_mut().reset(deadline.into());
             self.timer_at = Some(deadline);
         }
@@ -209,15 +220,18 @@ impl<T: Transport, S: Side> Driver<T, S> {
     /// Handling an event may queue more (accepting a hello queues `Connected`);
     /// those are handled before anything is written, so a client that sees the
     /// welcome finds itself already listed by the server.
-    fn dispatch(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> bool {
+    fn dispatch(&mut self, progress: &mut bool) -> bool {
         let mut events = std::mem::take(&mut self.events);
         let closed = loop {
             let closed = {
                 let mut state = self.conn.lock();
-                state.register_driver(cx.waker());
-                events.extend(std::iter::from_fn(|| state.session.poll_event()));
+                state.drain_events(&mut events, &mut self.ended);
                 state.session.is_closed()
             };
+            if !self.ended.is_empty() {
+                *progress = true;
+                deliver_ended(&mut self.ended);
+            }
             if events.is_empty() {
                 break closed;
             }
@@ -249,7 +263,8 @@ impl<T: Transport, S: Side> Driver<T, S> {
             }
             E::Event { remote, payload } => self.side.endpoint().handle_event(self.side.ctx(), remote, &payload),
             E::RequestCancelled { id } => self.conn.abort_handler(id),
-            E::CallEnded { id, outcome } => self.conn.complete(id, outcome),
+            // Handed to callers while draining, under the session's lock.
+            E::CallEnded { .. } => {}
             E::Hello { token } => self.side.hello(&self.conn, token),
             E::Connected => self.side.connected(),
             E::Closed { reason } => self.side.closed(reason),

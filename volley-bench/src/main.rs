@@ -1,0 +1,523 @@
+//! volley against raw TCP, tarpc and tonic, in one process run.
+//!
+//! ```text
+//! cargo run --release -p volley-bench -- --quick   # under 3 minutes after the build
+//! cargo run --release -p volley-bench              # longer, steadier figures
+//! ```
+//!
+//! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
+//! figure and `RATIO <scenario> volley/<peer> <value>` where above 1 means
+//! volley is better. Systems alternate within each scenario, round by round,
+//! so drift on a shared machine hits all alike.
+
+mod alloc;
+mod idle;
+mod proxy;
+mod systems;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use systems::{raw, rpc_volley, Caller, Rpc};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+const PEERS: [Rpc; 3] = [Rpc::Volley, Rpc::Tarpc, Rpc::Tonic];
+
+/// How much work each scenario does.
+struct Plan {
+    rounds: usize,
+    rtt_calls: usize,
+    pipelined_calls: usize,
+    fanout_clients: usize,
+    fanout_events: usize,
+    idle_clients: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                rounds: 3,
+                rtt_calls: 3_000,
+                pipelined_calls: 100_000,
+                fanout_clients: 1_000,
+                fanout_events: 20,
+                idle_clients: 5_000,
+            }
+        } else {
+            Self {
+                rounds: 7,
+                rtt_calls: 20_000,
+                pipelined_calls: 1_000_000,
+                fanout_clients: 1_000,
+                fanout_events: 200,
+                idle_clients: 5_000,
+            }
+        }
+    }
+}
+
+/// Whether a bigger figure is better.
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+#[derive(Default)]
+struct Results {
+    /// (scenario, system) → samples, one per round.
+    figures: BTreeMap<(String, String), (Vec<f64>, &'static str, Option<Better>)>,
+    order: Vec<String>,
+}
+
+impl Results {
+    fn add(&mut self, scenario: &str, system: &str, value: f64, unit: &'static str, better: Option<Better>) {
+        if !self.order.iter().any(|s| s == scenario) {
+            self.order.push(scenario.to_string());
+        }
+        self.figures
+            .entry((scenario.to_string(), system.to_string()))
+            .or_insert_with(|| (Vec::new(), unit, better))
+            .0
+            .push(value);
+    }
+
+    fn value(&self, scenario: &str, system: &str) -> Option<f64> {
+        self.figures
+            .get(&(scenario.to_string(), system.to_string()))
+            .map(|(v, _, _)| median(v.clone()))
+    }
+
+    fn print(&self) {
+        println!("\n{:<26} {:<8} {:>14} {:<10}", "scenario", "system", "value", "unit");
+        for scenario in &self.order {
+            for ((s, system), (values, unit, _)) in &self.figures {
+                if s == scenario {
+                    println!("{scenario:<26} {system:<8} {:>14.2} {unit:<10}", median(values.clone()));
+                }
+            }
+        }
+        println!();
+        for scenario in &self.order {
+            for ((s, system), (values, unit, _)) in &self.figures {
+                if s == scenario {
+                    println!("RESULT {scenario} {system} {:.3} {unit}", median(values.clone()));
+                }
+            }
+        }
+        for scenario in &self.order {
+            let Some(ours) = self.value(scenario, "volley") else {
+                continue;
+            };
+            for ((s, system), (values, _, better)) in &self.figures {
+                if s != scenario || system == "volley" {
+                    continue;
+                }
+                let Some(better) = better else { continue };
+                let theirs = median(values.clone());
+                let ratio = match better {
+                    Better::Higher => ours / theirs,
+                    Better::Lower => theirs / ours,
+                };
+                println!("RATIO {scenario} volley/{system} {ratio:.3}");
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn micros_at(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6
+}
+
+fn record_latencies(results: &mut Results, scenario: &str, system: &str, mut times: Vec<Duration>) {
+    times.sort();
+    results.add(
+        &format!("{scenario}_p50"),
+        system,
+        micros_at(&times, 0.5),
+        "us",
+        Some(Better::Lower),
+    );
+    results.add(
+        &format!("{scenario}_p99"),
+        system,
+        micros_at(&times, 0.99),
+        "us",
+        Some(Better::Lower),
+    );
+}
+
+async fn sequential(caller: &Arc<dyn Caller>, n: usize) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n as u32 {
+        let start = Instant::now();
+        assert_eq!(caller.call(i).await, i + 1);
+        times.push(start.elapsed());
+    }
+    times
+}
+
+/// `total` calls over `callers`, `inflight` outstanding per caller; calls/s.
+async fn pipelined(callers: &[Arc<dyn Caller>], total: usize, inflight: usize) -> f64 {
+    let per = total / callers.len();
+    let start = Instant::now();
+    let tasks: Vec<_> = callers
+        .iter()
+        .cloned()
+        .map(|caller| {
+            tokio::spawn(async move {
+                let mut running = FuturesUnordered::new();
+                let mut sent = 0;
+                while sent < per.min(inflight) {
+                    running.push(caller.call(sent as u32));
+                    sent += 1;
+                }
+                while running.next().await.is_some() {
+                    if sent < per {
+                        running.push(caller.call(sent as u32));
+                        sent += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (per * callers.len()) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn raw_pipelined(streams: Vec<tokio::net::TcpStream>, total: usize, inflight: usize) -> f64 {
+    let per = total / streams.len();
+    let n = streams.len();
+    let start = Instant::now();
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| tokio::spawn(async move { raw::pipelined(&mut s, per, inflight).await }))
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (per * n) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn scenario_rtt(results: &mut Results, plan: &Plan) {
+    eprintln!("rtt: {} sequential calls x {} rounds", plan.rtt_calls, plan.rounds);
+    let raw_addr = raw::serve().await;
+    let mut raw_stream = raw::connect(raw_addr).await;
+    let mut callers = Vec::new();
+    for rpc in PEERS {
+        let addr = rpc.serve().await;
+        let caller = rpc.connect(addr).await;
+        sequential(&caller, 500).await; // warm up
+        callers.push((rpc, caller));
+    }
+    raw::rtt(&mut raw_stream, 500).await;
+    let (mut raw_all, mut all): (Vec<Duration>, BTreeMap<&str, Vec<Duration>>) = (Vec::new(), BTreeMap::new());
+    for _ in 0..plan.rounds {
+        raw_all.extend(raw::rtt(&mut raw_stream, plan.rtt_calls).await);
+        for (rpc, caller) in &callers {
+            all.entry(rpc.name())
+                .or_default()
+                .extend(sequential(caller, plan.rtt_calls).await);
+        }
+    }
+    record_latencies(results, "rtt", "raw", raw_all);
+    for (name, times) in all {
+        record_latencies(results, "rtt", name, times);
+    }
+}
+
+async fn scenario_throughput(results: &mut Results, plan: &Plan, scenario: &str, clients: usize, inflight: usize) {
+    eprintln!(
+        "{scenario}: {clients} clients x {inflight} in flight, {} calls x {} rounds",
+        plan.pipelined_calls, plan.rounds
+    );
+    let raw_addr = raw::serve().await;
+    let mut servers = Vec::new();
+    for rpc in PEERS {
+        servers.push((rpc, rpc.serve().await));
+    }
+    for _ in 0..plan.rounds {
+        let mut streams = Vec::new();
+        for _ in 0..clients {
+            streams.push(raw::connect(raw_addr).await);
+        }
+        results.add(
+            scenario,
+            "raw",
+            raw_pipelined(streams, plan.pipelined_calls, inflight).await,
+            "calls/s",
+            Some(Better::Higher),
+        );
+        for (rpc, addr) in &servers {
+            let mut callers = Vec::new();
+            for _ in 0..clients {
+                callers.push(rpc.connect(*addr).await);
+            }
+            // tonic is ~50x slower: give it a tenth of the calls so a round ends in seconds.
+            let total = if *rpc == Rpc::Tonic {
+                plan.pipelined_calls / 10
+            } else {
+                plan.pipelined_calls
+            };
+            results.add(
+                scenario,
+                rpc.name(),
+                pipelined(&callers, total, inflight).await,
+                "calls/s",
+                Some(Better::Higher),
+            );
+        }
+    }
+}
+
+async fn scenario_server_to_client(results: &mut Results, plan: &Plan) {
+    eprintln!(
+        "server_to_client: {} sequential calls x {} rounds",
+        plan.rtt_calls, plan.rounds
+    );
+    let (server, addr) = rpc_volley::serve().await;
+    let _client = rpc_volley::client(addr).await;
+    let player = server.players().pop().unwrap();
+    let volley_calls = |n: usize| {
+        let (server, player) = (server.clone(), player.clone());
+        async move {
+            let mut times = Vec::with_capacity(n);
+            for i in 0..n as u32 {
+                let start = Instant::now();
+                assert_eq!(server.request(&player, rpc_volley::CLIENT_ADD_ONE, i).await, Ok(i + 1));
+                times.push(start.elapsed());
+            }
+            times
+        }
+    };
+    volley_calls(500).await;
+    let (mut raw_all, mut volley_all) = (Vec::new(), Vec::new());
+    for _ in 0..plan.rounds {
+        raw_all.extend(raw::server_to_client(plan.rtt_calls).await);
+        volley_all.extend(volley_calls(plan.rtt_calls).await);
+    }
+    record_latencies(results, "server_to_client", "raw", raw_all);
+    record_latencies(results, "server_to_client", "volley", volley_all);
+}
+
+async fn scenario_fanout(results: &mut Results, plan: &Plan) {
+    let (clients, events) = (plan.fanout_clients, plan.fanout_events);
+    eprintln!(
+        "fanout: {clients} clients x {events} events of 100 bytes x {} rounds",
+        plan.rounds
+    );
+    // volley
+    let (server, addr) = rpc_volley::serve().await;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut keep = Vec::new();
+    for _ in 0..clients {
+        let client = rpc_volley::client(addr).await;
+        let d = delivered.clone();
+        client.on_event(rpc_volley::NEWS, move |_| {
+            d.fetch_add(1, Ordering::Relaxed);
+        });
+        keep.push(client);
+    }
+    while server.player_count() < clients {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // raw
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raw_addr = listener.local_addr().unwrap();
+    let raw_delivered = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..clients {
+        let (connected, accepted) = tokio::join!(raw::connect(raw_addr), listener.accept());
+        let (stream, _) = accepted.unwrap();
+        stream.set_nodelay(true).unwrap();
+        writers.push(stream);
+        let d = raw_delivered.clone();
+        let mut reader = connected;
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut bytes = 0u64;
+            while let Ok(n @ 1..) = reader.read(&mut buf).await {
+                bytes += n as u64;
+                d.fetch_add(bytes / 104, Ordering::Relaxed);
+                bytes %= 104;
+            }
+        });
+    }
+    let mut frame = 100u32.to_le_bytes().to_vec();
+    frame.extend_from_slice(&[7u8; 100]);
+    for _ in 0..plan.rounds {
+        let target = (clients * events) as u64;
+        // raw
+        raw_delivered.store(0, Ordering::Relaxed);
+        let start = Instant::now();
+        for _ in 0..events {
+            for w in &mut writers {
+                use tokio::io::AsyncWriteExt;
+                w.write_all(&frame).await.unwrap();
+            }
+        }
+        while raw_delivered.load(Ordering::Relaxed) < target {
+            tokio::task::yield_now().await;
+        }
+        results.add(
+            "fanout",
+            "raw",
+            target as f64 / start.elapsed().as_secs_f64(),
+            "deliveries/s",
+            Some(Better::Higher),
+        );
+        // volley
+        delivered.store(0, Ordering::Relaxed);
+        let payload = vec![7u8; 100];
+        let start = Instant::now();
+        for _ in 0..events {
+            server.fire_all(rpc_volley::NEWS, payload.clone());
+            tokio::task::yield_now().await;
+        }
+        while delivered.load(Ordering::Relaxed) < target {
+            tokio::task::yield_now().await;
+        }
+        results.add(
+            "fanout",
+            "volley",
+            target as f64 / start.elapsed().as_secs_f64(),
+            "deliveries/s",
+            Some(Better::Higher),
+        );
+    }
+    for client in keep {
+        client.disconnect();
+    }
+}
+
+async fn scenario_wire_bytes(results: &mut Results) {
+    eprintln!("wire_bytes: 1000 calls through a counting proxy");
+    const N: usize = 1000;
+    let record = |results: &mut Results, system: &str, up: u64, down: u64| {
+        let (up, down) = (up as f64 / N as f64, down as f64 / N as f64);
+        results.add("wire_bytes_request", system, up, "bytes", Some(Better::Lower));
+        results.add("wire_bytes_response", system, down, "bytes", Some(Better::Lower));
+        results.add("wire_bytes", system, up + down, "bytes", Some(Better::Lower));
+    };
+    let (addr, counter) = proxy::counting(raw::serve().await).await;
+    let mut stream = raw::connect(addr).await;
+    raw::rtt(&mut stream, 100).await;
+    let before = counter.snapshot();
+    raw::rtt(&mut stream, N).await;
+    let (up, down) = counter.since(before);
+    record(results, "raw", up, down);
+    for rpc in PEERS {
+        let (addr, counter) = proxy::counting(rpc.serve().await).await;
+        let caller = rpc.connect(addr).await;
+        sequential(&caller, 100).await;
+        let before = counter.snapshot();
+        sequential(&caller, N).await;
+        let (up, down) = counter.since(before);
+        record(results, rpc.name(), up, down);
+    }
+}
+
+async fn scenario_allocations(results: &mut Results) {
+    eprintln!("allocations: heap allocations per call, client and server together (memory transport)");
+    let server = volley::Server::new(rpc_volley::protocol(), volley::ServerConfig::default());
+    server.on_request_sync(rpc_volley::ADD_ONE, |_, x: u32| Ok(x + 1));
+    let client = volley::Client::new(rpc_volley::protocol(), volley::ClientConfig::default());
+    client.connect(server.connect_memory()).await.unwrap();
+    for i in 0..1000 {
+        client.invoke(rpc_volley::ADD_ONE, i).await.unwrap();
+    }
+    const N: u32 = 10_000;
+    let before = alloc::count();
+    for i in 0..N {
+        client.invoke(rpc_volley::ADD_ONE, i).await.unwrap();
+    }
+    let per_call = (alloc::count() - before) as f64 / f64::from(N);
+    results.add("allocations_per_call", "volley", per_call, "allocs", None);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--idle-clients") {
+        return idle::client_process(&args[2..]);
+    }
+    if std::env::var_os("BENCH_NO_LOG").is_none() {
+        tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let plan = Plan::new(quick);
+    let threads = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Some(what) = args.iter().position(|a| a == "--profile").and_then(|i| args.get(i + 1)) {
+        // A single system and scenario for a few seconds, for perf or callgrind.
+        let what = what.clone();
+        let task = runtime.spawn(async move {
+            let rpc = Rpc::Volley;
+            let addr = rpc.serve().await;
+            let caller = rpc.connect(addr).await;
+            let start = Instant::now();
+            let mut calls = 0;
+            let mut raw_stream = raw::connect(raw::serve().await).await;
+            while start.elapsed() < Duration::from_secs(5) {
+                match what.as_str() {
+                    "raw" => calls += raw::rtt(&mut raw_stream, 1000).await.len(),
+                    "rtt" => calls += sequential(&caller, 1000).await.len(),
+                    _ => {
+                        pipelined(std::slice::from_ref(&caller), 100_000, 256).await;
+                        calls += 100_000;
+                    }
+                }
+            }
+            eprintln!("{calls} calls in {:?}", start.elapsed());
+        });
+        runtime.block_on(task).unwrap();
+        std::process::exit(0);
+    }
+    let started = Instant::now();
+    let mut results = Results::default();
+    // The scenarios run in a spawned task, on a worker thread, like a game's
+    // own code would: not on the thread blocked in `block_on`, which would add
+    // a cross-thread wake-up to every call of every system.
+    let results = runtime.block_on(async move {
+        tokio::spawn(async move {
+            scenario_rtt(&mut results, &plan).await;
+            scenario_throughput(&mut results, &plan, "pipelined", 1, 256).await;
+            scenario_throughput(&mut results, &plan, "many_clients", 64, 16).await;
+            scenario_server_to_client(&mut results, &plan).await;
+            scenario_fanout(&mut results, &plan).await;
+            scenario_wire_bytes(&mut results).await;
+            scenario_allocations(&mut results).await;
+            idle::scenario(&mut results, plan.idle_clients).await;
+            results
+        })
+        .await
+        .unwrap()
+    });
+    results.print();
+    eprintln!("finished in {:.0} s", started.elapsed().as_secs_f64());
+    // Background servers would keep the runtime alive.
+    std::process::exit(0);
+}
