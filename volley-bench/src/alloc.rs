@@ -1,9 +1,12 @@
 //! A global allocator that counts allocations, to show what one call costs.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Counting is off except while measuring: a shared counter bumped by every
+/// allocation on both worker threads would slow every system down.
+static COUNTING: AtomicBool = AtomicBool::new(false);
 
 /// The system allocator, counting.
 pub struct Counting;
@@ -15,7 +18,9 @@ pub struct Counting;
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
@@ -26,13 +31,20 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 
-/// Allocations (and reallocations) so far, process-wide.
+/// Starts or stops counting.
+pub fn counting(on: bool) {
+    COUNTING.store(on, Ordering::SeqCst);
+}
+
+/// Allocations (and reallocations) counted so far, process-wide.
 pub fn count() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }

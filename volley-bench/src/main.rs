@@ -69,10 +69,24 @@ enum Better {
     Lower,
 }
 
+/// One figure's samples (one per round), its unit and which way is better.
+struct Figure {
+    samples: Vec<f64>,
+    unit: &'static str,
+    better: Option<Better>,
+}
+
+impl Figure {
+    fn value(&self) -> f64 {
+        median(self.samples.clone())
+    }
+}
+
 #[derive(Default)]
 struct Results {
-    /// (scenario, system) → samples, one per round.
-    figures: BTreeMap<(String, String), (Vec<f64>, &'static str, Option<Better>)>,
+    /// (scenario, system) → figure.
+    figures: BTreeMap<(String, String), Figure>,
+    /// Scenarios in the order they ran.
     order: Vec<String>,
 }
 
@@ -83,47 +97,50 @@ impl Results {
         }
         self.figures
             .entry((scenario.to_string(), system.to_string()))
-            .or_insert_with(|| (Vec::new(), unit, better))
-            .0
+            .or_insert_with(|| Figure {
+                samples: Vec::new(),
+                unit,
+                better,
+            })
+            .samples
             .push(value);
     }
 
-    fn value(&self, scenario: &str, system: &str) -> Option<f64> {
-        self.figures
-            .get(&(scenario.to_string(), system.to_string()))
-            .map(|(v, _, _)| median(v.clone()))
+    /// Each scenario's figures, scenarios in the order they ran.
+    fn by_scenario(&self) -> impl Iterator<Item = (&str, Vec<(&str, &Figure)>)> {
+        self.order.iter().map(|scenario| {
+            let figures = self
+                .figures
+                .iter()
+                .filter(|((s, _), _)| s == scenario)
+                .map(|((_, system), f)| (system.as_str(), f))
+                .collect();
+            (scenario.as_str(), figures)
+        })
     }
 
     fn print(&self) {
         println!("\n{:<26} {:<8} {:>14} {:<10}", "scenario", "system", "value", "unit");
-        for scenario in &self.order {
-            for ((s, system), (values, unit, _)) in &self.figures {
-                if s == scenario {
-                    println!("{scenario:<26} {system:<8} {:>14.2} {unit:<10}", median(values.clone()));
-                }
+        for (scenario, figures) in self.by_scenario() {
+            for (system, f) in figures {
+                println!("{scenario:<26} {system:<8} {:>14.2} {:<10}", f.value(), f.unit);
             }
         }
         println!();
-        for scenario in &self.order {
-            for ((s, system), (values, unit, _)) in &self.figures {
-                if s == scenario {
-                    println!("RESULT {scenario} {system} {:.3} {unit}", median(values.clone()));
-                }
+        for (scenario, figures) in self.by_scenario() {
+            for (system, f) in figures {
+                println!("RESULT {scenario} {system} {:.3} {}", f.value(), f.unit);
             }
         }
-        for scenario in &self.order {
-            let Some(ours) = self.value(scenario, "volley") else {
+        for (scenario, figures) in self.by_scenario() {
+            let Some((_, ours)) = figures.iter().find(|(system, _)| *system == "volley") else {
                 continue;
             };
-            for ((s, system), (values, _, better)) in &self.figures {
-                if s != scenario || system == "volley" {
-                    continue;
-                }
-                let Some(better) = better else { continue };
-                let theirs = median(values.clone());
-                let ratio = match better {
-                    Better::Higher => ours / theirs,
-                    Better::Lower => theirs / ours,
+            for (system, theirs) in figures.iter().filter(|(system, _)| *system != "volley") {
+                let ratio = match theirs.better {
+                    Some(Better::Higher) => ours.value() / theirs.value(),
+                    Some(Better::Lower) => theirs.value() / ours.value(),
+                    None => continue,
                 };
                 println!("RATIO {scenario} volley/{system} {ratio:.3}");
             }
@@ -441,11 +458,22 @@ async fn scenario_allocations(results: &mut Results) {
         client.invoke(rpc_volley::ADD_ONE, i).await.unwrap();
     }
     const N: u32 = 10_000;
+    alloc::counting(true);
     let before = alloc::count();
     for i in 0..N {
         client.invoke(rpc_volley::ADD_ONE, i).await.unwrap();
     }
     let per_call = (alloc::count() - before) as f64 / f64::from(N);
+    // What the payload codec alone costs, to tell it apart from volley's own.
+    let before = alloc::count();
+    for i in 0..N {
+        let bytes = bitcode::serialize(&i).unwrap();
+        let back: u32 = bitcode::deserialize(&bytes).unwrap();
+        assert_eq!(back, i);
+    }
+    let codec = (alloc::count() - before) as f64 / f64::from(N);
+    alloc::counting(false);
+    results.add("allocations_per_call_codec", "volley", codec * 2.0, "allocs", None);
     results.add("allocations_per_call", "volley", per_call, "allocs", None);
 }
 

@@ -1,6 +1,6 @@
 //! The session state machine: one connection's protocol, without I/O.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -314,7 +314,10 @@ pub struct Session {
     free_ids: Vec<CallId>,
     /// Calls that are not [`Slot::Free`].
     calls_taken: usize,
-    deadlines: BTreeSet<(Instant, CallId)>,
+    /// Deadlines of waiting calls, sorted. At most `max_outgoing_calls`
+    /// long, and most calls share a timeout so inserts land at the back: a
+    /// sorted deque beats a tree here and allocates nothing once warm.
+    deadlines: VecDeque<(Instant, CallId)>,
     /// The peer's calls we are handling.
     incoming: HashSet<CallId>,
     handshake_deadline: Instant,
@@ -353,7 +356,7 @@ impl Session {
             calls: Vec::new(),
             free_ids: Vec::new(),
             calls_taken: 0,
-            deadlines: BTreeSet::new(),
+            deadlines: VecDeque::new(),
             incoming: HashSet::new(),
         }
     }
@@ -448,11 +451,11 @@ impl Session {
             self.queue(&Message::<&[u8]>::Ping);
             self.next_ping = now + self.config.keep_alive_interval;
         }
-        while let Some(&(deadline, id)) = self.deadlines.first() {
+        while let Some(&(deadline, id)) = self.deadlines.front() {
             if deadline > now {
                 break;
             }
-            self.deadlines.pop_first();
+            self.deadlines.pop_front();
             self.calls[id as usize] = Slot::Abandoned;
             self.queue(&Message::<&[u8]>::Cancel { id });
             self.events.push_back(SessionEvent::CallEnded {
@@ -471,7 +474,7 @@ impl Session {
             State::Closed => None,
             State::Open => {
                 let mut next = (self.last_received + self.config.idle_timeout).min(self.next_ping);
-                if let Some(&(deadline, _)) = self.deadlines.first() {
+                if let Some(&(deadline, _)) = self.deadlines.front() {
                     next = next.min(deadline);
                 }
                 Some(next)
@@ -555,7 +558,13 @@ impl Session {
         let deadline = now + timeout;
         self.calls[id as usize] = Slot::Waiting { deadline };
         self.calls_taken += 1;
-        self.deadlines.insert((deadline, id));
+        // Calls sharing a timeout end up in order: the back is the usual place.
+        if self.deadlines.back().is_none_or(|last| *last <= (deadline, id)) {
+            self.deadlines.push_back((deadline, id));
+        } else {
+            let at = self.deadlines.partition_point(|d| *d <= (deadline, id));
+            self.deadlines.insert(at, (deadline, id));
+        }
         self.queue(&Message::Request { id, remote, payload });
         Ok(id)
     }
@@ -566,7 +575,7 @@ impl Session {
     pub fn cancel(&mut self, id: CallId) -> bool {
         match self.calls.get(id as usize) {
             Some(&Slot::Waiting { deadline }) => {
-                self.deadlines.remove(&(deadline, id));
+                self.remove_deadline(deadline, id);
                 self.calls[id as usize] = Slot::Abandoned;
                 self.queue(&Message::<&[u8]>::Cancel { id });
                 true
@@ -730,7 +739,7 @@ impl Session {
             }
             (State::Open, Message::Response { id, status, payload }) => match self.calls.get(id as usize).copied() {
                 Some(Slot::Waiting { deadline }) => {
-                    self.deadlines.remove(&(deadline, id));
+                    self.remove_deadline(deadline, id);
                     self.calls[id as usize] = Slot::Ended;
                     self.events.push_back(SessionEvent::CallEnded {
                         id,
@@ -754,6 +763,15 @@ impl Session {
                 }
             }
             (state, msg) => self.violation(format!("unexpected {} message in state {state:?}", message_name(&msg))),
+        }
+    }
+
+    fn remove_deadline(&mut self, deadline: Instant, id: CallId) {
+        // Answers mostly come in call order: the front is the usual place.
+        if self.deadlines.front() == Some(&(deadline, id)) {
+            self.deadlines.pop_front();
+        } else if let Ok(at) = self.deadlines.binary_search(&(deadline, id)) {
+            self.deadlines.remove(at);
         }
     }
 

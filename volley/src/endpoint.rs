@@ -39,6 +39,7 @@ pub(crate) enum Outcome {
 }
 
 type Decode = Arc<dyn Fn(&[u8]) -> Result<Box<dyn Any + Send>, String> + Send + Sync>;
+type Direct<C> = Arc<dyn Fn(C, &[u8]) -> Outcome + Send + Sync>;
 type Listener<C> = Arc<dyn Fn(&C, &(dyn Any + Send)) + Send + Sync>;
 type BadInputHook<C> = Arc<dyn Fn(&C, &BadInput) + Send + Sync>;
 type Chain<C> = Arc<[Arc<dyn Middleware<C>>]>;
@@ -58,7 +59,7 @@ pub struct BadInput {
 struct FnEntry<C> {
     /// Decode, check and handle in one typed step: the path without `call`
     /// middleware, which boxes nothing.
-    direct: Arc<dyn Fn(C, &[u8]) -> Outcome + Send + Sync>,
+    direct: Direct<C>,
     /// Decode and check into type-erased arguments, for middleware.
     decode: Decode,
     /// The handler on type-erased arguments: the end of a middleware chain.

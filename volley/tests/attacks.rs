@@ -499,7 +499,7 @@ async fn a_client_that_never_reads_while_events_pour_in() {
             }
             println!(
                 "  disconnected as too slow after {fired} events ({} MiB)",
-                fired * 1000 >> 20
+                (fired * 1000) >> 20
             );
             drop(raw);
         },
