@@ -112,5 +112,14 @@ fn full_call(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, codec, session, full_call);
+fn payload_codec(c: &mut Criterion) {
+    c.bench_function("payload/bitcode_serde_u32_round_trip", |b| {
+        b.iter(|| {
+            let bytes = bitcode::serialize(&std::hint::black_box(41u32)).unwrap();
+            bitcode::deserialize::<u32>(&bytes).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, codec, session, full_call, payload_codec);
 criterion_main!(benches);
