@@ -320,6 +320,9 @@ pub struct Session {
     deadlines: VecDeque<(Instant, CallId)>,
     /// The peer's calls we are handling.
     incoming: HashSet<CallId>,
+    /// No new requests from the peer are taken (shutting down): each is
+    /// answered [`Status::Unprocessed`] at once.
+    draining: bool,
     handshake_deadline: Instant,
     last_received: Instant,
     next_ping: Instant,
@@ -346,6 +349,7 @@ impl Session {
         Self {
             role,
             state,
+            draining: false,
             handshake_deadline: now + config.handshake_timeout,
             last_received: now,
             next_ping: now + config.keep_alive_interval,
@@ -618,6 +622,13 @@ impl Session {
         Ok(())
     }
 
+    /// Stops taking new requests from the peer (they are answered
+    /// [`Status::Unprocessed`] at once) while the ones in flight finish; for a
+    /// graceful shutdown, followed by [`close`](Self::close).
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
     /// Says goodbye and closes: pending calls end [`CallOutcome::Disconnected`].
     pub fn close(&mut self, code: GoodbyeCode, message: &str) {
         if self.state == State::Closed {
@@ -726,10 +737,15 @@ impl Session {
                 if self.incoming.contains(&id) {
                     return self.violation(format!("call id {id} reused while in flight"));
                 }
-                if self.incoming.len() >= self.config.max_incoming_calls {
+                if self.draining || self.incoming.len() >= self.config.max_incoming_calls {
+                    let status = if self.draining {
+                        Status::Unprocessed
+                    } else {
+                        Status::Overloaded
+                    };
                     self.queue(&Message::<&[u8]>::Response {
                         id,
-                        status: Status::Overloaded,
+                        status,
                         payload: &[],
                     });
                     return;

@@ -52,7 +52,7 @@ async fn main() -> ExitCode {
         let _ = asked_tx.send(prompt.question);
         Ok(Confirm { confirmed: true })
     });
-    if let Err(e) = client.connect_tcp(&addr).await {
+    if let Err(e) = client.connect_tcp(addr.clone()).await {
         eprintln!("could not connect to {addr}: {e}");
         return ExitCode::FAILURE;
     }

@@ -16,7 +16,7 @@ use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{ConnectError, EventError, FunctionError, Reject};
 use crate::locks::{read, write};
-use crate::middleware::Middleware;
+use crate::middleware::{BoxFuture, Middleware};
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToClient};
 use crate::transport::{tcp, Transport};
 
@@ -31,6 +31,57 @@ pub struct ClientConfig {
     /// Credentials sent in the hello, for the server's authenticator.
     /// Default: empty.
     pub token: Vec<u8>,
+    /// Whether and how to reconnect after losing an established connection
+    /// made with [`Client::connect_tcp`]. Default: none (stay disconnected).
+    pub reconnect: Option<ReconnectPolicy>,
+}
+
+/// How a client reconnects after losing an established connection: after
+/// `initial_delay`, then waits doubling up to `max_delay`, for at most
+/// `max_attempts` attempts. Each wait is shortened by up to a quarter, at
+/// random, so clients dropped together do not all return at once.
+///
+/// It reconnects when the connection was lost (transport closed or failed,
+/// idle timeout) or the server shut down; not after [`Client::disconnect`], a
+/// kick, a refusal or a protocol violation. Calls made while disconnected fail
+/// at once with [`FunctionError::Disconnected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReconnectPolicy {
+    /// Wait before the first attempt. Default: 100 ms.
+    pub initial_delay: Duration,
+    /// Longest wait between attempts. Default: 5 s.
+    pub max_delay: Duration,
+    /// Attempts before giving up. Default: 10.
+    pub max_attempts: u32,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            max_attempts: 10,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Sets [`ReconnectPolicy::initial_delay`].
+    pub fn with_initial_delay(mut self, delay: Duration) -> Self {
+        self.initial_delay = delay;
+        self
+    }
+    /// Sets [`ReconnectPolicy::max_delay`].
+    pub fn with_max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+    /// Sets [`ReconnectPolicy::max_attempts`].
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
 }
 
 impl Default for ClientConfig {
@@ -39,6 +90,7 @@ impl Default for ClientConfig {
             session: SessionConfig::default(),
             default_timeout: Duration::from_secs(10),
             token: Vec::new(),
+            reconnect: None,
         }
     }
 }
@@ -59,9 +111,17 @@ impl ClientConfig {
         self.token = token.into();
         self
     }
+    /// Sets [`ClientConfig::reconnect`].
+    pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
 }
 
 type DisconnectHook = Arc<dyn Fn(&CloseReason) + Send + Sync>;
+type ReconnectHook = Arc<dyn Fn() + Send + Sync>;
+/// Opens a new connection to where the last one went.
+type Redial = Arc<dyn Fn(Client) -> BoxFuture<Result<(), ConnectError>> + Send + Sync>;
 
 /// The client end. Cheap to clone: every clone is the same client.
 ///
@@ -78,6 +138,8 @@ struct ClientInner {
     conn: Mutex<Option<Arc<Conn>>>,
     last_close: Mutex<Option<CloseReason>>,
     disconnect_hooks: RwLock<Vec<DisconnectHook>>,
+    reconnect_hooks: RwLock<Vec<ReconnectHook>>,
+    redial: Mutex<Option<Redial>>,
 }
 
 impl fmt::Debug for Client {
@@ -99,6 +161,8 @@ impl Client {
                 conn: Mutex::new(None),
                 last_close: Mutex::new(None),
                 disconnect_hooks: RwLock::new(Vec::new()),
+                reconnect_hooks: RwLock::new(Vec::new()),
+                redial: Mutex::new(None),
             }),
         }
     }
@@ -115,8 +179,23 @@ impl Client {
     // ---- connecting ----
 
     /// Connects over TCP (with `TCP_NODELAY`) and completes the handshake.
-    pub async fn connect_tcp(&self, addr: impl ToSocketAddrs) -> Result<(), ConnectError> {
-        self.connect(tcp::connect(addr).await?).await
+    /// With a [`ReconnectPolicy`], a lost connection is reopened to `addr`.
+    pub async fn connect_tcp(
+        &self,
+        addr: impl ToSocketAddrs + Clone + Send + Sync + 'static,
+    ) -> Result<(), ConnectError> {
+        self.connect(tcp::connect(addr.clone()).await?).await?;
+        let redial: Redial = Arc::new(move |client: Client| {
+            let addr = addr.clone();
+            Box::pin(async move { client.connect(tcp::connect(addr).await?).await })
+        });
+        *self.inner.redial.lock().unwrap_or_else(|e| e.into_inner()) = Some(redial);
+        Ok(())
+    }
+
+    /// Calls `hook` each time the client reconnects by its [`ReconnectPolicy`].
+    pub fn on_reconnect(&self, hook: impl Fn() + Send + Sync + 'static) {
+        write(&self.inner.reconnect_hooks).push(Arc::new(hook));
     }
 
     /// Completes the handshake over any transport. Fails with the server's
@@ -300,6 +379,40 @@ impl Client {
     }
 }
 
+/// Tries to reconnect by `policy`; see [`ReconnectPolicy`].
+async fn reconnect(client: Client, policy: ReconnectPolicy, redial: Redial) {
+    let mut delay = policy.initial_delay;
+    // A cheap per-client jitter source: no need for a random-number crate.
+    let mut jitter = Arc::as_ptr(&client.inner) as u64 | 1;
+    for attempt in 1..=policy.max_attempts {
+        jitter ^= jitter << 13;
+        jitter ^= jitter >> 7;
+        jitter ^= jitter << 17;
+        let shortened = delay.mul_f64(1.0 - (jitter % 1000) as f64 / 4000.0);
+        tokio::time::sleep(shortened).await;
+        if client.is_connected() {
+            return; // reconnected by hand meanwhile
+        }
+        match redial(client.clone()).await {
+            Ok(()) => {
+                tracing::info!(attempt, "reconnected");
+                let hooks = read(&client.inner.reconnect_hooks).clone();
+                for hook in hooks {
+                    hook();
+                }
+                return;
+            }
+            Err(e @ ConnectError::Refused { .. }) => {
+                tracing::warn!(error = %e, "not reconnecting: refused");
+                return;
+            }
+            Err(e) => tracing::debug!(attempt, error = %e, "reconnect attempt failed"),
+        }
+        delay = (delay * 2).min(policy.max_delay);
+    }
+    tracing::warn!(attempts = policy.max_attempts, "gave up reconnecting");
+}
+
 /// The client's end of one connection.
 struct ClientSide {
     client: Arc<ClientInner>,
@@ -345,6 +458,23 @@ impl Side for ClientSide {
         let hooks = read(&self.client.disconnect_hooks).clone();
         for hook in hooks {
             hook(&reason);
+        }
+        let lost = matches!(
+            reason,
+            CloseReason::TransportClosed
+                | CloseReason::TransportError(_)
+                | CloseReason::IdleTimeout
+                | CloseReason::Remote {
+                    code: GoodbyeCode::ShuttingDown,
+                    ..
+                }
+        );
+        let redial = self.client.redial.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let (true, Some(policy), Some(redial)) = (lost, self.client.config.reconnect, redial) {
+            let client = Client {
+                inner: self.client.clone(),
+            };
+            tokio::spawn(reconnect(client, policy, redial));
         }
     }
 }

@@ -94,7 +94,7 @@ pub mod remote;
 mod server;
 pub mod transport;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, ReconnectPolicy};
 pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};

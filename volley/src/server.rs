@@ -7,13 +7,14 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::net::ToSocketAddrs;
+use tokio::task::AbortHandle;
 use tracing::Instrument;
 use volley_proto::{CloseReason, GoodbyeCode, RefuseCode, Session, SessionConfig};
 
@@ -222,6 +223,9 @@ struct ServerInner {
     added: RwLock<Vec<PlayerHook>>,
     removed: RwLock<Vec<LeaveHook>>,
     authenticator: RwLock<Option<Authenticator>>,
+    /// Accept loops, stopped by [`Server::shutdown`].
+    listeners: Mutex<Vec<AbortHandle>>,
+    shutting_down: AtomicBool,
 }
 
 impl fmt::Debug for Server {
@@ -245,6 +249,8 @@ impl Server {
                 added: RwLock::new(Vec::new()),
                 removed: RwLock::new(Vec::new()),
                 authenticator: RwLock::new(None),
+                listeners: Mutex::new(Vec::new()),
+                shutting_down: AtomicBool::new(false),
             }),
         }
     }
@@ -262,7 +268,7 @@ impl Server {
         let listener = tcp::bind(addr).await?;
         let local = listener.local_addr()?;
         let server = self.clone();
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             loop {
                 match tcp::accept(&listener).await {
                     Ok((stream, _)) => server.serve(stream),
@@ -274,6 +280,11 @@ impl Server {
                 }
             }
         });
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(accepting.abort_handle());
         tracing::info!(%local, "listening on TCP");
         Ok(local)
     }
@@ -311,6 +322,43 @@ impl Server {
         let (client, server) = memory::pair();
         self.serve(server);
         client
+    }
+
+    /// Shuts the server down gracefully: stops accepting, refuses new
+    /// handshakes and new requests (answered
+    /// [`FunctionError::Unprocessed`](crate::FunctionError::Unprocessed)), lets
+    /// the handlers already running finish for up to `grace`, then says
+    /// goodbye to every player ([`GoodbyeCode::ShuttingDown`], which clients
+    /// see as [`CloseReason::Remote`]). Calls still pending when the goodbye
+    /// goes, either way, end [`FunctionError::Disconnected`](crate::FunctionError::Disconnected)
+    /// at their callers; handlers still running are cancelled. Returns once
+    /// every player is gone (or [`CLOSE_LINGER`](crate::CLOSE_LINGER) after the
+    /// goodbyes).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        for accepting in self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            accepting.abort();
+        }
+        let players = self.players();
+        tracing::info!(players = players.len(), ?grace, "shutting down");
+        for player in &players {
+            player.inner.conn.with_session(|session| session.drain());
+        }
+        let busy = || players.iter().any(|p| p.inner.conn.lock().session.incoming_calls() > 0);
+        let deadline = tokio::time::Instant::now() + grace;
+        while busy() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for player in &players {
+            player
+                .inner
+                .conn
+                .close(GoodbyeCode::ShuttingDown, "server shutting down");
+        }
+        let linger = tokio::time::Instant::now() + crate::CLOSE_LINGER;
+        while self.player_count() > 0 && tokio::time::Instant::now() < linger {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     // ---- players ----
@@ -542,6 +590,12 @@ impl Side for ServerSide {
     }
 
     fn hello(&mut self, conn: &Arc<Conn>, token: Bytes) {
+        if self.server.shutting_down.load(Ordering::SeqCst) {
+            return conn
+                .lock()
+                .session
+                .refuse(RefuseCode::Unavailable, "server is shutting down");
+        }
         let Some(authenticator) = read(&self.server.authenticator).clone() else {
             return conn.lock().session.accept();
         };

@@ -1,0 +1,139 @@
+//! Graceful shutdown and reconnection, over loopback TCP.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use volley::*;
+
+#[tokio::test]
+async fn shutdown_lets_running_handlers_finish_and_refuses_the_rest() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let (client, _probe) = tcp_client(addr).await;
+    let player = wait_players(&server, 1).await.pop().unwrap();
+
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.invoke(SLOW, 300).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = Instant::now();
+    let (_, late, to_client) = tokio::join!(
+        server.shutdown(Duration::from_secs(5)),
+        async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            client.invoke(ECHO, "too late".into()).await
+        },
+        server.request(&player, CLIENT_SLOW, 60_000),
+    );
+    // The call in flight finished; the one that came during shutdown was refused
+    // at once; the server's own pending call ended when it said goodbye.
+    assert_eq!(in_flight.await.unwrap(), Ok(300));
+    assert_eq!(late, Err(FunctionError::Unprocessed));
+    assert_eq!(to_client, Err(FunctionError::Disconnected));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        start.elapsed()
+    );
+    eventually("client told", || client.close_reason().is_some()).await;
+    assert!(matches!(
+        client.close_reason(),
+        Some(CloseReason::Remote {
+            code: GoodbyeCode::ShuttingDown,
+            ..
+        })
+    ));
+    assert_eq!(server.player_count(), 0);
+    // No one new gets in.
+    let newcomer = Client::new(protocol(), ClientConfig::default());
+    assert!(newcomer.connect_tcp(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_past_its_grace() {
+    let (server, addr, _, mut cancelled) = tcp_server(ServerConfig::default()).await;
+    let (client, _probe) = tcp_client(addr).await;
+    wait_players(&server, 1).await;
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.invoke(SLOW, 60_000).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = Instant::now();
+    server.shutdown(Duration::from_millis(200)).await;
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(call.await.unwrap(), Err(FunctionError::Disconnected));
+    recv(&mut cancelled).await; // the handler was cancelled
+}
+
+#[tokio::test]
+async fn a_client_reconnects_after_a_server_restart_and_fails_fast_meanwhile() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let policy = ReconnectPolicy::default()
+        .with_initial_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_millis(200))
+        .with_max_attempts(50);
+    let (client, _probe) = client_with(ClientConfig::default().with_reconnect(policy));
+    let reconnects = Arc::new(AtomicUsize::new(0));
+    let r = reconnects.clone();
+    client.on_reconnect(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    client.connect_tcp(addr).await.unwrap();
+    assert_eq!(client.invoke(ECHO, "before".into()).await.unwrap(), "1:before");
+
+    server.shutdown(Duration::from_millis(100)).await;
+    drop(server);
+    // Down: calls fail at once rather than hang.
+    let start = Instant::now();
+    assert_eq!(
+        client.invoke(ECHO, "gap".into()).await,
+        Err(FunctionError::Disconnected)
+    );
+    assert!(start.elapsed() < Duration::from_millis(100));
+
+    // The server comes back on the same address.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (again, _, _) = server_with(ServerConfig::default());
+    again.listen_tcp(addr).await.unwrap();
+    eventually("reconnected", || reconnects.load(Ordering::SeqCst) == 1).await;
+    assert!(client.is_connected());
+    assert_eq!(client.invoke(ECHO, "after".into()).await.unwrap(), "1:after");
+}
+
+#[tokio::test]
+async fn reconnecting_gives_up_after_its_attempts_and_not_after_a_kick() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let policy = ReconnectPolicy::default()
+        .with_initial_delay(Duration::from_millis(10))
+        .with_max_delay(Duration::from_millis(20))
+        .with_max_attempts(3);
+    // Kicked: stays out.
+    let (kicked, _p) = client_with(ClientConfig::default().with_reconnect(policy));
+    kicked.connect_tcp(addr).await.unwrap();
+    wait_players(&server, 1).await[0].kick("bye");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!kicked.is_connected());
+    assert_eq!(server.player_count(), 0);
+
+    // Server gone for good: three attempts, then it stops.
+    let (client, _p) = client_with(ClientConfig::default().with_reconnect(policy));
+    client.connect_tcp(addr).await.unwrap();
+    server.shutdown(Duration::ZERO).await;
+    drop(server);
+    // Three attempts over about 50 ms; then a server comes back, too late.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (again, _, _) = server_with(ServerConfig::default());
+    again.listen_tcp(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!client.is_connected(), "it should have given up");
+    assert_eq!(again.player_count(), 0);
+}
