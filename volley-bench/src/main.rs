@@ -12,6 +12,7 @@
 
 mod alloc;
 mod idle;
+mod load;
 mod proxy;
 mod systems;
 
@@ -482,6 +483,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--idle-clients") {
         return idle::client_process(&args[2..]);
     }
+    if args.get(1).map(String::as_str) == Some("--load-clients") {
+        return load::client_process(&args[2..]);
+    }
     if std::env::var_os("BENCH_NO_LOG").is_none() {
         tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
@@ -499,6 +503,19 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    if let Some(n) = flag("--load") {
+        let (seconds, sample) = (flag("--seconds").unwrap_or(60), flag("--sample").unwrap_or(10));
+        runtime
+            .block_on(runtime.spawn(load::run(n as usize, seconds, sample)))
+            .unwrap();
+        std::process::exit(0);
+    }
     if let Some(what) = args.iter().position(|a| a == "--profile").and_then(|i| args.get(i + 1)) {
         // A single system and scenario for a few seconds, for perf or callgrind.
         let what = what.clone();
@@ -531,6 +548,9 @@ fn main() {
     // a cross-thread wake-up to every call of every system.
     let results = runtime.block_on(async move {
         tokio::spawn(async move {
+            // First, while the heap is fresh: later scenarios leave freed
+            // memory behind that new connections would reuse unseen.
+            idle::scenario(&mut results, plan.idle_clients).await;
             scenario_rtt(&mut results, &plan).await;
             scenario_throughput(&mut results, &plan, "pipelined", 1, 256).await;
             scenario_throughput(&mut results, &plan, "many_clients", 64, 16).await;
@@ -538,7 +558,6 @@ fn main() {
             scenario_fanout(&mut results, &plan).await;
             scenario_wire_bytes(&mut results).await;
             scenario_allocations(&mut results).await;
-            idle::scenario(&mut results, plan.idle_clients).await;
             results
         })
         .await

@@ -404,6 +404,13 @@ impl Session {
         self.transmit.len()
     }
 
+    /// Frees the transmit buffer if it is empty, for a connection gone quiet.
+    pub fn release_idle_buffers(&mut self) {
+        if self.transmit.is_empty() {
+            self.transmit = Vec::new();
+        }
+    }
+
     /// Whether [`poll_event`](Self::poll_event) has something.
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()

@@ -90,7 +90,12 @@ enum Item {
     /// `side` of `conn` fires the next event in its sequence.
     Fire { conn: usize, from: Side },
     /// `side` of `conn` answers the peer's call `id`.
-    Respond { conn: usize, side: Side, id: CallId, generation: u64 },
+    Respond {
+        conn: usize,
+        side: Side,
+        id: CallId,
+        generation: u64,
+    },
     /// The client of `conn` disappears (its transport dies).
     Vanish { conn: usize },
     /// Every connection drops; clients reconnect with new sessions.
@@ -118,7 +123,13 @@ struct Peer {
 
 impl Peer {
     fn new(session: Session) -> Self {
-        Self { session, calls: BTreeMap::new(), owed: BTreeMap::new(), fired: 0, received: Vec::new() }
+        Self {
+            session,
+            calls: BTreeMap::new(),
+            owed: BTreeMap::new(),
+            fired: 0,
+            received: Vec::new(),
+        }
     }
 }
 
@@ -154,7 +165,9 @@ struct Sim {
 impl Sim {
     fn new(scenario: Scenario, seed: u64) -> Self {
         let start = Instant::now();
-        let config = SessionConfig::default().with_idle_timeout(Duration::from_secs(8)).with_keep_alive_interval(Duration::from_secs(2));
+        let config = SessionConfig::default()
+            .with_idle_timeout(Duration::from_secs(8))
+            .with_keep_alive_interval(Duration::from_secs(2));
         let mut sim = Self {
             scenario,
             seed,
@@ -202,7 +215,10 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> ! {
-        panic!("simulation failed: {what}\n  scenario {:?}, seed {} (rerun with VOLLEY_SIM_SEED={})", self.scenario, self.seed, self.seed)
+        panic!(
+            "simulation failed: {what}\n  scenario {:?}, seed {} (rerun with VOLLEY_SIM_SEED={})",
+            self.scenario, self.seed, self.seed
+        )
     }
 
     fn schedule(&mut self, after: Duration, item: Item) {
@@ -225,10 +241,30 @@ impl Sim {
         });
         self.flush(conn);
         for _ in 0..6 {
-            let (a, b, c) = (self.rng.millis(100, 3_000), self.rng.millis(100, 3_000), self.rng.millis(100, 3_000));
-            self.schedule(a, Item::Call { conn, from: Side::Client });
-            self.schedule(b, Item::Call { conn, from: Side::Server });
-            let from = if self.rng.chance(50) { Side::Client } else { Side::Server };
+            let (a, b, c) = (
+                self.rng.millis(100, 3_000),
+                self.rng.millis(100, 3_000),
+                self.rng.millis(100, 3_000),
+            );
+            self.schedule(
+                a,
+                Item::Call {
+                    conn,
+                    from: Side::Client,
+                },
+            );
+            self.schedule(
+                b,
+                Item::Call {
+                    conn,
+                    from: Side::Server,
+                },
+            );
+            let from = if self.rng.chance(50) {
+                Side::Client
+            } else {
+                Side::Server
+            };
             self.schedule(c, Item::Fire { conn, from });
         }
     }
@@ -276,9 +312,14 @@ impl Sim {
                 continue;
             }
             if let Some(at) = self.arrival(conn, from) {
-                let to = if from == Side::Client { Side::Server } else { Side::Client };
+                let to = if from == Side::Client {
+                    Side::Server
+                } else {
+                    Side::Client
+                };
                 self.seq += 1;
-                self.queue.push(Reverse((at, self.seq, Item::Deliver { conn, to, bytes })));
+                self.queue
+                    .push(Reverse((at, self.seq, Item::Deliver { conn, to, bytes })));
             }
         }
     }
@@ -306,7 +347,15 @@ impl Sim {
                 let generation = self.generation;
                 self.peer(conn, side).owed.insert(id, generation);
                 let delay = self.rng.millis(0, 400);
-                self.schedule(delay, Item::Respond { conn, side, id, generation });
+                self.schedule(
+                    delay,
+                    Item::Respond {
+                        conn,
+                        side,
+                        id,
+                        generation,
+                    },
+                );
             }
             SessionEvent::RequestCancelled { id } => {
                 self.peer(conn, side).owed.remove(&id);
@@ -324,7 +373,10 @@ impl Sim {
                     self.fail(format!("conn {conn} {side:?}: call {id} ended twice or was never made"));
                 };
                 if now > pending.deadline {
-                    self.fail(format!("conn {conn} {side:?}: call {id} ended {:?} after its deadline", now - pending.deadline));
+                    self.fail(format!(
+                        "conn {conn} {side:?}: call {id} ended {:?} after its deadline",
+                        now - pending.deadline
+                    ));
                 }
                 let name = match outcome {
                     CallOutcome::Response { status: Status::Ok, .. } => "ok",
@@ -359,15 +411,26 @@ impl Sim {
             Item::Deliver { conn, to, bytes } => {
                 if !self.conns[conn].closed {
                     let now = self.now;
-                    self.peer(conn, to).session.handle_input(&mut BytesMut::from(&bytes[..]), now);
+                    self.peer(conn, to)
+                        .session
+                        .handle_input(&mut BytesMut::from(&bytes[..]), now);
                 }
                 self.react(conn);
             }
             Item::Call { conn, from } => {
                 if self.now < self.quiet_after && !self.conns[conn].closed {
-                    let (remote, now, timeout) = (if from == Side::Client { CALL } else { CLIENT_CALL }, self.now, self.timeout);
+                    let (remote, now, timeout) = (
+                        if from == Side::Client { CALL } else { CLIENT_CALL },
+                        self.now,
+                        self.timeout,
+                    );
                     if let Ok(id) = self.peer(conn, from).session.call(remote, b"req", timeout, now) {
-                        self.peer(conn, from).calls.insert(id, Pending { deadline: now + timeout });
+                        self.peer(conn, from).calls.insert(
+                            id,
+                            Pending {
+                                deadline: now + timeout,
+                            },
+                        );
                     }
                     let again = self.rng.millis(50, 1_500);
                     self.schedule(again, Item::Call { conn, from });
@@ -386,7 +449,12 @@ impl Sim {
                 }
                 self.react(conn);
             }
-            Item::Respond { conn, side, id, generation } => {
+            Item::Respond {
+                conn,
+                side,
+                id,
+                generation,
+            } => {
                 let peer = self.peer(conn, side);
                 if peer.owed.get(&id) == Some(&generation) {
                     peer.owed.remove(&id);
@@ -397,7 +465,9 @@ impl Sim {
             Item::Vanish { conn } => {
                 let c = &mut self.conns[conn];
                 if !c.closed {
-                    c.server.session.handle_transport_closed(Some("connection reset".into()));
+                    c.server
+                        .session
+                        .handle_transport_closed(Some("connection reset".into()));
                     c.client.session.handle_transport_closed(Some("gone".into()));
                     self.react(conn);
                     self.conns[conn].closed = true;
@@ -407,7 +477,10 @@ impl Sim {
                 for conn in 0..self.conns.len() {
                     if !self.conns[conn].closed {
                         self.conns[conn].server.session.handle_transport_closed(None);
-                        self.conns[conn].client.session.handle_transport_closed(Some("connection reset".into()));
+                        self.conns[conn]
+                            .client
+                            .session
+                            .handle_transport_closed(Some("connection reset".into()));
                         self.react(conn);
                         self.conns[conn].closed = true;
                         let client = self.conns[conn].client_index;
@@ -430,7 +503,12 @@ impl Sim {
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| !c.closed)
-                .flat_map(|(i, c)| [(c.client.session.poll_timeout(), i), (c.server.session.poll_timeout(), i)])
+                .flat_map(|(i, c)| {
+                    [
+                        (c.client.session.poll_timeout(), i),
+                        (c.server.session.poll_timeout(), i),
+                    ]
+                })
                 .filter_map(|(t, i)| t.map(|t| (t, i)))
                 .min();
             let next_item = self.queue.peek().map(|Reverse((t, _, _))| *t);
@@ -479,7 +557,10 @@ impl Sim {
 
     fn check_end(&self) {
         for (i, c) in self.conns.iter().enumerate() {
-            for (side, peer, other) in [(Side::Client, &c.client, &c.server), (Side::Server, &c.server, &c.client)] {
+            for (side, peer, other) in [
+                (Side::Client, &c.client, &c.server),
+                (Side::Server, &c.server, &c.client),
+            ] {
                 if !peer.calls.is_empty() {
                     self.fail(format!("conn {i} {side:?}: {} calls never ended", peer.calls.len()));
                 }
@@ -499,7 +580,10 @@ impl Sim {
             }
         }
         if self.scenario == Scenario::PartitionStays
-            && self.conns.iter().any(|c| c.client.session.is_open() || c.server.session.is_open())
+            && self
+                .conns
+                .iter()
+                .any(|c| c.client.session.is_open() || c.server.session.is_open())
         {
             self.fail("a session survived a permanent partition".into());
         }
@@ -554,6 +638,10 @@ fn many_seeds_every_scenario() {
 #[test]
 fn the_same_seed_gives_the_same_run() {
     for scenario in scenarios() {
-        assert_eq!(Sim::new(scenario, 42).run(), Sim::new(scenario, 42).run(), "{scenario:?}");
+        assert_eq!(
+            Sim::new(scenario, 42).run(),
+            Sim::new(scenario, 42).run(),
+            "{scenario:?}"
+        );
     }
 }

@@ -25,10 +25,15 @@ use crate::transport::Transport;
 /// How long a closing connection may take to flush its goodbye: 1 s.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// Read buffer growth step; the buffer is released while the connection idles.
-const READ_CHUNK: usize = 4096;
-/// Buffers above this capacity are dropped once empty, so an idle connection
-/// does not keep the memory of its largest burst.
+/// Smallest read: enough for the handshake and a few small messages, so an
+/// idle connection holds little. Reads that fill the buffer double the next
+/// one, up to [`MAX_READ_CHUNK`].
+const MIN_READ_CHUNK: usize = 512;
+const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Buffers above this capacity are dropped once empty, so a connection does
+/// not keep the memory of its largest burst; all empty buffers are dropped
+/// when the session's timer fires (at least every keep-alive interval), so an
+/// idle connection holds none.
 const KEEP_BUFFER: usize = 16 * 1024;
 /// Rounds of work before yielding to other tasks.
 const MAX_ROUNDS: usize = 32;
@@ -71,6 +76,8 @@ pub(crate) struct Driver<T, S> {
     transport: T,
     side: S,
     read_buf: BytesMut,
+    /// How much room the next read gets.
+    read_chunk: usize,
     read_done: bool,
     write_buf: Vec<u8>,
     written: usize,
@@ -97,6 +104,7 @@ impl<T: Transport, S: Side> Driver<T, S> {
             transport,
             side,
             read_buf: BytesMut::new(),
+            read_chunk: MIN_READ_CHUNK,
             read_done: false,
             write_buf: Vec::new(),
             written: 0,
@@ -153,10 +161,18 @@ impl<T: Transport, S: Side> Driver<T, S> {
             }
             self.throttle = None;
         }
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK {
-            self.read_buf.reserve(READ_CHUNK);
+        if self.read_buf.capacity() - self.read_buf.len() < self.read_chunk {
+            self.read_buf.reserve(self.read_chunk);
         }
+        let room = self.read_buf.capacity() - self.read_buf.len();
         let result = tokio_util::io::poll_read_buf(Pin::new(&mut self.transport), cx, &mut self.read_buf);
+        if let Poll::Ready(Ok(n)) = result {
+            self.read_chunk = if n == room {
+                (self.read_chunk * 2).min(MAX_READ_CHUNK)
+            } else {
+                MIN_READ_CHUNK.max(self.read_chunk / 2)
+            };
+        }
         let mut state = self.conn.lock();
         match result {
             Poll::Pending => return false,
@@ -210,7 +226,16 @@ impl<T: Transport, S: Side> Driver<T, S> {
             return false;
         }
         state.session.handle_timeout(now());
+        state.session.release_idle_buffers();
+        drop(state);
         self.timer_at = None;
+        if self.read_buf.is_empty() {
+            self.read_buf = BytesMut::new();
+        }
+        if self.written == self.write_buf.len() {
+            self.write_buf = Vec::new();
+            self.written = 0;
+        }
         true
     }
 
