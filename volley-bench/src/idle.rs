@@ -13,7 +13,8 @@ use tokio::process::Command;
 use crate::systems::{raw, rpc_volley};
 use crate::{Better, Results};
 
-fn rss_bytes() -> u64 {
+/// Resident memory of this process, in bytes.
+pub(crate) fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -15,14 +15,6 @@ use shared::*;
 use tokio::sync::mpsc;
 use volley::*;
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
 /// Prints one check and counts failures.
 struct Checks {
     failed: usize,

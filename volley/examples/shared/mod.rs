@@ -62,6 +62,15 @@ pub const CHAT: ServerEvent<String> = ServerEvent::new("Chat");
 pub const PROMPT_ACTION: ClientFn<Prompt, Confirm> = ClientFn::new("PromptAction");
 pub const ANNOUNCE: ClientEvent<String> = ClientEvent::new("Announce");
 
+/// Value of `--name value` on the command line, or `default`.
+pub fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
 pub fn protocol() -> Protocol {
     Protocol::builder()
         .remote(GET_PLAYER_DATA)
