@@ -1,12 +1,15 @@
 //! A global allocator that counts allocations, to show what one call costs.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// Counting is off except while measuring: a shared counter bumped by every
 /// allocation on both worker threads would slow every system down.
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated minus bytes freed while `COUNTING` is on: tells a leak
+/// (this grows) from allocator fragmentation (RSS grows, this does not).
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
 /// The system allocator, counting.
 pub struct Counting;
@@ -20,12 +23,16 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
         }
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -33,6 +40,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         }
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -42,6 +50,11 @@ unsafe impl GlobalAlloc for Counting {
 /// Starts or stops counting.
 pub fn counting(on: bool) {
     COUNTING.store(on, Ordering::SeqCst);
+}
+
+/// Net bytes allocated while counting was on.
+pub fn live_bytes() -> i64 {
+    LIVE_BYTES.load(Ordering::Relaxed)
 }
 
 /// Allocations (and reallocations) counted so far, process-wide.

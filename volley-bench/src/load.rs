@@ -142,6 +142,10 @@ pub async fn run(n: usize, seconds: u64, sample: u64) {
         idle.saturating_sub(base) as f64 / n as f64,
         idle.saturating_sub(base) as f64 / (1 << 20) as f64
     );
+    // From here on, count the heap: net bytes allocated tell a leak from
+    // allocator fragmentation.
+    crate::alloc::counting(true);
+    let live_base = crate::alloc::live_bytes();
     let mut stdin = child.stdin.take().unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n").await.unwrap();
 
@@ -157,15 +161,17 @@ pub async fn run(n: usize, seconds: u64, sample: u64) {
         peak = peak.max(rss);
         if start.elapsed() >= next_sample {
             println!(
-                "t={:>4.0}s players={} server_rss={:.1} MiB ({:.0} bytes/client over the empty server)",
+                "t={:>4.0}s players={} server_rss={:.1} MiB ({:.0} bytes/client over the empty server) heap_growth={:+.1} KiB",
                 start.elapsed().as_secs_f64(),
                 server.player_count(),
                 rss as f64 / (1 << 20) as f64,
-                rss.saturating_sub(base) as f64 / n as f64
+                rss.saturating_sub(base) as f64 / n as f64,
+                (crate::alloc::live_bytes() - live_base) as f64 / 1024.0
             );
             next_sample += Duration::from_secs(sample);
         }
     }
+    crate::alloc::counting(false);
     let result = lines.next_line().await.unwrap().unwrap_or_default();
     println!("client process: {result}");
     println!(

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Sleep;
 use volley_proto::{CloseReason, Status};
 
-use crate::conn::{deliver_ended, now, Conn, Ended};
+use crate::conn::{deliver_ended, now, Conn, ConnState, Ended};
 use crate::endpoint::{Endpoint, Outcome};
 use crate::middleware::{ByteBudget, TokenBucket};
 use crate::transport::Transport;
@@ -57,6 +57,69 @@ pub(crate) fn run_soon(fut: Pin<Box<dyn Future<Output = ()> + Send>>) {
     }
 }
 
+/// The read side's state, apart from the connection so both can be borrowed
+/// at once.
+struct Reader {
+    buf: BytesMut,
+    /// How much room the next read gets.
+    chunk: usize,
+    done: bool,
+    /// The peer's receive budget, if any, and the pause while it is spent.
+    budget: Option<(ByteBudget, TokenBucket)>,
+    throttle: Option<Pin<Box<Sleep>>>,
+}
+
+impl Reader {
+    /// Hands what was read, and due timers, to the session (under its lock).
+    fn feed(&mut self, state: &mut ConnState, input: Input, fired: bool) {
+        if matches!(input, Input::Nothing) && !fired {
+            return;
+        }
+        let now = now();
+        match input {
+            Input::Nothing => {}
+            Input::Eof => state.session.handle_transport_closed(None),
+            Input::Failed(error) => state.session.handle_transport_closed(Some(error)),
+            Input::Data(n) => {
+                if let Some((budget, bucket)) = &mut self.budget {
+                    let wait = bucket.charge(n as f64, budget.per_second, budget.burst, now);
+                    if !wait.is_zero() {
+                        tracing::debug!(?wait, "over the receive budget: pausing reads");
+                        self.throttle = Some(Box::pin(tokio::time::sleep(wait)));
+                    }
+                }
+                state.session.handle_input(&mut self.buf, now);
+                if state.session.is_closed() {
+                    self.done = true;
+                }
+                if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER {
+                    self.buf = BytesMut::new();
+                }
+            }
+        }
+        if fired {
+            state.session.handle_timeout(now);
+            state.session.release_idle_buffers();
+        }
+    }
+}
+
+/// What one read from the transport gave.
+enum Input {
+    Nothing,
+    Data(usize),
+    Eof,
+    Failed(String),
+}
+
+/// What one write step did.
+enum Write {
+    /// Nothing to write; the round did nothing else either: the driver sleeps.
+    Slept,
+    Wrote,
+    Idle,
+}
+
 /// What differs between the server's and the client's end of a connection.
 pub(crate) trait Side: Send + 'static {
     /// What handlers receive about the peer.
@@ -75,10 +138,7 @@ pub(crate) struct Driver<T, S> {
     conn: Arc<Conn>,
     transport: T,
     side: S,
-    read_buf: BytesMut,
-    /// How much room the next read gets.
-    read_chunk: usize,
-    read_done: bool,
+    reader: Reader,
     write_buf: Vec<u8>,
     written: usize,
     write_failed: bool,
@@ -90,22 +150,21 @@ pub(crate) struct Driver<T, S> {
     timer_at: Option<Instant>,
     /// Set once the session is closed: the deadline for flushing.
     linger: Option<Pin<Box<Sleep>>>,
-    /// The peer's receive budget, if any, and the pause while it is spent.
-    budget: Option<(ByteBudget, TokenBucket)>,
-    throttle: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T: Transport, S: Side> Driver<T, S> {
     pub(crate) fn new(conn: Arc<Conn>, transport: T, side: S, budget: Option<ByteBudget>) -> Self {
         Self {
-            budget: budget.map(|b| (b, TokenBucket::full(b.burst, now()))),
-            throttle: None,
+            reader: Reader {
+                buf: BytesMut::new(),
+                chunk: MIN_READ_CHUNK,
+                done: false,
+                budget: budget.map(|b| (b, TokenBucket::full(b.burst, now()))),
+                throttle: None,
+            },
             conn,
             transport,
             side,
-            read_buf: BytesMut::new(),
-            read_chunk: MIN_READ_CHUNK,
-            read_done: false,
             write_buf: Vec::new(),
             written: 0,
             write_failed: false,
@@ -124,13 +183,36 @@ impl<T: Transport, S: Side> Driver<T, S> {
         let _ = poll_fn(|cx| Pin::new(&mut self.transport).poll_shutdown(cx)).await;
     }
 
+    /// One wake-up of the connection: rounds of read → (one lock: feed the
+    /// session, fire timers, take its events) → dispatch → (one lock: take
+    /// what to write, or go to sleep) → write, until a round finds nothing.
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.conn.lock().driver_starts();
+        let mut first = true;
         for _ in 0..MAX_ROUNDS {
-            let mut progress = self.poll_read(cx);
-            progress |= self.poll_timer(cx);
-            let closed = self.dispatch(&mut progress);
-            progress |= self.poll_write(cx);
+            let input = self.read_transport(cx);
+            let fired = self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
+            let mut progress = !matches!(input, Input::Nothing) || fired;
+            let (closed, deadline) = {
+                let mut state = self.conn.lock();
+                if first {
+                    state.driver_starts();
+                    first = false;
+                }
+                self.reader.feed(&mut state, input, fired);
+                state.drain_events(&mut self.events, &mut self.ended);
+                (state.session.is_closed(), state.session.poll_timeout())
+            };
+            if fired {
+                self.timer_at = None;
+                self.release_idle_buffers();
+            }
+            progress |= self.arm_timer(deadline, cx);
+            progress |= self.dispatch();
+            match self.poll_write(cx, progress) {
+                Write::Slept => return Poll::Pending,
+                Write::Wrote => progress = true,
+                Write::Idle => {}
+            }
             if closed {
                 let flushed = self.write_failed || self.written == self.write_buf.len();
                 let linger = self
@@ -150,123 +232,100 @@ impl<T: Transport, S: Side> Driver<T, S> {
         Poll::Pending
     }
 
-    /// Reads what the transport has and feeds whole frames to the session.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.read_done {
-            return false;
+    /// Reads what the transport has, without touching the session.
+    fn read_transport(&mut self, cx: &mut Context<'_>) -> Input {
+        if self.reader.done {
+            return Input::Nothing;
         }
-        if let Some(pause) = &mut self.throttle {
+        if let Some(pause) = &mut self.reader.throttle {
             if pause.as_mut().poll(cx).is_pending() {
-                return false;
+                return Input::Nothing;
             }
-            self.throttle = None;
+            self.reader.throttle = None;
         }
-        if self.read_buf.capacity() - self.read_buf.len() < self.read_chunk {
-            self.read_buf.reserve(self.read_chunk);
+        if self.reader.buf.capacity() - self.reader.buf.len() < self.reader.chunk {
+            self.reader.buf.reserve(self.reader.chunk);
         }
-        let room = self.read_buf.capacity() - self.read_buf.len();
-        let result = tokio_util::io::poll_read_buf(Pin::new(&mut self.transport), cx, &mut self.read_buf);
-        if let Poll::Ready(Ok(n)) = result {
-            self.read_chunk = if n == room {
-                (self.read_chunk * 2).min(MAX_READ_CHUNK)
-            } else {
-                MIN_READ_CHUNK.max(self.read_chunk / 2)
-            };
-        }
-        let mut state = self.conn.lock();
-        match result {
-            Poll::Pending => return false,
+        let room = self.reader.buf.capacity() - self.reader.buf.len();
+        match tokio_util::io::poll_read_buf(Pin::new(&mut self.transport), cx, &mut self.reader.buf) {
+            Poll::Pending => Input::Nothing,
             Poll::Ready(Ok(0)) => {
-                self.read_done = true;
-                state.session.handle_transport_closed(None);
+                self.reader.done = true;
+                Input::Eof
             }
             Poll::Ready(Ok(n)) => {
-                let now = now();
-                if let Some((budget, bucket)) = &mut self.budget {
-                    let wait = bucket.charge(n as f64, budget.per_second, budget.burst, now);
-                    if !wait.is_zero() {
-                        tracing::debug!(?wait, "over the receive budget: pausing reads");
-                        self.throttle = Some(Box::pin(tokio::time::sleep(wait)));
-                    }
-                }
-                state.session.handle_input(&mut self.read_buf, now);
-                if state.session.is_closed() {
-                    self.read_done = true;
-                }
+                self.reader.chunk = if n == room {
+                    (self.reader.chunk * 2).min(MAX_READ_CHUNK)
+                } else {
+                    MIN_READ_CHUNK.max(self.reader.chunk / 2)
+                };
+                Input::Data(n)
             }
             Poll::Ready(Err(e)) => {
-                self.read_done = true;
-                state.session.handle_transport_closed(Some(e.to_string()));
+                self.reader.done = true;
+                Input::Failed(e.to_string())
             }
         }
-        drop(state);
-        if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_BUFFER {
-            self.read_buf = BytesMut::new();
-        }
-        true
     }
 
-    /// Fires the session's timers when due and re-arms the sleep.
+    /// Arms the sleep for the session's next deadline; returns whether that
+    /// deadline has already passed (another round is due).
     ///
     /// Every frame received moves the keep-alive deadline later, and every
     /// call adds one; re-registering the timer each time would cost a timer
     /// update per message (and can wake another worker thread). So the sleep
     /// is only moved earlier; when it fires early, the session finds nothing
     /// due and the sleep is re-armed for the real deadline.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut state = self.conn.lock();
-        let Some(deadline) = state.session.poll_timeout() else {
+    fn arm_timer(&mut self, deadline: Option<Instant>, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = deadline else {
             return false;
         };
-        if self.timer_at.is_none_or(|armed| deadline < armed) {
-            self.timer.as_mut().reset(deadline.into());
-            self.timer_at = Some(deadline);
-        }
-        if self.timer.as_mut().poll(cx).is_pending() {
+        if self.timer_at.is_some_and(|armed| armed <= deadline) {
             return false;
         }
-        state.session.handle_timeout(now());
-        state.session.release_idle_buffers();
-        drop(state);
-        self.timer_at = None;
-        if self.read_buf.is_empty() {
-            self.read_buf = BytesMut::new();
+        self.timer.as_mut().reset(deadline.into());
+        self.timer_at = Some(deadline);
+        // Polled once so it knows whom to wake.
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// The timer fired: a quiet connection gives its buffers back.
+    fn release_idle_buffers(&mut self) {
+        if self.reader.buf.is_empty() {
+            self.reader.buf = BytesMut::new();
         }
         if self.written == self.write_buf.len() {
             self.write_buf = Vec::new();
             self.written = 0;
         }
-        true
     }
 
-    /// Takes the session's events and acts on them outside its lock (handlers
-    /// may call back into this connection). Returns whether the session closed.
+    /// Hands ended calls to their callers and acts on the session's events
+    /// outside its lock (handlers may call back into this connection).
+    /// Returns whether there was anything.
     ///
     /// Handling an event may queue more (accepting a hello queues `Connected`);
     /// those are handled before anything is written, so a client that sees the
     /// welcome finds itself already listed by the server.
-    fn dispatch(&mut self, progress: &mut bool) -> bool {
+    fn dispatch(&mut self) -> bool {
+        let mut any = false;
         let mut events = std::mem::take(&mut self.events);
-        let closed = loop {
-            let closed = {
-                let mut state = self.conn.lock();
-                state.drain_events(&mut events, &mut self.ended);
-                state.session.is_closed()
-            };
+        loop {
             if !self.ended.is_empty() {
-                *progress = true;
+                any = true;
                 deliver_ended(&mut self.ended);
             }
             if events.is_empty() {
-                break closed;
+                break;
             }
-            *progress = true;
+            any = true;
             for event in events.drain(..) {
                 self.handle_event(event);
             }
-        };
+            self.conn.lock().drain_events(&mut events, &mut self.ended);
+        }
         self.events = events;
-        closed
+        any
     }
 
     fn handle_event(&mut self, event: volley_proto::SessionEvent) {
@@ -298,9 +357,10 @@ impl<T: Transport, S: Side> Driver<T, S> {
     }
 
     /// Writes what the session queued; everything queued since the last write
-    /// goes out in one.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut progress = false;
+    /// goes out in one. When there is nothing to write and the round did
+    /// nothing else, the driver goes to sleep in the same lock.
+    fn poll_write(&mut self, cx: &mut Context<'_>, busy: bool) -> Write {
+        let mut wrote = false;
         while !self.write_failed {
             if self.written == self.write_buf.len() {
                 self.written = 0;
@@ -308,9 +368,14 @@ impl<T: Transport, S: Side> Driver<T, S> {
                 if self.write_buf.capacity() > KEEP_BUFFER {
                     self.write_buf = Vec::new();
                 }
-                self.conn.lock().session.take_transmit(&mut self.write_buf);
+                let mut state = self.conn.lock();
+                state.session.take_transmit(&mut self.write_buf);
                 if self.write_buf.is_empty() {
-                    if progress {
+                    if !busy && !wrote && !state.session.is_closed() && state.driver_sleeps(cx.waker()) {
+                        return Write::Slept;
+                    }
+                    drop(state);
+                    if wrote {
                         // Stream transports with their own buffering (TLS,
                         // WebSocket) need a flush; for TCP this is free.
                         let _ = Pin::new(&mut self.transport).poll_flush(cx);
@@ -321,7 +386,7 @@ impl<T: Transport, S: Side> Driver<T, S> {
             match Pin::new(&mut self.transport).poll_write(cx, &self.write_buf[self.written..]) {
                 Poll::Ready(Ok(n)) if n > 0 => {
                     self.written += n;
-                    progress = true;
+                    wrote = true;
                 }
                 Poll::Ready(result) => {
                     let error = result
@@ -329,11 +394,15 @@ impl<T: Transport, S: Side> Driver<T, S> {
                         .map_or_else(|| "transport accepted no bytes".to_string(), |e| e.to_string());
                     self.write_failed = true;
                     self.conn.lock().session.handle_transport_closed(Some(error));
-                    progress = true;
+                    wrote = true;
                 }
                 Poll::Pending => break,
             }
         }
-        progress
+        if wrote {
+            Write::Wrote
+        } else {
+            Write::Idle
+        }
     }
 }
