@@ -10,7 +10,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWrite;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -52,8 +54,37 @@ pub(crate) struct Conn {
     state: Mutex<ConnState>,
 }
 
+/// The write side of the transport, shared so that a caller can write a lone
+/// call itself instead of handing it to the driver (one task hop less).
+pub(crate) type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// Largest write buffer kept between writes; a bigger one is dropped once
+/// written, so a connection does not keep the memory of its largest burst.
+const KEEP_BUFFER: usize = 16 * 1024;
+
+/// What [`ConnState::flush`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// Everything queued is written.
+    Done { wrote: bool },
+    /// The transport takes no more for now; `cx` will be woken.
+    Blocked { wrote: bool },
+    /// The transport failed; the session is closed.
+    Failed,
+}
+
 pub(crate) struct ConnState {
     pub(crate) session: Session,
+    /// The transport's write side, installed by the driver.
+    writer: Option<Writer>,
+    /// Bytes taken from the session and not all written yet.
+    out: Vec<u8>,
+    written: usize,
+    write_failed: bool,
+    /// When the driver's timer is set to fire, as the driver last armed it.
+    /// A call written without waking the driver must wake it if its deadline
+    /// comes earlier.
+    pub(crate) timer_armed: Option<Instant>,
     /// Callers waiting for our calls to end, by call id, with the sequence
     /// number of the call (a dropped caller must not cancel a newer call that
     /// reused its id).
@@ -69,6 +100,86 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
+    pub(crate) fn install_writer(&mut self, writer: Writer) {
+        self.writer = Some(writer);
+    }
+
+    pub(crate) fn take_writer(&mut self) -> Option<Writer> {
+        self.writer.take()
+    }
+
+    /// Whether nothing taken from the session is waiting to be written.
+    pub(crate) fn output_idle(&self) -> bool {
+        self.written == self.out.len()
+    }
+
+    /// Whether the transport failed on a write.
+    pub(crate) fn write_failed(&self) -> bool {
+        self.write_failed
+    }
+
+    /// Writes what the session has queued, as far as the transport takes it;
+    /// everything queued since the last write goes out in one.
+    pub(crate) fn flush(&mut self, cx: &mut Context<'_>) -> Flush {
+        let Self {
+            session,
+            writer,
+            out,
+            written,
+            write_failed,
+            ..
+        } = self;
+        let Some(writer) = writer.as_mut() else {
+            return Flush::Done { wrote: false };
+        };
+        let mut wrote = false;
+        loop {
+            if *write_failed {
+                return Flush::Failed;
+            }
+            if *written == out.len() {
+                *written = 0;
+                out.clear();
+                if out.capacity() > KEEP_BUFFER {
+                    *out = Vec::new();
+                }
+                session.take_transmit(out);
+                if out.is_empty() {
+                    if wrote {
+                        // Stream transports with their own buffering (TLS,
+                        // WebSocket) need a flush; for TCP this is free.
+                        let _ = writer.as_mut().poll_flush(cx);
+                    }
+                    return Flush::Done { wrote };
+                }
+            }
+            match writer.as_mut().poll_write(cx, &out[*written..]) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    *written += n;
+                    wrote = true;
+                }
+                Poll::Ready(result) => {
+                    let error = result
+                        .err()
+                        .map_or_else(|| "transport accepted no bytes".to_string(), |e| e.to_string());
+                    *write_failed = true;
+                    session.handle_transport_closed(Some(error));
+                    return Flush::Failed;
+                }
+                Poll::Pending => return Flush::Blocked { wrote },
+            }
+        }
+    }
+
+    /// A quiet connection gives its write buffers back.
+    pub(crate) fn release_idle_buffers(&mut self) {
+        self.session.release_idle_buffers();
+        if self.output_idle() {
+            self.out = Vec::new();
+            self.written = 0;
+        }
+    }
+
     /// Takes the session's events: the end of each of our calls is taken
     /// with its caller's channel right here, under the same lock, before the
     /// session can hand the freed id to a new call, and goes to `ended`;
@@ -143,6 +254,11 @@ impl Conn {
         Arc::new(Self {
             state: Mutex::new(ConnState {
                 session,
+                writer: None,
+                out: Vec::new(),
+                written: 0,
+                write_failed: false,
+                timer_armed: None,
                 waiters: HashMap::new(),
                 running: HashMap::new(),
                 next_seq: 0,
@@ -171,21 +287,28 @@ impl Conn {
         timeout: Duration,
     ) -> Result<PendingCall, FunctionError> {
         let mut state = self.lock();
-        let id = state
-            .session
-            .call(remote, payload, timeout, now())
-            .map_err(|e| match e {
-                SendError::TooManyPending => FunctionError::Overloaded,
-                SendError::TooLarge { len, max } => {
-                    tracing::warn!(len, max, "request over the frame limit not sent");
-                    FunctionError::BadRequest
-                }
-                _ => FunctionError::Disconnected,
-            })?;
+        let now = now();
+        let id = state.session.call(remote, payload, timeout, now).map_err(|e| match e {
+            SendError::TooManyPending => FunctionError::Overloaded,
+            SendError::TooLarge { len, max } => {
+                tracing::warn!(len, max, "request over the frame limit not sent");
+                FunctionError::BadRequest
+            }
+            _ => FunctionError::Disconnected,
+        })?;
         let (tx, rx) = oneshot::channel();
         let seq = state.next_seq();
         state.waiters.insert(id, (seq, tx));
-        state.wake_driver();
+        // A lone call on an idle connection is written from here: no hand-off
+        // to the driver, which sequential callers would pay on every call.
+        // Calls made in a burst go to the driver, which writes them together.
+        let lone = !state.driver_busy
+            && state.session.pending_calls() == 1
+            && state.output_idle()
+            && state.timer_armed.is_some_and(|armed| armed <= now + timeout);
+        if !lone || state.flush(&mut Context::from_waker(Waker::noop())) != (Flush::Done { wrote: true }) {
+            state.wake_driver();
+        }
         Ok(PendingCall {
             conn: self.clone(),
             id,

@@ -14,10 +14,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use tokio::io::ReadHalf;
 use tokio::time::Sleep;
 use volley_proto::{CloseReason, Status};
 
-use crate::conn::{deliver_ended, now, Conn, ConnState, Ended};
+use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush};
 use crate::endpoint::{Endpoint, Outcome};
 use crate::middleware::{ByteBudget, TokenBucket};
 use crate::transport::Transport;
@@ -30,10 +31,10 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// one, up to [`MAX_READ_CHUNK`].
 const MIN_READ_CHUNK: usize = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
-/// Buffers above this capacity are dropped once empty, so a connection does
-/// not keep the memory of its largest burst; all empty buffers are dropped
-/// when the session's timer fires (at least every keep-alive interval), so an
-/// idle connection holds none.
+/// A read buffer above this capacity is dropped once empty, so a connection
+/// does not keep the memory of its largest burst; all empty buffers are
+/// dropped when the session's timer fires (at least every keep-alive
+/// interval), so an idle connection holds none.
 const KEEP_BUFFER: usize = 16 * 1024;
 /// Rounds of work before yielding to other tasks.
 const MAX_ROUNDS: usize = 32;
@@ -99,7 +100,7 @@ impl Reader {
         }
         if fired {
             state.session.handle_timeout(now);
-            state.session.release_idle_buffers();
+            state.release_idle_buffers();
         }
     }
 }
@@ -136,12 +137,10 @@ pub(crate) trait Side: Send + 'static {
 
 pub(crate) struct Driver<T, S> {
     conn: Arc<Conn>,
-    transport: T,
+    /// The transport's read side; its write side is in the connection state.
+    transport: ReadHalf<T>,
     side: S,
     reader: Reader,
-    write_buf: Vec<u8>,
-    written: usize,
-    write_failed: bool,
     /// Events taken from the session, dispatched without holding its lock.
     events: Vec<volley_proto::SessionEvent>,
     /// Calls that ended, handed to their callers without holding the lock.
@@ -154,6 +153,8 @@ pub(crate) struct Driver<T, S> {
 
 impl<T: Transport, S: Side> Driver<T, S> {
     pub(crate) fn new(conn: Arc<Conn>, transport: T, side: S, budget: Option<ByteBudget>) -> Self {
+        let (transport, writer) = tokio::io::split(transport);
+        conn.lock().install_writer(Box::pin(writer));
         Self {
             reader: Reader {
                 buf: BytesMut::new(),
@@ -165,9 +166,6 @@ impl<T: Transport, S: Side> Driver<T, S> {
             conn,
             transport,
             side,
-            write_buf: Vec::new(),
-            written: 0,
-            write_failed: false,
             events: Vec::new(),
             ended: Vec::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
@@ -180,7 +178,10 @@ impl<T: Transport, S: Side> Driver<T, S> {
     pub(crate) async fn run(mut self) {
         poll_fn(|cx| self.poll_drive(cx)).await;
         // Best effort: the peer may already be gone.
-        let _ = poll_fn(|cx| Pin::new(&mut self.transport).poll_shutdown(cx)).await;
+        let writer = self.conn.lock().take_writer();
+        if let Some(mut writer) = writer {
+            let _ = poll_fn(|cx| writer.as_mut().poll_shutdown(cx)).await;
+        }
     }
 
     /// One wake-up of the connection: rounds of read → (one lock: feed the
@@ -200,10 +201,23 @@ impl<T: Transport, S: Side> Driver<T, S> {
                 }
                 self.reader.feed(&mut state, input, fired);
                 state.drain_events(&mut self.events, &mut self.ended);
-                (state.session.is_closed(), state.session.poll_timeout())
+                if fired {
+                    self.timer_at = None;
+                }
+                // Decided under the lock, so a caller that writes its own call
+                // knows whether the timer already covers the call's deadline.
+                let arm = state
+                    .session
+                    .poll_timeout()
+                    .filter(|deadline| self.timer_at.is_none_or(|armed| *deadline < armed));
+                if let Some(deadline) = arm {
+                    state.timer_armed = Some(deadline);
+                } else if self.timer_at.is_none() {
+                    state.timer_armed = None;
+                }
+                (state.session.is_closed(), arm)
             };
             if fired {
-                self.timer_at = None;
                 self.release_idle_buffers();
             }
             progress |= self.arm_timer(deadline, cx);
@@ -214,7 +228,10 @@ impl<T: Transport, S: Side> Driver<T, S> {
                 Write::Idle => {}
             }
             if closed {
-                let flushed = self.write_failed || self.written == self.write_buf.len();
+                let flushed = {
+                    let state = self.conn.lock();
+                    state.write_failed() || (state.output_idle() && state.session.transmit_len() == 0)
+                };
                 let linger = self
                     .linger
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_LINGER)));
@@ -268,8 +285,9 @@ impl<T: Transport, S: Side> Driver<T, S> {
         }
     }
 
-    /// Arms the sleep for the session's next deadline; returns whether that
-    /// deadline has already passed (another round is due).
+    /// Arms the sleep for `deadline` (chosen under the lock: the session's
+    /// next deadline, if earlier than the armed one); returns whether it has
+    /// already passed (another round is due).
     ///
     /// Every frame received moves the keep-alive deadline later, and every
     /// call adds one; re-registering the timer each time would cost a timer
@@ -280,23 +298,17 @@ impl<T: Transport, S: Side> Driver<T, S> {
         let Some(deadline) = deadline else {
             return false;
         };
-        if self.timer_at.is_some_and(|armed| armed <= deadline) {
-            return false;
-        }
         self.timer.as_mut().reset(deadline.into());
         self.timer_at = Some(deadline);
         // Polled once so it knows whom to wake.
         self.timer.as_mut().poll(cx).is_ready()
     }
 
-    /// The timer fired: a quiet connection gives its buffers back.
+    /// The timer fired: a quiet connection gives its read buffer back (the
+    /// write buffers went back in the same lock that fired the timer).
     fn release_idle_buffers(&mut self) {
         if self.reader.buf.is_empty() {
             self.reader.buf = BytesMut::new();
-        }
-        if self.written == self.write_buf.len() {
-            self.write_buf = Vec::new();
-            self.written = 0;
         }
     }
 
@@ -356,53 +368,20 @@ impl<T: Transport, S: Side> Driver<T, S> {
         }
     }
 
-    /// Writes what the session queued; everything queued since the last write
-    /// goes out in one. When there is nothing to write and the round did
-    /// nothing else, the driver goes to sleep in the same lock.
+    /// Writes what the session queued. When there is nothing to write and
+    /// the round did nothing else, the driver goes to sleep in the same lock.
     fn poll_write(&mut self, cx: &mut Context<'_>, busy: bool) -> Write {
-        let mut wrote = false;
-        while !self.write_failed {
-            if self.written == self.write_buf.len() {
-                self.written = 0;
-                self.write_buf.clear();
-                if self.write_buf.capacity() > KEEP_BUFFER {
-                    self.write_buf = Vec::new();
-                }
-                let mut state = self.conn.lock();
-                state.session.take_transmit(&mut self.write_buf);
-                if self.write_buf.is_empty() {
-                    if !busy && !wrote && !state.session.is_closed() && state.driver_sleeps(cx.waker()) {
-                        return Write::Slept;
-                    }
-                    drop(state);
-                    if wrote {
-                        // Stream transports with their own buffering (TLS,
-                        // WebSocket) need a flush; for TCP this is free.
-                        let _ = Pin::new(&mut self.transport).poll_flush(cx);
-                    }
-                    break;
+        let mut state = self.conn.lock();
+        match state.flush(cx) {
+            Flush::Done { wrote: false } => {
+                if !busy && !state.session.is_closed() && state.driver_sleeps(cx.waker()) {
+                    Write::Slept
+                } else {
+                    Write::Idle
                 }
             }
-            match Pin::new(&mut self.transport).poll_write(cx, &self.write_buf[self.written..]) {
-                Poll::Ready(Ok(n)) if n > 0 => {
-                    self.written += n;
-                    wrote = true;
-                }
-                Poll::Ready(result) => {
-                    let error = result
-                        .err()
-                        .map_or_else(|| "transport accepted no bytes".to_string(), |e| e.to_string());
-                    self.write_failed = true;
-                    self.conn.lock().session.handle_transport_closed(Some(error));
-                    wrote = true;
-                }
-                Poll::Pending => break,
-            }
-        }
-        if wrote {
-            Write::Wrote
-        } else {
-            Write::Idle
+            Flush::Done { wrote: true } | Flush::Blocked { wrote: true } | Flush::Failed => Write::Wrote,
+            Flush::Blocked { wrote: false } => Write::Idle,
         }
     }
 }
