@@ -112,11 +112,51 @@ fn full_call(c: &mut Criterion) {
     });
 }
 
+/// A typical small game message.
+#[derive(serde::Serialize, serde::Deserialize, Clone, PartialEq, Debug)]
+struct Move {
+    player: u32,
+    x: f32,
+    y: f32,
+    facing: u16,
+    action: String,
+}
+
 fn payload_codec(c: &mut Criterion) {
     c.bench_function("payload/bitcode_serde_u32_round_trip", |b| {
         b.iter(|| {
             let bytes = bitcode::serialize(&std::hint::black_box(41u32)).unwrap();
             bitcode::deserialize::<u32>(&bytes).unwrap()
+        })
+    });
+    c.bench_function("payload/postcard_u32_round_trip", |b| {
+        b.iter(|| {
+            let bytes = postcard::to_allocvec(&std::hint::black_box(41u32)).unwrap();
+            postcard::from_bytes::<u32>(&bytes).unwrap()
+        })
+    });
+    let m = Move {
+        player: 7,
+        x: 1.5,
+        y: -3.25,
+        facing: 90,
+        action: "jump".into(),
+    };
+    println!(
+        "Move: bitcode {} bytes, postcard {} bytes",
+        bitcode::serialize(&m).unwrap().len(),
+        postcard::to_allocvec(&m).unwrap().len()
+    );
+    c.bench_function("payload/bitcode_serde_struct_round_trip", |b| {
+        b.iter(|| {
+            let bytes = bitcode::serialize(std::hint::black_box(&m)).unwrap();
+            bitcode::deserialize::<Move>(&bytes).unwrap()
+        })
+    });
+    c.bench_function("payload/postcard_struct_round_trip", |b| {
+        b.iter(|| {
+            let bytes = postcard::to_allocvec(std::hint::black_box(&m)).unwrap();
+            postcard::from_bytes::<Move>(&bytes).unwrap()
         })
     });
 }

@@ -465,11 +465,12 @@ async fn scenario_allocations(results: &mut Results) {
         client.invoke(rpc_volley::ADD_ONE, i).await.unwrap();
     }
     let per_call = (alloc::count() - before) as f64 / f64::from(N);
-    // What the payload codec alone costs, to tell it apart from volley's own.
+    // What the payload codec alone costs (encode and decode of a request and of
+    // a response), to tell it apart from volley's own.
     let before = alloc::count();
     for i in 0..N {
-        let bytes = bitcode::serialize(&i).unwrap();
-        let back: u32 = bitcode::deserialize(&bytes).unwrap();
+        let bytes = postcard::to_allocvec(&i).unwrap();
+        let back: u32 = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, i);
     }
     let codec = (alloc::count() - before) as f64 / f64::from(N);

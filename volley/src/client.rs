@@ -281,7 +281,12 @@ impl Client {
     /// Fires `remote` at the server.
     pub fn fire<T: Payload>(&self, remote: ServerEvent<T>, value: T) -> Result<(), EventError> {
         let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
-        self.conn().ok_or(EventError::Disconnected)?.send_event(id, &payload)
+        let sent = match self.conn() {
+            Some(conn) => conn.send_event(id, &payload),
+            None => Err(EventError::Disconnected),
+        };
+        crate::endpoint::recycle(payload);
+        sent
     }
 
     // ---- middleware ----

@@ -329,10 +329,13 @@ impl Conn {
     }
 
     pub(crate) fn respond(&self, id: CallId, (status, payload): Answer) {
-        let mut state = self.lock();
-        if state.session.respond(id, status, &payload) {
-            state.wake_driver();
+        {
+            let mut state = self.lock();
+            if state.session.respond(id, status, &payload) {
+                state.wake_driver();
+            }
         }
+        crate::endpoint::recycle(payload);
     }
 
     /// Runs an async handler for the peer's call `id` as its own task.
@@ -351,6 +354,8 @@ impl Conn {
                     state.wake_driver();
                 }
             }
+            drop(state);
+            crate::endpoint::recycle(answer.1);
         });
         state.running.insert(id, (seq, task.abort_handle()));
     }

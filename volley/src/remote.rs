@@ -58,7 +58,7 @@ mod sealed {
     impl Sealed for super::ToClient {}
 }
 
-/// A type that can cross the wire: any `serde` type, encoded with bitcode.
+/// A type that can cross the wire: any `serde` type, encoded with postcard.
 pub trait Payload: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Payload for T {}
 

@@ -535,7 +535,9 @@ impl Server {
     /// Fires `remote` at one player.
     pub fn fire<T: Payload>(&self, player: &Player, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
         let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
-        player.inner.conn.send_event(id, &payload)
+        let sent = player.inner.conn.send_event(id, &payload);
+        crate::endpoint::recycle(payload);
+        sent
     }
 
     /// Fires `remote` at each of `players`; returns how many it was queued for.
@@ -564,10 +566,12 @@ impl Server {
                 return 0;
             }
         };
-        players
+        let sent = players
             .iter()
             .filter(|p| p.inner.conn.send_event(id, &payload).is_ok())
-            .count()
+            .count();
+        crate::endpoint::recycle(payload);
+        sent
     }
 }
 

@@ -352,7 +352,7 @@ async fn request_flood_beyond_in_flight_and_rate_limits() {
             // One hostile client sends 100,000 slow calls without waiting for answers.
             let mut raw = Raw::joined(addr).await;
             let slow = remote_id("Slow");
-            let payload = bitcode::serialize(&5_000u64).unwrap();
+            let payload = postcard::to_allocvec(&5_000u64).unwrap();
             let mut batch = Vec::new();
             for id in 0..100_000u32 {
                 Message::Request {
