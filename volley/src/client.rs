@@ -281,9 +281,11 @@ impl Client {
     /// Fires `remote` at the server.
     pub fn fire<T: Payload>(&self, remote: ServerEvent<T>, value: T) -> Result<(), EventError> {
         let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
-        let sent = match self.conn() {
-            Some(conn) => conn.send_event(id, &payload),
-            None => Err(EventError::Disconnected),
+        let admitted = self.inner.endpoint.admit_outgoing(&(), remote.name, payload.len());
+        let sent = match (admitted, self.conn()) {
+            (Err(_), _) => Err(EventError::Refused),
+            (Ok(()), Some(conn)) => conn.send_event(id, &payload),
+            (Ok(()), None) => Err(EventError::Disconnected),
         };
         crate::endpoint::recycle(payload);
         sent
@@ -295,6 +297,15 @@ impl Client {
     /// per-remote middleware. See [`middleware`](crate::middleware).
     pub fn middleware(&self, middleware: impl Middleware<()>) {
         self.inner.endpoint.add_middleware(Arc::new(middleware));
+    }
+
+    /// Adds middleware that runs before the client sends: its
+    /// [`admit`](Middleware::admit) sees each call or event about to go to the
+    /// server and may refuse it (to throttle a chatty client before the
+    /// server has to); a refused call fails at once with the error the refusal
+    /// names, a refused event is not sent ([`EventError::Refused`]).
+    pub fn middleware_outgoing(&self, middleware: impl Middleware<()>) {
+        self.inner.endpoint.add_outgoing(Arc::new(middleware));
     }
 
     /// Adds middleware for one client-bound function or event.

@@ -100,6 +100,10 @@ pub(crate) struct Endpoint<C> {
     applied: RwLock<Vec<Applied<C>>>,
     bad_request: RwLock<Vec<BadInputHook<C>>>,
     bad_response: RwLock<Vec<BadInputHook<C>>>,
+    /// Middleware whose `admit` runs before this side sends a call or event.
+    outgoing: RwLock<Vec<Arc<dyn Middleware<C>>>>,
+    /// Whether `outgoing` is empty, read without a lock on every send.
+    has_outgoing: std::sync::atomic::AtomicBool,
 }
 
 /// Encodes a payload into a buffer from this thread's pool (see [`recycle`]).
@@ -230,7 +234,26 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             applied: RwLock::new(vec![empty; n]),
             bad_request: RwLock::new(Vec::new()),
             bad_response: RwLock::new(Vec::new()),
+            outgoing: RwLock::new(Vec::new()),
+            has_outgoing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Adds middleware that admits or refuses what this side sends.
+    pub(crate) fn add_outgoing(&self, middleware: Arc<dyn Middleware<C>>) {
+        write(&self.outgoing).push(middleware);
+        self.has_outgoing.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Runs the outgoing middleware's `admit` for a call or event to `peer`.
+    pub(crate) fn admit_outgoing(&self, peer: &C, remote: &'static str, size: usize) -> Result<(), Reject> {
+        if !self.has_outgoing.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        for middleware in read(&self.outgoing).iter() {
+            middleware.admit(peer, remote, size)?;
+        }
+        Ok(())
     }
 
     /// The wire id of a remote this endpoint was built with.
@@ -515,7 +538,14 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             );
             FunctionError::Unprocessed
         })?;
-        let pending = with_encoded(req, |payload| conn.call(id, payload, timeout)).map_err(|e| {
+        let send = |payload: &[u8]| {
+            self.admit_outgoing(ctx, remote.name, payload.len()).map_err(|reject| {
+                let (status, message) = reject.into_answer(remote.name);
+                FunctionError::from_status(status, &message)
+            })?;
+            conn.call(id, payload, timeout)
+        };
+        let pending = with_encoded(req, send).map_err(|e| {
             tracing::error!(remote = remote.name, error = %e, "could not encode the request");
             FunctionError::BadRequest
         })??;

@@ -202,6 +202,9 @@ pub enum EventError {
     /// The argument could not be encoded.
     #[error("could not encode the event: {0}")]
     Encode(String),
+    /// This side's outgoing middleware refused to send it.
+    #[error("not sent: refused by outgoing middleware")]
+    Refused,
     /// The encoded argument is over the largest frame the peer accepts.
     #[error("event of {len} bytes is over the frame limit of {max}")]
     TooLarge {

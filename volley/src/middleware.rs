@@ -16,6 +16,12 @@
 //!   [`FunctionError::Cancelled`](crate::FunctionError::Cancelled)). For an
 //!   event, the "handler" is the event's listeners and the response is `()`.
 //!
+//! On the sending side, [`Server::middleware_outgoing`](crate::Server::middleware_outgoing)
+//! and [`Client::middleware_outgoing`](crate::Client::middleware_outgoing) run
+//! the `admit` hook of a middleware before each call or event leaves (a
+//! refusal fails the call at once); there is no sending-side `call` hook, as
+//! the caller can wrap its own future.
+//!
 //! **Order**: global middleware ([`Server::middleware`](crate::Server::middleware))
 //! wraps per-remote middleware ([`Server::middleware_for`](crate::Server::middleware_for)),
 //! which wraps the handler; within each list, the first registered is the

@@ -411,6 +411,16 @@ impl Server {
         self.inner.endpoint.add_middleware(Arc::new(middleware));
     }
 
+    /// Adds middleware that runs before the server sends: its
+    /// [`admit`](Middleware::admit) sees each call or event about to go to a
+    /// player (a rate limit on what one player is sent, say) and may refuse
+    /// it; a refused call fails at once with the error the refusal names, a
+    /// refused event is not sent ([`EventError::Refused`]). Only `admit` runs on
+    /// this side: to wrap a call, wrap its future.
+    pub fn middleware_outgoing(&self, middleware: impl Middleware<Player>) {
+        self.inner.endpoint.add_outgoing(Arc::new(middleware));
+    }
+
     /// Adds middleware for one server-bound function or event.
     ///
     /// # Panics
@@ -535,7 +545,10 @@ impl Server {
     /// Fires `remote` at one player.
     pub fn fire<T: Payload>(&self, player: &Player, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
         let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
-        let sent = player.inner.conn.send_event(id, &payload);
+        let sent = match self.inner.endpoint.admit_outgoing(player, remote.name, payload.len()) {
+            Ok(()) => player.inner.conn.send_event(id, &payload),
+            Err(_) => Err(EventError::Refused),
+        };
         crate::endpoint::recycle(payload);
         sent
     }
@@ -566,8 +579,10 @@ impl Server {
                 return 0;
             }
         };
+        let endpoint = &self.inner.endpoint;
         let sent = players
             .iter()
+            .filter(|p| endpoint.admit_outgoing(p, remote.name, payload.len()).is_ok())
             .filter(|p| p.inner.conn.send_event(id, &payload).is_ok())
             .count();
         crate::endpoint::recycle(payload);

@@ -295,3 +295,63 @@ async fn an_authenticator_slower_than_the_handshake_deadline_loses() {
     assert!(start.elapsed() <= Duration::from_secs(6));
     assert_eq!(server.player_count(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn outgoing_middleware_refuses_before_anything_is_sent() {
+    let (server, observed, _) = server_with(ServerConfig::default());
+    let (client, mut probe) = client_with(ClientConfig::default());
+    // The client throttles itself: two sends, then no more.
+    client.middleware_outgoing(RateLimitSelf::new(2));
+    client.connect(server.connect_memory()).await.unwrap();
+    let player = server.players().pop().unwrap();
+
+    assert!(client.invoke(ECHO, "a".into()).await.is_ok());
+    assert!(client.invoke(ECHO, "b".into()).await.is_ok());
+    assert_eq!(client.invoke(ECHO, "c".into()).await, Err(FunctionError::RateLimited));
+    assert_eq!(client.fire(CHAT, "d".into()), Err(EventError::Refused));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        observed.chats.lock().unwrap().is_empty(),
+        "the refused event was not sent"
+    );
+
+    // The server's side: nothing goes to a player its middleware refuses.
+    server.middleware_outgoing(Muted);
+    assert_eq!(
+        server.request(&player, PROMPT, "?".into()).await,
+        Err(FunctionError::Rejected("muted".into()))
+    );
+    assert_eq!(server.fire(&player, ANNOUNCE, "x".into()), Err(EventError::Refused));
+    assert_eq!(server.fire_all(ANNOUNCE, "y".into()), 0);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(probe.announcements.try_recv().is_err());
+}
+
+/// Admits `n` sends, then refuses as rate limited.
+struct RateLimitSelf(std::sync::atomic::AtomicUsize);
+
+impl RateLimitSelf {
+    fn new(n: usize) -> Self {
+        Self(std::sync::atomic::AtomicUsize::new(n))
+    }
+}
+
+impl Middleware<()> for RateLimitSelf {
+    fn admit(&self, _: &(), _: &'static str, _: usize) -> Result<(), Reject> {
+        let left = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        if left == 0 {
+            return Err(Reject::rate_limited());
+        }
+        self.0.store(left - 1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Refuses every send with a message.
+struct Muted;
+
+impl Middleware<Player> for Muted {
+    fn admit(&self, _: &Player, _: &'static str, _: usize) -> Result<(), Reject> {
+        Err(Reject::new("muted"))
+    }
+}
