@@ -47,11 +47,7 @@ pub fn client_process(args: &[String]) {
         args[1].parse::<SocketAddr>().unwrap(),
         args[2].parse::<usize>().unwrap(),
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::runtime(2);
     runtime.block_on(async move {
         let mut volley_clients = Vec::new();
         let mut raw_streams = Vec::new();

@@ -29,11 +29,7 @@ pub fn client_process(args: &[String]) {
     let addr: SocketAddr = args[0].parse().unwrap();
     let n: usize = args[1].parse().unwrap();
     let seconds: u64 = args[2].parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::runtime(2);
     runtime.block_on(async move {
         let events = Arc::new(AtomicU64::new(0));
         let mut clients = Vec::with_capacity(n);

@@ -479,6 +479,15 @@ async fn scenario_allocations(results: &mut Results) {
     results.add("allocations_per_call", "volley", per_call, "allocs", None);
 }
 
+/// The runtime every process of the benchmark runs on: multi-thread, `threads` workers.
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--idle-clients") {
@@ -499,11 +508,7 @@ fn main() {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(2);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime(threads);
     let flag = |name: &str| {
         args.iter()
             .position(|a| a == name)
