@@ -58,9 +58,9 @@ pub(crate) struct Conn {
 /// call itself instead of handing it to the driver (one task hop less).
 pub(crate) type Writer = Pin<Box<dyn AsyncWrite + Send>>;
 
-/// Largest write buffer kept between writes; a bigger one is dropped once
-/// written, so a connection does not keep the memory of its largest burst.
-const KEEP_BUFFER: usize = 16 * 1024;
+/// Largest read or write buffer kept once empty; a bigger one is dropped, so
+/// a connection does not keep the memory of its largest burst.
+pub(crate) const KEEP_BUFFER: usize = 16 * 1024;
 
 /// What [`ConnState::flush`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use tokio::io::ReadHalf;
 use tokio::time::Sleep;
 use volley_proto::{CloseReason, Status};
 
-use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush};
+use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, KEEP_BUFFER};
 use crate::endpoint::{Endpoint, Outcome};
 use crate::middleware::{ByteBudget, TokenBucket};
 use crate::transport::Transport;
@@ -29,13 +29,11 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Smallest read: enough for the handshake and a few small messages, so an
 /// idle connection holds little. Reads that fill the buffer double the next
 /// one, up to [`MAX_READ_CHUNK`].
+///
+/// Empty buffers are all dropped when the session's timer fires (at least
+/// every keep-alive interval), so an idle connection holds none.
 const MIN_READ_CHUNK: usize = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
-/// A read buffer above this capacity is dropped once empty, so a connection
-/// does not keep the memory of its largest burst; all empty buffers are
-/// dropped when the session's timer fires (at least every keep-alive
-/// interval), so an idle connection holds none.
-const KEEP_BUFFER: usize = 16 * 1024;
 /// Rounds of work before yielding to other tasks.
 const MAX_ROUNDS: usize = 32;
 
