@@ -474,7 +474,10 @@ async fn scenario_allocations(results: &mut Results) {
         assert_eq!(back, i);
     }
     let codec = (alloc::count() - before) as f64 / f64::from(N);
+    // The session core alone: a call between two sessions, no I/O.
+    let session = session_round_trip_allocations(N);
     alloc::counting(false);
+    results.add("allocations_per_call_session_core", "volley", session, "allocs", None);
     results.add("allocations_per_call_codec", "volley", codec * 2.0, "allocs", None);
     results.add("allocations_per_call", "volley", per_call, "allocs", None);
 }
@@ -486,6 +489,54 @@ fn runtime(threads: usize) -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Allocations per call between two bare sessions (no driver, no I/O),
+/// with the read buffer reused the way the driver reuses it.
+fn session_round_trip_allocations(n: u32) -> f64 {
+    use volley::proto::{Direction, RemoteKind, RemoteSpec, RemoteTable, Session, SessionConfig, SessionEvent, Status};
+    let table = Arc::new(
+        RemoteTable::new(vec![RemoteSpec {
+            name: "f",
+            kind: RemoteKind::Function,
+            direction: Direction::ToServer,
+        }])
+        .unwrap(),
+    );
+    let now = Instant::now();
+    let mut client = Session::client(SessionConfig::default(), table.clone(), b"", now);
+    let mut server = Session::server(SessionConfig::default(), table, now);
+    let (mut wire, mut buf) = (Vec::new(), bytes::BytesMut::with_capacity(4096));
+    let pump = |from: &mut Session, to: &mut Session, wire: &mut Vec<u8>, buf: &mut bytes::BytesMut| {
+        wire.clear();
+        from.take_transmit(wire);
+        buf.extend_from_slice(wire);
+        to.handle_input(buf, now);
+    };
+    pump(&mut client, &mut server, &mut wire, &mut buf);
+    while server.poll_event().is_some() {}
+    server.accept();
+    pump(&mut server, &mut client, &mut wire, &mut buf);
+    while client.poll_event().is_some() {}
+    let mut round = |client: &mut Session, server: &mut Session| {
+        client.call(0, &[1, 2], Duration::from_secs(10), now).unwrap();
+        pump(client, server, &mut wire, &mut buf);
+        while let Some(event) = server.poll_event() {
+            if let SessionEvent::Request { id, .. } = event {
+                server.respond(id, Status::Ok, &[3]);
+            }
+        }
+        pump(server, client, &mut wire, &mut buf);
+        while client.poll_event().is_some() {}
+    };
+    for _ in 0..100 {
+        round(&mut client, &mut server);
+    }
+    let before = alloc::count();
+    for _ in 0..n {
+        round(&mut client, &mut server);
+    }
+    (alloc::count() - before) as f64 / f64::from(n)
 }
 
 fn main() {

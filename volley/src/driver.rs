@@ -34,6 +34,8 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// every keep-alive interval), so an idle connection holds none.
 const MIN_READ_CHUNK: usize = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Spare room below which the read buffer grows before a read.
+const MIN_SPARE: usize = 64;
 /// Rounds of work before yielding to other tasks.
 const MAX_ROUNDS: usize = 32;
 
@@ -258,7 +260,11 @@ impl<T: Transport, S: Side> Driver<T, S> {
             }
             self.reader.throttle = None;
         }
-        if self.reader.buf.capacity() - self.reader.buf.len() < self.reader.chunk {
+        // Only grow when the spare room is nearly gone: reserving while the
+        // last frames' payloads are still held (a caller about to decode its
+        // answer) would copy into a new buffer; a little later they are
+        // dropped and the buffer is reclaimed in place.
+        if self.reader.buf.capacity() - self.reader.buf.len() < MIN_SPARE {
             self.reader.buf.reserve(self.reader.chunk);
         }
         let room = self.reader.buf.capacity() - self.reader.buf.len();
