@@ -50,7 +50,8 @@
 //! ones below it.
 //!
 //! ```text
-//!  typed API    remote.rs, server.rs, client.rs, endpoint.rs   (this crate)
+//!  typed API    remote.rs, server.rs, client.rs, endpoint.rs,  (this crate)
+//!               middleware.rs
 //!  driver       driver.rs, conn.rs: one task per connection    (this crate)
 //!  session      volley_proto::session: no I/O, no clock        (volley-proto)
 //!  codec        volley_proto::codec: frames and messages       (volley-proto)
@@ -64,7 +65,8 @@
 //!        ▲                                                                     │
 //!        │                                                           Session::handle_input
 //!   decode + check                                                            │
-//!        │                                                    handler (inline if sync, task if async)
+//!        │                              middleware, then the handler (inline; an async one
+//!        │                              becomes a task only if it has to wait)
 //!  driver reads ◄══ wire ══ driver writes ◄── Session::respond ◄── encode ◄───┘
 //! ```
 //!
@@ -75,7 +77,9 @@
 //! dropped (keep-alive pings every 10 s keep a healthy one up); 64 calls in
 //! flight per peer each way, more are answered [`FunctionError::Overloaded`]
 //! at once; a peer that lets 1 MiB of output pile up unread is disconnected.
-//! Malformed input closes that one connection with a logged reason.
+//! Malformed input closes that one connection with a logged reason. Per-player
+//! rate limits, byte budgets and concurrency limits are in [`middleware`];
+//! who may join is decided by [`Server::set_authenticator`].
 //!
 //! # Feature flags
 //!
