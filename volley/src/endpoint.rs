@@ -98,6 +98,8 @@ pub(crate) struct Endpoint<C> {
     per_remote: RwLock<Vec<Vec<Arc<dyn Middleware<C>>>>>,
     /// `global` + `per_remote[id]` for each remote, rebuilt when either changes.
     applied: RwLock<Vec<Applied<C>>>,
+    /// Whether any incoming middleware is registered at all.
+    has_middleware: std::sync::atomic::AtomicBool,
     bad_request: RwLock<Vec<BadInputHook<C>>>,
     bad_response: RwLock<Vec<BadInputHook<C>>>,
     /// Middleware whose `admit` runs before this side sends a call or event.
@@ -232,6 +234,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             global: RwLock::new(Vec::new()),
             per_remote: RwLock::new(vec![Vec::new(); n]),
             applied: RwLock::new(vec![empty; n]),
+            has_middleware: std::sync::atomic::AtomicBool::new(false),
             bad_request: RwLock::new(Vec::new()),
             bad_response: RwLock::new(Vec::new()),
             outgoing: RwLock::new(Vec::new()),
@@ -405,6 +408,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
                 continue;
             }
             let chain: Vec<_> = global.iter().chain(own).cloned().collect();
+            if !chain.is_empty() {
+                self.has_middleware.store(true, std::sync::atomic::Ordering::Release);
+            }
             applied[id] = Applied {
                 wraps: chain.iter().any(|m| m.wraps_calls()),
                 chain: chain.into(),
@@ -445,13 +451,18 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Runs the admit hooks of the middleware applying to `remote`.
-    fn admit(&self, ctx: &C, remote: RemoteId, size: usize) -> Result<Applied<C>, Reject> {
+    /// `None` when no middleware is registered at all: the common case costs
+    /// one atomic load instead of a lock and a reference count.
+    fn admit(&self, ctx: &C, remote: RemoteId, size: usize) -> Result<Option<Applied<C>>, Reject> {
+        if !self.has_middleware.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(None);
+        }
         let applied = read(&self.applied)[remote as usize].clone();
         let name = self.protocol.name(remote);
         for middleware in applied.chain.iter() {
             middleware.admit(ctx, name, size)?;
         }
-        Ok(applied)
+        Ok(Some(applied))
     }
 
     /// Handles one request from the peer for function `remote`.
@@ -462,12 +473,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             return Outcome::Ready((Status::Unprocessed, Vec::new()));
         };
         let applied = match self.admit(&ctx, remote, payload.len()) {
-            Ok(applied) => applied,
+            Ok(Some(applied)) if applied.wraps => applied,
+            Ok(_) => return (entry.direct)(ctx, payload),
             Err(reject) => return Outcome::Ready(reject.into_answer(name)),
         };
-        if !applied.wraps {
-            return (entry.direct)(ctx, payload);
-        }
         let args = match (entry.decode)(payload) {
             Ok(args) => args,
             Err(reason) => return Outcome::Bad(reason),
@@ -487,16 +496,16 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             return;
         };
         let applied = match self.admit(ctx, remote, payload.len()) {
-            Ok(applied) => applied,
+            Ok(applied) => applied.filter(|a| a.wraps),
             Err(reject) => return tracing::debug!(remote = name, ?reject, "event refused"),
         };
         let args = match (entry.decode)(payload) {
             Ok(args) => args,
             Err(reason) => return self.report_bad_request(ctx, remote, reason),
         };
-        if !applied.wraps {
+        let Some(applied) = applied else {
             return deliver(&entry, ctx, &*args, name);
-        }
+        };
         let terminal: Terminal<C> = Arc::new(move |req: Request<C>| {
             let (ctx, args) = req.into_parts();
             deliver(&entry, &ctx, &*args, name);
