@@ -193,6 +193,27 @@ impl Client {
         Ok(())
     }
 
+    /// Connects over TLS (feature `tls`), verifying the server's certificate
+    /// for `server_name` against `config`'s roots, then completes the handshake.
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        server_name: &str,
+        config: Arc<crate::transport::tls::rustls::ClientConfig>,
+    ) -> Result<(), ConnectError> {
+        self.connect(crate::transport::tls::connect(addr, server_name, config).await?)
+            .await
+    }
+
+    /// Connects over WebSocket to `path` at `addr` (feature `websocket`), then
+    /// completes the handshake.
+    #[cfg(feature = "websocket")]
+    pub async fn connect_ws(&self, addr: impl ToSocketAddrs, path: &str) -> Result<(), ConnectError> {
+        self.connect(crate::transport::websocket::connect(addr, path).await?)
+            .await
+    }
+
     /// Calls `hook` each time the client reconnects by its [`ReconnectPolicy`].
     pub fn on_reconnect(&self, hook: impl Fn() + Send + Sync + 'static) {
         write(&self.inner.reconnect_hooks).push(Arc::new(hook));

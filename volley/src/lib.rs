@@ -55,7 +55,7 @@
 //!  driver       driver.rs, conn.rs: one task per connection    (this crate)
 //!  session      volley_proto::session: no I/O, no clock        (volley-proto)
 //!  codec        volley_proto::codec: frames and messages       (volley-proto)
-//!  transports   transport/: TCP, memory                        (this crate)
+//!  transports   transport/: TCP, memory, TLS, WebSocket        (this crate)
 //! ```
 //!
 //! # Data flow of a call
@@ -85,7 +85,11 @@
 //!
 //! | flag | default | what |
 //! |---|---|---|
-//! | — | — | TCP and in-memory transports are always built; QUIC and WebSocket are not built yet |
+//! | — | always | TCP and in-memory transports |
+//! | `tls` | off | TLS over TCP with rustls (ring): `Server::listen_tls`, `Client::connect_tls` |
+//! | `websocket` | off | WebSocket with tokio-tungstenite: `Server::listen_ws`, `Client::connect_ws` |
+//!
+//! QUIC (with datagrams for unreliable events) is not built yet.
 
 mod client;
 mod conn;

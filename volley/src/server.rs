@@ -265,13 +265,69 @@ impl Server {
     /// Listens for TCP clients on `addr` in a background task, and returns the
     /// bound address (useful with port 0).
     pub async fn listen_tcp(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let server = self.clone();
+        self.accept_tcp(addr, "TCP", move |stream| server.serve(stream)).await
+    }
+
+    /// Listens for TLS clients on `addr` (feature `tls`): each connection's
+    /// TLS handshake runs in its own task and must finish within the session's
+    /// handshake deadline (5 s by default).
+    #[cfg(feature = "tls")]
+    pub async fn listen_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        config: Arc<crate::transport::tls::rustls::ServerConfig>,
+    ) -> io::Result<SocketAddr> {
+        let server = self.clone();
+        self.accept_tcp(addr, "TLS", move |stream| {
+            let (server, config) = (server.clone(), config.clone());
+            let deadline = server.inner.config.session.handshake_timeout;
+            tokio::spawn(async move {
+                match tokio::time::timeout(deadline, crate::transport::tls::accept(stream, config)).await {
+                    Ok(Ok(tls)) => server.serve(tls),
+                    Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::info!("TLS handshake timed out"),
+                }
+            });
+        })
+        .await
+    }
+
+    /// Listens for WebSocket clients on `addr`, at `path` (feature
+    /// `websocket`); the upgrade must finish within the session's handshake
+    /// deadline (5 s by default), and other paths get HTTP 404.
+    #[cfg(feature = "websocket")]
+    pub async fn listen_ws(&self, addr: impl ToSocketAddrs, path: &str) -> io::Result<SocketAddr> {
+        let (server, path) = (self.clone(), Arc::<str>::from(path));
+        self.accept_tcp(addr, "WebSocket", move |stream| {
+            let (server, path) = (server.clone(), path.clone());
+            let deadline = server.inner.config.session.handshake_timeout;
+            tokio::spawn(async move {
+                match tokio::time::timeout(deadline, crate::transport::websocket::accept(stream, &path)).await {
+                    Ok(Ok(ws)) => server.serve(ws),
+                    Ok(Err(e)) => tracing::info!(error = %e, "WebSocket upgrade failed"),
+                    Err(_) => tracing::info!("WebSocket upgrade timed out"),
+                }
+            });
+        })
+        .await
+    }
+
+    /// Binds `addr` and hands each accepted TCP connection (with
+    /// `TCP_NODELAY`) to `each` from a background task that
+    /// [`shutdown`](Self::shutdown) stops. Returns the bound address.
+    pub(crate) async fn accept_tcp(
+        &self,
+        addr: impl ToSocketAddrs,
+        what: &'static str,
+        each: impl Fn(tokio::net::TcpStream) + Send + 'static,
+    ) -> io::Result<SocketAddr> {
         let listener = tcp::bind(addr).await?;
         let local = listener.local_addr()?;
-        let server = self.clone();
         let accepting = tokio::spawn(async move {
             loop {
                 match tcp::accept(&listener).await {
-                    Ok((stream, _)) => server.serve(stream),
+                    Ok((stream, _)) => each(stream),
                     Err(e) => {
                         // Usually out of file descriptors: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -285,7 +341,7 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(accepting.abort_handle());
-        tracing::info!(%local, "listening on TCP");
+        tracing::info!(%local, "listening on {what}");
         Ok(local)
     }
 

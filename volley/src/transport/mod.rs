@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | TCP | [`tcp`] | the default; `TCP_NODELAY` on both ends |
 //! | in-process memory | [`memory`] | for tests, single-player and listen servers |
+//! | TLS over TCP | `tls` (feature `tls`) | rustls; certificates always verified |
+//! | WebSocket | `websocket` (feature `websocket`) | binary messages, a chosen path |
 
 use std::net::SocketAddr;
 
@@ -12,6 +14,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod memory;
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 /// A reliable, ordered byte stream to one peer.
 ///

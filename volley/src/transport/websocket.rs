@@ -1,0 +1,127 @@
+//! WebSocket, with tokio-tungstenite (feature `websocket`): the transport a
+//! browser or any engine can open.
+//!
+//! volley's frames travel in binary WebSocket messages; everything a
+//! connection writes between two flushes goes in one message. Text messages
+//! are a protocol error; pings are answered by tungstenite. Both ends set
+//! `TCP_NODELAY`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{tcp, Transport};
+
+/// A WebSocket connection seen as a byte stream.
+#[derive(Debug)]
+pub struct WsTransport {
+    ws: WebSocketStream<TcpStream>,
+    /// The rest of the last binary message, not read yet.
+    pending: Bytes,
+    peer: Option<SocketAddr>,
+}
+
+impl WsTransport {
+    fn new(ws: WebSocketStream<TcpStream>) -> Self {
+        let peer = ws.get_ref().peer_addr().ok();
+        Self {
+            ws,
+            pending: Bytes::new(),
+            peer,
+        }
+    }
+}
+
+fn io_error(e: tungstenite::Error) -> io::Error {
+    match e {
+        tungstenite::Error::Io(e) => e,
+        other => io::Error::other(other),
+    }
+}
+
+impl AsyncRead for WsTransport {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if !self.pending.is_empty() {
+                let n = self.pending.len().min(buf.remaining());
+                buf.put_slice(&self.pending[..n]);
+                self.pending.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                Some(Ok(Message::Binary(data))) => self.pending = data,
+                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(())),
+                Some(Ok(Message::Text(_))) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "text message on a volley WebSocket",
+                    )))
+                }
+                // Pings and pongs: tungstenite answers pings itself.
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WsTransport {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io_error)?;
+        Pin::new(&mut self.ws)
+            .start_send(Message::Binary(Bytes::copy_from_slice(buf)))
+            .map_err(io_error)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.ws).poll_flush(cx).map_err(io_error)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.ws).poll_close(cx).map_err(io_error)
+    }
+}
+
+impl Transport for WsTransport {
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+}
+
+/// Completes the server side of the WebSocket upgrade on an accepted socket,
+/// refusing (HTTP 404) a request for any other path than `path`.
+pub async fn accept(stream: TcpStream, path: &str) -> io::Result<WsTransport> {
+    // The shape of this callback is tungstenite's, large error type included.
+    #[allow(clippy::result_large_err)]
+    let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        if request.uri().path() == path {
+            Ok(response)
+        } else {
+            let mut refusal = ErrorResponse::new(Some("no volley endpoint here".into()));
+            *refusal.status_mut() = tungstenite::http::StatusCode::NOT_FOUND;
+            Err(refusal)
+        }
+    };
+    let ws = tokio_tungstenite::accept_hdr_async(stream, check)
+        .await
+        .map_err(io_error)?;
+    Ok(WsTransport::new(ws))
+}
+
+/// Opens a TCP connection to `addr` and upgrades it to a WebSocket at `path`.
+pub async fn connect(addr: impl ToSocketAddrs, path: &str) -> io::Result<WsTransport> {
+    let stream = tcp::connect(addr).await?;
+    let url = format!("ws://{}{path}", stream.peer_addr()?);
+    let (ws, _) = tokio_tungstenite::client_async(url, stream).await.map_err(io_error)?;
+    Ok(WsTransport::new(ws))
+}

@@ -1,0 +1,296 @@
+//! The reference behaviours, written once and run over every transport:
+//! memory, TCP, and with features `tls` and `websocket` those too
+//! (`cargo test -p volley --all-features --test conformance`). A new transport
+//! is proven by one more `conformance!` line.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::sync::mpsc;
+use volley::*;
+
+/// A server, one connected client, and what their handlers observed.
+struct Env {
+    server: Server,
+    client: Client,
+    probe: ClientProbe,
+    player: Player,
+    observed: Observed,
+    server_cancelled: mpsc::UnboundedReceiver<()>,
+}
+
+async fn finish(
+    server: Server,
+    observed: Observed,
+    server_cancelled: mpsc::UnboundedReceiver<()>,
+    client: Client,
+    probe: ClientProbe,
+) -> Env {
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    Env {
+        server,
+        client,
+        probe,
+        player,
+        observed,
+        server_cancelled,
+    }
+}
+
+async fn over_memory() -> Env {
+    let (server, observed, cancelled) = server_with(ServerConfig::default());
+    let (client, probe) = client_with(ClientConfig::default());
+    client.connect(server.connect_memory()).await.unwrap();
+    finish(server, observed, cancelled, client, probe).await
+}
+
+async fn over_tcp() -> Env {
+    let (server, observed, cancelled) = server_with(ServerConfig::default());
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let (client, probe) = client_with(ClientConfig::default());
+    client.connect_tcp(addr).await.unwrap();
+    finish(server, observed, cancelled, client, probe).await
+}
+
+#[cfg(feature = "tls")]
+async fn over_tls() -> Env {
+    use std::sync::Arc;
+    use volley::transport::tls::rustls;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+    let (server, observed, cancelled) = server_with(ServerConfig::default());
+    let addr = server.listen_tls("127.0.0.1:0", Arc::new(server_config)).await.unwrap();
+    let (client, probe) = client_with(ClientConfig::default());
+    client
+        .connect_tls(addr, "localhost", Arc::new(client_config))
+        .await
+        .unwrap();
+    finish(server, observed, cancelled, client, probe).await
+}
+
+#[cfg(feature = "websocket")]
+async fn over_websocket() -> Env {
+    let (server, observed, cancelled) = server_with(ServerConfig::default());
+    let addr = server.listen_ws("127.0.0.1:0", "/volley").await.unwrap();
+    let (client, probe) = client_with(ClientConfig::default());
+    client.connect_ws(addr, "/volley").await.unwrap();
+    finish(server, observed, cancelled, client, probe).await
+}
+
+macro_rules! conformance {
+    ($transport:ident, $setup:ident) => {
+        mod $transport {
+            use super::*;
+
+            #[tokio::test]
+            async fn calls_both_ways_with_results_and_rejections() {
+                let e = $setup().await;
+                assert_eq!(
+                    e.client
+                        .invoke(
+                            BUY,
+                            Purchase {
+                                item: "axe".into(),
+                                gold: 12
+                            }
+                        )
+                        .await,
+                    Ok(2)
+                );
+                let rejected = e
+                    .client
+                    .invoke(
+                        BUY,
+                        Purchase {
+                            item: "axe".into(),
+                            gold: 1,
+                        },
+                    )
+                    .await;
+                assert_eq!(
+                    rejected,
+                    Err(FunctionError::Rejected("a axe costs 10 gold".into()))
+                );
+                assert_eq!(e.server.request(&e.player, PROMPT, "ok?".into()).await, Ok(true));
+                assert_eq!(
+                    e.client.invoke(UNHANDLED, ()).await,
+                    Err(FunctionError::Unprocessed)
+                );
+                assert_eq!(
+                    e.client.invoke(PANICS, true).await,
+                    Err(FunctionError::Unprocessed)
+                );
+            }
+
+            #[tokio::test]
+            async fn timeouts_and_dropped_calls_cancel_the_handler_across_the_wire() {
+                let mut e = $setup().await;
+                let start = Instant::now();
+                let r = e
+                    .client
+                    .invoke_with_timeout(SLOW, 5_000, Duration::from_millis(100))
+                    .await;
+                assert_eq!(r, Err(FunctionError::Timeout));
+                assert!(start.elapsed() < Duration::from_secs(2));
+                recv(&mut e.server_cancelled).await;
+                let dropped = tokio::time::timeout(
+                    Duration::from_millis(50),
+                    e.server.request(&e.player, CLIENT_SLOW, 60_000),
+                )
+                .await;
+                assert!(dropped.is_err());
+                recv(&mut e.probe.slow_dropped).await;
+                assert_eq!(e.client.invoke(SLOW, 1).await, Ok(1));
+            }
+
+            #[tokio::test]
+            async fn events_both_ways() {
+                let mut e = $setup().await;
+                e.server.fire(&e.player, ANNOUNCE, "one".into()).unwrap();
+                assert_eq!(e.server.fire_all(ANNOUNCE, "two".into()), 1);
+                assert_eq!(recv(&mut e.probe.announcements).await, "one");
+                assert_eq!(recv(&mut e.probe.announcements).await, "two");
+                e.client.fire(CHAT, "hi".into()).unwrap();
+                let observed = e.observed.clone();
+                eventually("chat", || observed.chats.lock().unwrap().len() == 1).await;
+            }
+
+            #[tokio::test]
+            async fn bad_input_is_refused_and_reported() {
+                let e = $setup().await;
+                let r = e
+                    .client
+                    .invoke(
+                        BUY,
+                        Purchase {
+                            item: "castle".into(),
+                            gold: 99_999,
+                        },
+                    )
+                    .await;
+                assert_eq!(r, Err(FunctionError::BadRequest));
+                assert_eq!(e.observed.bad_requests.lock().unwrap().len(), 1);
+                assert_eq!(
+                    e.client.invoke(NUMBER, 3).await,
+                    Err(FunctionError::InvalidResult)
+                );
+            }
+
+            #[tokio::test]
+            async fn a_lost_peer_ends_every_pending_call_at_once() {
+                let mut e = $setup().await;
+                let player = e.player.clone();
+                let start = Instant::now();
+                let (a, b, ()) = tokio::join!(
+                    e.client.invoke(SLOW, 60_000),
+                    e.server.request(&e.player, CLIENT_SLOW, 60_000),
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        player.kick("bye");
+                    }
+                );
+                assert_eq!(
+                    (a, b),
+                    (Err(FunctionError::Disconnected), Err(FunctionError::Disconnected))
+                );
+                assert!(start.elapsed() < Duration::from_secs(3));
+                recv(&mut e.server_cancelled).await;
+                assert!(matches!(
+                    e.client.close_reason(),
+                    Some(CloseReason::Remote {
+                        code: GoodbyeCode::Kicked,
+                        ..
+                    })
+                ));
+            }
+
+            #[tokio::test]
+            async fn predict_runs_locally() {
+                let e = $setup().await;
+                assert_eq!(
+                    e.server
+                        .predict(
+                            &e.player,
+                            BUY,
+                            Purchase {
+                                item: "x".into(),
+                                gold: 15
+                            }
+                        )
+                        .await,
+                    Ok(5)
+                );
+                assert_eq!(e.client.predict(PROMPT, "?".into()).await, Ok(true));
+            }
+        }
+    };
+}
+
+conformance!(memory, over_memory);
+conformance!(tcp, over_tcp);
+#[cfg(feature = "tls")]
+conformance!(tls, over_tls);
+#[cfg(feature = "websocket")]
+conformance!(websocket, over_websocket);
+
+#[cfg(feature = "websocket")]
+#[tokio::test]
+async fn websocket_refuses_other_paths() {
+    let (server, _, _) = server_with(ServerConfig::default());
+    let addr = server.listen_ws("127.0.0.1:0", "/volley").await.unwrap();
+    let (client, _probe) = client_with(ClientConfig::default());
+    assert!(matches!(
+        client.connect_ws(addr, "/elsewhere").await,
+        Err(ConnectError::Io(_))
+    ));
+    assert_eq!(server.player_count(), 0);
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn tls_verifies_the_certificate() {
+    use std::sync::Arc;
+    use volley::transport::tls::rustls;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    let (server, _, _) = server_with(ServerConfig::default());
+    let addr = server.listen_tls("127.0.0.1:0", Arc::new(server_config)).await.unwrap();
+    // A client that does not trust this certificate is not let through.
+    let untrusting = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let (client, _probe) = client_with(ClientConfig::default());
+    let err = client
+        .connect_tls(addr, "localhost", Arc::new(untrusting))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    assert_eq!(server.player_count(), 0);
+}
