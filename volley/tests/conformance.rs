@@ -54,8 +54,15 @@ async fn over_tcp() -> Env {
     finish(server, observed, cancelled, client, probe).await
 }
 
+/// A self-signed certificate for "localhost": the server's configuration, and
+/// a client configuration that trusts it (or, with `trusting` false, nothing).
 #[cfg(feature = "tls")]
-async fn over_tls() -> Env {
+fn tls_configs(
+    trusting: bool,
+) -> (
+    std::sync::Arc<volley::transport::tls::rustls::ServerConfig>,
+    std::sync::Arc<volley::transport::tls::rustls::ClientConfig>,
+) {
     use std::sync::Arc;
     use volley::transport::tls::rustls;
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -69,20 +76,24 @@ async fn over_tls() -> Env {
         .with_single_cert(vec![cert.clone()], key)
         .unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
+    if trusting {
+        roots.add(cert).unwrap();
+    }
     let client_config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    (Arc::new(server_config), Arc::new(client_config))
+}
 
+#[cfg(feature = "tls")]
+async fn over_tls() -> Env {
+    let (server_config, client_config) = tls_configs(true);
     let (server, observed, cancelled) = server_with(ServerConfig::default());
-    let addr = server.listen_tls("127.0.0.1:0", Arc::new(server_config)).await.unwrap();
+    let addr = server.listen_tls("127.0.0.1:0", server_config).await.unwrap();
     let (client, probe) = client_with(ClientConfig::default());
-    client
-        .connect_tls(addr, "localhost", Arc::new(client_config))
-        .await
-        .unwrap();
+    client.connect_tls(addr, "localhost", client_config).await.unwrap();
     finish(server, observed, cancelled, client, probe).await
 }
 
@@ -267,30 +278,12 @@ async fn websocket_refuses_other_paths() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_verifies_the_certificate() {
-    use std::sync::Arc;
-    use volley::transport::tls::rustls;
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![certified.cert.der().clone()], key)
-        .unwrap();
+    let (server_config, untrusting) = tls_configs(false);
     let (server, _, _) = server_with(ServerConfig::default());
-    let addr = server.listen_tls("127.0.0.1:0", Arc::new(server_config)).await.unwrap();
+    let addr = server.listen_tls("127.0.0.1:0", server_config).await.unwrap();
     // A client that does not trust this certificate is not let through.
-    let untrusting = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
     let (client, _probe) = client_with(ClientConfig::default());
-    let err = client
-        .connect_tls(addr, "localhost", Arc::new(untrusting))
-        .await
-        .unwrap_err();
+    let err = client.connect_tls(addr, "localhost", untrusting).await.unwrap_err();
     assert!(err.to_string().contains("certificate"), "{err}");
     assert_eq!(server.player_count(), 0);
 }
