@@ -13,8 +13,19 @@ use std::fmt;
 pub enum RemoteKind {
     /// Request → response.
     Function,
-    /// One-way message.
+    /// One-way message, delivered in order.
     Event,
+    /// One-way message that may be dropped rather than wait: sent as a
+    /// datagram where the transport has them; on a stream, dropped when the
+    /// connection's output is backed up. Size-limited at send time.
+    UnreliableEvent,
+}
+
+impl RemoteKind {
+    /// Whether this is one of the two event kinds.
+    pub fn is_event(self) -> bool {
+        matches!(self, Self::Event | Self::UnreliableEvent)
+    }
 }
 
 /// Which peer handles a remote.

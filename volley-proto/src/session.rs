@@ -41,6 +41,14 @@ pub struct SessionConfig {
     /// Bytes queued for the peer that the transport has not taken yet; a peer
     /// that lets more pile up is disconnected as too slow. Default: 1 MiB.
     pub max_transmit_queue: usize,
+    /// Largest payload of an unreliable event, refused at send time: small
+    /// enough for one QUIC datagram on any path, so code behaves the same on
+    /// every transport. Default: 1,200 bytes.
+    pub max_unreliable_len: usize,
+    /// On a stream transport, an unreliable event is dropped rather than
+    /// queued when more than this many bytes already wait to be written, so
+    /// it never waits behind reliable traffic. Default: 16 KiB.
+    pub unreliable_backlog: usize,
 }
 
 impl Default for SessionConfig {
@@ -53,6 +61,8 @@ impl Default for SessionConfig {
             max_incoming_calls: 64,
             max_outgoing_calls: 64,
             max_transmit_queue: 1 << 20,
+            max_unreliable_len: 1200,
+            unreliable_backlog: 16 * 1024,
         }
     }
 }
@@ -91,6 +101,16 @@ impl SessionConfig {
     /// Sets [`SessionConfig::max_transmit_queue`].
     pub fn with_max_transmit_queue(mut self, bytes: usize) -> Self {
         self.max_transmit_queue = bytes;
+        self
+    }
+    /// Sets [`SessionConfig::max_unreliable_len`].
+    pub fn with_max_unreliable_len(mut self, bytes: usize) -> Self {
+        self.max_unreliable_len = bytes;
+        self
+    }
+    /// Sets [`SessionConfig::unreliable_backlog`].
+    pub fn with_unreliable_backlog(mut self, bytes: usize) -> Self {
+        self.unreliable_backlog = bytes;
         self
     }
 }
@@ -230,8 +250,13 @@ pub enum SendError {
     /// The remote is not one this side may call or fire.
     #[error("remote {0} cannot be sent from this side")]
     WrongRemote(RemoteId),
-    /// The frame would exceed [`SessionConfig::max_frame_len`], which the peer
-    /// is assumed to share.
+    /// An unreliable event was dropped: more than
+    /// [`SessionConfig::unreliable_backlog`] bytes were waiting to be written.
+    #[error("unreliable event dropped: the connection is backed up")]
+    Dropped,
+    /// The frame would exceed [`SessionConfig::max_frame_len`] (which the peer
+    /// is assumed to share), or an unreliable event's payload would exceed
+    /// [`SessionConfig::max_unreliable_len`].
     #[error("frame of {len} bytes exceeds the limit of {max}")]
     TooLarge {
         /// Encoded frame body length.
@@ -320,6 +345,8 @@ pub struct Session {
     deadlines: VecDeque<(Instant, CallId)>,
     /// The peer's calls we are handling.
     incoming: HashSet<CallId>,
+    /// Unreliable events dropped because the output was backed up.
+    unreliable_dropped: u64,
     /// No new requests from the peer are taken (shutting down): each is
     /// answered [`Status::Unprocessed`] at once.
     draining: bool,
@@ -350,6 +377,7 @@ impl Session {
             role,
             state,
             draining: false,
+            unreliable_dropped: 0,
             handshake_deadline: now + config.handshake_timeout,
             last_received: now,
             next_ping: now + config.keep_alive_interval,
@@ -409,6 +437,11 @@ impl Session {
         if self.transmit.is_empty() {
             self.transmit = Vec::new();
         }
+    }
+
+    /// Unreliable events dropped so far because the output was backed up.
+    pub fn unreliable_dropped(&self) -> u64 {
+        self.unreliable_dropped
     }
 
     /// Whether [`poll_event`](Self::poll_event) has something.
@@ -555,7 +588,7 @@ impl Session {
         timeout: Duration,
         now: Instant,
     ) -> Result<CallId, SendError> {
-        self.check_send(remote, RemoteKind::Function, payload)?;
+        self.check_send(remote, |kind| kind == RemoteKind::Function, payload)?;
         if self.calls_taken >= self.config.max_outgoing_calls {
             return Err(SendError::TooManyPending);
         }
@@ -622,9 +655,23 @@ impl Session {
         true
     }
 
-    /// Fires event `remote` at the peer.
+    /// Fires event `remote` at the peer. An unreliable event over the size
+    /// limit is refused, and one sent while the output is backed up is
+    /// dropped ([`SendError::Dropped`]).
     pub fn send_event(&mut self, remote: RemoteId, payload: &[u8]) -> Result<(), SendError> {
-        self.check_send(remote, RemoteKind::Event, payload)?;
+        let kind = self.check_send(remote, RemoteKind::is_event, payload)?;
+        if kind == RemoteKind::UnreliableEvent {
+            if payload.len() > self.config.max_unreliable_len {
+                return Err(SendError::TooLarge {
+                    len: payload.len(),
+                    max: self.config.max_unreliable_len,
+                });
+            }
+            if self.transmit.len() > self.config.unreliable_backlog {
+                self.unreliable_dropped += 1;
+                return Err(SendError::Dropped);
+            }
+        }
         self.queue(&Message::Event { remote, payload });
         Ok(())
     }
@@ -653,7 +700,13 @@ impl Session {
 
     // ---- internals ----
 
-    fn check_send(&mut self, remote: RemoteId, kind: RemoteKind, payload: &[u8]) -> Result<(), SendError> {
+    /// Checks that `remote` is of a kind `allowed` and ours to send; returns its kind.
+    fn check_send(
+        &mut self,
+        remote: RemoteId,
+        allowed: fn(RemoteKind) -> bool,
+        payload: &[u8],
+    ) -> Result<RemoteKind, SendError> {
         if self.state != State::Open {
             return Err(SendError::NotOpen);
         }
@@ -661,10 +714,10 @@ impl Session {
             Role::Client => Direction::ToServer,
             Role::Server => Direction::ToClient,
         };
-        match self.remotes.spec(remote) {
-            Some(spec) if spec.kind == kind && spec.direction == outgoing => {}
+        let kind = match self.remotes.spec(remote) {
+            Some(spec) if allowed(spec.kind) && spec.direction == outgoing => spec.kind,
             _ => return Err(SendError::WrongRemote(remote)),
-        }
+        };
         // Request framing is the larger: tag, id and remote, at most 11 bytes.
         let len = payload.len() + 11;
         if len > self.config.max_frame_len {
@@ -677,7 +730,7 @@ impl Session {
             self.too_slow();
             return Err(SendError::NotOpen);
         }
-        Ok(())
+        Ok(kind)
     }
 
     fn too_slow(&mut self) {
@@ -689,12 +742,12 @@ impl Session {
     }
 
     /// Whether `remote` is a `kind` the peer may send to us.
-    fn incoming_remote(&self, remote: RemoteId, kind: RemoteKind) -> bool {
+    fn incoming_remote(&self, remote: RemoteId, allowed: fn(RemoteKind) -> bool) -> bool {
         let incoming = match self.role {
             Role::Client => Direction::ToClient,
             Role::Server => Direction::ToServer,
         };
-        matches!(self.remotes.spec(remote), Some(spec) if spec.kind == kind && spec.direction == incoming)
+        matches!(self.remotes.spec(remote), Some(spec) if allowed(spec.kind) && spec.direction == incoming)
     }
 
     fn handle_message(&mut self, msg: Message) {
@@ -732,13 +785,13 @@ impl Session {
                 self.finish(CloseReason::Refused { code, message })
             }
             (State::Open, Message::Event { remote, payload }) => {
-                if !self.incoming_remote(remote, RemoteKind::Event) {
+                if !self.incoming_remote(remote, RemoteKind::is_event) {
                     return self.violation(format!("event for remote {remote}, which the peer may not fire"));
                 }
                 self.events.push_back(SessionEvent::Event { remote, payload });
             }
             (State::Open, Message::Request { id, remote, payload }) => {
-                if !self.incoming_remote(remote, RemoteKind::Function) {
+                if !self.incoming_remote(remote, |kind| kind == RemoteKind::Function) {
                     return self.violation(format!("request for remote {remote}, which the peer may not call"));
                 }
                 if self.incoming.contains(&id) {

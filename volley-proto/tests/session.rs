@@ -687,3 +687,47 @@ mod sequences {
         }
     }
 }
+
+#[test]
+fn unreliable_events_are_size_limited_and_dropped_when_backed_up() {
+    let specs = vec![
+        RemoteSpec {
+            name: "pos",
+            kind: RemoteKind::UnreliableEvent,
+            direction: Direction::ToClient,
+        },
+        RemoteSpec {
+            name: "news",
+            kind: RemoteKind::Event,
+            direction: Direction::ToClient,
+        },
+    ];
+    let t = Arc::new(RemoteTable::new(specs).unwrap());
+    let (news, pos) = (t.id("news").unwrap(), t.id("pos").unwrap());
+    let config = SessionConfig::default()
+        .with_unreliable_backlog(1000)
+        .with_max_unreliable_len(100);
+    let mut p = Pair::with_tables(config, t.clone(), t);
+    p.drive();
+    p.server.accept();
+    p.drive();
+    p.client_events.clear();
+
+    assert_eq!(
+        p.server.send_event(pos, &[0; 101]),
+        Err(SendError::TooLarge { len: 101, max: 100 })
+    );
+    // While the output is not backed up, unreliable events go out like any other.
+    p.server.send_event(pos, &[1; 100]).unwrap();
+    p.drive();
+    assert_eq!(p.client_events.len(), 1);
+    // The peer stops reading: reliable events still queue, unreliable ones are dropped.
+    for _ in 0..20 {
+        p.server.send_event(news, &[2; 100]).unwrap();
+    }
+    assert_eq!(p.server.send_event(pos, &[3; 10]), Err(SendError::Dropped));
+    assert_eq!(p.server.unreliable_dropped(), 1);
+    // Once drained, they flow again.
+    p.drive();
+    p.server.send_event(pos, &[4; 10]).unwrap();
+}

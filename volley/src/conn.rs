@@ -322,6 +322,7 @@ impl Conn {
         let mut state = self.lock();
         state.session.send_event(remote, payload).map_err(|e| match e {
             SendError::TooLarge { len, max } => EventError::TooLarge { len, max },
+            SendError::Dropped => EventError::Dropped,
             _ => EventError::Disconnected,
         })?;
         state.wake_driver();

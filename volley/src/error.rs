@@ -202,11 +202,15 @@ pub enum EventError {
     /// The argument could not be encoded.
     #[error("could not encode the event: {0}")]
     Encode(String),
+    /// An unreliable event was dropped: the connection's output is backed up.
+    #[error("not sent: unreliable event dropped, the connection is backed up")]
+    Dropped,
     /// This side's outgoing middleware refused to send it.
     #[error("not sent: refused by outgoing middleware")]
     Refused,
-    /// The encoded argument is over the largest frame the peer accepts.
-    #[error("event of {len} bytes is over the frame limit of {max}")]
+    /// The encoded argument is over the largest frame the peer accepts, or
+    /// over the size limit of an unreliable event.
+    #[error("event of {len} bytes is over the limit of {max}")]
     TooLarge {
         /// Encoded size.
         len: usize,

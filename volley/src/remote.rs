@@ -125,6 +125,7 @@ impl<D, Req, Resp> Function<D, Req, Resp> {
 pub struct Event<D, T> {
     pub(crate) name: &'static str,
     pub(crate) check: Option<Check<T>>,
+    pub(crate) unreliable: bool,
     _types: PhantomData<fn(D, T)>,
 }
 
@@ -139,8 +140,24 @@ impl<D, T> Event<D, T> {
         Self {
             name,
             check: None,
+            unreliable: false,
             _types: PhantomData,
         }
+    }
+
+    /// Makes this event unreliable: it may be dropped rather than wait (for
+    /// state that the next event supersedes, like positions). Its encoded
+    /// payload is limited to
+    /// [`SessionConfig::max_unreliable_len`](volley_proto::SessionConfig::max_unreliable_len)
+    /// (1,200 bytes by default), checked when firing; on TCP and WebSocket it
+    /// travels on the connection's stream but is dropped
+    /// ([`EventError::Dropped`](crate::EventError::Dropped)) when more than
+    /// [`SessionConfig::unreliable_backlog`](volley_proto::SessionConfig::unreliable_backlog)
+    /// bytes (16 KiB) already wait to be written, so it never queues behind
+    /// reliable traffic.
+    pub const fn unreliable(mut self) -> Self {
+        self.unreliable = true;
+        self
     }
 
     /// Validates each event after decoding, at the receiver; a failing one is
@@ -204,7 +221,11 @@ impl<D: Dir, T> Remote for Event<D, T> {
     fn spec(&self) -> RemoteSpec {
         RemoteSpec {
             name: self.name,
-            kind: RemoteKind::Event,
+            kind: if self.unreliable {
+                RemoteKind::UnreliableEvent
+            } else {
+                RemoteKind::Event
+            },
             direction: D::DIRECTION,
         }
     }

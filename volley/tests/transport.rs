@@ -107,3 +107,34 @@ async fn many_calls_in_flight_on_one_connection_all_complete() {
         }
     }
 }
+
+#[tokio::test]
+async fn unreliable_events_over_tcp_arrive_and_are_size_limited() {
+    const POSITION: ClientEvent<(f32, f32)> = ClientEvent::new("Position").unreliable();
+    const BLOB: ClientEvent<Vec<u8>> = ClientEvent::new("Blob").unreliable();
+    let protocol = Protocol::builder().remote(POSITION).remote(BLOB).build();
+    let server = Server::new(protocol.clone(), ServerConfig::default());
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let client = Client::new(protocol, ClientConfig::default());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    client.on_event(POSITION, move |p| {
+        let _ = tx.send(p);
+    });
+    client.connect_tcp(addr).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+
+    server.fire(&player, POSITION, (1.0, 2.0)).unwrap();
+    assert_eq!(recv(&mut rx).await, (1.0, 2.0));
+    // Refused at send time, whatever the transport: over one datagram's worth.
+    let err = server.fire(&player, BLOB, vec![0; 2000]).unwrap_err();
+    assert!(matches!(err, EventError::TooLarge { max: 1200, .. }), "{err}");
+}
+
+#[test]
+fn an_unreliable_declaration_is_part_of_the_protocol_hash() {
+    const RELIABLE: ClientEvent<u8> = ClientEvent::new("E");
+    const UNRELIABLE: ClientEvent<u8> = ClientEvent::new("E").unreliable();
+    let a = Protocol::builder().remote(RELIABLE).build();
+    let b = Protocol::builder().remote(UNRELIABLE).build();
+    assert_ne!(a.hash(), b.hash());
+}
