@@ -9,6 +9,9 @@ use bytes::{Bytes, BytesMut};
 use crate::codec::{self, GoodbyeCode, Message, RefuseCode, Status, PROTOCOL_VERSION};
 use crate::remotes::{Direction, RemoteId, RemoteKind, RemoteTable};
 
+/// Unreliable events waiting as datagrams before new ones are dropped.
+const MAX_QUEUED_DATAGRAMS: usize = 256;
+
 /// Identifies a call among the pending calls of the side that made it.
 ///
 /// Each side numbers its own calls; a [`SessionEvent::Request`] carries the
@@ -347,6 +350,11 @@ pub struct Session {
     incoming: HashSet<CallId>,
     /// Unreliable events dropped because the output was backed up.
     unreliable_dropped: u64,
+    /// Largest datagram the transport takes, if it has datagrams: unreliable
+    /// events then go as datagrams instead of on the stream.
+    datagram_limit: Option<usize>,
+    /// Encoded unreliable events waiting to go out as datagrams.
+    datagrams: VecDeque<Vec<u8>>,
     /// No new requests from the peer are taken (shutting down): each is
     /// answered [`Status::Unprocessed`] at once.
     draining: bool,
@@ -378,6 +386,8 @@ impl Session {
             state,
             draining: false,
             unreliable_dropped: 0,
+            datagram_limit: None,
+            datagrams: VecDeque::new(),
             handshake_deadline: now + config.handshake_timeout,
             last_received: now,
             next_ping: now + config.keep_alive_interval,
@@ -432,10 +442,46 @@ impl Session {
         self.transmit.len()
     }
 
+    /// Whether datagrams wait to be sent.
+    pub fn has_datagrams(&self) -> bool {
+        !self.datagrams.is_empty()
+    }
+
     /// Frees the transmit buffer if it is empty, for a connection gone quiet.
     pub fn release_idle_buffers(&mut self) {
         if self.transmit.is_empty() {
             self.transmit = Vec::new();
+        }
+    }
+
+    /// The transport can carry datagrams of up to `limit` bytes: from now on
+    /// unreliable events are sent as datagrams ([`take_datagram`](Self::take_datagram))
+    /// and datagrams received go to [`handle_datagram`](Self::handle_datagram).
+    pub fn enable_datagrams(&mut self, limit: usize) {
+        self.datagram_limit = Some(limit);
+    }
+
+    /// The next datagram to send, one unreliable event each.
+    pub fn take_datagram(&mut self) -> Option<Vec<u8>> {
+        self.datagrams.pop_front()
+    }
+
+    /// A datagram from the peer: exactly one frame, an unreliable event the
+    /// peer may fire. Anything else closes the session, as on the stream.
+    pub fn handle_datagram(&mut self, mut datagram: BytesMut, now: Instant) {
+        if self.state != State::Open {
+            return;
+        }
+        match codec::decode_frame(&mut datagram, self.config.max_frame_len) {
+            Ok(Some(Message::Event { remote, payload }))
+                if datagram.is_empty() && self.incoming_remote(remote, |k| k == RemoteKind::UnreliableEvent) =>
+            {
+                self.last_received = now;
+                self.next_ping = now + self.config.keep_alive_interval;
+                self.events.push_back(SessionEvent::Event { remote, payload });
+            }
+            Ok(_) => self.violation("datagram that is not one unreliable event".into()),
+            Err(e) => self.violation(format!("datagram: {e}")),
         }
     }
 
@@ -666,6 +712,23 @@ impl Session {
                     len: payload.len(),
                     max: self.config.max_unreliable_len,
                 });
+            }
+            if let Some(limit) = self.datagram_limit {
+                let msg = Message::Event { remote, payload };
+                if msg.frame_len() > limit {
+                    return Err(SendError::TooLarge {
+                        len: msg.frame_len(),
+                        max: limit,
+                    });
+                }
+                if self.datagrams.len() >= MAX_QUEUED_DATAGRAMS {
+                    self.unreliable_dropped += 1;
+                    return Err(SendError::Dropped);
+                }
+                let mut datagram = Vec::with_capacity(msg.frame_len());
+                msg.encode(&mut datagram);
+                self.datagrams.push_back(datagram);
+                return Ok(());
             }
             if self.transmit.len() > self.config.unreliable_backlog {
                 self.unreliable_dropped += 1;

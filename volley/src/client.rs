@@ -206,6 +206,20 @@ impl Client {
             .await
     }
 
+    /// Connects over QUIC (feature `quic`), verifying the server's certificate
+    /// for `server_name` against `config`'s roots, then completes the
+    /// handshake. Unreliable events then travel as datagrams.
+    #[cfg(feature = "quic")]
+    pub async fn connect_quic(
+        &self,
+        addr: std::net::SocketAddr,
+        server_name: &str,
+        config: Arc<crate::transport::tls::rustls::ClientConfig>,
+    ) -> Result<(), ConnectError> {
+        self.connect(crate::transport::quic::connect(addr, server_name, config).await?)
+            .await
+    }
+
     /// Connects over WebSocket to `path` at `addr` (feature `websocket`), then
     /// completes the handshake.
     #[cfg(feature = "websocket")]

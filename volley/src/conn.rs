@@ -226,7 +226,7 @@ impl ConnState {
     /// The driver is about to sleep: register its waker, unless work arrived
     /// since it last looked (then it must go round again; returns `false`).
     pub(crate) fn driver_sleeps(&mut self, waker: &Waker) -> bool {
-        if self.session.transmit_len() > 0 || self.session.has_events() {
+        if self.session.transmit_len() > 0 || self.session.has_events() || self.session.has_datagrams() {
             return false;
         }
         match &self.driver {

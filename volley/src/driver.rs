@@ -14,14 +14,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::ReadHalf;
+use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::time::Sleep;
 use volley_proto::{CloseReason, Status};
 
 use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, KEEP_BUFFER};
 use crate::endpoint::{Endpoint, Outcome};
 use crate::middleware::{ByteBudget, TokenBucket};
-use crate::transport::Transport;
+use crate::transport::{Datagrams, Transport};
 
 /// How long a closing connection may take to flush its goodbye: 1 s.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -145,6 +145,11 @@ pub(crate) struct Driver<T, S> {
     events: Vec<volley_proto::SessionEvent>,
     /// Calls that ended, handed to their callers without holding the lock.
     ended: Vec<Ended>,
+    /// The transport's datagram channel, if any, and datagrams on their way
+    /// in and out (moved across the lock in batches).
+    datagrams: Option<Datagrams>,
+    datagrams_in: Vec<Bytes>,
+    datagrams_out: Vec<Vec<u8>>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
     /// Set once the session is closed: the deadline for flushing.
@@ -152,9 +157,16 @@ pub(crate) struct Driver<T, S> {
 }
 
 impl<T: Transport, S: Side> Driver<T, S> {
-    pub(crate) fn new(conn: Arc<Conn>, transport: T, side: S, budget: Option<ByteBudget>) -> Self {
+    pub(crate) fn new(conn: Arc<Conn>, mut transport: T, side: S, budget: Option<ByteBudget>) -> Self {
+        let datagrams = transport.take_datagrams();
         let (transport, writer) = tokio::io::split(transport);
-        conn.lock().install_writer(Box::pin(writer));
+        {
+            let mut state = conn.lock();
+            state.install_writer(Box::pin(writer));
+            if let Some(datagrams) = &datagrams {
+                state.session.enable_datagrams(datagrams.max_size);
+            }
+        }
         Self {
             reader: Reader {
                 buf: BytesMut::new(),
@@ -168,6 +180,9 @@ impl<T: Transport, S: Side> Driver<T, S> {
             side,
             events: Vec::new(),
             ended: Vec::new(),
+            datagrams,
+            datagrams_in: Vec::new(),
+            datagrams_out: Vec::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
             linger: None,
@@ -181,6 +196,17 @@ impl<T: Transport, S: Side> Driver<T, S> {
         let writer = self.conn.lock().take_writer();
         if let Some(mut writer) = writer {
             let _ = poll_fn(|cx| writer.as_mut().poll_shutdown(cx)).await;
+            // Wait (briefly) for the peer to close its side too: a transport
+            // torn down at once can discard what is still in flight, the
+            // goodbye included (QUIC drops unacknowledged stream data when
+            // the connection goes).
+            if !self.reader.done {
+                let mut rest = [0u8; 1024];
+                let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                    while let Ok(1..) = self.transport.read(&mut rest).await {}
+                })
+                .await;
+            }
         }
     }
 
@@ -192,7 +218,8 @@ impl<T: Transport, S: Side> Driver<T, S> {
         for _ in 0..MAX_ROUNDS {
             let input = self.read_transport(cx);
             let fired = self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
-            let mut progress = !matches!(input, Input::Nothing) || fired;
+            self.receive_datagrams(cx);
+            let mut progress = !matches!(input, Input::Nothing) || fired || !self.datagrams_in.is_empty();
             let (closed, deadline) = {
                 let mut state = self.conn.lock();
                 if first {
@@ -200,6 +227,9 @@ impl<T: Transport, S: Side> Driver<T, S> {
                     first = false;
                 }
                 self.reader.feed(&mut state, input, fired);
+                for datagram in self.datagrams_in.drain(..) {
+                    state.session.handle_datagram(BytesMut::from(datagram), now());
+                }
                 state.drain_events(&mut self.events, &mut self.ended);
                 if fired {
                     self.timer_at = None;
@@ -372,11 +402,53 @@ impl<T: Transport, S: Side> Driver<T, S> {
         }
     }
 
+    /// Takes the datagrams that have arrived, without waiting.
+    fn receive_datagrams(&mut self, cx: &mut Context<'_>) {
+        let Some(datagrams) = &mut self.datagrams else {
+            return;
+        };
+        while self.datagrams_in.len() < 64 {
+            match datagrams.recv.as_mut().poll_next(cx) {
+                Poll::Ready(Some(datagram)) => self.datagrams_in.push(datagram),
+                // The connection is ending; the stream side will say so.
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+    }
+
+    /// Sends the unreliable events the session queued as datagrams; one that
+    /// the transport refuses is lost, as a datagram may be.
+    fn send_datagrams(&mut self) -> bool {
+        let Some(datagrams) = &mut self.datagrams else {
+            return false;
+        };
+        let sent = !self.datagrams_out.is_empty();
+        for datagram in self.datagrams_out.drain(..) {
+            if let Err(e) = (datagrams.send)(Bytes::from(datagram)) {
+                tracing::debug!(error = %e, "datagram not sent");
+            }
+        }
+        sent
+    }
+
     /// Writes what the session queued. When there is nothing to write and
     /// the round did nothing else, the driver goes to sleep in the same lock.
     fn poll_write(&mut self, cx: &mut Context<'_>, busy: bool) -> Write {
         let mut state = self.conn.lock();
-        match state.flush(cx) {
+        self.datagrams_out
+            .extend(std::iter::from_fn(|| state.session.take_datagram()));
+        let busy = busy || !self.datagrams_out.is_empty();
+        let flushed = state.flush(cx);
+        let result = self.settle(&mut state, flushed, cx, busy);
+        drop(state);
+        if self.send_datagrams() && matches!(result, Write::Idle) {
+            return Write::Wrote;
+        }
+        result
+    }
+
+    fn settle(&self, state: &mut ConnState, flushed: Flush, cx: &mut Context<'_>, busy: bool) -> Write {
+        match flushed {
             Flush::Done { wrote: false } => {
                 if !busy && !state.session.is_closed() && state.driver_sleeps(cx.waker()) {
                     Write::Slept

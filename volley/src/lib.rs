@@ -55,7 +55,7 @@
 //!  driver       driver.rs, conn.rs: one task per connection    (this crate)
 //!  session      volley_proto::session: no I/O, no clock        (volley-proto)
 //!  codec        volley_proto::codec: frames and messages       (volley-proto)
-//!  transports   transport/: TCP, memory, TLS, WebSocket        (this crate)
+//!  transports   transport/: TCP, memory, TLS, WebSocket, QUIC  (this crate)
 //! ```
 //!
 //! # Data flow of a call
@@ -88,8 +88,7 @@
 //! | — | always | TCP and in-memory transports |
 //! | `tls` | off | TLS over TCP with rustls (ring): `Server::listen_tls`, `Client::connect_tls` |
 //! | `websocket` | off | WebSocket with tokio-tungstenite: `Server::listen_ws`, `Client::connect_ws` |
-//!
-//! QUIC (with datagrams for unreliable events) is not built yet.
+//! | `quic` | off | QUIC with quinn (implies `tls`): `Server::listen_quic`, `Client::connect_quic`; unreliable events as datagrams |
 
 mod client;
 mod conn;

@@ -313,6 +313,40 @@ impl Server {
         .await
     }
 
+    /// Listens for QUIC clients on `addr` (feature `quic`), with this TLS 1.3
+    /// configuration. Each connection's handshake runs in its own task under
+    /// the session's handshake deadline. Returns the bound address.
+    #[cfg(feature = "quic")]
+    pub fn listen_quic(
+        &self,
+        addr: SocketAddr,
+        config: Arc<crate::transport::tls::rustls::ServerConfig>,
+    ) -> io::Result<SocketAddr> {
+        let endpoint = crate::transport::quic::server_endpoint(addr, config)?;
+        let local = endpoint.local_addr()?;
+        let server = self.clone();
+        let accepting = tokio::spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                let server = server.clone();
+                let deadline = server.inner.config.session.handshake_timeout;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(deadline, crate::transport::quic::accept(incoming)).await {
+                        Ok(Ok(quic)) => server.serve(quic),
+                        Ok(Err(e)) => tracing::info!(error = %e, "QUIC handshake failed"),
+                        Err(_) => tracing::info!("QUIC handshake timed out"),
+                    }
+                });
+            }
+        });
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(accepting.abort_handle());
+        tracing::info!(%local, "listening on QUIC");
+        Ok(local)
+    }
+
     /// Binds `addr` and hands each accepted TCP connection (with
     /// `TCP_NODELAY`) to `each` from a background task that
     /// [`shutdown`](Self::shutdown) stops. Returns the bound address.

@@ -57,6 +57,7 @@ async fn over_tcp() -> Env {
 /// A self-signed certificate for "localhost": the server's configuration, and
 /// a client configuration that trusts it (or, with `trusting` false, nothing).
 #[cfg(feature = "tls")]
+#[allow(dead_code)]
 fn tls_configs(
     trusting: bool,
 ) -> (
@@ -94,6 +95,18 @@ async fn over_tls() -> Env {
     let addr = server.listen_tls("127.0.0.1:0", server_config).await.unwrap();
     let (client, probe) = client_with(ClientConfig::default());
     client.connect_tls(addr, "localhost", client_config).await.unwrap();
+    finish(server, observed, cancelled, client, probe).await
+}
+
+#[cfg(feature = "quic")]
+async fn over_quic() -> Env {
+    let (server_config, client_config) = tls_configs(true);
+    let (server, observed, cancelled) = server_with(ServerConfig::default());
+    let addr = server
+        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
+        .unwrap();
+    let (client, probe) = client_with(ClientConfig::default());
+    client.connect_quic(addr, "localhost", client_config).await.unwrap();
     finish(server, observed, cancelled, client, probe).await
 }
 
@@ -261,6 +274,8 @@ conformance!(tcp, over_tcp);
 conformance!(tls, over_tls);
 #[cfg(feature = "websocket")]
 conformance!(websocket, over_websocket);
+#[cfg(feature = "quic")]
+conformance!(quic, over_quic);
 
 #[cfg(feature = "websocket")]
 #[tokio::test]
@@ -286,4 +301,40 @@ async fn tls_verifies_the_certificate() {
     let err = client.connect_tls(addr, "localhost", untrusting).await.unwrap_err();
     assert!(err.to_string().contains("certificate"), "{err}");
     assert_eq!(server.player_count(), 0);
+}
+
+#[cfg(feature = "quic")]
+#[tokio::test]
+async fn quic_carries_unreliable_events_as_datagrams() {
+    const POSITION: ClientEvent<(u32, f32)> = ClientEvent::new("Position").unreliable();
+    const BIG: ClientEvent<Vec<u8>> = ClientEvent::new("Big").unreliable();
+    let protocol = Protocol::builder().remote(POSITION).remote(BIG).remote(ECHO).build();
+    let (server_config, client_config) = tls_configs(true);
+    let server = Server::new(protocol.clone(), ServerConfig::default());
+    server.on_request_sync(ECHO, |_, s: String| Ok(s));
+    let addr = server
+        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
+        .unwrap();
+    let client = Client::new(protocol, ClientConfig::default());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    client.on_event(POSITION, move |p| {
+        let _ = tx.send(p);
+    });
+    client.connect_quic(addr, "localhost", client_config).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+
+    for i in 0..50u32 {
+        server.fire(&player, POSITION, (i, i as f32)).unwrap();
+    }
+    // Loopback loses nothing, but datagrams carry no order promise: count them.
+    let mut got = Vec::new();
+    while got.len() < 50 {
+        got.push(recv(&mut rx).await.0);
+    }
+    got.sort();
+    assert_eq!(got, (0..50).collect::<Vec<_>>());
+    let err = server.fire(&player, BIG, vec![0; 1500]).unwrap_err();
+    assert!(matches!(err, EventError::TooLarge { .. }), "{err}");
+    // Reliable calls share the connection undisturbed.
+    assert_eq!(client.invoke(ECHO, "still here".into()).await.unwrap(), "still here");
 }

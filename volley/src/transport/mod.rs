@@ -7,12 +7,20 @@
 //! | in-process memory | [`memory`] | for tests, single-player and listen servers |
 //! | TLS over TCP | `tls` (feature `tls`) | rustls; certificates always verified |
 //! | WebSocket | `websocket` (feature `websocket`) | binary messages, a chosen path |
+//! | QUIC | `quic` (feature `quic`) | one stream for reliable traffic, datagrams for unreliable events |
 
+use std::fmt;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
+use bytes::Bytes;
+use futures_util::Stream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod memory;
+#[cfg(feature = "quic")]
+pub mod quic;
 pub mod tcp;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -30,5 +38,30 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// [`Player::remote_addr`](crate::Player::remote_addr).
     fn peer_addr(&self) -> Option<SocketAddr> {
         None
+    }
+
+    /// The transport's unreliable datagram channel, if it has one (QUIC).
+    /// Unreliable events then travel as datagrams; without one they travel
+    /// on the stream. Called once, when the connection starts.
+    fn take_datagrams(&mut self) -> Option<Datagrams> {
+        None
+    }
+}
+
+/// An unreliable, unordered datagram channel beside a transport's stream.
+pub struct Datagrams {
+    /// Largest datagram the path takes.
+    pub max_size: usize,
+    /// Sends one datagram without waiting; it may be lost.
+    pub send: Box<dyn FnMut(Bytes) -> io::Result<()> + Send>,
+    /// The datagrams received.
+    pub recv: Pin<Box<dyn Stream<Item = Bytes> + Send>>,
+}
+
+impl fmt::Debug for Datagrams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Datagrams")
+            .field("max_size", &self.max_size)
+            .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,110 @@
+//! QUIC, with quinn (feature `quic`): remote functions and reliable events on
+//! one bidirectional stream, unreliable events as QUIC datagrams (dropped, never
+//! queued behind reliable traffic). Encrypted always; certificates verified
+//! against the roots of the rustls configuration given.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::{Datagrams, Transport};
+
+/// One QUIC connection's stream (and datagrams) as a transport.
+#[derive(Debug)]
+pub struct QuicTransport {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    conn: quinn::Connection,
+    /// A client's endpoint lives as long as its connection.
+    _endpoint: Option<quinn::Endpoint>,
+}
+
+impl AsyncRead for QuicTransport {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.recv).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for QuicTransport {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.send).poll_write(cx, buf).map_err(io::Error::other)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.send).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.send).poll_shutdown(cx)
+    }
+}
+
+impl Transport for QuicTransport {
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        Some(self.conn.remote_address())
+    }
+
+    fn take_datagrams(&mut self) -> Option<Datagrams> {
+        let max_size = self.conn.max_datagram_size()?;
+        let (sender, receiver) = (self.conn.clone(), self.conn.clone());
+        Some(Datagrams {
+            max_size,
+            send: Box::new(move |datagram| sender.send_datagram(datagram).map_err(io::Error::other)),
+            recv: Box::pin(futures_util::stream::unfold(receiver, |conn| async move {
+                conn.read_datagram().await.ok().map(|datagram| (datagram, conn))
+            })),
+        })
+    }
+}
+
+/// A QUIC server endpoint on `addr` with this TLS configuration (TLS 1.3).
+pub fn server_endpoint(addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<quinn::Endpoint> {
+    let crypto = QuicServerConfig::try_from(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), addr)
+}
+
+/// Completes an incoming connection and takes the stream its client opens.
+pub async fn accept(incoming: quinn::Incoming) -> io::Result<QuicTransport> {
+    let conn = incoming.await.map_err(io::Error::other)?;
+    let (send, recv) = conn.accept_bi().await.map_err(io::Error::other)?;
+    Ok(QuicTransport {
+        send,
+        recv,
+        conn,
+        _endpoint: None,
+    })
+}
+
+/// Connects to `addr`, verifying the certificate for `server_name` against
+/// `config`'s roots, and opens the connection's stream.
+pub async fn connect(
+    addr: SocketAddr,
+    server_name: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> io::Result<QuicTransport> {
+    let crypto = QuicClientConfig::try_from(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let local: SocketAddr = if addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let mut endpoint = quinn::Endpoint::client(local)?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint
+        .connect(addr, server_name)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        .await
+        .map_err(io::Error::other)?;
+    let (send, recv) = conn.open_bi().await.map_err(io::Error::other)?;
+    Ok(QuicTransport {
+        send,
+        recv,
+        conn,
+        _endpoint: Some(endpoint),
+    })
+}
