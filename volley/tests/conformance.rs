@@ -338,3 +338,84 @@ async fn quic_carries_unreliable_events_as_datagrams() {
     // Reliable calls share the connection undisturbed.
     assert_eq!(client.invoke(ECHO, "still here".into()).await.unwrap(), "still here");
 }
+
+/// A UDP relay that drops one datagram in `one_in`, each way, by a fixed
+/// pseudo-random sequence (the run is repeatable).
+#[cfg(feature = "quic")]
+async fn lossy_relay(target: std::net::SocketAddr, one_in: u64) -> std::net::SocketAddr {
+    use std::sync::Arc;
+    use tokio::net::UdpSocket;
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    back.connect(target).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let client = Arc::new(std::sync::Mutex::new(None));
+    let drop_it = move |seed: &mut u64| {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed % one_in == 0
+    };
+    {
+        let (front, back, client) = (front.clone(), back.clone(), client.clone());
+        tokio::spawn(async move {
+            let (mut buf, mut seed) = (vec![0u8; 65536], 0x1234_5678u64);
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().unwrap() = Some(from);
+                if !drop_it(&mut seed) {
+                    let _ = back.send(&buf[..n]).await;
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let (mut buf, mut seed) = (vec![0u8; 65536], 0x8765_4321u64);
+        while let Ok(n) = back.recv(&mut buf).await {
+            let to = *client.lock().unwrap();
+            if let (Some(to), false) = (to, drop_it(&mut seed)) {
+                let _ = front.send_to(&buf[..n], to).await;
+            }
+        }
+    });
+    addr
+}
+
+#[cfg(feature = "quic")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_lossy_link_calls_all_complete_and_unreliable_events_are_partly_lost() {
+    const POSITION: ClientEvent<u32> = ClientEvent::new("Position").unreliable();
+    let protocol = Protocol::builder().remote(POSITION).remote(ECHO).build();
+    let (server_config, client_config) = tls_configs(true);
+    let server = Server::new(protocol.clone(), ServerConfig::default());
+    server.on_request_sync(ECHO, |_, s: String| Ok(s));
+    let addr = server
+        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
+        .unwrap();
+    // One datagram in ten lost, each way.
+    let relay = lossy_relay(addr, 10).await;
+    let client = Client::new(protocol, ClientConfig::default());
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = received.clone();
+    client.on_event(POSITION, move |_| {
+        r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    client.connect_quic(relay, "localhost", client_config).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+
+    // Reliable calls: every one completes, QUIC retransmits what the link loses.
+    for i in 0..200 {
+        let text = format!("call {i}");
+        assert_eq!(client.invoke(ECHO, text.clone()).await.unwrap(), text);
+    }
+    // Unreliable events: some are lost, none retransmitted.
+    for i in 0..400u32 {
+        let _ = server.fire(&player, POSITION, i);
+        if i % 20 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = received.load(std::sync::atomic::Ordering::Relaxed);
+    println!("unreliable events delivered over a 10% lossy link: {got} of 400");
+    assert!(got > 200 && got < 400, "{got} of 400 arrived");
+}
