@@ -3,8 +3,12 @@
 //! one expected.
 //!
 //! ```text
-//! cargo run --example client -- --addr 127.0.0.1:7777
+//! cargo run --example client -- --addr 127.0.0.1:7777                   # TCP
+//! cargo run --example client -- --addr 127.0.0.1:7777 --transport quic  # or ws, tls
 //! ```
+//!
+//! Over TLS and QUIC it trusts exactly the certificate the demo server wrote
+//! (`--cert <file>` to use another).
 
 mod shared;
 
@@ -44,7 +48,33 @@ async fn main() -> ExitCode {
         let _ = asked_tx.send(prompt.question);
         Ok(Confirm { confirmed: true })
     });
-    if let Err(e) = client.connect_tcp(addr.clone()).await {
+    let net = match Net::from_args() {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tls = if net.encrypted() {
+        let path = arg("--cert", &cert_path().display().to_string());
+        match std::fs::read(&path) {
+            Ok(cert) => Some(trusting(&cert)),
+            Err(e) => {
+                eprintln!("could not read the server's certificate {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let resolved = match addr.parse() {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            eprintln!("--addr {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = connect(&client, net, resolved, tls).await {
         eprintln!("could not connect to {addr}: {e}");
         return ExitCode::FAILURE;
     }

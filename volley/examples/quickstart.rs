@@ -3,7 +3,8 @@
 //! deliberate rejection and a timeout.
 //!
 //! ```text
-//! cargo run --example quickstart
+//! cargo run --example quickstart                      # over TCP
+//! cargo run --example quickstart -- --transport quic  # or ws, tls
 //! ```
 
 mod shared;
@@ -18,10 +19,18 @@ use volley::*;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter("warn").init();
 
+    let net = Net::from_args()?;
+    // TLS and QUIC: a self-signed certificate that the clients trust explicitly.
+    let (server_tls, cert) = if net.encrypted() {
+        let (config, cert) = self_signed();
+        (Some(config), Some(cert))
+    } else {
+        (None, None)
+    };
     let server = Server::new(protocol(), ServerConfig::default());
     demo_server(&server);
-    let addr = server.listen_tcp("127.0.0.1:0").await?;
-    println!("server listening on {addr} (TCP, loopback)");
+    let addr = listen(&server, net, "127.0.0.1:0", server_tls).await?;
+    println!("server listening on {addr} ({net:?}, loopback)");
 
     // Two clients; each prints the announcements it hears.
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
@@ -36,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  {name} is asked {:?} and answers yes", prompt.question);
             Ok(Confirm { confirmed: true })
         });
-        client.connect_tcp(addr).await?;
+        connect(&client, net, addr, cert.as_deref().map(trusting)).await?;
         println!("{name} connected");
         clients.push(client);
     }

@@ -2,8 +2,13 @@
 //! leaves and bad input, and stops cleanly on Ctrl-C.
 //!
 //! ```text
-//! cargo run --example server -- --addr 127.0.0.1:7777
+//! cargo run --example server -- --addr 127.0.0.1:7777                     # TCP
+//! cargo run --example server -- --addr 127.0.0.1:7777 --transport quic    # or ws, tls
 //! ```
+//!
+//! Over TLS and QUIC it makes a self-signed certificate and writes it where
+//! the demo client reads it (the system's temporary folder), so the client
+//! trusts that certificate explicitly; verification is never turned off.
 
 mod shared;
 
@@ -24,8 +29,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     server.on_player_added(move |player| {
         announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
     });
-    let addr = server.listen_tcp(arg("--addr", "127.0.0.1:7777")).await?;
-    println!("volley demo server on {addr}; Ctrl-C to stop");
+    let net = Net::from_args()?;
+    let tls = if net.encrypted() {
+        let (config, cert) = self_signed();
+        std::fs::write(cert_path(), cert)?;
+        println!("certificate for the demo client written to {}", cert_path().display());
+        Some(config)
+    } else {
+        None
+    };
+    let addr = listen(&server, net, &arg("--addr", "127.0.0.1:7777"), tls).await?;
+    println!("volley demo server on {addr} ({net:?}); Ctrl-C to stop");
 
     tokio::signal::ctrl_c().await?;
     println!("stopping: telling {} players", server.player_count());

@@ -120,3 +120,118 @@ pub fn demo_server(server: &Server) {
         chat.fire_all(ANNOUNCE, format!("{}: {line}", player.id()));
     });
 }
+
+/// Which transport the demo runs over: `--transport tcp|ws|tls|quic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    Tcp,
+    WebSocket,
+    Tls,
+    Quic,
+}
+
+impl Net {
+    /// From `--transport` on the command line; TCP by default.
+    pub fn from_args() -> Result<Self, String> {
+        match arg("--transport", "tcp").as_str() {
+            "tcp" => Ok(Net::Tcp),
+            "ws" | "websocket" => Ok(Net::WebSocket),
+            "tls" => Ok(Net::Tls),
+            "quic" => Ok(Net::Quic),
+            other => Err(format!("unknown transport {other:?}: use tcp, ws, tls or quic")),
+        }
+    }
+
+    /// Whether this transport needs a certificate.
+    pub fn encrypted(self) -> bool {
+        matches!(self, Net::Tls | Net::Quic)
+    }
+}
+
+/// The path the demo serves WebSocket clients on.
+pub const WS_PATH: &str = "/volley";
+
+/// Where the demo server writes its self-signed certificate for the demo client.
+pub fn cert_path() -> std::path::PathBuf {
+    std::env::temp_dir().join("volley-demo-cert.der")
+}
+
+use volley::transport::tls::rustls;
+
+/// A fresh self-signed certificate for "localhost": the server's TLS
+/// configuration and the certificate a client must trust, explicitly.
+pub fn self_signed() -> (std::sync::Arc<rustls::ServerConfig>, Vec<u8>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .expect("server certificate");
+    (std::sync::Arc::new(config), cert.to_vec())
+}
+
+/// A client TLS configuration that trusts exactly this certificate.
+pub fn trusting(cert: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(cert.to_vec()))
+        .expect("certificate");
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+/// Starts `server` listening over `net` on `addr`.
+pub async fn listen(
+    server: &Server,
+    net: Net,
+    addr: &str,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> std::io::Result<std::net::SocketAddr> {
+    match net {
+        Net::Tcp => server.listen_tcp(addr.to_string()).await,
+        Net::WebSocket => server.listen_ws(addr.to_string(), WS_PATH).await,
+        Net::Tls => {
+            server
+                .listen_tls(addr.to_string(), tls.expect("TLS configuration"))
+                .await
+        }
+        Net::Quic => {
+            let addr = addr
+                .parse()
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            server.listen_quic(addr, tls.expect("TLS configuration"))
+        }
+    }
+}
+
+/// Connects `client` over `net` to `addr`.
+pub async fn connect(
+    client: &Client,
+    net: Net,
+    addr: std::net::SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<(), ConnectError> {
+    match net {
+        Net::Tcp => client.connect_tcp(addr).await,
+        Net::WebSocket => client.connect_ws(addr, WS_PATH).await,
+        Net::Tls => {
+            client
+                .connect_tls(addr, "localhost", tls.expect("TLS configuration"))
+                .await
+        }
+        Net::Quic => {
+            client
+                .connect_quic(addr, "localhost", tls.expect("TLS configuration"))
+                .await
+        }
+    }
+}
