@@ -206,6 +206,21 @@ impl Client {
             .await
     }
 
+    /// Connects over secure WebSocket (`wss://`, features `websocket` and
+    /// `tls`), verifying the server's certificate for `server_name` against
+    /// `config`'s roots, then completes the handshake.
+    #[cfg(all(feature = "websocket", feature = "tls"))]
+    pub async fn connect_wss(
+        &self,
+        addr: impl ToSocketAddrs,
+        server_name: &str,
+        config: Arc<crate::transport::tls::rustls::ClientConfig>,
+        path: &str,
+    ) -> Result<(), ConnectError> {
+        let transport = crate::transport::websocket::connect_secure(addr, server_name, config, path).await?;
+        self.connect(transport).await
+    }
+
     /// Connects over QUIC (feature `quic`), verifying the server's certificate
     /// for `server_name` against `config`'s roots, then completes the
     /// handshake. Unreliable events then travel as datagrams.

@@ -87,7 +87,7 @@
 //! |---|---|---|
 //! | — | always | TCP and in-memory transports |
 //! | `tls` | off | TLS over TCP with rustls (ring): `Server::listen_tls`, `Client::connect_tls` |
-//! | `websocket` | off | WebSocket with tokio-tungstenite: `Server::listen_ws`, `Client::connect_ws` |
+//! | `websocket` | off | WebSocket with tokio-tungstenite: `Server::listen_ws`, `Client::connect_ws`; with `tls` also `wss://` (`listen_wss`, `connect_wss`) |
 //! | `quic` | off | QUIC with quinn (implies `tls`): `Server::listen_quic`, `Client::connect_quic`; unreliable events as datagrams |
 
 mod client;

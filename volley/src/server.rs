@@ -313,6 +313,35 @@ impl Server {
         .await
     }
 
+    /// Listens for secure WebSocket (`wss://`) clients on `addr`, at `path`
+    /// (features `websocket` and `tls`): the TLS handshake and the upgrade
+    /// together must finish within the session's handshake deadline.
+    #[cfg(all(feature = "websocket", feature = "tls"))]
+    pub async fn listen_wss(
+        &self,
+        addr: impl ToSocketAddrs,
+        path: &str,
+        config: Arc<crate::transport::tls::rustls::ServerConfig>,
+    ) -> io::Result<SocketAddr> {
+        let (server, path) = (self.clone(), Arc::<str>::from(path));
+        self.accept_tcp(addr, "secure WebSocket", move |stream| {
+            let (server, path, config) = (server.clone(), path.clone(), config.clone());
+            let deadline = server.inner.config.session.handshake_timeout;
+            tokio::spawn(async move {
+                let upgrade = async {
+                    let tls = crate::transport::tls::accept(stream, config).await?;
+                    crate::transport::websocket::accept(tls, &path).await
+                };
+                match tokio::time::timeout(deadline, upgrade).await {
+                    Ok(Ok(ws)) => server.serve(ws),
+                    Ok(Err(e)) => tracing::info!(error = %e, "secure WebSocket handshake failed"),
+                    Err(_) => tracing::info!("secure WebSocket handshake timed out"),
+                }
+            });
+        })
+        .await
+    }
+
     /// Listens for QUIC clients on `addr` (feature `quic`), with this TLS 1.3
     /// configuration. Each connection's handshake runs in its own task under
     /// the session's handshake deadline. Returns the bound address.

@@ -98,6 +98,22 @@ async fn over_tls() -> Env {
     finish(server, observed, cancelled, client, probe).await
 }
 
+#[cfg(all(feature = "websocket", feature = "tls"))]
+async fn over_secure_websocket() -> Env {
+    let (server_config, client_config) = tls_configs(true);
+    let (server, observed, cancelled) = server_with(ServerConfig::default());
+    let addr = server
+        .listen_wss("127.0.0.1:0", "/volley", server_config)
+        .await
+        .unwrap();
+    let (client, probe) = client_with(ClientConfig::default());
+    client
+        .connect_wss(addr, "localhost", client_config, "/volley")
+        .await
+        .unwrap();
+    finish(server, observed, cancelled, client, probe).await
+}
+
 #[cfg(feature = "quic")]
 async fn over_quic() -> Env {
     let (server_config, client_config) = tls_configs(true);
@@ -274,6 +290,8 @@ conformance!(tcp, over_tcp);
 conformance!(tls, over_tls);
 #[cfg(feature = "websocket")]
 conformance!(websocket, over_websocket);
+#[cfg(all(feature = "websocket", feature = "tls"))]
+conformance!(secure_websocket, over_secure_websocket);
 #[cfg(feature = "quic")]
 conformance!(quic, over_quic);
 
@@ -418,4 +436,59 @@ async fn over_a_lossy_link_calls_all_complete_and_unreliable_events_are_partly_l
     let got = received.load(std::sync::atomic::Ordering::Relaxed);
     println!("unreliable events delivered over a 10% lossy link: {got} of 400");
     assert!(got > 200 && got < 400, "{got} of 400 arrived");
+}
+
+#[cfg(all(feature = "websocket", feature = "tls", feature = "quic"))]
+#[tokio::test]
+async fn one_server_takes_every_transport_at_once() {
+    let (server_config, client_config) = tls_configs(true);
+    let (server, observed, _) = server_with(ServerConfig::default());
+    let tcp = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let ws = server.listen_ws("127.0.0.1:0", "/volley").await.unwrap();
+    let tls = server.listen_tls("127.0.0.1:0", server_config.clone()).await.unwrap();
+    let wss = server
+        .listen_wss("127.0.0.1:0", "/volley", server_config.clone())
+        .await
+        .unwrap();
+    let quic = server
+        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
+        .unwrap();
+
+    let mut probes = Vec::new();
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        let (client, probe) = client_with(ClientConfig::default());
+        match i {
+            0 => client.connect_tcp(tcp).await.unwrap(),
+            1 => client.connect_ws(ws, "/volley").await.unwrap(),
+            2 => client
+                .connect_tls(tls, "localhost", client_config.clone())
+                .await
+                .unwrap(),
+            3 => client
+                .connect_wss(wss, "localhost", client_config.clone(), "/volley")
+                .await
+                .unwrap(),
+            _ => client
+                .connect_quic(quic, "localhost", client_config.clone())
+                .await
+                .unwrap(),
+        }
+        clients.push(client);
+        probes.push(probe);
+    }
+    // Five players, however they came, reached and reaching the same way.
+    let players = wait_players(&server, 5).await;
+    assert_eq!(server.fire_all(ANNOUNCE, "everyone".into()), 5);
+    for probe in &mut probes {
+        assert_eq!(recv(&mut probe.announcements).await, "everyone");
+    }
+    for (client, player) in clients.iter().zip(&players) {
+        assert_eq!(
+            client.invoke(ECHO, "me".into()).await.unwrap(),
+            format!("{}:me", player.id().0)
+        );
+        client.fire(CHAT, "hi".into()).unwrap();
+    }
+    eventually("five chats", || observed.chats.lock().unwrap().len() == 5).await;
 }

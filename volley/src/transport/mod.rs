@@ -6,7 +6,7 @@
 //! | TCP | [`tcp`] | the default; `TCP_NODELAY` on both ends |
 //! | in-process memory | [`memory`] | for tests, single-player and listen servers |
 //! | TLS over TCP | `tls` (feature `tls`) | rustls; certificates always verified |
-//! | WebSocket | `websocket` (feature `websocket`) | binary messages, a chosen path |
+//! | WebSocket | `websocket` (feature `websocket`) | binary messages, a chosen path; over TLS with `tls` |
 //! | QUIC | `quic` (feature `quic`) | one stream for reliable traffic, datagrams for unreliable events |
 
 use std::fmt;

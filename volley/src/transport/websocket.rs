@@ -21,18 +21,45 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{tcp, Transport};
 
-/// A WebSocket connection seen as a byte stream.
+/// A WebSocket connection seen as a byte stream, over plain TCP (`S` =
+/// `TcpStream`) or TLS (feature `tls`, `wss://`).
 #[derive(Debug)]
-pub struct WsTransport {
-    ws: WebSocketStream<TcpStream>,
+pub struct WsTransport<S = TcpStream> {
+    ws: WebSocketStream<S>,
     /// The rest of the last binary message, not read yet.
     pending: Bytes,
     peer: Option<SocketAddr>,
 }
 
-impl WsTransport {
-    fn new(ws: WebSocketStream<TcpStream>) -> Self {
-        let peer = ws.get_ref().peer_addr().ok();
+/// The streams a WebSocket can run over, and how each names its peer.
+pub trait WsStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The peer's address.
+    fn peer(&self) -> Option<SocketAddr>;
+}
+
+impl WsStream for TcpStream {
+    fn peer(&self) -> Option<SocketAddr> {
+        self.peer_addr().ok()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl WsStream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn peer(&self) -> Option<SocketAddr> {
+        self.get_ref().0.peer_addr().ok()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl WsStream for tokio_rustls::client::TlsStream<TcpStream> {
+    fn peer(&self) -> Option<SocketAddr> {
+        self.get_ref().0.peer_addr().ok()
+    }
+}
+
+impl<S: WsStream> WsTransport<S> {
+    fn new(ws: WebSocketStream<S>) -> Self {
+        let peer = ws.get_ref().peer();
         Self {
             ws,
             pending: Bytes::new(),
@@ -48,7 +75,7 @@ fn io_error(e: tungstenite::Error) -> io::Error {
     }
 }
 
-impl AsyncRead for WsTransport {
+impl<S: WsStream> AsyncRead for WsTransport<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         loop {
             if !self.pending.is_empty() {
@@ -74,7 +101,7 @@ impl AsyncRead for WsTransport {
     }
 }
 
-impl AsyncWrite for WsTransport {
+impl<S: WsStream> AsyncWrite for WsTransport<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io_error)?;
         Pin::new(&mut self.ws)
@@ -92,15 +119,15 @@ impl AsyncWrite for WsTransport {
     }
 }
 
-impl Transport for WsTransport {
+impl<S: WsStream> Transport for WsTransport<S> {
     fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
     }
 }
 
-/// Completes the server side of the WebSocket upgrade on an accepted socket,
-/// refusing (HTTP 404) a request for any other path than `path`.
-pub async fn accept(stream: TcpStream, path: &str) -> io::Result<WsTransport> {
+/// Completes the server side of the WebSocket upgrade on an accepted stream
+/// (TCP, or TLS for `wss://`), refusing (HTTP 404) any other path than `path`.
+pub async fn accept<S: WsStream>(stream: S, path: &str) -> io::Result<WsTransport<S>> {
     // The shape of this callback is tungstenite's, large error type included.
     #[allow(clippy::result_large_err)]
     let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
@@ -122,6 +149,22 @@ pub async fn accept(stream: TcpStream, path: &str) -> io::Result<WsTransport> {
 pub async fn connect(addr: impl ToSocketAddrs, path: &str) -> io::Result<WsTransport> {
     let stream = tcp::connect(addr).await?;
     let url = format!("ws://{}{path}", stream.peer_addr()?);
+    let (ws, _) = tokio_tungstenite::client_async(url, stream).await.map_err(io_error)?;
+    Ok(WsTransport::new(ws))
+}
+
+/// Opens a TLS connection to `addr` (verifying the certificate for
+/// `server_name` against `config`'s roots) and upgrades it to a WebSocket at
+/// `path`: `wss://`.
+#[cfg(feature = "tls")]
+pub async fn connect_secure(
+    addr: impl ToSocketAddrs,
+    server_name: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    path: &str,
+) -> io::Result<WsTransport<tokio_rustls::client::TlsStream<TcpStream>>> {
+    let stream = super::tls::connect(addr, server_name, config).await?;
+    let url = format!("wss://{server_name}{path}");
     let (ws, _) = tokio_tungstenite::client_async(url, stream).await.map_err(io_error)?;
     Ok(WsTransport::new(ws))
 }
