@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWrite;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -56,7 +55,7 @@ pub(crate) struct Conn {
 
 /// The write side of the transport, shared so that a caller can write a lone
 /// call itself instead of handing it to the driver (one task hop less).
-pub(crate) type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+pub(crate) type Writer = crate::transport::WriteSide;
 
 /// Largest read or write buffer kept once empty; a bigger one is dropped, so
 /// a connection does not keep the memory of its largest burst.

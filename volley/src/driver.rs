@@ -14,14 +14,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, ReadHalf};
+use tokio::io::AsyncReadExt;
 use tokio::time::Sleep;
 use volley_proto::{CloseReason, Status};
 
 use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, KEEP_BUFFER};
 use crate::endpoint::{Endpoint, Outcome};
 use crate::middleware::{ByteBudget, TokenBucket};
-use crate::transport::{Datagrams, Transport};
+use crate::transport::{Datagrams, ReadSide, Transport};
 
 /// How long a closing connection may take to flush its goodbye: 1 s.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -135,10 +135,10 @@ pub(crate) trait Side: Send + 'static {
     fn closed(&mut self, reason: CloseReason);
 }
 
-pub(crate) struct Driver<T, S> {
+pub(crate) struct Driver<S> {
     conn: Arc<Conn>,
     /// The transport's read side; its write side is in the connection state.
-    transport: ReadHalf<T>,
+    transport: ReadSide,
     side: S,
     reader: Reader,
     /// Events taken from the session, dispatched without holding its lock.
@@ -156,13 +156,13 @@ pub(crate) struct Driver<T, S> {
     linger: Option<Pin<Box<Sleep>>>,
 }
 
-impl<T: Transport, S: Side> Driver<T, S> {
-    pub(crate) fn new(conn: Arc<Conn>, mut transport: T, side: S, budget: Option<ByteBudget>) -> Self {
+impl<S: Side> Driver<S> {
+    pub(crate) fn new<T: Transport>(conn: Arc<Conn>, mut transport: T, side: S, budget: Option<ByteBudget>) -> Self {
         let datagrams = transport.take_datagrams();
-        let (transport, writer) = tokio::io::split(transport);
+        let (transport, writer) = transport.split();
         {
             let mut state = conn.lock();
-            state.install_writer(Box::pin(writer));
+            state.install_writer(writer);
             if let Some(datagrams) = &datagrams {
                 state.session.enable_datagrams(datagrams.max_size);
             }
@@ -298,7 +298,7 @@ impl<T: Transport, S: Side> Driver<T, S> {
             self.reader.buf.reserve(self.reader.chunk);
         }
         let room = self.reader.buf.capacity() - self.reader.buf.len();
-        match tokio_util::io::poll_read_buf(Pin::new(&mut self.transport), cx, &mut self.reader.buf) {
+        match tokio_util::io::poll_read_buf(self.transport.as_mut(), cx, &mut self.reader.buf) {
             Poll::Pending => Input::Nothing,
             Poll::Ready(Ok(0)) => {
                 self.reader.done = true;

@@ -40,6 +40,18 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
         None
     }
 
+    /// Splits the transport into its read and write sides, which the
+    /// connection uses from different tasks. The default shares the
+    /// transport behind a small lock; a transport with halves of its own
+    /// (TCP) returns those.
+    fn split(self) -> (ReadSide, WriteSide)
+    where
+        Self: Sized,
+    {
+        let (read, write) = tokio::io::split(self);
+        (Box::pin(read), Box::pin(write))
+    }
+
     /// The transport's unreliable datagram channel, if it has one (QUIC).
     /// Unreliable events then travel as datagrams; without one they travel
     /// on the stream. Called once, when the connection starts.
@@ -47,6 +59,11 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
         None
     }
 }
+
+/// A transport's read side.
+pub type ReadSide = Pin<Box<dyn AsyncRead + Send>>;
+/// A transport's write side.
+pub type WriteSide = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// An unreliable, unordered datagram channel beside a transport's stream.
 pub struct Datagrams {

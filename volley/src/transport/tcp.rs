@@ -15,6 +15,12 @@ impl Transport for TcpStream {
     fn peer_addr(&self) -> Option<SocketAddr> {
         TcpStream::peer_addr(self).ok()
     }
+
+    /// TCP's own halves: no lock between the reading and the writing side.
+    fn split(self) -> (super::ReadSide, super::WriteSide) {
+        let (read, write) = self.into_split();
+        (Box::pin(read), Box::pin(write))
+    }
 }
 
 /// Opens a TCP connection with `TCP_NODELAY` set.
