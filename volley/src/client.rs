@@ -15,7 +15,7 @@ use crate::conn::{now, Conn};
 use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{ConnectError, EventError, FunctionError, Reject};
-use crate::locks::{read, write};
+use crate::locks::{lock, read, write};
 use crate::middleware::{BoxFuture, Middleware};
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToClient};
 use crate::transport::{tcp, Transport};
@@ -173,7 +173,7 @@ impl Client {
     }
 
     fn conn(&self) -> Option<Arc<Conn>> {
-        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.inner.conn).clone()
     }
 
     // ---- connecting ----
@@ -189,7 +189,7 @@ impl Client {
             let addr = addr.clone();
             Box::pin(async move { client.connect(tcp::connect(addr).await?).await })
         });
-        *self.inner.redial.lock().unwrap_or_else(|e| e.into_inner()) = Some(redial);
+        *lock(&self.inner.redial) = Some(redial);
         Ok(())
     }
 
@@ -253,7 +253,7 @@ impl Client {
     /// different remote declarations).
     pub async fn connect<T: Transport>(&self, transport: T) -> Result<(), ConnectError> {
         let conn = {
-            let mut slot = self.inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = lock(&self.inner.conn);
             if slot.as_ref().is_some_and(|c| !c.lock().session.is_closed()) {
                 return Err(ConnectError::AlreadyConnected);
             }
@@ -296,7 +296,7 @@ impl Client {
 
     /// Why the last connection ended, if one did.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.inner.last_close.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.inner.last_close).clone()
     }
 
     /// Calls `hook` when an established connection ends, with the reason (a
@@ -510,12 +510,12 @@ impl Side for ClientSide {
 
     fn closed(&mut self, reason: CloseReason) {
         {
-            let mut slot = self.client.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = lock(&self.client.conn);
             if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.conn)) {
                 *slot = None;
             }
         }
-        *self.client.last_close.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        *lock(&self.client.last_close) = Some(reason.clone());
         if let Some(done) = self.handshake.take() {
             let _ = done.send(Err(reason));
             return;
@@ -535,7 +535,7 @@ impl Side for ClientSide {
                     ..
                 }
         );
-        let redial = self.client.redial.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let redial = lock(&self.client.redial).clone();
         if let (true, Some(policy), Some(redial)) = (lost, self.client.config.reconnect, redial) {
             let client = Client {
                 inner: self.client.clone(),

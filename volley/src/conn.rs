@@ -20,6 +20,7 @@ use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Sessio
 
 use crate::endpoint::Answer;
 use crate::error::{EventError, FunctionError};
+use crate::locks::lock;
 
 /// The clock every session of this process is driven by: tokio's, so tests
 /// with paused time control volley's timeouts too.
@@ -270,7 +271,7 @@ impl Conn {
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
         // Nothing panics while holding this lock except on a bug in volley;
         // recover the state rather than poisoning every other handle.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -376,9 +377,7 @@ impl Conn {
 
     /// Says goodbye; the driver flushes it and closes the transport.
     pub(crate) fn close(&self, code: GoodbyeCode, message: &str) {
-        let mut state = self.lock();
-        state.session.close(code, message);
-        state.wake_driver();
+        self.with_session(|session| session.close(code, message));
     }
 }
 

@@ -55,6 +55,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::Reject;
+use crate::locks::lock;
 use crate::server::{Player, PlayerId};
 
 /// A boxed, sendable future.
@@ -371,7 +372,7 @@ impl RateLimit {
 impl Middleware<Player> for RateLimit {
     fn admit(&self, peer: &Player, remote: &'static str, _size: usize) -> Result<(), Reject> {
         let now = crate::conn::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = lock(&self.buckets);
         let bucket = buckets
             .entry((peer.id(), remote))
             .or_insert_with(|| TokenBucket::full(self.burst, now));
@@ -384,7 +385,7 @@ impl Middleware<Player> for RateLimit {
     }
 
     fn disconnected(&self, peer: &Player) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = lock(&self.buckets);
         buckets.retain(|(id, _), _| *id != peer.id());
     }
 }
@@ -418,7 +419,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = lock(&self.running);
         if let Some(n) = running.get_mut(&self.player) {
             *n -= 1;
             if *n == 0 {
@@ -436,7 +437,7 @@ impl Middleware<Player> for ConcurrencyLimit {
     fn call(&self, req: Request<Player>, next: Next<Player>) -> BoxFuture<CallResult> {
         let player = req.peer().id();
         {
-            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let mut running = lock(&self.running);
             let n = running.entry(player).or_insert(0);
             if *n >= self.max {
                 return Box::pin(async { Err(Reject::overloaded()) });

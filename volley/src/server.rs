@@ -22,7 +22,7 @@ use crate::conn::{now, Conn};
 use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{EventError, FunctionError, Reject};
-use crate::locks::{read, write};
+use crate::locks::{lock, read, write};
 use crate::middleware::{BoxFuture, ByteBudget, Middleware};
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToServer};
 use crate::transport::{memory, tcp, Transport};
@@ -280,15 +280,7 @@ impl Server {
     ) -> io::Result<SocketAddr> {
         let server = self.clone();
         self.accept_tcp(addr, "TLS", move |stream| {
-            let (server, config) = (server.clone(), config.clone());
-            let deadline = server.inner.config.session.handshake_timeout;
-            tokio::spawn(async move {
-                match tokio::time::timeout(deadline, crate::transport::tls::accept(stream, config)).await {
-                    Ok(Ok(tls)) => server.serve(tls),
-                    Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::info!("TLS handshake timed out"),
-                }
-            });
+            server.serve_after("TLS", crate::transport::tls::accept(stream, config.clone()));
         })
         .await
     }
@@ -300,14 +292,9 @@ impl Server {
     pub async fn listen_ws(&self, addr: impl ToSocketAddrs, path: &str) -> io::Result<SocketAddr> {
         let (server, path) = (self.clone(), Arc::<str>::from(path));
         self.accept_tcp(addr, "WebSocket", move |stream| {
-            let (server, path) = (server.clone(), path.clone());
-            let deadline = server.inner.config.session.handshake_timeout;
-            tokio::spawn(async move {
-                match tokio::time::timeout(deadline, crate::transport::websocket::accept(stream, &path)).await {
-                    Ok(Ok(ws)) => server.serve(ws),
-                    Ok(Err(e)) => tracing::info!(error = %e, "WebSocket upgrade failed"),
-                    Err(_) => tracing::info!("WebSocket upgrade timed out"),
-                }
+            let path = path.clone();
+            server.serve_after("WebSocket", async move {
+                crate::transport::websocket::accept(stream, &path).await
             });
         })
         .await
@@ -325,18 +312,10 @@ impl Server {
     ) -> io::Result<SocketAddr> {
         let (server, path) = (self.clone(), Arc::<str>::from(path));
         self.accept_tcp(addr, "secure WebSocket", move |stream| {
-            let (server, path, config) = (server.clone(), path.clone(), config.clone());
-            let deadline = server.inner.config.session.handshake_timeout;
-            tokio::spawn(async move {
-                let upgrade = async {
-                    let tls = crate::transport::tls::accept(stream, config).await?;
-                    crate::transport::websocket::accept(tls, &path).await
-                };
-                match tokio::time::timeout(deadline, upgrade).await {
-                    Ok(Ok(ws)) => server.serve(ws),
-                    Ok(Err(e)) => tracing::info!(error = %e, "secure WebSocket handshake failed"),
-                    Err(_) => tracing::info!("secure WebSocket handshake timed out"),
-                }
+            let (path, config) = (path.clone(), config.clone());
+            server.serve_after("secure WebSocket", async move {
+                let tls = crate::transport::tls::accept(stream, config).await?;
+                crate::transport::websocket::accept(tls, &path).await
             });
         })
         .await
@@ -354,24 +333,11 @@ impl Server {
         let endpoint = crate::transport::quic::server_endpoint(addr, config)?;
         let local = endpoint.local_addr()?;
         let server = self.clone();
-        let accepting = tokio::spawn(async move {
+        self.keep_listener(tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
-                let server = server.clone();
-                let deadline = server.inner.config.session.handshake_timeout;
-                tokio::spawn(async move {
-                    match tokio::time::timeout(deadline, crate::transport::quic::accept(incoming)).await {
-                        Ok(Ok(quic)) => server.serve(quic),
-                        Ok(Err(e)) => tracing::info!(error = %e, "QUIC handshake failed"),
-                        Err(_) => tracing::info!("QUIC handshake timed out"),
-                    }
-                });
+                server.serve_after("QUIC", crate::transport::quic::accept(incoming));
             }
-        });
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(accepting.abort_handle());
+        }));
         tracing::info!(%local, "listening on QUIC");
         Ok(local)
     }
@@ -387,7 +353,7 @@ impl Server {
     ) -> io::Result<SocketAddr> {
         let listener = tcp::bind(addr).await?;
         let local = listener.local_addr()?;
-        let accepting = tokio::spawn(async move {
+        self.keep_listener(tokio::spawn(async move {
             loop {
                 match tcp::accept(&listener).await {
                     Ok((stream, _)) => each(stream),
@@ -398,14 +364,34 @@ impl Server {
                     }
                 }
             }
-        });
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(accepting.abort_handle());
+        }));
         tracing::info!(%local, "listening on {what}");
         Ok(local)
+    }
+
+    /// Keeps an accept loop's handle, so [`shutdown`](Self::shutdown) stops it.
+    fn keep_listener(&self, accepting: tokio::task::JoinHandle<()>) {
+        lock(&self.inner.listeners).push(accepting.abort_handle());
+    }
+
+    /// Runs a transport's own handshake (TLS, WebSocket upgrade, QUIC) in its
+    /// own task, under the session's handshake deadline, then serves the
+    /// connection; a failed or late handshake is logged and dropped.
+    #[cfg(any(feature = "tls", feature = "websocket", feature = "quic"))]
+    fn serve_after<T: Transport>(
+        &self,
+        what: &'static str,
+        handshake: impl Future<Output = io::Result<T>> + Send + 'static,
+    ) {
+        let server = self.clone();
+        let deadline = self.inner.config.session.handshake_timeout;
+        tokio::spawn(async move {
+            match tokio::time::timeout(deadline, handshake).await {
+                Ok(Ok(transport)) => server.serve(transport),
+                Ok(Err(e)) => tracing::info!(error = %e, "{what} handshake failed"),
+                Err(_) => tracing::info!("{what} handshake timed out"),
+            }
+        });
     }
 
     /// Runs the server end of a connection over any transport, in its own task.
@@ -455,7 +441,7 @@ impl Server {
     /// goodbyes).
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        for accepting in self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for accepting in lock(&self.inner.listeners).drain(..) {
             accepting.abort();
         }
         let players = self.players();
