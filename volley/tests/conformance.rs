@@ -321,18 +321,32 @@ async fn tls_verifies_the_certificate() {
     assert_eq!(server.player_count(), 0);
 }
 
+/// A QUIC server for `protocol` answering `ECHO`, its address, and a client
+/// TLS configuration that trusts it.
 #[cfg(feature = "quic")]
-#[tokio::test]
-async fn quic_carries_unreliable_events_as_datagrams() {
-    const POSITION: ClientEvent<(u32, f32)> = ClientEvent::new("Position").unreliable();
-    const BIG: ClientEvent<Vec<u8>> = ClientEvent::new("Big").unreliable();
-    let protocol = Protocol::builder().remote(POSITION).remote(BIG).remote(ECHO).build();
+fn quic_echo_server(
+    protocol: &Protocol,
+) -> (
+    Server,
+    std::net::SocketAddr,
+    std::sync::Arc<volley::transport::tls::rustls::ClientConfig>,
+) {
     let (server_config, client_config) = tls_configs(true);
     let server = Server::new(protocol.clone(), ServerConfig::default());
     server.on_request_sync(ECHO, |_, s: String| Ok(s));
     let addr = server
         .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
         .unwrap();
+    (server, addr, client_config)
+}
+
+#[cfg(feature = "quic")]
+#[tokio::test]
+async fn quic_carries_unreliable_events_as_datagrams() {
+    const POSITION: ClientEvent<(u32, f32)> = ClientEvent::new("Position").unreliable();
+    const BIG: ClientEvent<Vec<u8>> = ClientEvent::new("Big").unreliable();
+    let protocol = Protocol::builder().remote(POSITION).remote(BIG).remote(ECHO).build();
+    let (server, addr, client_config) = quic_echo_server(&protocol);
     let client = Client::new(protocol, ClientConfig::default());
     let (tx, mut rx) = mpsc::unbounded_channel();
     client.on_event(POSITION, move |p| {
@@ -403,12 +417,7 @@ async fn lossy_relay(target: std::net::SocketAddr, one_in: u64) -> std::net::Soc
 async fn over_a_lossy_link_calls_all_complete_and_unreliable_events_are_partly_lost() {
     const POSITION: ClientEvent<u32> = ClientEvent::new("Position").unreliable();
     let protocol = Protocol::builder().remote(POSITION).remote(ECHO).build();
-    let (server_config, client_config) = tls_configs(true);
-    let server = Server::new(protocol.clone(), ServerConfig::default());
-    server.on_request_sync(ECHO, |_, s: String| Ok(s));
-    let addr = server
-        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
-        .unwrap();
+    let (server, addr, client_config) = quic_echo_server(&protocol);
     // One datagram in ten lost, each way.
     let relay = lossy_relay(addr, 10).await;
     let client = Client::new(protocol, ClientConfig::default());
