@@ -227,8 +227,11 @@ impl<S: Side> Driver<S> {
                     first = false;
                 }
                 self.reader.feed(&mut state, input, fired);
-                for datagram in self.datagrams_in.drain(..) {
-                    state.session.handle_datagram(BytesMut::from(datagram), now());
+                if !self.datagrams_in.is_empty() {
+                    let at = now();
+                    for datagram in self.datagrams_in.drain(..) {
+                        state.session.handle_datagram(BytesMut::from(datagram), at);
+                    }
                 }
                 state.drain_events(&mut self.events, &mut self.ended);
                 if fired {
