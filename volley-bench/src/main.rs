@@ -576,6 +576,7 @@ fn main() {
     if let Some(what) = args.iter().position(|a| a == "--profile").and_then(|i| args.get(i + 1)) {
         // A single system and scenario for a few seconds, for perf or callgrind.
         let what = what.clone();
+        let seconds = flag("--seconds").unwrap_or(5);
         let task = runtime.spawn(async move {
             let rpc = Rpc::Volley;
             let addr = rpc.serve().await;
@@ -583,7 +584,7 @@ fn main() {
             let start = Instant::now();
             let mut calls = 0;
             let mut raw_stream = raw::connect(raw::serve().await).await;
-            while start.elapsed() < Duration::from_secs(5) {
+            while start.elapsed() < Duration::from_secs(seconds) {
                 match what.as_str() {
                     "raw" => calls += raw::rtt(&mut raw_stream, 1000).await.len(),
                     "rtt" => calls += sequential(&caller, 1000).await.len(),

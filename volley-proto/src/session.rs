@@ -1,6 +1,8 @@
 //! The session state machine: one connection's protocol, without I/O.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -346,8 +348,10 @@ pub struct Session {
     /// long, and most calls share a timeout so inserts land at the back: a
     /// sorted deque beats a tree here and allocates nothing once warm.
     deadlines: VecDeque<(Instant, CallId)>,
-    /// The peer's calls we are handling.
-    incoming: HashSet<CallId>,
+    /// The peer's calls we are handling. A fast, unkeyed hash: the peer
+    /// picks these ids and could make them collide, but the set never holds
+    /// more than `max_incoming_calls`, so the worst case stays a short scan.
+    incoming: FxHashSet<CallId>,
     /// Unreliable events dropped because the output was backed up.
     unreliable_dropped: u64,
     /// Largest datagram the transport takes, if it has datagrams: unreliable
@@ -399,7 +403,7 @@ impl Session {
             free_ids: Vec::new(),
             calls_taken: 0,
             deadlines: VecDeque::new(),
-            incoming: HashSet::new(),
+            incoming: FxHashSet::default(),
         }
     }
 

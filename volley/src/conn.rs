@@ -13,11 +13,10 @@ use std::task::{Context, Poll, Waker};
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Session, SessionEvent, Status};
 
+use crate::completion::{completion, CallResult, Completer, Completion};
 use crate::endpoint::Answer;
 use crate::error::{EventError, FunctionError};
 use crate::locks::lock;
@@ -28,10 +27,8 @@ pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-type CallResult = Result<Bytes, FunctionError>;
-
-/// A call that ended: its caller's channel and how it ended.
-pub(crate) type Ended = (oneshot::Sender<CallResult>, CallOutcome);
+/// A call that ended: where its caller waits, and how it ended.
+pub(crate) type Ended = (Completer, CallOutcome);
 
 /// Hands each ended call to its caller. Call without holding the lock.
 pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
@@ -46,7 +43,7 @@ pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
             _ => Err(FunctionError::Disconnected),
         };
         // The caller may have just dropped its future; then nobody is waiting.
-        let _ = waiter.send(result);
+        waiter.complete(result);
     }
 }
 
@@ -73,6 +70,49 @@ pub(crate) enum Flush {
     Failed,
 }
 
+/// Callers waiting for our calls to end, indexed by call id (the session
+/// hands out small ids, reusing freed ones first, so a vector beats a hash
+/// map), each with the sequence number of its call: a dropped caller must not
+/// cancel a newer call that reused its id.
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<(u64, Completer)>>,
+    len: usize,
+}
+
+impl Waiters {
+    fn insert(&mut self, id: CallId, seq: u64, waiter: Completer) {
+        let at = id as usize;
+        if at >= self.slots.len() {
+            self.slots.resize_with(at + 1, || None);
+        }
+        if self.slots[at].replace((seq, waiter)).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, id: CallId) -> Option<Completer> {
+        let (_, waiter) = self.slots.get_mut(id as usize)?.take()?;
+        self.len -= 1;
+        Some(waiter)
+    }
+
+    /// Removes the waiter of call `id` if it is still call `seq`'s.
+    fn remove_if(&mut self, id: CallId, seq: u64) -> bool {
+        match self.slots.get(id as usize) {
+            Some(Some((s, _))) if *s == seq => self.remove(id).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Gives the table's memory back when no call is waiting.
+    fn release_if_empty(&mut self) {
+        if self.len == 0 {
+            self.slots = Vec::new();
+        }
+    }
+}
+
 pub(crate) struct ConnState {
     pub(crate) session: Session,
     /// The transport's write side, installed by the driver.
@@ -85,10 +125,8 @@ pub(crate) struct ConnState {
     /// A call written without waking the driver must wake it if its deadline
     /// comes earlier.
     pub(crate) timer_armed: Option<Instant>,
-    /// Callers waiting for our calls to end, by call id, with the sequence
-    /// number of the call (a dropped caller must not cancel a newer call that
-    /// reused its id).
-    waiters: HashMap<CallId, (u64, oneshot::Sender<CallResult>)>,
+    /// Callers waiting for our calls to end.
+    waiters: Waiters,
     /// Async handlers running for the peer's calls, by the peer's call id. The
     /// sequence number tells a finishing task whether the slot is still its
     /// own: after a cancel the peer may reuse the id for a new call.
@@ -174,6 +212,7 @@ impl ConnState {
     /// A quiet connection gives its write buffers back.
     pub(crate) fn release_idle_buffers(&mut self) {
         self.session.release_idle_buffers();
+        self.waiters.release_if_empty();
         if self.output_idle() {
             self.out = Vec::new();
             self.written = 0;
@@ -192,12 +231,19 @@ impl ConnState {
         while let Some(event) = self.session.poll_event() {
             match event {
                 SessionEvent::CallEnded { id, outcome } => {
-                    if let Some((_, waiter)) = self.waiters.remove(&id) {
+                    if let Some(waiter) = self.waiters.remove(id) {
                         ended.push((waiter, outcome));
                     }
                 }
                 other => others.push(other),
             }
+        }
+    }
+
+    /// Answers the peer's call `id`, unless it is no longer in flight.
+    pub(crate) fn respond(&mut self, id: CallId, status: Status, payload: &[u8]) {
+        if self.session.respond(id, status, payload) {
+            self.wake_driver();
         }
     }
 
@@ -259,7 +305,7 @@ impl Conn {
                 written: 0,
                 write_failed: false,
                 timer_armed: None,
-                waiters: HashMap::new(),
+                waiters: Waiters::default(),
                 running: HashMap::new(),
                 next_seq: 0,
                 driver: None,
@@ -296,9 +342,9 @@ impl Conn {
             }
             _ => FunctionError::Disconnected,
         })?;
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = completion();
         let seq = state.next_seq();
-        state.waiters.insert(id, (seq, tx));
+        state.waiters.insert(id, seq, tx);
         // A lone call on an idle connection is written from here: no hand-off
         // to the driver, which sequential callers would pay on every call.
         // Calls made in a burst go to the driver, which writes them together.
@@ -329,16 +375,6 @@ impl Conn {
         Ok(())
     }
 
-    pub(crate) fn respond(&self, id: CallId, (status, payload): Answer) {
-        {
-            let mut state = self.lock();
-            if state.session.respond(id, status, &payload) {
-                state.wake_driver();
-            }
-        }
-        crate::endpoint::recycle(payload);
-    }
-
     /// Runs an async handler for the peer's call `id` as its own task.
     pub(crate) fn spawn_handler(self: &Arc<Self>, id: CallId, handler: Pin<Box<dyn Future<Output = Answer> + Send>>) {
         let conn = self.clone();
@@ -351,9 +387,7 @@ impl Conn {
             let mut state = conn.lock();
             if matches!(state.running.get(&id), Some((s, _)) if *s == seq) {
                 state.running.remove(&id);
-                if state.session.respond(id, answer.0, &answer.1) {
-                    state.wake_driver();
-                }
+                state.respond(id, answer.0, &answer.1);
             }
             drop(state);
             crate::endpoint::recycle(answer.1);
@@ -388,7 +422,7 @@ pub(crate) struct PendingCall {
     conn: Arc<Conn>,
     id: CallId,
     seq: u64,
-    rx: oneshot::Receiver<CallResult>,
+    rx: Completion,
     done: bool,
 }
 
@@ -398,8 +432,7 @@ impl Future for PendingCall {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
         let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
         self.done = true;
-        // The sender is only dropped unsent if the connection's state went away.
-        Poll::Ready(result.unwrap_or(Err(FunctionError::Disconnected)))
+        Poll::Ready(result)
     }
 }
 
@@ -409,13 +442,10 @@ impl Drop for PendingCall {
             return;
         }
         let mut state = self.conn.lock();
-        // Still ours only if the call has not ended (ended calls leave the map,
-        // and their id may already belong to a newer call).
-        if matches!(state.waiters.get(&self.id), Some((seq, _)) if *seq == self.seq) {
-            state.waiters.remove(&self.id);
-            if state.session.cancel(self.id) {
-                state.wake_driver();
-            }
+        // Still ours only if the call has not ended (ended calls leave the
+        // table, and their id may already belong to a newer call).
+        if state.waiters.remove_if(self.id, self.seq) && state.session.cancel(self.id) {
+            state.wake_driver();
         }
     }
 }

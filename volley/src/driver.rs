@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::time::Sleep;
-use volley_proto::{CloseReason, Status};
+use volley_proto::{CallId, CloseReason, Status};
 
 use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, KEEP_BUFFER};
-use crate::endpoint::{Endpoint, Outcome};
+use crate::endpoint::{Answer, Endpoint, Outcome};
 use crate::middleware::{ByteBudget, TokenBucket};
 use crate::transport::{Datagrams, ReadSide, Transport};
 
@@ -145,6 +145,12 @@ pub(crate) struct Driver<S> {
     events: Vec<volley_proto::SessionEvent>,
     /// Calls that ended, handed to their callers without holding the lock.
     ended: Vec<Ended>,
+    /// Answers of handlers that ran inline, given to the session in one lock
+    /// per batch of requests: id, status and where the payload ends in
+    /// `answer_bytes` (one buffer for the batch, so the payload buffers go
+    /// back to their pool at once).
+    answers: Vec<(CallId, Status, usize)>,
+    answer_bytes: Vec<u8>,
     /// The transport's datagram channel, if any, and datagrams on their way
     /// in and out (moved across the lock in batches).
     datagrams: Option<Datagrams>,
@@ -180,6 +186,8 @@ impl<S: Side> Driver<S> {
             side,
             events: Vec::new(),
             ended: Vec::new(),
+            answers: Vec::new(),
+            answer_bytes: Vec::new(),
             datagrams,
             datagrams_in: Vec::new(),
             datagrams_out: Vec::new(),
@@ -341,12 +349,16 @@ impl<S: Side> Driver<S> {
         self.timer.as_mut().poll(cx).is_ready()
     }
 
-    /// The timer fired: a quiet connection gives its read buffer back (the
-    /// write buffers went back in the same lock that fired the timer).
+    /// The timer fired: a quiet connection gives its read and answer buffers
+    /// back (the write buffers went back in the same lock that fired the
+    /// timer).
     fn release_idle_buffers(&mut self) {
         if self.reader.buf.is_empty() {
             self.reader.buf = BytesMut::new();
         }
+        // Empty between batches.
+        self.answers = Vec::new();
+        self.answer_bytes = Vec::new();
     }
 
     /// Hands ended calls to their callers and acts on the session's events
@@ -371,7 +383,18 @@ impl<S: Side> Driver<S> {
             for event in events.drain(..) {
                 self.handle_event(event);
             }
-            self.conn.lock().drain_events(&mut events, &mut self.ended);
+            let mut state = self.conn.lock();
+            let mut start = 0;
+            for (id, status, end) in self.answers.drain(..) {
+                state.respond(id, status, &self.answer_bytes[start..end]);
+                start = end;
+            }
+            state.drain_events(&mut events, &mut self.ended);
+            drop(state);
+            self.answer_bytes.clear();
+            if self.answer_bytes.capacity() > KEEP_BUFFER {
+                self.answer_bytes = Vec::new();
+            }
         }
         self.events = events;
         any
@@ -383,14 +406,14 @@ impl<S: Side> Driver<S> {
             E::Request { id, remote, payload } => {
                 let endpoint = self.side.endpoint();
                 match endpoint.handle_request(self.side.ctx().clone(), remote, &payload) {
-                    Outcome::Ready(answer) => self.conn.respond(id, answer),
+                    Outcome::Ready(answer) => self.answer(id, answer),
                     Outcome::Pending(handler) => match poll_once(handler) {
-                        Ok(answer) => self.conn.respond(id, answer),
+                        Ok(answer) => self.answer(id, answer),
                         Err(handler) => self.conn.spawn_handler(id, handler),
                     },
                     Outcome::Bad(reason) => {
                         endpoint.report_bad_request(self.side.ctx(), remote, reason);
-                        self.conn.respond(id, (Status::BadRequest, Vec::new()));
+                        self.answer(id, (Status::BadRequest, Vec::new()));
                     }
                 }
             }
@@ -403,6 +426,13 @@ impl<S: Side> Driver<S> {
             E::Closed { reason } => self.side.closed(reason),
             _ => {}
         }
+    }
+
+    /// Keeps an inline handler's answer for the batch's lock.
+    fn answer(&mut self, id: CallId, (status, payload): Answer) {
+        self.answer_bytes.extend_from_slice(&payload);
+        self.answers.push((id, status, self.answer_bytes.len()));
+        crate::endpoint::recycle(payload);
     }
 
     /// Takes the datagrams that have arrived, without waiting.

@@ -91,6 +91,7 @@
 //! | `quic` | off | QUIC with quinn (implies `tls`): `Server::listen_quic`, `Client::connect_quic`; unreliable events as datagrams |
 
 mod client;
+mod completion;
 mod conn;
 mod driver;
 mod endpoint;

@@ -30,6 +30,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use volley_proto::{Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
@@ -247,6 +248,10 @@ impl<D: Dir, T> Remote for Event<D, T> {
 #[derive(Clone, Debug)]
 pub struct Protocol {
     table: Arc<RemoteTable>,
+    /// Wire ids by the address of the declared name: a call names its remote
+    /// by the same `&'static str` it was declared with, so one hash of two
+    /// words finds its id, where the table's search compares strings.
+    by_address: Arc<FxHashMap<(usize, usize), RemoteId>>,
 }
 
 impl Protocol {
@@ -276,7 +281,9 @@ impl Protocol {
 
     /// The wire id of a declared remote.
     pub(crate) fn id(&self, name: &'static str) -> Option<RemoteId> {
-        self.table.id(name)
+        // The same text may sit at another address (the compiler need not
+        // merge equal literals across crates): then the table decides.
+        (self.by_address.get(&address(name)).copied()).or_else(|| self.table.id(name))
     }
 
     /// The name of wire id `id`, for logs.
@@ -311,8 +318,37 @@ impl ProtocolBuilder {
 
     /// Finishes the list, or says which name is declared twice.
     pub fn try_build(self) -> Result<Protocol, TableError> {
+        let table = RemoteTable::new(self.specs)?;
+        let by_address = (0..table.len() as RemoteId)
+            .filter_map(|id| Some((address(table.spec(id)?.name), id)))
+            .collect();
         Ok(Protocol {
-            table: Arc::new(RemoteTable::new(self.specs)?),
+            table: Arc::new(table),
+            by_address: Arc::new(by_address),
         })
+    }
+}
+
+/// Where a name's text is, and how long it is.
+fn address(name: &'static str) -> (usize, usize) {
+    (name.as_ptr() as usize, name.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_found_at_any_address() {
+        const B: ServerFn<u32, u32> = ServerFn::new("B");
+        const A: ServerEvent<u32> = ServerEvent::new("A");
+        let protocol = Protocol::builder().remote(B).remote(A).build();
+        assert_eq!(protocol.id(B.name), Some(1));
+        assert_eq!(protocol.id(A.name), Some(0));
+        // The same text elsewhere in memory.
+        let copy: &'static str = String::from("B").leak();
+        assert_ne!(copy.as_ptr(), B.name.as_ptr());
+        assert_eq!(protocol.id(copy), Some(1));
+        assert_eq!(protocol.id("C"), None);
     }
 }

@@ -1,0 +1,132 @@
+//! Where a call's result is left for its caller.
+//!
+//! tokio's oneshot channel would do, but on a pipelined connection it cost
+//! more per call than the rest of the caller's side together: each poll of
+//! its receiver also takes part in tokio's cooperative budget, and its state
+//! machine is built for cases a call never meets. A call needs less: the
+//! driver leaves one result, once; the caller takes it. One small mutex does
+//! that, held by either side only for a few loads and stores.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+
+use crate::error::FunctionError;
+use crate::locks::lock;
+
+/// How a call ended, as its caller sees it.
+pub(crate) type CallResult = Result<Bytes, FunctionError>;
+
+#[derive(Default)]
+struct Slot {
+    result: Option<CallResult>,
+    /// The caller's waker, once it has polled and found nothing.
+    waker: Option<Waker>,
+    /// The completer went away without a result (the connection's state was
+    /// dropped).
+    abandoned: bool,
+}
+
+/// A new slot: the driver keeps the [`Completer`], the caller awaits the
+/// [`Completion`].
+pub(crate) fn completion() -> (Completer, Completion) {
+    let slot = Arc::new(Mutex::new(Slot::default()));
+    (Completer(Some(slot.clone())), Completion(slot))
+}
+
+/// The driver's end: leaves the result and wakes the caller.
+pub(crate) struct Completer(Option<Arc<Mutex<Slot>>>);
+
+impl Completer {
+    pub(crate) fn complete(mut self, result: CallResult) {
+        if let Some(slot) = self.0.take() {
+            Self::finish(&slot, Some(result));
+        }
+    }
+
+    /// Stores the result (or marks the slot abandoned), then wakes the caller
+    /// outside the lock.
+    fn finish(slot: &Mutex<Slot>, result: Option<CallResult>) {
+        let waker = {
+            let mut slot = lock(slot);
+            match result {
+                Some(result) => slot.result = Some(result),
+                None => slot.abandoned = true,
+            }
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            Self::finish(&slot, None);
+        }
+    }
+}
+
+/// The caller's end: resolves to the result, or to
+/// [`FunctionError::Disconnected`] if the completer went away without one.
+pub(crate) struct Completion(Arc<Mutex<Slot>>);
+
+impl Future for Completion {
+    type Output = CallResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
+        let mut slot = lock(&self.0);
+        if let Some(result) = slot.result.take() {
+            return Poll::Ready(result);
+        }
+        if slot.abandoned {
+            return Poll::Ready(Err(FunctionError::Disconnected));
+        }
+        match &slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll(completion: &mut Completion) -> Poll<CallResult> {
+        Pin::new(completion).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn the_result_left_is_the_result_taken() {
+        let (completer, mut completion) = completion();
+        assert!(poll(&mut completion).is_pending());
+        completer.complete(Ok(Bytes::from_static(b"x")));
+        assert_eq!(poll(&mut completion), Poll::Ready(Ok(Bytes::from_static(b"x"))));
+    }
+
+    #[test]
+    fn a_completer_dropped_unused_means_disconnected() {
+        let (completer, mut completion) = completion();
+        drop(completer);
+        assert_eq!(poll(&mut completion), Poll::Ready(Err(FunctionError::Disconnected)));
+    }
+
+    #[test]
+    fn completing_wakes_the_caller_that_polled() {
+        let (completer, completion) = completion();
+        let woke = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(completion)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        completer.complete(Err(FunctionError::Timeout));
+        assert_eq!(woke.join().unwrap(), Err(FunctionError::Timeout));
+    }
+}
