@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
 use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Session, SessionEvent, Status};
 
-use crate::completion::{completion, CallResult, Completer, Completion};
+use crate::completion::{completion, CallResult, Completer, Completion, Reply};
 use crate::endpoint::Answer;
 use crate::error::{EventError, FunctionError};
 use crate::locks::lock;
@@ -37,7 +37,7 @@ pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
             CallOutcome::Response {
                 status: Status::Ok,
                 payload,
-            } => Ok(payload),
+            } => Ok(Reply::new(payload)),
             CallOutcome::Response { status, payload } => Err(FunctionError::from_status(status, &payload)),
             CallOutcome::TimedOut => Err(FunctionError::Timeout),
             _ => Err(FunctionError::Disconnected),
@@ -113,13 +113,62 @@ impl Waiters {
     }
 }
 
+/// The transport's write side, with the bytes taken from the session that
+/// it has not taken yet.
+pub(crate) struct Output {
+    writer: Writer,
+    buf: Vec<u8>,
+    written: usize,
+}
+
+impl Output {
+    fn idle(&self) -> bool {
+        self.written == self.buf.len()
+    }
+
+    /// Once everything is written, takes what the session queued since:
+    /// everything queued between two writes goes out in one. Returns whether
+    /// there is anything to write.
+    fn refill(&mut self, session: &mut Session) -> bool {
+        if self.idle() {
+            self.written = 0;
+            self.buf.clear();
+            if self.buf.capacity() > KEEP_BUFFER {
+                self.buf = Vec::new();
+            }
+            session.take_transmit(&mut self.buf);
+        }
+        !self.idle()
+    }
+
+    /// Writes as far as the transport takes it.
+    fn write(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.idle() {
+            match self.writer.as_mut().poll_write(cx, &self.buf[self.written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        "transport accepted no bytes",
+                    )))
+                }
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Stream transports with their own buffering (TLS, WebSocket) need a
+        // flush; for TCP this is free.
+        let _ = self.writer.as_mut().poll_flush(cx);
+        Poll::Ready(Ok(()))
+    }
+}
+
 pub(crate) struct ConnState {
     pub(crate) session: Session,
-    /// The transport's write side, installed by the driver.
-    writer: Option<Writer>,
-    /// Bytes taken from the session and not all written yet.
-    out: Vec<u8>,
-    written: usize,
+    /// Installed by the driver. Whoever writes takes it out for the write
+    /// itself (see [`Conn::flush`]), so `None` while the driver runs means
+    /// someone is writing.
+    output: Option<Output>,
     write_failed: bool,
     /// When the driver's timer is set to fire, as the driver last armed it.
     /// A call written without waking the driver must wake it if its deadline
@@ -139,16 +188,21 @@ pub(crate) struct ConnState {
 
 impl ConnState {
     pub(crate) fn install_writer(&mut self, writer: Writer) {
-        self.writer = Some(writer);
+        self.output = Some(Output {
+            writer,
+            buf: Vec::new(),
+            written: 0,
+        });
     }
 
     pub(crate) fn take_writer(&mut self) -> Option<Writer> {
-        self.writer.take()
+        self.output.take().map(|output| output.writer)
     }
 
-    /// Whether nothing taken from the session is waiting to be written.
+    /// Whether everything taken from the session is written and nobody is
+    /// writing.
     pub(crate) fn output_idle(&self) -> bool {
-        self.written == self.out.len()
+        self.output.as_ref().is_some_and(Output::idle)
     }
 
     /// Whether the transport failed on a write.
@@ -156,66 +210,13 @@ impl ConnState {
         self.write_failed
     }
 
-    /// Writes what the session has queued, as far as the transport takes it;
-    /// everything queued since the last write goes out in one.
-    pub(crate) fn flush(&mut self, cx: &mut Context<'_>) -> Flush {
-        let Self {
-            session,
-            writer,
-            out,
-            written,
-            write_failed,
-            ..
-        } = self;
-        let Some(writer) = writer.as_mut() else {
-            return Flush::Done { wrote: false };
-        };
-        let mut wrote = false;
-        loop {
-            if *write_failed {
-                return Flush::Failed;
-            }
-            if *written == out.len() {
-                *written = 0;
-                out.clear();
-                if out.capacity() > KEEP_BUFFER {
-                    *out = Vec::new();
-                }
-                session.take_transmit(out);
-                if out.is_empty() {
-                    if wrote {
-                        // Stream transports with their own buffering (TLS,
-                        // WebSocket) need a flush; for TCP this is free.
-                        let _ = writer.as_mut().poll_flush(cx);
-                    }
-                    return Flush::Done { wrote };
-                }
-            }
-            match writer.as_mut().poll_write(cx, &out[*written..]) {
-                Poll::Ready(Ok(n)) if n > 0 => {
-                    *written += n;
-                    wrote = true;
-                }
-                Poll::Ready(result) => {
-                    let error = result
-                        .err()
-                        .map_or_else(|| "transport accepted no bytes".to_string(), |e| e.to_string());
-                    *write_failed = true;
-                    session.handle_transport_closed(Some(error));
-                    return Flush::Failed;
-                }
-                Poll::Pending => return Flush::Blocked { wrote },
-            }
-        }
-    }
-
     /// A quiet connection gives its write buffers back.
     pub(crate) fn release_idle_buffers(&mut self) {
         self.session.release_idle_buffers();
         self.waiters.release_if_empty();
-        if self.output_idle() {
-            self.out = Vec::new();
-            self.written = 0;
+        if let Some(output) = self.output.as_mut().filter(|output| output.idle()) {
+            output.buf = Vec::new();
+            output.written = 0;
         }
     }
 
@@ -272,7 +273,10 @@ impl ConnState {
     /// The driver is about to sleep: register its waker, unless work arrived
     /// since it last looked (then it must go round again; returns `false`).
     pub(crate) fn driver_sleeps(&mut self, waker: &Waker) -> bool {
-        if self.session.transmit_len() > 0 || self.session.has_events() || self.session.has_datagrams() {
+        // Bytes queued while someone else writes are theirs to write: they
+        // look again before giving the output back.
+        let unwritten = self.session.transmit_len() > 0 && self.output.is_some();
+        if unwritten || self.session.has_events() || self.session.has_datagrams() {
             return false;
         }
         match &self.driver {
@@ -300,9 +304,7 @@ impl Conn {
         Arc::new(Self {
             state: Mutex::new(ConnState {
                 session,
-                writer: None,
-                out: Vec::new(),
-                written: 0,
+                output: None,
                 write_failed: false,
                 timer_armed: None,
                 waiters: Waiters::default(),
@@ -318,6 +320,51 @@ impl Conn {
         // Nothing panics while holding this lock except on a bug in volley;
         // recover the state rather than poisoning every other handle.
         lock(&self.state)
+    }
+
+    /// Writes what the session has queued, as far as the transport takes
+    /// it, and returns the lock with what happened.
+    ///
+    /// The lock is released for the write itself: a send on loopback TCP runs
+    /// the receiver's network stack too and can take microseconds, which
+    /// callers queueing their calls would spend waiting on the lock. The
+    /// writer takes the output out of the state meanwhile; whoever finds it
+    /// gone leaves their bytes in the session, and the writer takes them
+    /// before giving the output back.
+    pub(crate) fn flush<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, ConnState>,
+        cx: &mut Context<'_>,
+    ) -> (MutexGuard<'a, ConnState>, Flush) {
+        let mut wrote = false;
+        loop {
+            if state.write_failed {
+                return (state, Flush::Failed);
+            }
+            let ConnState { output, session, .. } = &mut *state;
+            // Nothing to write, or someone else is writing.
+            if !output.as_mut().is_some_and(|out| out.refill(session)) {
+                return (state, Flush::Done { wrote });
+            }
+            let Some(mut out) = output.take() else {
+                return (state, Flush::Done { wrote });
+            };
+            drop(state);
+            let before = out.written;
+            let result = out.write(cx);
+            wrote |= out.written > before;
+            state = self.lock();
+            state.output = Some(out);
+            match result {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    state.write_failed = true;
+                    state.session.handle_transport_closed(Some(e.to_string()));
+                    return (state, Flush::Failed);
+                }
+                Poll::Pending => return (state, Flush::Blocked { wrote }),
+            }
+        }
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -352,7 +399,13 @@ impl Conn {
             && state.session.pending_calls() == 1
             && state.output_idle()
             && state.timer_armed.is_some_and(|armed| armed <= now + timeout);
-        if !lone || state.flush(&mut Context::from_waker(Waker::noop())) != (Flush::Done { wrote: true }) {
+        if lone {
+            let flushed;
+            (state, flushed) = self.flush(state, &mut Context::from_waker(Waker::noop()));
+            if flushed != (Flush::Done { wrote: true }) {
+                state.wake_driver();
+            }
+        } else {
             state.wake_driver();
         }
         Ok(PendingCall {

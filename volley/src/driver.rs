@@ -471,7 +471,7 @@ impl<S: Side> Driver<S> {
         self.datagrams_out
             .extend(std::iter::from_fn(|| state.session.take_datagram()));
         let busy = busy || !self.datagrams_out.is_empty();
-        let flushed = state.flush(cx);
+        let (mut state, flushed) = self.conn.flush(state, cx);
         let result = self.settle(&mut state, flushed, cx, busy);
         drop(state);
         if self.send_datagrams() && matches!(result, Write::Idle) {

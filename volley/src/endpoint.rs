@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use volley_proto::{RemoteId, Status};
 
+use crate::completion::Reply;
 use crate::conn::Conn;
 use crate::error::{EventError, FunctionError, Reject};
 use crate::locks::{read, write};
@@ -521,9 +522,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         &self,
         ctx: &C,
         remote: &Function<D, Req, Resp>,
-        result: Result<Bytes, FunctionError>,
+        result: Result<Reply, FunctionError>,
     ) -> Result<Resp, FunctionError> {
-        decode(&result?, remote.check_response).map_err(|reason| {
+        decode(result?.as_bytes(), remote.check_response).map_err(|reason| {
             tracing::warn!(remote = remote.name, %reason, "bad response dropped");
             self.report(&self.bad_response, ctx, remote.name, reason);
             FunctionError::InvalidResult
@@ -581,7 +582,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             }
         };
         let result = match status {
-            Status::Ok => Ok(Bytes::from(bytes)),
+            Status::Ok => Ok(Reply::Shared(Bytes::from(bytes))),
             other => Err(FunctionError::from_status(other, &bytes)),
         };
         self.finish_call(&ctx, &remote, result)
