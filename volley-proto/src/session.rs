@@ -503,16 +503,24 @@ impl Session {
 
     /// Consumes every whole frame at the front of `buf`, leaving a partial one.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
+        let mut received = false;
         while self.state != State::Closed {
             match codec::decode_frame(buf, self.config.max_frame_len) {
                 Ok(Some(msg)) => {
-                    self.last_received = now;
-                    self.next_ping = now + self.config.keep_alive_interval;
+                    received = true;
                     self.handle_message(msg);
                 }
-                Ok(None) => return,
-                Err(err) => return self.violation(err.to_string()),
+                Ok(None) => break,
+                Err(err) => {
+                    self.violation(err.to_string());
+                    break;
+                }
             }
+        }
+        // Once per batch, not per frame: the whole batch arrived at `now`.
+        if received {
+            self.last_received = now;
+            self.next_ping = now + self.config.keep_alive_interval;
         }
     }
 

@@ -315,7 +315,9 @@ impl Client {
         req: Req,
     ) -> Result<Resp, FunctionError> {
         let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
-        self.invoke_with_timeout(remote, req, timeout).await
+        let endpoint = &self.inner.endpoint;
+        let pending = endpoint.start_call(self.conn(), &(), &remote, &req, timeout)?;
+        endpoint.finish_call(&(), &remote, pending.await)
     }
 
     /// Calls `remote` on the server with this timeout.
@@ -325,7 +327,9 @@ impl Client {
         req: Req,
         timeout: Duration,
     ) -> Result<Resp, FunctionError> {
-        self.inner.endpoint.call(self.conn(), &(), remote, &req, timeout).await
+        let endpoint = &self.inner.endpoint;
+        let pending = endpoint.start_call(self.conn(), &(), &remote, &req, timeout)?;
+        endpoint.finish_call(&(), &remote, pending.await)
     }
 
     /// Fires `remote` at the server.

@@ -374,7 +374,7 @@ impl Conn {
     /// Starts a call; the returned future resolves when it ends, and cancels
     /// it on the wire if dropped first.
     pub(crate) fn call(
-        self: &Arc<Self>,
+        self: Arc<Self>,
         remote: RemoteId,
         payload: &[u8],
         timeout: Duration,
@@ -408,8 +408,9 @@ impl Conn {
         } else {
             state.wake_driver();
         }
+        drop(state);
         Ok(PendingCall {
-            conn: self.clone(),
+            conn: self,
             id,
             seq,
             rx,

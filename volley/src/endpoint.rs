@@ -18,7 +18,7 @@ use futures_util::FutureExt;
 use volley_proto::{RemoteId, Status};
 
 use crate::completion::Reply;
-use crate::conn::Conn;
+use crate::conn::{Conn, PendingCall};
 use crate::error::{EventError, FunctionError, Reject};
 use crate::locks::{read, write};
 use crate::middleware::{BoxFuture, CallResult, Middleware, Next, Request, Response, Terminal};
@@ -518,7 +518,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Decodes and checks a call's raw result.
-    fn finish_call<D, Req, Resp: Payload>(
+    pub(crate) fn finish_call<D, Req, Resp: Payload>(
         &self,
         ctx: &C,
         remote: &Function<D, Req, Resp>,
@@ -531,15 +531,21 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         })
     }
 
-    /// Calls `remote` on the peer behind `conn`.
-    pub(crate) async fn call<D: Dir, Req: Payload, Resp: Payload>(
+    /// Encodes `req` and sends it as a call of `remote` to the peer behind
+    /// `conn`; the returned call resolves to the answer, which
+    /// [`finish_call`](Self::finish_call) decodes.
+    ///
+    /// Split from the decoding so a caller's future holds only the pending
+    /// call across its await, not a chain of nested futures each holding the
+    /// arguments.
+    pub(crate) fn start_call<D: Dir, Req: Payload, Resp: Payload>(
         &self,
         conn: Option<Arc<Conn>>,
         ctx: &C,
-        remote: Function<D, Req, Resp>,
+        remote: &Function<D, Req, Resp>,
         req: &Req,
         timeout: Duration,
-    ) -> Result<Resp, FunctionError> {
+    ) -> Result<PendingCall, FunctionError> {
         let conn = conn.ok_or(FunctionError::Disconnected)?;
         let id = self.protocol.id(remote.name).ok_or_else(|| {
             tracing::error!(
@@ -555,11 +561,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             })?;
             conn.call(id, payload, timeout)
         };
-        let pending = with_encoded(req, send).map_err(|e| {
+        with_encoded(req, send).map_err(|e| {
             tracing::error!(remote = remote.name, error = %e, "could not encode the request");
             FunctionError::BadRequest
-        })??;
-        self.finish_call(ctx, &remote, pending.await)
+        })?
     }
 
     /// Runs the local handler of `remote` as if `req` came from the network:

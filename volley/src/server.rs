@@ -608,7 +608,9 @@ impl Server {
         req: Req,
     ) -> Result<Resp, FunctionError> {
         let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
-        self.request_with_timeout(player, remote, req, timeout).await
+        let endpoint = &self.inner.endpoint;
+        let pending = endpoint.start_call(Some(player.inner.conn.clone()), player, &remote, &req, timeout)?;
+        endpoint.finish_call(player, &remote, pending.await)
     }
 
     /// Calls `remote` on `player`'s client with this timeout.
@@ -619,8 +621,9 @@ impl Server {
         req: Req,
         timeout: Duration,
     ) -> Result<Resp, FunctionError> {
-        let conn = Some(player.inner.conn.clone());
-        self.inner.endpoint.call(conn, player, remote, &req, timeout).await
+        let endpoint = &self.inner.endpoint;
+        let pending = endpoint.start_call(Some(player.inner.conn.clone()), player, &remote, &req, timeout)?;
+        endpoint.finish_call(player, &remote, pending.await)
     }
 
     /// Runs this server's own handler of `remote` as if `player` had called
