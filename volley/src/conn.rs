@@ -48,8 +48,14 @@ pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
 }
 
 pub(crate) struct Conn {
-    state: Mutex<ConnState>,
+    state: CacheLine<Mutex<ConnState>>,
 }
+
+/// Keeps its contents off the cache line of what precedes it: the handles'
+/// reference count sits just before the state in the `Arc`, and a caller
+/// cloning a handle would otherwise contend with the driver taking the lock.
+#[repr(align(64))]
+struct CacheLine<T>(T);
 
 /// The write side of the transport, shared so that a caller can write a lone
 /// call itself instead of handing it to the driver (one task hop less).
@@ -302,7 +308,7 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     pub(crate) fn new(session: Session) -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new(ConnState {
+            state: CacheLine(Mutex::new(ConnState {
                 session,
                 output: None,
                 write_failed: false,
@@ -312,14 +318,14 @@ impl Conn {
                 next_seq: 0,
                 driver: None,
                 driver_busy: false,
-            }),
+            })),
         })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
         // Nothing panics while holding this lock except on a bug in volley;
         // recover the state rather than poisoning every other handle.
-        lock(&self.state)
+        lock(&self.state.0)
     }
 
     /// Writes what the session has queued, as far as the transport takes

@@ -120,8 +120,20 @@ pub(crate) fn encode<T: Payload>(value: &T) -> Result<Vec<u8>, String> {
     postcard::to_extend(value, take_buffer()).map_err(|e| e.to_string())
 }
 
+/// Largest payload [`with_encoded`] encodes on the stack: 64 bytes.
+const STACK_PAYLOAD: usize = 64;
+
 /// Encodes `value`, hands the bytes to `use_it`, and recycles the buffer.
+/// A small payload (most of a game's calls and events) is encoded on the
+/// stack and needs no buffer at all.
 pub(crate) fn with_encoded<T: Payload, R>(value: &T, use_it: impl FnOnce(&[u8]) -> R) -> Result<R, String> {
+    let mut small = [0u8; STACK_PAYLOAD];
+    match postcard::to_slice(value, &mut small) {
+        Ok(bytes) => return Ok(use_it(bytes)),
+        // Too big for the stack: into a pooled buffer.
+        Err(postcard::Error::SerializeBufferFull) => {}
+        Err(e) => return Err(e.to_string()),
+    }
     let buf = encode(value)?;
     let result = use_it(&buf);
     recycle(buf);
@@ -626,6 +638,21 @@ fn deliver<C>(entry: &EventEntry<C>, ctx: &C, args: &(dyn Any + Send), name: &'s
     for listener in &entry.listeners {
         if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| listener(ctx, args))) {
             tracing::error!(remote = name, panic = %panic_detail(&*panic), "event listener panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_encode_the_same_on_the_stack_and_in_a_buffer() {
+        for len in [0, 1, STACK_PAYLOAD - 2, STACK_PAYLOAD - 1, STACK_PAYLOAD, 1000] {
+            let value = vec![7u8; len];
+            let encoded = with_encoded(&value, <[u8]>::to_vec).unwrap();
+            assert_eq!(encoded, postcard::to_allocvec(&value).unwrap(), "length {len}");
+            assert_eq!(decode::<Vec<u8>>(&encoded, None).unwrap(), value);
         }
     }
 }
