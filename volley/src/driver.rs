@@ -19,7 +19,7 @@ use tokio::time::Sleep;
 use volley_proto::{CallId, CloseReason, Status};
 
 use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, KEEP_BUFFER};
-use crate::endpoint::{Answer, Endpoint, Outcome};
+use crate::endpoint::{Answer, Endpoint, Outcome, Snapshot};
 use crate::middleware::{ByteBudget, TokenBucket};
 use crate::transport::{Datagrams, ReadSide, Transport};
 
@@ -135,7 +135,7 @@ pub(crate) trait Side: Send + 'static {
     fn closed(&mut self, reason: CloseReason);
 }
 
-pub(crate) struct Driver<S> {
+pub(crate) struct Driver<S: Side> {
     conn: Arc<Conn>,
     /// The transport's read side; its write side is in the connection state.
     transport: ReadSide,
@@ -151,6 +151,8 @@ pub(crate) struct Driver<S> {
     /// back to their pool at once).
     answers: Vec<(CallId, Status, usize)>,
     answer_bytes: Vec<u8>,
+    /// The endpoint's handlers and listeners, as last read.
+    snapshot: Snapshot<S::Ctx>,
     /// The transport's datagram channel, if any, and datagrams on their way
     /// in and out (moved across the lock in batches).
     datagrams: Option<Datagrams>,
@@ -188,6 +190,7 @@ impl<S: Side> Driver<S> {
             ended: Vec::new(),
             answers: Vec::new(),
             answer_bytes: Vec::new(),
+            snapshot: Snapshot::new(),
             datagrams,
             datagrams_in: Vec::new(),
             datagrams_out: Vec::new(),
@@ -359,6 +362,8 @@ impl<S: Side> Driver<S> {
         // Empty between batches.
         self.answers = Vec::new();
         self.answer_bytes = Vec::new();
+        // Read again at the next message.
+        self.snapshot = Snapshot::new();
     }
 
     /// Hands ended calls to their callers and acts on the session's events
@@ -405,7 +410,7 @@ impl<S: Side> Driver<S> {
         match event {
             E::Request { id, remote, payload } => {
                 let endpoint = self.side.endpoint();
-                match endpoint.handle_request(self.side.ctx().clone(), remote, &payload) {
+                match endpoint.handle_request(&mut self.snapshot, self.side.ctx().clone(), remote, &payload) {
                     Outcome::Ready(answer) => self.answer(id, answer),
                     Outcome::Pending(handler) => match poll_once(handler) {
                         Ok(answer) => self.answer(id, answer),
@@ -417,7 +422,11 @@ impl<S: Side> Driver<S> {
                     }
                 }
             }
-            E::Event { remote, payload } => self.side.endpoint().handle_event(self.side.ctx(), remote, &payload),
+            E::Event { remote, payload } => {
+                self.side
+                    .endpoint()
+                    .handle_event(&mut self.snapshot, self.side.ctx(), remote, &payload)
+            }
             E::RequestCancelled { id } => self.conn.abort_handler(id),
             // Handed to callers while draining, under the session's lock.
             E::CallEnded { .. } => {}

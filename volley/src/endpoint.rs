@@ -91,10 +91,36 @@ impl<C> Clone for Applied<C> {
     }
 }
 
+/// Handlers and listeners of an endpoint as one connection's driver last
+/// read them, read again only after one changed.
+///
+/// Reading the endpoint's shared tables for every message would take their
+/// lock and bump a reference count that the drivers of every connection
+/// share: a cache line passed between cores on every call.
+pub(crate) struct Snapshot<C> {
+    /// The endpoint's `generation` when read; `u64::MAX` before the first read.
+    generation: u64,
+    functions: Vec<Option<Arc<FnEntry<C>>>>,
+    events: Vec<Option<Arc<EventEntry<C>>>>,
+}
+
+impl<C> Snapshot<C> {
+    pub(crate) fn new() -> Self {
+        Self {
+            generation: u64::MAX,
+            functions: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
 pub(crate) struct Endpoint<C> {
     pub(crate) protocol: Protocol,
     functions: RwLock<Vec<Option<Arc<FnEntry<C>>>>>,
     events: RwLock<Vec<Option<Arc<EventEntry<C>>>>>,
+    /// Counts changes to `functions` and `events`, so snapshots know when to
+    /// read them again.
+    generation: std::sync::atomic::AtomicU64,
     global: RwLock<Vec<Arc<dyn Middleware<C>>>>,
     per_remote: RwLock<Vec<Vec<Arc<dyn Middleware<C>>>>>,
     /// `global` + `per_remote[id]` for each remote, rebuilt when either changes.
@@ -244,6 +270,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             protocol,
             functions: RwLock::new(vec![None; n]),
             events: RwLock::new(vec![None; n]),
+            generation: std::sync::atomic::AtomicU64::new(0),
             global: RwLock::new(Vec::new()),
             per_remote: RwLock::new(vec![Vec::new(); n]),
             applied: RwLock::new(vec![empty; n]),
@@ -286,11 +313,28 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
 
     fn set_handler(&self, name: &'static str, entry: FnEntry<C>) {
         let id = self.declared_id(name);
-        if write(&self.functions)[id as usize].replace(Arc::new(entry)).is_some() {
+        let replaced = write(&self.functions)[id as usize].replace(Arc::new(entry)).is_some();
+        self.changed();
+        if replaced {
             tracing::warn!(
                 remote = name,
                 "handler replaced: a function has one handler, the new one wins"
             );
+        }
+    }
+
+    /// A handler or listener changed: snapshots must read the tables again.
+    fn changed(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Brings `snapshot` up to date with the handlers and listeners.
+    fn refresh(&self, snapshot: &mut Snapshot<C>) {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        if snapshot.generation != generation {
+            snapshot.functions.clone_from(&read(&self.functions));
+            snapshot.events.clone_from(&read(&self.events));
+            snapshot.generation = generation;
         }
     }
 
@@ -397,6 +441,8 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         };
         entry.listeners.push(listener);
         *slot = Some(Arc::new(entry));
+        drop(events);
+        self.changed();
     }
 
     /// Adds middleware for every remote this side receives.
@@ -479,9 +525,16 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Handles one request from the peer for function `remote`.
-    pub(crate) fn handle_request(&self, ctx: C, remote: RemoteId, payload: &[u8]) -> Outcome {
+    pub(crate) fn handle_request(
+        &self,
+        snapshot: &mut Snapshot<C>,
+        ctx: C,
+        remote: RemoteId,
+        payload: &[u8],
+    ) -> Outcome {
         let name = self.protocol.name(remote);
-        let Some(entry) = read(&self.functions).get(remote as usize).cloned().flatten() else {
+        self.refresh(snapshot);
+        let Some(entry) = snapshot.functions.get(remote as usize).and_then(Option::as_ref) else {
             tracing::debug!(remote = name, "no handler registered");
             return Outcome::Ready((Status::Unprocessed, Vec::new()));
         };
@@ -503,9 +556,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
 
     /// Hands one event from the peer to each listener, through middleware. A
     /// payload that does not decode or check is dropped and reported once.
-    pub(crate) fn handle_event(&self, ctx: &C, remote: RemoteId, payload: &[u8]) {
+    pub(crate) fn handle_event(&self, snapshot: &mut Snapshot<C>, ctx: &C, remote: RemoteId, payload: &[u8]) {
         let name = self.protocol.name(remote);
-        let Some(entry) = read(&self.events).get(remote as usize).cloned().flatten() else {
+        self.refresh(snapshot);
+        let Some(entry) = snapshot.events.get(remote as usize).and_then(Option::as_ref) else {
             return;
         };
         let applied = match self.admit(ctx, remote, payload.len()) {
@@ -517,8 +571,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             Err(reason) => return self.report_bad_request(ctx, remote, reason),
         };
         let Some(applied) = applied else {
-            return deliver(&entry, ctx, &*args, name);
+            return deliver(entry, ctx, &*args, name);
         };
+        let entry = entry.clone();
         let terminal: Terminal<C> = Arc::new(move |req: Request<C>| {
             let (ctx, args) = req.into_parts();
             deliver(&entry, &ctx, &*args, name);
@@ -590,7 +645,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ) -> Result<Resp, FunctionError> {
         let id = self.protocol.id(remote.name).ok_or(FunctionError::Unprocessed)?;
         let payload = encode(req).map_err(|_| FunctionError::BadRequest)?;
-        let (status, bytes) = match self.handle_request(ctx.clone(), id, &payload) {
+        let (status, bytes) = match self.handle_request(&mut Snapshot::new(), ctx.clone(), id, &payload) {
             Outcome::Ready(answer) => answer,
             Outcome::Pending(fut) => fut.await,
             Outcome::Bad(reason) => {
@@ -629,7 +684,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         value: &T,
     ) -> Result<(), EventError> {
         let (id, payload) = self.encode_event(&remote, value)?;
-        self.handle_event(ctx, id, &payload);
+        self.handle_event(&mut Snapshot::new(), ctx, id, &payload);
         Ok(())
     }
 }

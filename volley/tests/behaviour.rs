@@ -198,6 +198,27 @@ fn registering_a_second_handler_replaces_the_first_and_warns() {
     });
 }
 
+#[tokio::test]
+async fn handlers_and_listeners_changed_on_a_live_connection_take_effect() {
+    let server = Server::new(protocol(), ServerConfig::default());
+    let client = Client::new(protocol(), ClientConfig::default());
+    client.connect(server.connect_memory()).await.unwrap();
+    // No handler yet, then one, then another: each call sees the current one.
+    assert_eq!(client.invoke(UNHANDLED, ()).await, Err(FunctionError::Unprocessed));
+    server.on_request_sync(ECHO, |_, _s: String| Ok("first".to_string()));
+    assert_eq!(client.invoke(ECHO, "x".into()).await.unwrap(), "first");
+    server.on_request_sync(ECHO, |_, _s: String| Ok("second".to_string()));
+    assert_eq!(client.invoke(ECHO, "x".into()).await.unwrap(), "second");
+    // A listener added after the connection started hears the next event.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    server.on_event(CHAT, move |_, text: String| {
+        let _ = tx.send(text);
+    });
+    client.fire(CHAT, "hello".into()).unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
+    assert_eq!(heard.as_deref(), Some("hello"));
+}
+
 struct LogWriter(Arc<Mutex<Vec<u8>>>);
 impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
