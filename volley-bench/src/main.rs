@@ -43,9 +43,9 @@ impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
             Self {
-                rounds: 3,
-                rtt_calls: 3_000,
-                pipelined_calls: 100_000,
+                rounds: 5,
+                rtt_calls: 5_000,
+                pipelined_calls: 200_000,
                 fanout_clients: 1_000,
                 fanout_events: 20,
                 idle_clients: 5_000,
