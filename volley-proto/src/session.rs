@@ -344,9 +344,10 @@ pub struct Session {
     free_ids: Vec<CallId>,
     /// Calls that are not [`Slot::Free`].
     calls_taken: usize,
-    /// Deadlines of waiting calls, sorted. At most `max_outgoing_calls`
-    /// long, and most calls share a timeout so inserts land at the back: a
-    /// sorted deque beats a tree here and allocates nothing once warm.
+    /// Deadlines of waiting calls, sorted by deadline (equal ones in the
+    /// order the calls were made). At most `max_outgoing_calls` long, and
+    /// most calls share a timeout so inserts land at the back: a sorted deque
+    /// beats a tree here and allocates nothing once warm.
     deadlines: VecDeque<(Instant, CallId)>,
     /// The peer's calls we are handling. A fast, unkeyed hash: the peer
     /// picks these ids and could make them collide, but the set never holds
@@ -661,10 +662,12 @@ impl Session {
         self.calls[id as usize] = Slot::Waiting { deadline };
         self.calls_taken += 1;
         // Calls sharing a timeout end up in order: the back is the usual place.
-        if self.deadlines.back().is_none_or(|last| *last <= (deadline, id)) {
+        // Equal deadlines (calls made in one batch, at one `now`) keep the
+        // order they were made in.
+        if self.deadlines.back().is_none_or(|(last, _)| *last <= deadline) {
             self.deadlines.push_back((deadline, id));
         } else {
-            let at = self.deadlines.partition_point(|d| *d <= (deadline, id));
+            let at = self.deadlines.partition_point(|(d, _)| *d <= deadline);
             self.deadlines.insert(at, (deadline, id));
         }
         self.queue(&Message::Request { id, remote, payload });
@@ -921,7 +924,13 @@ impl Session {
         // Answers mostly come in call order: the front is the usual place.
         if self.deadlines.front() == Some(&(deadline, id)) {
             self.deadlines.pop_front();
-        } else if let Ok(at) = self.deadlines.binary_search(&(deadline, id)) {
+            return;
+        }
+        let first = self.deadlines.partition_point(|(d, _)| *d < deadline);
+        let found = (first..self.deadlines.len())
+            .take_while(|&at| self.deadlines[at].0 == deadline)
+            .find(|&at| self.deadlines[at].1 == id);
+        if let Some(at) = found {
             self.deadlines.remove(at);
         }
     }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use volley_proto::CallId;
 
 use crate::error::FunctionError;
 use crate::locks::lock;
@@ -64,12 +65,16 @@ struct Slot {
     /// The completer went away without a result (the connection's state was
     /// dropped).
     abandoned: bool,
+    /// The call's id, once the call is in the session.
+    id: Option<CallId>,
+    /// The caller dropped its future before the call ended.
+    cancelled: bool,
 }
 
-/// A new slot: the driver keeps the [`Completer`], the caller awaits the
-/// [`Completion`].
-pub(crate) fn completion() -> (Completer, Completion) {
-    let slot = Arc::new(Mutex::new(Slot::default()));
+/// A new slot for a call, with its id if it already has one: the driver
+/// keeps the [`Completer`], the caller awaits the [`Completion`].
+pub(crate) fn completion(id: Option<CallId>) -> (Completer, Completion) {
+    let slot = Arc::new(Mutex::new(Slot { id, ..Slot::default() }));
     (Completer(Some(slot.clone())), Completion(slot))
 }
 
@@ -77,6 +82,22 @@ pub(crate) fn completion() -> (Completer, Completion) {
 pub(crate) struct Completer(Option<Arc<Mutex<Slot>>>);
 
 impl Completer {
+    /// Records the id the session gave the call; `false` if the caller has
+    /// already given up on it (then the call must be cancelled).
+    pub(crate) fn assign(&self, id: CallId) -> bool {
+        let Some(slot) = &self.0 else {
+            return false;
+        };
+        let mut slot = lock(slot);
+        slot.id = Some(id);
+        !slot.cancelled
+    }
+
+    /// Whether the caller has given up on the call.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.as_ref().is_none_or(|slot| lock(slot).cancelled)
+    }
+
     pub(crate) fn complete(mut self, result: CallResult) {
         if let Some(slot) = self.0.take() {
             Self::finish(&slot, Some(result));
@@ -112,6 +133,17 @@ impl Drop for Completer {
 /// [`FunctionError::Disconnected`] if the completer went away without one.
 pub(crate) struct Completion(Arc<Mutex<Slot>>);
 
+impl Completion {
+    /// The caller gives up: returns the call's id if the call is already in
+    /// the session (and is to be cancelled there); otherwise whoever moves
+    /// it there will find it cancelled and drop it.
+    pub(crate) fn cancel(&self) -> Option<CallId> {
+        let mut slot = lock(&self.0);
+        slot.cancelled = true;
+        slot.id
+    }
+}
+
 impl Future for Completion {
     type Output = CallResult;
 
@@ -141,7 +173,7 @@ mod tests {
 
     #[test]
     fn the_result_left_is_the_result_taken() {
-        let (completer, mut completion) = completion();
+        let (completer, mut completion) = completion(None);
         assert!(poll(&mut completion).is_pending());
         completer.complete(Ok(Reply::new(Bytes::from_static(b"x"))));
         let Poll::Ready(Ok(reply)) = poll(&mut completion) else {
@@ -162,15 +194,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cancel_sees_the_id_assigned_before_it_and_an_assign_sees_the_cancel_before_it() {
+        let (completer, caller) = completion(None);
+        assert!(!completer.is_cancelled());
+        assert!(completer.assign(3));
+        assert_eq!(caller.cancel(), Some(3));
+        assert!(completer.is_cancelled());
+        let (completer, caller) = completion(None);
+        assert_eq!(caller.cancel(), None);
+        assert!(!completer.assign(4));
+    }
+
+    #[test]
     fn a_completer_dropped_unused_means_disconnected() {
-        let (completer, mut completion) = completion();
+        let (completer, mut completion) = completion(None);
         drop(completer);
         assert_eq!(poll(&mut completion), Poll::Ready(Err(FunctionError::Disconnected)));
     }
 
     #[test]
     fn completing_wakes_the_caller_that_polled() {
-        let (completer, completion) = completion();
+        let (completer, completion) = completion(None);
         let woke = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             runtime.block_on(completion)

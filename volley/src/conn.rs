@@ -3,11 +3,13 @@
 //! The [`Session`] lives behind a mutex that is only ever held for a few
 //! non-blocking steps (never across an `.await` or a user callback). A handle
 //! that queues a call or an event wakes the driver, which writes everything
-//! queued since its last write in one go.
+//! queued since its last write in one go. Calls made while the driver is busy
+//! wait in an [`Outbox`] of their own instead of taking the session's lock.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -25,6 +27,18 @@ use crate::locks::lock;
 /// with paused time control volley's timeouts too.
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// Why a call could not be made.
+fn call_error(error: SendError) -> FunctionError {
+    match error {
+        SendError::TooManyPending => FunctionError::Overloaded,
+        SendError::TooLarge { len, max } => {
+            tracing::warn!(len, max, "request over the frame limit not sent");
+            FunctionError::BadRequest
+        }
+        _ => FunctionError::Disconnected,
+    }
 }
 
 /// A call that ended: where its caller waits, and how it ended.
@@ -49,6 +63,70 @@ pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
 
 pub(crate) struct Conn {
     state: CacheLine<Mutex<ConnState>>,
+    outbox: CacheLine<Mutex<Outbox>>,
+    /// Set when a call is queued in the outbox, so the driver's rounds look
+    /// there (and take its lock) only when there is something to take.
+    queued: AtomicBool,
+    /// The driver is polling: no need to wake it. Set as it starts; cleared
+    /// only in [`driver_sleeps`](Self::driver_sleeps), under both locks,
+    /// after it has looked for work one last time.
+    driver_busy: AtomicBool,
+}
+
+/// Calls made while the driver is busy (or soon will be), under a lock of
+/// their own; the driver moves them into the session once per round.
+///
+/// A caller taking the session's lock for each call would pull the
+/// session's state (call table, deadlines, output buffer) to its core and the
+/// driver would pull it back: several cache lines crossing cores per call.
+/// Appending here touches only this queue, which the driver takes whole.
+pub(crate) struct Outbox {
+    calls: Vec<Queued>,
+    /// The queued calls' payloads, one after another.
+    bytes: Vec<u8>,
+    /// Our calls queued here or in flight in the session (as of the driver's
+    /// last count), checked against `max_calls`.
+    pending: usize,
+    max_calls: usize,
+    max_payload: usize,
+    /// The session has closed: no more calls.
+    closed: bool,
+    next_seq: u64,
+    driver: Option<Waker>,
+}
+
+/// A call waiting in the [`Outbox`].
+pub(crate) struct Queued {
+    remote: RemoteId,
+    timeout: Duration,
+    /// Where its payload ends in the outbox's bytes.
+    end: usize,
+    seq: u64,
+    waiter: Completer,
+}
+
+/// What the driver takes from the [`Outbox`] in one go, and buffers to swap
+/// in for it.
+#[derive(Default)]
+pub(crate) struct OutboxBatch {
+    calls: Vec<Queued>,
+    bytes: Vec<u8>,
+    /// Calls that could not be made, with why, to be told without the lock.
+    pub(crate) failed: Vec<(Completer, FunctionError)>,
+}
+
+impl OutboxBatch {
+    /// Hands the failed calls their errors. Call without holding a lock.
+    pub(crate) fn deliver_failed(&mut self) {
+        for (waiter, error) in self.failed.drain(..) {
+            waiter.complete(Err(error));
+        }
+    }
+
+    /// A quiet connection gives the buffers back.
+    pub(crate) fn release(&mut self) {
+        *self = Self::default();
+    }
 }
 
 /// Keeps its contents off the cache line of what precedes it: the handles'
@@ -187,9 +265,9 @@ pub(crate) struct ConnState {
     /// own: after a cancel the peer may reuse the id for a new call.
     running: HashMap<CallId, (u64, AbortHandle)>,
     next_seq: u64,
-    driver: Option<Waker>,
-    /// The driver is polling: no need to wake it.
-    driver_busy: bool,
+    /// Our calls that ended or were dropped since the driver last told the
+    /// outbox (which counts them as pending until then).
+    settled: usize,
 }
 
 impl ConnState {
@@ -239,6 +317,7 @@ impl ConnState {
             match event {
                 SessionEvent::CallEnded { id, outcome } => {
                     if let Some(waiter) = self.waiters.remove(id) {
+                        self.settled += 1;
                         ended.push((waiter, outcome));
                     }
                 }
@@ -247,50 +326,15 @@ impl ConnState {
         }
     }
 
-    /// Answers the peer's call `id`, unless it is no longer in flight.
-    pub(crate) fn respond(&mut self, id: CallId, status: Status, payload: &[u8]) {
-        if self.session.respond(id, status, payload) {
-            self.wake_driver();
-        }
+    /// Answers the peer's call `id`, unless it is no longer in flight;
+    /// returns whether an answer was queued (for the driver to write).
+    pub(crate) fn respond(&mut self, id: CallId, status: Status, payload: &[u8]) -> bool {
+        self.session.respond(id, status, payload)
     }
 
     fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
-    }
-
-    fn wake_driver(&mut self) {
-        // While the driver runs it will find this work itself; waking it from
-        // its own poll would reschedule it as a yield, which makes the runtime
-        // wake another worker thread for nothing.
-        if self.driver_busy {
-            return;
-        }
-        if let Some(waker) = self.driver.take() {
-            waker.wake();
-        }
-    }
-
-    /// The driver starts a poll: work queued from now on is its to find.
-    pub(crate) fn driver_starts(&mut self) {
-        self.driver_busy = true;
-    }
-
-    /// The driver is about to sleep: register its waker, unless work arrived
-    /// since it last looked (then it must go round again; returns `false`).
-    pub(crate) fn driver_sleeps(&mut self, waker: &Waker) -> bool {
-        // Bytes queued while someone else writes are theirs to write: they
-        // look again before giving the output back.
-        let unwritten = self.session.transmit_len() > 0 && self.output.is_some();
-        if unwritten || self.session.has_events() || self.session.has_datagrams() {
-            return false;
-        }
-        match &self.driver {
-            Some(w) if w.will_wake(waker) => {}
-            _ => self.driver = Some(waker.clone()),
-        }
-        self.driver_busy = false;
-        true
     }
 }
 
@@ -307,7 +351,21 @@ impl std::fmt::Debug for Conn {
 
 impl Conn {
     pub(crate) fn new(session: Session) -> Arc<Self> {
+        let outbox = Outbox {
+            calls: Vec::new(),
+            bytes: Vec::new(),
+            pending: 0,
+            max_calls: session.config().max_outgoing_calls,
+            // Request framing (tag, id and remote) takes at most 11 bytes.
+            max_payload: session.config().max_frame_len.saturating_sub(11),
+            closed: false,
+            next_seq: 0,
+            driver: None,
+        };
         Arc::new(Self {
+            outbox: CacheLine(Mutex::new(outbox)),
+            queued: AtomicBool::new(false),
+            driver_busy: AtomicBool::new(false),
             state: CacheLine(Mutex::new(ConnState {
                 session,
                 output: None,
@@ -316,10 +374,123 @@ impl Conn {
                 waiters: Waiters::default(),
                 running: HashMap::new(),
                 next_seq: 0,
-                driver: None,
-                driver_busy: false,
+                settled: 0,
             })),
         })
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        lock(&self.outbox.0)
+    }
+
+    /// Wakes the driver, unless it is polling: it will find the work itself,
+    /// and waking it from its own poll would reschedule it as a yield, which
+    /// makes the runtime wake another worker thread for nothing.
+    ///
+    /// Work queued before this under either lock is seen by the driver: it
+    /// clears `driver_busy` only after looking for work under both.
+    pub(crate) fn wake_driver(&self) {
+        if self.driver_busy.load(Ordering::Acquire) {
+            return;
+        }
+        let waker = self.outbox().driver.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// A quiet connection gives the outbox's buffers back.
+    pub(crate) fn release_outbox(&self) {
+        let mut outbox = self.outbox();
+        if outbox.calls.is_empty() {
+            outbox.calls = Vec::new();
+            outbox.bytes = Vec::new();
+        }
+    }
+
+    /// The driver is about to sleep: register its waker, unless work arrived
+    /// since it last looked (then it must go round again; returns `false`).
+    pub(crate) fn driver_sleeps(&self, state: &mut ConnState, waker: &Waker) -> bool {
+        // Bytes queued while someone else writes are theirs to write: they
+        // look again before giving the output back.
+        let unwritten = state.session.transmit_len() > 0 && state.output.is_some();
+        if unwritten || state.session.has_events() || state.session.has_datagrams() {
+            return false;
+        }
+        let mut outbox = self.outbox();
+        outbox.pending = outbox.pending.saturating_sub(std::mem::take(&mut state.settled));
+        if !outbox.calls.is_empty() {
+            return false;
+        }
+        match &outbox.driver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => outbox.driver = Some(waker.clone()),
+        }
+        self.driver_busy.store(false, Ordering::Release);
+        true
+    }
+
+    /// Moves the calls queued in the outbox into the session (the driver
+    /// does this each round, holding the state's lock); returns whether there
+    /// were any. Calls that cannot be made go to `batch.failed`.
+    ///
+    /// `starts`: the driver's first round of a poll; work queued from now on
+    /// is its to find, so nobody needs to wake it.
+    pub(crate) fn take_outbox(&self, state: &mut ConnState, batch: &mut OutboxBatch, starts: bool) -> bool {
+        if starts {
+            self.driver_busy.store(true, Ordering::Release);
+        }
+        // Nothing to say or take: the lock can wait (`driver_sleeps` takes it
+        // before sleeping, and sees any call queued meanwhile).
+        let quiet = state.settled == 0 && !state.session.is_closed();
+        if quiet && !self.queued.load(Ordering::Acquire) {
+            return false;
+        }
+        {
+            let mut outbox = self.outbox();
+            self.queued.store(false, Ordering::Relaxed);
+            outbox.pending = outbox.pending.saturating_sub(std::mem::take(&mut state.settled));
+            outbox.closed |= state.session.is_closed();
+            if outbox.calls.is_empty() {
+                return false;
+            }
+            std::mem::swap(&mut outbox.calls, &mut batch.calls);
+            std::mem::swap(&mut outbox.bytes, &mut batch.bytes);
+        }
+        let now = now();
+        let mut start = 0;
+        for Queued {
+            remote,
+            timeout,
+            end,
+            seq,
+            waiter,
+        } in batch.calls.drain(..)
+        {
+            let payload = &batch.bytes[start..end];
+            start = end;
+            if waiter.is_cancelled() {
+                state.settled += 1;
+                continue;
+            }
+            match state.session.call(remote, payload, timeout, now) {
+                Ok(id) if waiter.assign(id) => state.waiters.insert(id, seq, waiter),
+                // Given up on while it was queued.
+                Ok(id) => {
+                    state.session.cancel(id);
+                    state.settled += 1;
+                }
+                Err(e) => {
+                    state.settled += 1;
+                    batch.failed.push((waiter, call_error(e)));
+                }
+            }
+        }
+        batch.bytes.clear();
+        if batch.bytes.capacity() > KEEP_BUFFER {
+            batch.bytes = Vec::new();
+        }
+        true
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
@@ -385,53 +556,101 @@ impl Conn {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<PendingCall, FunctionError> {
-        let mut state = self.lock();
-        let now = now();
-        let id = state.session.call(remote, payload, timeout, now).map_err(|e| match e {
-            SendError::TooManyPending => FunctionError::Overloaded,
-            SendError::TooLarge { len, max } => {
-                tracing::warn!(len, max, "request over the frame limit not sent");
-                FunctionError::BadRequest
-            }
-            _ => FunctionError::Disconnected,
-        })?;
-        let (tx, rx) = completion();
-        let seq = state.next_seq();
-        state.waiters.insert(id, seq, tx);
-        // A lone call on an idle connection is written from here: no hand-off
-        // to the driver, which sequential callers would pay on every call.
-        // Calls made in a burst go to the driver, which writes them together.
-        let lone = !state.driver_busy
-            && state.session.pending_calls() == 1
-            && state.output_idle()
-            && state.timer_armed.is_some_and(|armed| armed <= now + timeout);
-        if lone {
-            let flushed;
-            (state, flushed) = self.flush(state, &mut Context::from_waker(Waker::noop()));
-            if flushed != (Flush::Done { wrote: true }) {
-                state.wake_driver();
-            }
-        } else {
-            state.wake_driver();
+        let mut outbox = self.outbox();
+        if outbox.closed {
+            return Err(FunctionError::Disconnected);
         }
-        drop(state);
+        if payload.len() > outbox.max_payload {
+            tracing::warn!(
+                len = payload.len(),
+                max = outbox.max_payload,
+                "request over the frame limit not sent"
+            );
+            return Err(FunctionError::BadRequest);
+        }
+        if outbox.pending >= outbox.max_calls {
+            return Err(FunctionError::Overloaded);
+        }
+        outbox.pending += 1;
+        outbox.next_seq += 1;
+        let seq = outbox.next_seq;
+        // A lone call on an idle connection goes into the session and is
+        // written from here: no hand-off to the driver, which sequential
+        // callers would pay on every call. Calls made in a burst wait in the
+        // outbox for the driver, which writes them together.
+        let busy = self.driver_busy.load(Ordering::Acquire);
+        let rx = if outbox.pending == 1 && !busy {
+            drop(outbox);
+            self.call_alone(remote, payload, timeout, seq)?
+        } else {
+            let (waiter, rx) = completion(None);
+            outbox.bytes.extend_from_slice(payload);
+            let end = outbox.bytes.len();
+            outbox.calls.push(Queued {
+                remote,
+                timeout,
+                end,
+                seq,
+                waiter,
+            });
+            self.queued.store(true, Ordering::Release);
+            let driver = if busy { None } else { outbox.driver.take() };
+            drop(outbox);
+            if let Some(driver) = driver {
+                driver.wake();
+            }
+            rx
+        };
         Ok(PendingCall {
             conn: self,
-            id,
             seq,
             rx,
             done: false,
         })
     }
 
-    pub(crate) fn send_event(&self, remote: RemoteId, payload: &[u8]) -> Result<(), EventError> {
+    /// The lone call of [`call`](Self::call): straight into the session, and
+    /// written at once if the driver's timer already covers its deadline.
+    fn call_alone(
+        &self,
+        remote: RemoteId,
+        payload: &[u8],
+        timeout: Duration,
+        seq: u64,
+    ) -> Result<Completion, FunctionError> {
         let mut state = self.lock();
-        state.session.send_event(remote, payload).map_err(|e| match e {
+        let now = now();
+        let id = match state.session.call(remote, payload, timeout, now) {
+            Ok(id) => id,
+            Err(e) => {
+                state.settled += 1;
+                drop(state);
+                self.wake_driver();
+                return Err(call_error(e));
+            }
+        };
+        let (waiter, rx) = completion(Some(id));
+        state.waiters.insert(id, seq, waiter);
+        let mut wake = true;
+        if state.output_idle() && state.timer_armed.is_some_and(|armed| armed <= now + timeout) {
+            let flushed;
+            (state, flushed) = self.flush(state, &mut Context::from_waker(Waker::noop()));
+            wake = flushed != (Flush::Done { wrote: true });
+        }
+        drop(state);
+        if wake {
+            self.wake_driver();
+        }
+        Ok(rx)
+    }
+
+    pub(crate) fn send_event(&self, remote: RemoteId, payload: &[u8]) -> Result<(), EventError> {
+        self.lock().session.send_event(remote, payload).map_err(|e| match e {
             SendError::TooLarge { len, max } => EventError::TooLarge { len, max },
             SendError::Dropped => EventError::Dropped,
             _ => EventError::Disconnected,
         })?;
-        state.wake_driver();
+        self.wake_driver();
         Ok(())
     }
 
@@ -445,11 +664,15 @@ impl Conn {
         let task = tokio::spawn(async move {
             let answer = handler.await;
             let mut state = conn.lock();
+            let mut queued = false;
             if matches!(state.running.get(&id), Some((s, _)) if *s == seq) {
                 state.running.remove(&id);
-                state.respond(id, answer.0, &answer.1);
+                queued = state.respond(id, answer.0, &answer.1);
             }
             drop(state);
+            if queued {
+                conn.wake_driver();
+            }
             crate::endpoint::recycle(answer.1);
         });
         state.running.insert(id, (seq, task.abort_handle()));
@@ -464,9 +687,8 @@ impl Conn {
 
     /// Acts on the session from outside the driver, then wakes it.
     pub(crate) fn with_session(&self, f: impl FnOnce(&mut Session)) {
-        let mut state = self.lock();
-        f(&mut state.session);
-        state.wake_driver();
+        f(&mut self.lock().session);
+        self.wake_driver();
     }
 
     /// Says goodbye; the driver flushes it and closes the transport.
@@ -480,7 +702,6 @@ impl Conn {
 #[must_use = "a call is cancelled when its future is dropped"]
 pub(crate) struct PendingCall {
     conn: Arc<Conn>,
-    id: CallId,
     seq: u64,
     rx: Completion,
     done: bool,
@@ -501,11 +722,19 @@ impl Drop for PendingCall {
         if self.done {
             return;
         }
+        // Not in the session yet: the driver will find it cancelled.
+        let Some(id) = self.rx.cancel() else {
+            return;
+        };
         let mut state = self.conn.lock();
         // Still ours only if the call has not ended (ended calls leave the
         // table, and their id may already belong to a newer call).
-        if state.waiters.remove_if(self.id, self.seq) && state.session.cancel(self.id) {
-            state.wake_driver();
+        if state.waiters.remove_if(id, self.seq) {
+            state.settled += 1;
+            if state.session.cancel(id) {
+                drop(state);
+                self.conn.wake_driver();
+            }
         }
     }
 }

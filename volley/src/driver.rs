@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Sleep;
 use volley_proto::{CallId, CloseReason, Status};
 
-use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, KEEP_BUFFER};
+use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, OutboxBatch, KEEP_BUFFER};
 use crate::endpoint::{Answer, Endpoint, Outcome, Snapshot};
 use crate::middleware::{ByteBudget, TokenBucket};
 use crate::transport::{Datagrams, ReadSide, Transport};
@@ -145,6 +145,8 @@ pub(crate) struct Driver<S: Side> {
     events: Vec<volley_proto::SessionEvent>,
     /// Calls that ended, handed to their callers without holding the lock.
     ended: Vec<Ended>,
+    /// Calls taken from the connection's outbox.
+    outbox: OutboxBatch,
     /// Answers of handlers that ran inline, given to the session in one lock
     /// per batch of requests: id, status and where the payload ends in
     /// `answer_bytes` (one buffer for the batch, so the payload buffers go
@@ -188,6 +190,7 @@ impl<S: Side> Driver<S> {
             side,
             events: Vec::new(),
             ended: Vec::new(),
+            outbox: OutboxBatch::default(),
             answers: Vec::new(),
             answer_bytes: Vec::new(),
             snapshot: Snapshot::new(),
@@ -233,11 +236,10 @@ impl<S: Side> Driver<S> {
             let mut progress = !matches!(input, Input::Nothing) || fired || !self.datagrams_in.is_empty();
             let (closed, deadline) = {
                 let mut state = self.conn.lock();
-                if first {
-                    state.driver_starts();
-                    first = false;
-                }
                 self.reader.feed(&mut state, input, fired);
+                progress |= self
+                    .conn
+                    .take_outbox(&mut state, &mut self.outbox, std::mem::take(&mut first));
                 if !self.datagrams_in.is_empty() {
                     let at = now();
                     for datagram in self.datagrams_in.drain(..) {
@@ -261,6 +263,7 @@ impl<S: Side> Driver<S> {
                 }
                 (state.session.is_closed(), arm)
             };
+            self.outbox.deliver_failed();
             if fired {
                 self.release_idle_buffers();
             }
@@ -283,12 +286,12 @@ impl<S: Side> Driver<S> {
                     return Poll::Ready(());
                 }
             }
-            if !progress && self.conn.lock().driver_sleeps(cx.waker()) {
+            if !progress && self.conn.driver_sleeps(&mut self.conn.lock(), cx.waker()) {
                 return Poll::Pending;
             }
         }
         // Plenty of work: let other connections run, then continue.
-        self.conn.lock().driver_sleeps(cx.waker());
+        self.conn.driver_sleeps(&mut self.conn.lock(), cx.waker());
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -364,6 +367,8 @@ impl<S: Side> Driver<S> {
         self.answer_bytes = Vec::new();
         // Read again at the next message.
         self.snapshot = Snapshot::new();
+        self.outbox.release();
+        self.conn.release_outbox();
     }
 
     /// Hands ended calls to their callers and acts on the session's events
@@ -492,7 +497,7 @@ impl<S: Side> Driver<S> {
     fn settle(&self, state: &mut ConnState, flushed: Flush, cx: &mut Context<'_>, busy: bool) -> Write {
         match flushed {
             Flush::Done { wrote: false } => {
-                if !busy && !state.session.is_closed() && state.driver_sleeps(cx.waker()) {
+                if !busy && !state.session.is_closed() && self.conn.driver_sleeps(state, cx.waker()) {
                     Write::Slept
                 } else {
                     Write::Idle
