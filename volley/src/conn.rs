@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -71,6 +71,13 @@ pub(crate) struct Conn {
     /// only in [`driver_sleeps`](Self::driver_sleeps), under both locks,
     /// after it has looked for work one last time.
     driver_busy: AtomicBool,
+    /// Our calls queued in the outbox or in flight in the session (calls the
+    /// driver saw end are taken off once per round), checked against
+    /// `max_calls`. Zero means a new call is alone.
+    pending: AtomicUsize,
+    next_seq: AtomicU64,
+    max_calls: usize,
+    max_payload: usize,
 }
 
 /// Calls made while the driver is busy (or soon will be), under a lock of
@@ -84,14 +91,8 @@ pub(crate) struct Outbox {
     calls: Vec<Queued>,
     /// The queued calls' payloads, one after another.
     bytes: Vec<u8>,
-    /// Our calls queued here or in flight in the session (as of the driver's
-    /// last count), checked against `max_calls`.
-    pending: usize,
-    max_calls: usize,
-    max_payload: usize,
     /// The session has closed: no more calls.
     closed: bool,
-    next_seq: u64,
     driver: Option<Waker>,
 }
 
@@ -354,18 +355,18 @@ impl Conn {
         let outbox = Outbox {
             calls: Vec::new(),
             bytes: Vec::new(),
-            pending: 0,
-            max_calls: session.config().max_outgoing_calls,
-            // Request framing (tag, id and remote) takes at most 11 bytes.
-            max_payload: session.config().max_frame_len.saturating_sub(11),
             closed: false,
-            next_seq: 0,
             driver: None,
         };
         Arc::new(Self {
             outbox: CacheLine(Mutex::new(outbox)),
             queued: AtomicBool::new(false),
             driver_busy: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
+            next_seq: AtomicU64::new(0),
+            max_calls: session.config().max_outgoing_calls,
+            // Request framing (tag, id and remote) takes at most 11 bytes.
+            max_payload: session.config().max_frame_len.saturating_sub(11),
             state: CacheLine(Mutex::new(ConnState {
                 session,
                 output: None,
@@ -399,6 +400,14 @@ impl Conn {
         }
     }
 
+    /// Takes the calls the driver saw end (or dropped) off the pending count.
+    pub(crate) fn settle(&self, state: &mut ConnState) {
+        let settled = std::mem::take(&mut state.settled);
+        if settled > 0 {
+            self.pending.fetch_sub(settled, Ordering::AcqRel);
+        }
+    }
+
     /// A quiet connection gives the outbox's buffers back.
     pub(crate) fn release_outbox(&self) {
         let mut outbox = self.outbox();
@@ -417,8 +426,8 @@ impl Conn {
         if unwritten || state.session.has_events() || state.session.has_datagrams() {
             return false;
         }
+        self.settle(state);
         let mut outbox = self.outbox();
-        outbox.pending = outbox.pending.saturating_sub(std::mem::take(&mut state.settled));
         if !outbox.calls.is_empty() {
             return false;
         }
@@ -440,16 +449,15 @@ impl Conn {
         if starts {
             self.driver_busy.store(true, Ordering::Release);
         }
-        // Nothing to say or take: the lock can wait (`driver_sleeps` takes it
-        // before sleeping, and sees any call queued meanwhile).
-        let quiet = state.settled == 0 && !state.session.is_closed();
-        if quiet && !self.queued.load(Ordering::Acquire) {
+        self.settle(state);
+        // Nothing to take: the lock can wait (`driver_sleeps` takes it before
+        // sleeping, and sees any call queued meanwhile).
+        if !state.session.is_closed() && !self.queued.load(Ordering::Acquire) {
             return false;
         }
         {
             let mut outbox = self.outbox();
             self.queued.store(false, Ordering::Relaxed);
-            outbox.pending = outbox.pending.saturating_sub(std::mem::take(&mut state.settled));
             outbox.closed |= state.session.is_closed();
             if outbox.calls.is_empty() {
                 return false;
@@ -556,33 +564,33 @@ impl Conn {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<PendingCall, FunctionError> {
-        let mut outbox = self.outbox();
-        if outbox.closed {
-            return Err(FunctionError::Disconnected);
-        }
-        if payload.len() > outbox.max_payload {
+        if payload.len() > self.max_payload {
             tracing::warn!(
                 len = payload.len(),
-                max = outbox.max_payload,
+                max = self.max_payload,
                 "request over the frame limit not sent"
             );
             return Err(FunctionError::BadRequest);
         }
-        if outbox.pending >= outbox.max_calls {
+        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_calls {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
             return Err(FunctionError::Overloaded);
         }
-        outbox.pending += 1;
-        outbox.next_seq += 1;
-        let seq = outbox.next_seq;
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         // A lone call on an idle connection goes into the session and is
         // written from here: no hand-off to the driver, which sequential
         // callers would pay on every call. Calls made in a burst wait in the
         // outbox for the driver, which writes them together.
-        let busy = self.driver_busy.load(Ordering::Acquire);
-        let rx = if outbox.pending == 1 && !busy {
-            drop(outbox);
+        let rx = if before == 0 && !self.driver_busy.load(Ordering::Acquire) {
             self.call_alone(remote, payload, timeout, seq)?
         } else {
+            let mut outbox = self.outbox();
+            if outbox.closed {
+                drop(outbox);
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+                return Err(FunctionError::Disconnected);
+            }
             let (waiter, rx) = completion(None);
             outbox.bytes.extend_from_slice(payload);
             let end = outbox.bytes.len();
@@ -594,7 +602,11 @@ impl Conn {
                 waiter,
             });
             self.queued.store(true, Ordering::Release);
-            let driver = if busy { None } else { outbox.driver.take() };
+            let driver = if self.driver_busy.load(Ordering::Acquire) {
+                None
+            } else {
+                outbox.driver.take()
+            };
             drop(outbox);
             if let Some(driver) = driver {
                 driver.wake();
@@ -623,9 +635,8 @@ impl Conn {
         let id = match state.session.call(remote, payload, timeout, now) {
             Ok(id) => id,
             Err(e) => {
-                state.settled += 1;
                 drop(state);
-                self.wake_driver();
+                self.pending.fetch_sub(1, Ordering::AcqRel);
                 return Err(call_error(e));
             }
         };
@@ -730,9 +741,10 @@ impl Drop for PendingCall {
         // Still ours only if the call has not ended (ended calls leave the
         // table, and their id may already belong to a newer call).
         if state.waiters.remove_if(id, self.seq) {
-            state.settled += 1;
-            if state.session.cancel(id) {
-                drop(state);
+            let cancelled = state.session.cancel(id);
+            drop(state);
+            self.conn.pending.fetch_sub(1, Ordering::AcqRel);
+            if cancelled {
                 self.conn.wake_driver();
             }
         }

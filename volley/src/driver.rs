@@ -247,6 +247,7 @@ impl<S: Side> Driver<S> {
                     }
                 }
                 state.drain_events(&mut self.events, &mut self.ended);
+                self.conn.settle(&mut state);
                 if fired {
                     self.timer_at = None;
                 }
@@ -400,6 +401,7 @@ impl<S: Side> Driver<S> {
                 start = end;
             }
             state.drain_events(&mut events, &mut self.ended);
+            self.conn.settle(&mut state);
             drop(state);
             self.answer_bytes.clear();
             if self.answer_bytes.capacity() > KEEP_BUFFER {
