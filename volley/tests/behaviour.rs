@@ -446,6 +446,75 @@ async fn over_the_in_flight_limit_the_caller_is_told_at_once() {
 }
 
 #[tokio::test]
+async fn calls_dropped_before_they_are_sent_leave_nothing_behind() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Waker};
+
+    let server = Server::new(protocol(), ServerConfig::default());
+    let handled = Arc::new(AtomicUsize::new(0));
+    let h = handled.clone();
+    server.on_request_sync(ECHO, move |_, s: String| {
+        h.fetch_add(1, Ordering::Relaxed);
+        Ok(s)
+    });
+    let client = Client::new(
+        protocol(),
+        ClientConfig::default().with_session(SessionConfig::default().with_max_outgoing_calls(8)),
+    );
+    client.connect(server.connect_memory()).await.unwrap();
+    for round in 0..3 {
+        // Started (polled once) and dropped before the connection's task
+        // runs: the first goes straight into the session, the rest wait in the
+        // outbox, and all are given up on.
+        let mut calls: Vec<_> = (0..8)
+            .map(|i| Box::pin(client.invoke(ECHO, format!("{round}/{i}"))))
+            .collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        for call in &mut calls {
+            assert!(call.as_mut().poll(&mut cx).is_pending());
+        }
+        // The limit counts them all while they wait.
+        let over: Pin<Box<_>> = Box::pin(client.invoke(ECHO, "over".into()));
+        assert_eq!(over.await, Err(FunctionError::Overloaded));
+        drop(calls);
+        // None of them counts any more: sequential calls all go through.
+        for i in 0..20 {
+            assert_eq!(client.invoke(ECHO, i.to_string()).await.unwrap(), i.to_string());
+        }
+    }
+    // Of the dropped calls, at most the lone first of each round was sent.
+    let handled = handled.load(Ordering::Relaxed);
+    assert!((60..=63).contains(&handled), "{handled}");
+}
+
+#[tokio::test]
+async fn calls_waiting_when_the_connection_closes_end_disconnected() {
+    let server = Server::new(protocol(), ServerConfig::default());
+    server.on_request(SLOW, |_, ms: u64| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(ms)
+    });
+    let client = Client::new(protocol(), ClientConfig::default());
+    client.connect(server.connect_memory()).await.unwrap();
+    let calls: Vec<_> = (0..10).map(|_| client.invoke(SLOW, 5_000)).collect();
+    let kick = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for player in server.players() {
+            player.kick("bye");
+        }
+    };
+    let (results, ()) = tokio::join!(futures_util::future::join_all(calls), kick);
+    assert!(
+        results.iter().all(|r| *r == Err(FunctionError::Disconnected)),
+        "{results:?}"
+    );
+    // And later calls fail at once.
+    assert_eq!(client.invoke(SLOW, 1).await, Err(FunctionError::Disconnected));
+}
+
+#[tokio::test]
 async fn predict_runs_the_local_handler_through_the_same_path() {
     let (server, addr, observed, _) = tcp_server(ServerConfig::default()).await;
     let (client, mut probe) = tcp_client(addr).await;
