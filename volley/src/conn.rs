@@ -400,6 +400,11 @@ impl Conn {
         }
     }
 
+    /// Whether calls wait in the outbox (a hint: read without its lock).
+    pub(crate) fn calls_queued(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
+    }
+
     /// Takes the calls the driver saw end (or dropped) off the pending count.
     pub(crate) fn settle(&self, state: &mut ConnState) {
         let settled = std::mem::take(&mut state.settled);
@@ -424,6 +429,12 @@ impl Conn {
         // look again before giving the output back.
         let unwritten = state.session.transmit_len() > 0 && state.output.is_some();
         if unwritten || state.session.has_events() || state.session.has_datagrams() {
+            return false;
+        }
+        // A call made meanwhile with a deadline before the armed timer: the
+        // timer must be moved first.
+        let earlier = state.session.poll_timeout();
+        if earlier.is_some_and(|deadline| state.timer_armed.is_none_or(|armed| deadline < armed)) {
             return false;
         }
         self.settle(state);

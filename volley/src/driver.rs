@@ -164,6 +164,8 @@ pub(crate) struct Driver<S: Side> {
     timer_at: Option<Instant>,
     /// Set once the session is closed: the deadline for flushing.
     linger: Option<Pin<Box<Sleep>>>,
+    /// The session has closed; what is left is flushing its goodbye.
+    closing: bool,
 }
 
 impl<S: Side> Driver<S> {
@@ -200,6 +202,7 @@ impl<S: Side> Driver<S> {
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
             linger: None,
+            closing: false,
         }
     }
 
@@ -229,12 +232,21 @@ impl<S: Side> Driver<S> {
     /// what to write, or go to sleep) → write, until a round finds nothing.
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut first = true;
+        // Whether the last round could have left the session with work that
+        // only the locked step below finds (events, an earlier deadline).
+        let mut settle_next = true;
         for _ in 0..MAX_ROUNDS {
             let input = self.read_transport(cx);
             let fired = self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
             self.receive_datagrams(cx);
             let mut progress = !matches!(input, Input::Nothing) || fired || !self.datagrams_in.is_empty();
-            let (closed, deadline) = {
+            // A round after a busy one that brought nothing in goes straight to
+            // writing and sleeping: `driver_sleeps` sends it round again if
+            // anything else needs the locked step.
+            let quiet = !first && !progress && !settle_next && !self.closing && !self.conn.calls_queued();
+            let (closed, deadline) = if quiet {
+                (false, None)
+            } else {
                 let mut state = self.conn.lock();
                 self.reader.feed(&mut state, input, fired);
                 progress |= self
@@ -275,7 +287,8 @@ impl<S: Side> Driver<S> {
                 Write::Wrote => progress = true,
                 Write::Idle => {}
             }
-            if closed {
+            self.closing |= closed;
+            if self.closing {
                 let flushed = {
                     let state = self.conn.lock();
                     state.write_failed() || (state.output_idle() && state.session.transmit_len() == 0)
@@ -290,6 +303,7 @@ impl<S: Side> Driver<S> {
             if !progress && self.conn.driver_sleeps(&mut self.conn.lock(), cx.waker()) {
                 return Poll::Pending;
             }
+            settle_next = !progress;
         }
         // Plenty of work: let other connections run, then continue.
         self.conn.driver_sleeps(&mut self.conn.lock(), cx.waker());
