@@ -26,13 +26,14 @@ use crate::transport::{Datagrams, ReadSide, Transport};
 /// How long a closing connection may take to flush its goodbye: 1 s.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// Smallest read: enough for the handshake and a few small messages, so an
-/// idle connection holds little. Reads that fill the buffer double the next
-/// one, up to [`MAX_READ_CHUNK`].
+/// Smallest read, 128 bytes: enough for the handshake and a few small
+/// messages, so an idle connection holds little (each keep-alive's pong
+/// brings a buffer back). Reads that fill the buffer double the next one, up
+/// to [`MAX_READ_CHUNK`].
 ///
 /// Empty buffers are all dropped when the session's timer fires (at least
-/// every keep-alive interval), so an idle connection holds none.
-const MIN_READ_CHUNK: usize = 512;
+/// every keep-alive interval).
+const MIN_READ_CHUNK: usize = 128;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Spare room below which the read buffer grows before a read.
 const MIN_SPARE: usize = 64;
@@ -218,7 +219,9 @@ impl<S: Side> Driver<S> {
             // goodbye included (QUIC drops unacknowledged stream data when
             // the connection goes).
             if !self.reader.done {
-                let mut rest = [0u8; 1024];
+                // On the heap: an array here would sit in every connection's
+                // task for its whole life.
+                let mut rest = vec![0u8; 1024];
                 let _ = tokio::time::timeout(CLOSE_LINGER, async {
                     while let Ok(1..) = self.transport.read(&mut rest).await {}
                 })
