@@ -89,13 +89,7 @@ async fn measure(system: &str, addr: SocketAddr, n: usize) -> (f64, f64, f64) {
         .unwrap();
     assert_eq!(line.trim(), "ready");
     // Let the server finish the handshakes and go idle.
-    tokio::time::sleep(Duration::from_secs(
     tokio::time::sleep(Duration::from_secs(1)).await;
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1),
-    ))
-    .await;
     let (rss1, kernel1) = (rss_bytes(), tcp_kernel_pages());
     let live = (crate::alloc::live_bytes() - live0) as f64 / n as f64;
     crate::alloc::counting(false);
