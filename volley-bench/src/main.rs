@@ -583,18 +583,24 @@ fn main() {
             let caller = rpc.connect(addr).await;
             let start = Instant::now();
             let mut calls = 0;
+            let mut times = Vec::new();
             let mut raw_stream = raw::connect(raw::serve().await).await;
             while start.elapsed() < Duration::from_secs(seconds) {
                 match what.as_str() {
-                    "raw" => calls += raw::rtt(&mut raw_stream, 1000).await.len(),
-                    "rtt" => calls += sequential(&caller, 1000).await.len(),
+                    "raw" => times.extend(raw::rtt(&mut raw_stream, 1000).await),
+                    "rtt" => times.extend(sequential(&caller, 1000).await),
                     _ => {
                         pipelined(std::slice::from_ref(&caller), 100_000, 256).await;
                         calls += 100_000;
                     }
                 }
             }
+            calls += times.len();
             eprintln!("{calls} calls in {:?}", start.elapsed());
+            if !times.is_empty() {
+                times.sort();
+                eprintln!("p50 {:.3} us", micros_at(&times, 0.5));
+            }
         });
         runtime.block_on(task).unwrap();
         std::process::exit(0);

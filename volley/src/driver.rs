@@ -240,7 +240,8 @@ impl<S: Side> Driver<S> {
         let mut settle_next = true;
         for _ in 0..MAX_ROUNDS {
             let input = self.read_transport(cx);
-            let fired = self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
+            // Once per poll: a timer that fires later wakes the task again.
+            let fired = first && self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
             self.receive_datagrams(cx);
             let mut progress = !matches!(input, Input::Nothing) || fired || !self.datagrams_in.is_empty();
             // A round after a busy one that brought nothing in goes straight to
