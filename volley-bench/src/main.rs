@@ -27,7 +27,8 @@ use systems::{raw, rpc_volley, Caller, Rpc};
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
 
-const PEERS: [Rpc; 3] = [Rpc::Volley, Rpc::Tarpc, Rpc::Tonic];
+/// Every request/response system: volley over each transport, and its peers.
+const PEERS: [Rpc; 5] = [Rpc::Volley, Rpc::VolleyWs, Rpc::VolleyQuic, Rpc::Tarpc, Rpc::Tonic];
 
 /// How much work each scenario does.
 struct Plan {
@@ -137,7 +138,10 @@ impl Results {
             let Some((_, ours)) = figures.iter().find(|(system, _)| *system == "volley") else {
                 continue;
             };
-            for (system, theirs) in figures.iter().filter(|(system, _)| *system != "volley") {
+            // volley over TCP against its peers; its other transports are rows
+            // of their own.
+            let peers = figures.iter().filter(|(system, _)| !system.starts_with("volley"));
+            for (system, theirs) in peers {
                 let ratio = match theirs.better {
                     Some(Better::Higher) => ours.value() / theirs.value(),
                     Some(Better::Lower) => theirs.value() / ours.value(),
@@ -438,7 +442,8 @@ async fn scenario_wire_bytes(results: &mut Results) {
     raw::rtt(&mut stream, N).await;
     let (up, down) = counter.since(before);
     record(results, "raw", up, down);
-    for rpc in PEERS {
+    // The counting proxy relays TCP: QUIC's datagrams pass it by.
+    for rpc in PEERS.into_iter().filter(|rpc| *rpc != Rpc::VolleyQuic) {
         let (addr, counter) = proxy::counting(rpc.serve().await).await;
         let caller = rpc.connect(addr).await;
         sequential(&caller, 100).await;

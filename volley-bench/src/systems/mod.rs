@@ -21,6 +21,11 @@ pub trait Caller: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rpc {
     Volley,
+    /// volley over WebSocket (on TCP) and over QUIC: rows of their own,
+    /// compared with nothing (the ratios are volley over TCP against its
+    /// peers on TCP).
+    VolleyWs,
+    VolleyQuic,
     Tarpc,
     Tonic,
 }
@@ -29,6 +34,8 @@ impl Rpc {
     pub fn name(self) -> &'static str {
         match self {
             Rpc::Volley => "volley",
+            Rpc::VolleyWs => "volley-ws",
+            Rpc::VolleyQuic => "volley-quic",
             Rpc::Tarpc => "tarpc",
             Rpc::Tonic => "tonic",
         }
@@ -38,6 +45,8 @@ impl Rpc {
     pub async fn serve(self) -> SocketAddr {
         match self {
             Rpc::Volley => rpc_volley::serve().await.1,
+            Rpc::VolleyWs => rpc_volley::serve_on(rpc_volley::Wire::WebSocket).await,
+            Rpc::VolleyQuic => rpc_volley::serve_on(rpc_volley::Wire::Quic).await,
             Rpc::Tarpc => rpc_tarpc::serve().await,
             Rpc::Tonic => grpc::serve().await,
         }
@@ -47,6 +56,8 @@ impl Rpc {
     pub async fn connect(self, addr: SocketAddr) -> Arc<dyn Caller> {
         match self {
             Rpc::Volley => rpc_volley::connect(addr).await,
+            Rpc::VolleyWs => rpc_volley::connect_on(rpc_volley::Wire::WebSocket, addr).await,
+            Rpc::VolleyQuic => rpc_volley::connect_on(rpc_volley::Wire::Quic, addr).await,
             Rpc::Tarpc => rpc_tarpc::connect(addr).await,
             Rpc::Tonic => grpc::connect(addr).await,
         }

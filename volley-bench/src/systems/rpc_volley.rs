@@ -1,4 +1,5 @@
-//! volley over TCP: a synchronous handler (run inline on the connection task).
+//! volley over TCP, WebSocket or QUIC: a synchronous handler (run inline on
+//! the connection task).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,71 @@ pub async fn client(addr: SocketAddr) -> Client {
     client.on_request_sync(CLIENT_ADD_ONE, |x: u32| Ok(x.wrapping_add(1)));
     client.connect_tcp(addr).await.unwrap();
     client
+}
+
+/// The transports volley is measured over besides TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    WebSocket,
+    Quic,
+}
+
+/// A self-signed certificate for "localhost", made once: the server's TLS
+/// configuration and a client configuration that trusts it.
+fn certificates() -> &'static (
+    Arc<volley::transport::tls::rustls::ServerConfig>,
+    Arc<volley::transport::tls::rustls::ClientConfig>,
+) {
+    use volley::transport::tls::rustls;
+    static CERTS: std::sync::OnceLock<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)> =
+        std::sync::OnceLock::new();
+    CERTS.get_or_init(|| {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = certified.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    })
+}
+
+/// A server like [`serve`]'s over another transport.
+pub async fn serve_on(wire: Wire) -> SocketAddr {
+    let server = Server::new(protocol(), ServerConfig::default().with_session(session()));
+    server.on_request_sync(ADD_ONE, |_, x: u32| Ok(x.wrapping_add(1)));
+    let addr = match wire {
+        Wire::WebSocket => server.listen_ws("127.0.0.1:0", "/volley").await.unwrap(),
+        Wire::Quic => server
+            .listen_quic("127.0.0.1:0".parse().unwrap(), certificates().0.clone())
+            .unwrap(),
+    };
+    // As with `serve`'s TCP listener, the listener task keeps the server.
+    addr
+}
+
+/// A caller over another transport.
+pub async fn connect_on(wire: Wire, addr: SocketAddr) -> Arc<dyn Caller> {
+    let client = Client::new(protocol(), ClientConfig::default().with_session(session()));
+    match wire {
+        Wire::WebSocket => client.connect_ws(addr, "/volley").await.unwrap(),
+        Wire::Quic => client
+            .connect_quic(addr, "localhost", certificates().1.clone())
+            .await
+            .unwrap(),
+    }
+    Arc::new(VolleyCaller(client))
 }
 
 struct VolleyCaller(Client);
