@@ -93,6 +93,7 @@ pub(crate) struct Outbox {
     bytes: Vec<u8>,
     /// The session has closed: no more calls.
     closed: bool,
+    /// The driver's waker, while it sleeps.
     driver: Option<Waker>,
 }
 
@@ -113,7 +114,7 @@ pub(crate) struct OutboxBatch {
     calls: Vec<Queued>,
     bytes: Vec<u8>,
     /// Calls that could not be made, with why, to be told without the lock.
-    pub(crate) failed: Vec<(Completer, FunctionError)>,
+    failed: Vec<(Completer, FunctionError)>,
 }
 
 impl OutboxBatch {
