@@ -1,6 +1,7 @@
 //! A global allocator that counts allocations, to show what one call costs.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -10,6 +11,13 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 /// Bytes allocated minus bytes freed while `COUNTING` is on: tells a leak
 /// (this grows) from allocator fragmentation (RSS grows, this does not).
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+thread_local! {
+    /// Allocations made on this thread while counting: tells the two sides of
+    /// a call apart when each runs on a thread of its own. (A `const` cell of
+    /// a `Copy` type: reading it never allocates.)
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
 
 /// The system allocator, counting.
 pub struct Counting;
@@ -24,6 +32,7 @@ unsafe impl GlobalAlloc for Counting {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
             LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            count_on_this_thread();
         }
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
@@ -41,10 +50,21 @@ unsafe impl GlobalAlloc for Counting {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
             LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+            count_on_this_thread();
         }
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
+}
+
+fn count_on_this_thread() {
+    // `try_with`: a thread being torn down may still allocate.
+    let _ = THREAD_ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+/// Allocations counted on the calling thread so far.
+pub fn thread_count() -> u64 {
+    THREAD_ALLOCATIONS.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Starts or stops counting.

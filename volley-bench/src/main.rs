@@ -455,7 +455,7 @@ async fn scenario_wire_bytes(results: &mut Results) {
 }
 
 async fn scenario_allocations(results: &mut Results) {
-    eprintln!("allocations: heap allocations per call, client and server together (memory transport)");
+    eprintln!("allocations: heap allocations per call (memory transport; then each side on its own thread over TCP)");
     let server = volley::Server::new(rpc_volley::protocol(), volley::ServerConfig::default());
     server.on_request_sync(rpc_volley::ADD_ONE, |_, x: u32| Ok(x + 1));
     let client = volley::Client::new(rpc_volley::protocol(), volley::ClientConfig::default());
@@ -481,7 +481,10 @@ async fn scenario_allocations(results: &mut Results) {
     let codec = (alloc::count() - before) as f64 / f64::from(N);
     // The session core alone: a call between two sessions, no I/O.
     let session = session_round_trip_allocations(N);
+    let (client_side, server_side) = allocations_per_side(N);
     alloc::counting(false);
+    results.add("allocations_per_call_client", "volley", client_side, "allocs", None);
+    results.add("allocations_per_call_server", "volley", server_side, "allocs", None);
     results.add("allocations_per_call_session_core", "volley", session, "allocs", None);
     results.add("allocations_per_call_codec", "volley", codec * 2.0, "allocs", None);
     results.add("allocations_per_call", "volley", per_call, "allocs", None);
@@ -494,6 +497,57 @@ fn runtime(threads: usize) -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Allocations per call on each side, over loopback TCP with the server and
+/// the client each on a single-threaded runtime of its own thread, so each
+/// side's allocations are counted on its own thread. Counting must be on.
+fn allocations_per_side(n: u32) -> (f64, f64) {
+    use tokio::sync::{mpsc, oneshot};
+    let single = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    // The client asks the server's thread to read its count before and after
+    // the measured calls; each answer is that thread's count.
+    let (ask, mut asked) = mpsc::unbounded_channel::<oneshot::Sender<u64>>();
+    let server_thread = std::thread::spawn(move || {
+        single().block_on(async move {
+            let (_server, addr) = rpc_volley::serve().await;
+            addr_tx.send(addr).unwrap();
+            while let Some(answer) = asked.recv().await {
+                let _ = answer.send(alloc::thread_count());
+            }
+        })
+    });
+    let addr = addr_rx.recv().unwrap();
+    let (client_side, server_side) = std::thread::spawn(move || {
+        single().block_on(async move {
+            let server_count = || async {
+                let (tx, rx) = oneshot::channel();
+                ask.send(tx).unwrap();
+                rx.await.unwrap()
+            };
+            let client = rpc_volley::client(addr).await;
+            for i in 0..1000 {
+                client.invoke(rpc_volley::ADD_ONE, i).await.unwrap();
+            }
+            let (server_before, before) = (server_count().await, alloc::thread_count());
+            for i in 0..n {
+                client.invoke(rpc_volley::ADD_ONE, i).await.unwrap();
+            }
+            let (client_after, server_after) = (alloc::thread_count(), server_count().await);
+            let per_call = |count: u64| count as f64 / f64::from(n);
+            (per_call(client_after - before), per_call(server_after - server_before))
+        })
+    })
+    .join()
+    .unwrap();
+    server_thread.join().unwrap();
+    (client_side, server_side)
 }
 
 /// Allocations per call between two bare sessions (no driver, no I/O),
