@@ -78,6 +78,10 @@ pub(crate) struct Conn {
     next_seq: AtomicU64,
     max_calls: usize,
     max_payload: usize,
+    /// Most bytes of calls the outbox holds (the session's
+    /// `max_transmit_queue`): a caller faster than the connection is told
+    /// `Overloaded` rather than buffered without end.
+    max_queued_bytes: usize,
 }
 
 /// Calls made while the driver is busy (or soon will be), under a lock of
@@ -368,6 +372,7 @@ impl Conn {
             max_calls: session.config().max_outgoing_calls,
             // Request framing (tag, id and remote) takes at most 11 bytes.
             max_payload: session.config().max_frame_len.saturating_sub(11),
+            max_queued_bytes: session.config().max_transmit_queue,
             state: CacheLine(Mutex::new(ConnState {
                 session,
                 output: None,
@@ -598,10 +603,17 @@ impl Conn {
             self.call_alone(remote, payload, timeout, seq)?
         } else {
             let mut outbox = self.outbox();
-            if outbox.closed {
+            let refused = if outbox.closed {
+                Some(FunctionError::Disconnected)
+            } else if outbox.bytes.len() + payload.len() > self.max_queued_bytes {
+                Some(FunctionError::Overloaded)
+            } else {
+                None
+            };
+            if let Some(error) = refused {
                 drop(outbox);
                 self.pending.fetch_sub(1, Ordering::AcqRel);
-                return Err(FunctionError::Disconnected);
+                return Err(error);
             }
             let (waiter, rx) = completion(None);
             outbox.bytes.extend_from_slice(payload);

@@ -36,7 +36,9 @@ pub enum FunctionError {
     #[error("not connected")]
     Disconnected,
     /// The receiver is at its limit of calls in flight for this peer (or the
-    /// caller at its limit of pending calls); nothing was queued. Retry later.
+    /// caller at its limit of pending calls, or with more than
+    /// `max_transmit_queue` bytes of calls waiting to be sent); nothing was
+    /// queued. Retry later.
     #[error("too many requests at once; try again shortly")]
     Overloaded,
     /// The receiver's rate limit for this remote is used up (see

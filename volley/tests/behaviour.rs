@@ -490,6 +490,35 @@ async fn calls_dropped_before_they_are_sent_leave_nothing_behind() {
 }
 
 #[tokio::test]
+async fn a_caller_faster_than_its_connection_is_told_overloaded_not_buffered() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let server = Server::new(protocol(), ServerConfig::default());
+    server.on_request_sync(ECHO, |_, s: String| Ok(s));
+    let session = SessionConfig::default().with_max_transmit_queue(1_000);
+    let client = Client::new(protocol(), ClientConfig::default().with_session(session));
+    client.connect(server.connect_memory()).await.unwrap();
+    // Started before the connection's task runs: the first goes straight into
+    // the session, the rest wait to be sent, up to 1,000 bytes of them.
+    let mut calls: Vec<_> = (0..8).map(|_| Box::pin(client.invoke(ECHO, "x".repeat(300)))).collect();
+    let mut cx = Context::from_waker(Waker::noop());
+    let started: Vec<_> = calls.iter_mut().map(|call| call.as_mut().poll(&mut cx)).collect();
+    let refused = started.iter().filter(|p| p.is_ready()).count();
+    assert!(
+        started[4..]
+            .iter()
+            .all(|p| *p == std::task::Poll::Ready(Err(FunctionError::Overloaded))),
+        "{started:?}"
+    );
+    assert_eq!(refused, 4, "{started:?}");
+    // The ones that were queued all complete.
+    for call in calls.into_iter().take(4) {
+        assert_eq!(call.await.unwrap(), "x".repeat(300));
+    }
+}
+
+#[tokio::test]
 async fn calls_waiting_when_the_connection_closes_end_disconnected() {
     let server = Server::new(protocol(), ServerConfig::default());
     server.on_request(SLOW, |_, ms: u64| async move {
