@@ -332,12 +332,6 @@ impl ConnState {
         }
     }
 
-    /// Answers the peer's call `id`, unless it is no longer in flight;
-    /// returns whether an answer was queued (for the driver to write).
-    pub(crate) fn respond(&mut self, id: CallId, status: Status, payload: &[u8]) -> bool {
-        self.session.respond(id, status, payload)
-    }
-
     fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
@@ -397,12 +391,23 @@ impl Conn {
     /// Work queued before this under either lock is seen by the driver: it
     /// clears `driver_busy` only after looking for work under both.
     pub(crate) fn wake_driver(&self) {
+        // Checked before the lock too: a busy driver is the common case.
         if self.driver_busy.load(Ordering::Acquire) {
             return;
         }
-        let waker = self.outbox().driver.take();
+        let waker = self.driver_to_wake(&mut self.outbox());
         if let Some(waker) = waker {
             waker.wake();
+        }
+    }
+
+    /// The driver's waker, taken, if the driver sleeps: to be woken once the
+    /// outbox's lock is released.
+    fn driver_to_wake(&self, outbox: &mut Outbox) -> Option<Waker> {
+        if self.driver_busy.load(Ordering::Acquire) {
+            None
+        } else {
+            outbox.driver.take()
         }
     }
 
@@ -582,12 +587,8 @@ impl Conn {
         timeout: Duration,
     ) -> Result<PendingCall, FunctionError> {
         if payload.len() > self.max_payload {
-            tracing::warn!(
-                len = payload.len(),
-                max = self.max_payload,
-                "request over the frame limit not sent"
-            );
-            return Err(FunctionError::BadRequest);
+            let (len, max) = (payload.len(), self.max_payload);
+            return Err(call_error(SendError::TooLarge { len, max }));
         }
         let before = self.pending.fetch_add(1, Ordering::AcqRel);
         if before >= self.max_calls {
@@ -626,11 +627,7 @@ impl Conn {
                 waiter,
             });
             self.queued.store(true, Ordering::Release);
-            let driver = if self.driver_busy.load(Ordering::Acquire) {
-                None
-            } else {
-                outbox.driver.take()
-            };
+            let driver = self.driver_to_wake(&mut outbox);
             drop(outbox);
             if let Some(driver) = driver {
                 driver.wake();
@@ -702,7 +699,7 @@ impl Conn {
             let mut queued = false;
             if matches!(state.running.get(&id), Some((s, _)) if *s == seq) {
                 state.running.remove(&id);
-                queued = state.respond(id, answer.0, &answer.1);
+                queued = state.session.respond(id, answer.0, &answer.1);
             }
             drop(state);
             if queued {
