@@ -336,6 +336,11 @@ pub struct Session {
     remotes: Arc<RemoteTable>,
     /// Encoded frames not yet taken by the transport.
     transmit: Vec<u8>,
+    /// Bytes the transport took ([`take_transmit`](Self::take_transmit)) but
+    /// has not written yet, as it last reported
+    /// ([`set_transport_backlog`](Self::set_transport_backlog)). Counted with
+    /// `transmit` against `max_transmit_queue`.
+    taken: usize,
     events: VecDeque<SessionEvent>,
     /// Our calls, indexed by call id.
     calls: Vec<Slot>,
@@ -399,6 +404,7 @@ impl Session {
             config,
             remotes,
             transmit: Vec::new(),
+            taken: 0,
             events: VecDeque::new(),
             calls: Vec::new(),
             free_ids: Vec::new(),
@@ -445,6 +451,23 @@ impl Session {
     /// Bytes queued for the transport.
     pub fn transmit_len(&self) -> usize {
         self.transmit.len()
+    }
+
+    /// Bytes for the peer not written yet: queued here, or taken by the
+    /// transport and not reported written. Every frame counts, whoever
+    /// produced it (pongs and automatic answers too).
+    pub fn unsent_len(&self) -> usize {
+        self.transmit.len() + self.taken
+    }
+
+    /// Whether the peer's unsent output has reached
+    /// [`SessionConfig::max_transmit_queue`]. While it has,
+    /// [`handle_input`](Self::handle_input) takes no frames (each could add an
+    /// answer): stop reading from the transport until the output drains. A
+    /// peer that stays backed up until the idle timeout is closed as
+    /// [`CloseReason::PeerTooSlow`].
+    pub fn is_backed_up(&self) -> bool {
+        self.unsent_len() >= self.config.max_transmit_queue
     }
 
     /// Whether datagrams wait to be sent.
@@ -503,9 +526,12 @@ impl Session {
     // ---- inputs ----
 
     /// Consumes every whole frame at the front of `buf`, leaving a partial one.
+    ///
+    /// Takes none while [`is_backed_up`](Self::is_backed_up): the rest stays
+    /// in `buf` for a later call.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
         let mut received = false;
-        while self.state != State::Closed {
+        while self.state != State::Closed && !self.is_backed_up() {
             match codec::decode_frame(buf, self.config.max_frame_len) {
                 Ok(Some(msg)) => {
                     received = true;
@@ -544,6 +570,10 @@ impl Session {
             return self.finish(CloseReason::HandshakeTimeout);
         }
         if now >= self.last_received + self.config.idle_timeout {
+            // Backed up all that time: the peer does not read.
+            if self.is_backed_up() {
+                return self.too_slow();
+            }
             self.queue(&Message::<&[u8]>::Goodbye {
                 code: GoodbyeCode::IdleTimeout,
                 message: "no traffic received".into(),
@@ -610,6 +640,14 @@ impl Session {
         debug_assert!(buf.is_empty(), "take_transmit needs an empty buffer");
         buf.clear();
         std::mem::swap(&mut self.transmit, buf);
+    }
+
+    /// How many bytes taken with [`take_transmit`](Self::take_transmit) the
+    /// transport still holds unwritten. They count against
+    /// [`SessionConfig::max_transmit_queue`] with the bytes queued here; a
+    /// transport that writes everything it takes at once need not call this.
+    pub fn set_transport_backlog(&mut self, bytes: usize) {
+        self.taken = bytes;
     }
 
     // ---- commands ----
@@ -699,7 +737,7 @@ impl Session {
         if self.state != State::Open || !self.incoming.remove(&id) {
             return false;
         }
-        if self.transmit.len() >= self.config.max_transmit_queue {
+        if self.is_backed_up() {
             self.too_slow();
             return false;
         }
@@ -745,7 +783,7 @@ impl Session {
                 self.datagrams.push_back(datagram);
                 return Ok(());
             }
-            if self.transmit.len() > self.config.unreliable_backlog {
+            if self.unsent_len() > self.config.unreliable_backlog {
                 self.unreliable_dropped += 1;
                 return Err(SendError::Dropped);
             }
@@ -804,7 +842,7 @@ impl Session {
                 max: self.config.max_frame_len,
             });
         }
-        if self.transmit.len() >= self.config.max_transmit_queue {
+        if self.is_backed_up() {
             self.too_slow();
             return Err(SendError::NotOpen);
         }

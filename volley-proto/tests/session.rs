@@ -731,3 +731,40 @@ fn unreliable_events_are_size_limited_and_dropped_when_backed_up() {
     p.drive();
     p.server.send_event(pos, &[4; 10]).unwrap();
 }
+
+/// A peer that sends pings and never reads: every pong counts against the
+/// output limit, and once it is reached the session takes no more input
+/// (each frame could add an answer); still backed up at the idle timeout,
+/// the peer is closed as too slow.
+#[test]
+fn input_stops_while_the_output_is_at_its_limit() {
+    let config = SessionConfig::default().with_max_transmit_queue(100);
+    let mut p = Pair::connected_with(config);
+    let mut pings = Vec::new();
+    for _ in 0..1000 {
+        Message::<&[u8]>::Ping.encode(&mut pings);
+    }
+    let mut input = BytesMut::from(&pings[..]);
+    p.server.handle_input(&mut input, p.now);
+    // Two bytes per pong: input stopped once 100 were queued.
+    assert!(p.server.is_backed_up());
+    assert_eq!(p.server.unsent_len(), 100);
+    assert_eq!(input.len(), pings.len() - 100);
+    // The transport took them but wrote only half: still counted.
+    let mut wire = Vec::new();
+    p.server.take_transmit(&mut wire);
+    p.server.set_transport_backlog(50);
+    p.server.handle_input(&mut input, p.now);
+    assert_eq!(input.len(), pings.len() - 150);
+    assert_eq!(p.server.unsent_len(), 100);
+    // Never drained: at the idle timeout the peer is too slow, not idle.
+    let idle = p.server.config().idle_timeout;
+    p.server.handle_timeout(p.now + idle);
+    let mut closed = None;
+    while let Some(event) = p.server.poll_event() {
+        if let SessionEvent::Closed { reason } = event {
+            closed = Some(reason);
+        }
+    }
+    assert_eq!(closed, Some(CloseReason::PeerTooSlow));
+}

@@ -209,16 +209,27 @@ pub(crate) struct Output {
     writer: Writer,
     buf: Vec<u8>,
     written: usize,
+    /// Bytes went to the writer since its last completed flush. Transports
+    /// with buffers of their own (TLS, WebSocket) hold them back until
+    /// flushed, so a flush that is pending must be driven again.
+    unflushed: bool,
 }
 
 impl Output {
+    /// Whether everything taken from the session was written.
     fn idle(&self) -> bool {
         self.written == self.buf.len()
     }
 
+    /// Whether everything taken from the session reached the transport
+    /// (written and flushed).
+    fn done(&self) -> bool {
+        self.idle() && !self.unflushed
+    }
+
     /// Once everything is written, takes what the session queued since:
     /// everything queued between two writes goes out in one. Returns whether
-    /// there is anything to write.
+    /// there is anything to write or flush.
     fn refill(&mut self, session: &mut Session) -> bool {
         if self.idle() {
             self.written = 0;
@@ -227,11 +238,13 @@ impl Output {
                 self.buf = Vec::new();
             }
             session.take_transmit(&mut self.buf);
+            session.set_transport_backlog(self.buf.len());
         }
-        !self.idle()
+        !self.done()
     }
 
-    /// Writes as far as the transport takes it.
+    /// Writes as far as the transport takes it, then flushes it. `Pending`
+    /// (with `cx` registered) until both are done.
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         while !self.idle() {
             match self.writer.as_mut().poll_write(cx, &self.buf[self.written..]) {
@@ -241,14 +254,19 @@ impl Output {
                         "transport accepted no bytes",
                     )))
                 }
-                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Ok(n)) => {
+                    self.written += n;
+                    self.unflushed = true;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
-        // Stream transports with their own buffering (TLS, WebSocket) need a
-        // flush; for TCP this is free.
-        let _ = self.writer.as_mut().poll_flush(cx);
+        // For TCP this is free; TLS and WebSocket send what they buffered.
+        if self.unflushed {
+            std::task::ready!(self.writer.as_mut().poll_flush(cx))?;
+            self.unflushed = false;
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -282,6 +300,7 @@ impl ConnState {
             writer,
             buf: Vec::new(),
             written: 0,
+            unflushed: false,
         });
     }
 
@@ -289,10 +308,10 @@ impl ConnState {
         self.output.take().map(|output| output.writer)
     }
 
-    /// Whether everything taken from the session is written and nobody is
-    /// writing.
+    /// Whether everything taken from the session is written and flushed,
+    /// and nobody is writing.
     pub(crate) fn output_idle(&self) -> bool {
-        self.output.as_ref().is_some_and(Output::idle)
+        self.output.as_ref().is_some_and(Output::done)
     }
 
     /// Whether the transport failed on a write.
@@ -561,6 +580,7 @@ impl Conn {
             let result = out.write(cx);
             wrote |= out.written > before;
             state = self.lock();
+            state.session.set_transport_backlog(out.buf.len() - out.written);
             state.output = Some(out);
             match result {
                 Poll::Ready(Ok(())) => {}

@@ -69,16 +69,23 @@ struct Reader {
     /// The peer's receive budget, if any, and the pause while it is spent.
     budget: Option<(ByteBudget, TokenBucket)>,
     throttle: Option<Pin<Box<Sleep>>>,
+    /// The peer's unsent output is at its limit: nothing is read until it
+    /// drains (each frame read could add an answer to it).
+    paused: bool,
+    /// The output drained after a pause: frames left in `buf` are due.
+    resumed: bool,
 }
 
 impl Reader {
     /// Hands what was read, and due timers, to the session (under its lock).
     fn feed(&mut self, state: &mut ConnState, input: Input, fired: bool) {
-        if matches!(input, Input::Nothing) && !fired {
+        let resumed = std::mem::take(&mut self.resumed);
+        if matches!(input, Input::Nothing) && !fired && !resumed {
             return;
         }
         let now = now();
         match input {
+            Input::Nothing if resumed => state.session.handle_input(&mut self.buf, now),
             Input::Nothing => {}
             Input::Eof => state.session.handle_transport_closed(None),
             Input::Failed(error) => state.session.handle_transport_closed(Some(error)),
@@ -103,6 +110,23 @@ impl Reader {
             state.session.handle_timeout(now);
             state.release_idle_buffers();
         }
+        self.pause_if_backed_up(state);
+    }
+
+    /// Pauses reading while the peer's output is at its limit; returns
+    /// whether reading resumed (frames may wait in the buffer).
+    fn pause_if_backed_up(&mut self, state: &ConnState) -> bool {
+        let paused = state.session.is_backed_up() && !state.session.is_closed();
+        if paused && !self.paused {
+            tracing::debug!(
+                unsent = state.session.unsent_len(),
+                "peer's output at its limit: pausing reads"
+            );
+        }
+        let resumed = self.paused && !paused;
+        self.paused = paused;
+        self.resumed |= resumed;
+        resumed
     }
 }
 
@@ -187,6 +211,8 @@ impl<S: Side> Driver<S> {
                 done: false,
                 budget: budget.map(|b| (b, TokenBucket::full(b.burst, now()))),
                 throttle: None,
+                paused: false,
+                resumed: false,
             },
             conn,
             transport,
@@ -243,7 +269,8 @@ impl<S: Side> Driver<S> {
             // Once per poll: a timer that fires later wakes the task again.
             let fired = first && self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
             self.receive_datagrams(cx);
-            let mut progress = !matches!(input, Input::Nothing) || fired || !self.datagrams_in.is_empty();
+            let mut progress =
+                !matches!(input, Input::Nothing) || fired || self.reader.resumed || !self.datagrams_in.is_empty();
             // A round after a busy one that brought nothing in goes straight to
             // writing and sleeping: `driver_sleeps` sends it round again if
             // anything else needs the locked step.
@@ -291,6 +318,8 @@ impl<S: Side> Driver<S> {
                 Write::Wrote => progress = true,
                 Write::Idle => {}
             }
+            // The output drained: frames held back while it was full are due.
+            progress |= self.reader.resumed;
             self.closing |= closed;
             if self.closing {
                 let flushed = {
@@ -317,7 +346,8 @@ impl<S: Side> Driver<S> {
 
     /// Reads what the transport has, without touching the session.
     fn read_transport(&mut self, cx: &mut Context<'_>) -> Input {
-        if self.reader.done {
+        // Paused: the write that drains the output wakes the driver.
+        if self.reader.done || self.reader.paused {
             return Input::Nothing;
         }
         if let Some(pause) = &mut self.reader.throttle {
@@ -507,7 +537,8 @@ impl<S: Side> Driver<S> {
             .extend(std::iter::from_fn(|| state.session.take_datagram()));
         let busy = busy || !self.datagrams_out.is_empty();
         let (mut state, flushed) = self.conn.flush(state, cx);
-        let result = self.settle(&mut state, flushed, cx, busy);
+        let resumed = self.reader.pause_if_backed_up(&state);
+        let result = self.settle(&mut state, flushed, cx, busy || resumed);
         drop(state);
         if self.send_datagrams() && matches!(result, Write::Idle) {
             return Write::Wrote;

@@ -523,3 +523,94 @@ async fn connect_disconnect_churn() {
     })
     .await;
 }
+
+/// Sends `prefix` on a joined connection, then writes `frame` over and over
+/// without ever reading, for `seconds` at most. Returns the bytes the server
+/// took and whether it stopped the attacker: its writes block for a second
+/// (the server stopped reading) or the connection closed.
+async fn flood_without_reading(addr: SocketAddr, prefix: &[u8], frame: &[u8], seconds: u64) -> (u64, bool) {
+    let mut raw = Raw::joined(addr).await;
+    raw.stream.write_all(prefix).await.unwrap();
+    let batch = frame.repeat((16_384 / frame.len()).max(1));
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut blocked_since: Option<Instant> = None;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        match tokio::time::timeout(Duration::from_millis(100), raw.stream.write_all(&batch)).await {
+            Ok(Ok(())) => {
+                sent += batch.len() as u64;
+                blocked_since = None;
+            }
+            Ok(Err(_)) => return (sent, true),
+            Err(_) => {
+                if blocked_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(1) {
+                    return (sent, true);
+                }
+            }
+        }
+    }
+    (sent, false)
+}
+
+/// Runs [`flood_without_reading`] beside an honest client: the server's
+/// memory may not follow the flood (12 MiB at most, socket buffers are the
+/// kernel's), and the attacker must be stopped or disconnected.
+async fn flood_attack(name: &'static str, prefix: Vec<u8>, frame: Vec<u8>) {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    under_attack(name, ServerConfig::default(), 12, move |_, addr| async move {
+        let (sent, stopped) = flood_without_reading(addr, &prefix, &frame, 10).await;
+        println!(
+            "  {name}: the server read {} MiB, then stopped the attacker: {stopped}",
+            sent >> 20
+        );
+        assert!(
+            stopped,
+            "{name}: the attacker was neither stopped nor disconnected in 10 s"
+        );
+    })
+    .await;
+}
+
+fn encoded(msg: Message<&[u8]>) -> Vec<u8> {
+    let mut frame = Vec::new();
+    msg.encode(&mut frame);
+    frame
+}
+
+#[tokio::test]
+async fn ping_flood_that_never_reads() {
+    flood_attack("ping flood, never reads", Vec::new(), encoded(Message::Ping)).await;
+}
+
+#[tokio::test]
+async fn request_flood_past_the_in_flight_limit_that_never_reads() {
+    // 64 slow calls fill the in-flight limit; every call after is answered
+    // Overloaded at once (so its id is free again at once).
+    let payload = postcard::to_allocvec(&60_000u64).unwrap();
+    let slow = remote_id("Slow");
+    let prefix: Vec<u8> = (0..64u32)
+        .flat_map(|id| {
+            encoded(Message::Request {
+                id,
+                remote: slow,
+                payload: &payload,
+            })
+        })
+        .collect();
+    let frame = encoded(Message::Request {
+        id: 1_000,
+        remote: slow,
+        payload: &payload,
+    });
+    flood_attack("overloaded flood, never reads", prefix, frame).await;
+}
+
+#[tokio::test]
+async fn unhandled_remote_flood_that_never_reads() {
+    let frame = encoded(Message::Request {
+        id: 7,
+        remote: remote_id("Unhandled"),
+        payload: &[],
+    });
+    flood_attack("unhandled flood, never reads", Vec::new(), frame).await;
+}

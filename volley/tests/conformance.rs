@@ -262,6 +262,54 @@ macro_rules! conformance {
                 ));
             }
 
+            /// Bursts big enough to fill the socket arrive in full without
+            /// waiting for later traffic (the next keep-alive ping is 10 s
+            /// away): a transport that buffers (TLS, WebSocket) is flushed
+            /// until done, not only when something else is written.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn bursts_arrive_without_waiting_for_later_traffic() {
+                let mut e = $setup().await;
+                for burst in 0..5 {
+                    for i in 0..20_000 {
+                        e.server
+                            .fire(&e.player, ANNOUNCE, format!("{burst}:{i}"))
+                            .unwrap();
+                        if i % 2_000 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    let last_fired = Instant::now();
+                    let mut got = 0;
+                    while got < 20_000 {
+                        tokio::time::timeout(Duration::from_secs(2), e.probe.announcements.recv())
+                            .await
+                            .unwrap_or_else(|_| panic!("burst {burst}: {got} of 20000 events arrived within 2 s"))
+                            .unwrap();
+                        got += 1;
+                    }
+                    assert!(last_fired.elapsed() < Duration::from_secs(2));
+                }
+                // Answers big enough to fill the socket, many at once.
+                let big = "x".repeat(100_000);
+                for _ in 0..3 {
+                    let calls = (0..8).map(|_| {
+                        e.client
+                            .invoke_with_timeout(ECHO, big.clone(), Duration::from_secs(3))
+                    });
+                    let answers = futures_util::future::join_all(calls).await;
+                    assert!(
+                        answers
+                            .iter()
+                            .all(|a| a.as_ref().is_ok_and(|s| s.len() > 100_000)),
+                        "{:?}",
+                        answers
+                            .iter()
+                            .map(|a| a.as_ref().map(|s| s.len()))
+                            .collect::<Vec<_>>()
+                    );
+                }
+            }
+
             #[tokio::test]
             async fn predict_runs_locally() {
                 let e = $setup().await;
