@@ -29,4 +29,7 @@ mod varint;
 
 pub use codec::{DecodeError, GoodbyeCode, Message, RefuseCode, Status, PROTOCOL_VERSION};
 pub use remotes::{Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
-pub use session::{CallId, CallOutcome, CloseReason, Role, SendError, Session, SessionConfig, SessionEvent};
+pub use session::{
+    CallId, CallOutcome, CloseReason, ConfigError, Role, SendError, Session, SessionConfig, SessionEvent,
+    MAX_FRAME_LEN_LIMIT,
+};

@@ -72,7 +72,60 @@ impl Default for SessionConfig {
     }
 }
 
+/// A setting that cannot work, found by [`SessionConfig::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {problem}")]
+pub struct ConfigError {
+    /// The setting, as its field is named.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+impl ConfigError {
+    /// `field` is wrong in the way `problem` says.
+    pub fn new(field: &'static str, problem: &'static str) -> Self {
+        Self { field, problem }
+    }
+}
+
+/// Largest [`SessionConfig::max_frame_len`] accepted: 1 GiB.
+pub const MAX_FRAME_LEN_LIMIT: usize = 1 << 30;
+
 impl SessionConfig {
+    /// Checks that every setting can work. Refused: a `max_frame_len` under
+    /// 64 bytes (a hello with a short token must fit) or over
+    /// [`MAX_FRAME_LEN_LIMIT`]; a zero handshake timeout, idle timeout or
+    /// keep-alive interval; a keep-alive interval not shorter than the idle
+    /// timeout (a quiet, healthy peer would be dropped); zero calls either
+    /// way; a zero `max_transmit_queue` or `max_unreliable_len`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let checks = [
+            (self.max_frame_len < 64, "max_frame_len", "is under 64 bytes"),
+            (
+                self.max_frame_len > MAX_FRAME_LEN_LIMIT,
+                "max_frame_len",
+                "is over 1 GiB",
+            ),
+            (self.handshake_timeout.is_zero(), "handshake_timeout", "is zero"),
+            (self.idle_timeout.is_zero(), "idle_timeout", "is zero"),
+            (self.keep_alive_interval.is_zero(), "keep_alive_interval", "is zero"),
+            (
+                self.keep_alive_interval >= self.idle_timeout,
+                "keep_alive_interval",
+                "is not shorter than idle_timeout",
+            ),
+            (self.max_incoming_calls == 0, "max_incoming_calls", "is zero"),
+            (self.max_outgoing_calls == 0, "max_outgoing_calls", "is zero"),
+            (self.max_transmit_queue == 0, "max_transmit_queue", "is zero"),
+            (self.max_unreliable_len == 0, "max_unreliable_len", "is zero"),
+        ];
+        match checks.into_iter().find(|(bad, ..)| *bad) {
+            Some((_, field, problem)) => Err(ConfigError::new(field, problem)),
+            None => Ok(()),
+        }
+    }
+
     /// Sets [`SessionConfig::max_frame_len`].
     pub fn with_max_frame_len(mut self, bytes: usize) -> Self {
         self.max_frame_len = bytes;

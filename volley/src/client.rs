@@ -9,12 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::ToSocketAddrs;
 use tokio::sync::oneshot;
-use volley_proto::{CloseReason, GoodbyeCode, Session, SessionConfig};
+use volley_proto::{CloseReason, ConfigError, GoodbyeCode, Session, SessionConfig};
 
 use crate::conn::{now, Conn};
 use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{ConnectError, EventError, FunctionError, Reject};
+use crate::guard::catch_user;
 use crate::locks::{lock, read, write};
 use crate::middleware::{BoxFuture, Middleware};
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToClient};
@@ -96,6 +97,28 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
+    /// Checks that every setting can work: the session's (see
+    /// [`SessionConfig::validate`]), a non-zero `default_timeout`, and a
+    /// reconnect policy with at least one attempt and a `max_delay` not
+    /// shorter than its `initial_delay`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.session.validate()?;
+        let policy_bad = |check: fn(&ReconnectPolicy) -> bool| self.reconnect.as_ref().is_some_and(check);
+        let checks = [
+            (self.default_timeout.is_zero(), "default_timeout", "is zero"),
+            (policy_bad(|p| p.max_attempts == 0), "reconnect.max_attempts", "is zero"),
+            (
+                policy_bad(|p| p.max_delay < p.initial_delay),
+                "reconnect.max_delay",
+                "is shorter than reconnect.initial_delay",
+            ),
+        ];
+        match checks.into_iter().find(|(bad, ..)| *bad) {
+            Some((_, field, problem)) => Err(ConfigError::new(field, problem)),
+            None => Ok(()),
+        }
+    }
+
     /// Sets [`ClientConfig::session`].
     pub fn with_session(mut self, session: SessionConfig) -> Self {
         self.session = session;
@@ -153,7 +176,15 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A client for `protocol`'s remotes, not connected yet.
+    ///
+    /// # Panics
+    ///
+    /// If `config` cannot work ([`ClientConfig::validate`]).
+    #[track_caller]
     pub fn new(protocol: Protocol, config: ClientConfig) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("invalid ClientConfig: {e}");
+        }
         Self {
             inner: Arc::new(ClientInner {
                 endpoint: Endpoint::new(protocol),
@@ -468,7 +499,7 @@ async fn reconnect(client: Client, policy: ReconnectPolicy, redial: Redial) {
                 tracing::info!(attempt, "reconnected");
                 let hooks = read(&client.inner.reconnect_hooks).clone();
                 for hook in hooks {
-                    hook();
+                    catch_user("on_reconnect hook", None, || hook());
                 }
                 return;
             }
@@ -527,7 +558,7 @@ impl Side for ClientSide {
         tracing::info!(%reason, "disconnected from server");
         let hooks = read(&self.client.disconnect_hooks).clone();
         for hook in hooks {
-            hook(&reason);
+            catch_user("on_disconnect hook", None, || hook(&reason));
         }
         let lost = matches!(
             reason,

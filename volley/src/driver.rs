@@ -130,6 +130,45 @@ impl Reader {
     }
 }
 
+/// The backstop: however the connection's task ends (a bug in volley
+/// panicking in it, its runtime shutting down), the session is closed, every
+/// call pending either way ends `Disconnected` at once (their deadlines lived
+/// in this task), handlers still running are stopped, and the side is told
+/// (the server removes the player and runs `on_player_removed`).
+impl<S: Side> Drop for Driver<S> {
+    fn drop(&mut self) {
+        if self.told_closed {
+            return;
+        }
+        // A second panic while unwinding would abort the process.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tracing::error!("connection task ended before its session closed: closing it");
+            let mut state = self.conn.lock();
+            state
+                .session
+                .handle_transport_closed(Some("the connection's task ended".into()));
+            self.conn.take_outbox(&mut state, &mut self.outbox, false);
+            state.drain_events(&mut self.events, &mut self.ended);
+            // The peer sees the transport close (the handles keep the state).
+            let writer = state.take_writer();
+            drop(state);
+            drop(writer);
+            self.outbox.deliver_failed();
+            deliver_ended(&mut self.ended);
+            for event in std::mem::take(&mut self.events) {
+                match event {
+                    volley_proto::SessionEvent::RequestCancelled { id } => self.conn.abort_handler(id),
+                    volley_proto::SessionEvent::Closed { reason } => {
+                        self.told_closed = true;
+                        self.side.closed(reason);
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+}
+
 /// What one read from the transport gave.
 enum Input {
     Nothing,
@@ -191,6 +230,8 @@ pub(crate) struct Driver<S: Side> {
     linger: Option<Pin<Box<Sleep>>>,
     /// The session has closed; what is left is flushing its goodbye.
     closing: bool,
+    /// The side was told the session closed.
+    told_closed: bool,
 }
 
 impl<S: Side> Driver<S> {
@@ -230,6 +271,7 @@ impl<S: Side> Driver<S> {
             timer_at: None,
             linger: None,
             closing: false,
+            told_closed: false,
         }
     }
 
@@ -488,7 +530,10 @@ impl<S: Side> Driver<S> {
             E::CallEnded { .. } => {}
             E::Hello { token } => self.side.hello(&self.conn, token),
             E::Connected => self.side.connected(),
-            E::Closed { reason } => self.side.closed(reason),
+            E::Closed { reason } => {
+                self.told_closed = true;
+                self.side.closed(reason);
+            }
             _ => {}
         }
     }
@@ -558,5 +603,84 @@ impl<S: Side> Driver<S> {
             Flush::Done { wrote: true } | Flush::Blocked { wrote: true } | Flush::Failed => Write::Wrote,
             Flush::Blocked { wrote: false } => Write::Idle,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::remote::{ClientEvent, Protocol, ServerFn};
+    use crate::{FunctionError, Server, ServerConfig};
+
+    const SLOW: ServerFn<u64, u64> = ServerFn::new("Slow");
+    const POKE: ClientEvent<()> = ClientEvent::new("Poke");
+
+    /// A client side with a bug: it panics when asked for its context once
+    /// `broken` is set, which ends the connection's task.
+    struct Buggy {
+        endpoint: Endpoint<()>,
+        broken: Arc<AtomicBool>,
+        closed: Arc<Mutex<Option<CloseReason>>>,
+    }
+
+    impl Side for Buggy {
+        type Ctx = ();
+        fn endpoint(&self) -> &Endpoint<()> {
+            &self.endpoint
+        }
+        fn ctx(&self) -> &() {
+            assert!(!self.broken.load(Ordering::SeqCst), "a bug in the driver");
+            &()
+        }
+        fn hello(&mut self, _conn: &Arc<Conn>, _token: Bytes) {}
+        fn connected(&mut self) {}
+        fn closed(&mut self, reason: CloseReason) {
+            *self.closed.lock().unwrap() = Some(reason);
+        }
+    }
+
+    /// Whatever ends a connection's task, its pending calls end at once and
+    /// the side (the server's player list, the client's state) is told.
+    #[tokio::test]
+    async fn a_task_that_dies_ends_its_calls_and_closes_its_side() {
+        let protocol = Protocol::builder().remote(SLOW).remote(POKE).build();
+        let server = Server::new(protocol.clone(), ServerConfig::default());
+        server.on_request(SLOW, |_, ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(ms)
+        });
+        let session = volley_proto::Session::client(Default::default(), protocol.table().clone(), b"", now());
+        let conn = Conn::new(session);
+        let (broken, closed) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(None)));
+        let side = Buggy {
+            endpoint: Endpoint::new(protocol.clone()),
+            broken: broken.clone(),
+            closed: closed.clone(),
+        };
+        let task = tokio::spawn(Driver::new(conn.clone(), server.connect_memory(), side, None).run());
+        while !conn.is_open() || server.player_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let id = protocol.table().id("Slow").unwrap();
+        let payload = postcard::to_allocvec(&1000u64).unwrap();
+        let call = conn.clone().call(id, &payload, Duration::from_secs(60)).unwrap();
+        broken.store(true, Ordering::SeqCst);
+        server.fire_all(POKE, ());
+        let started = tokio::time::Instant::now();
+        assert!(task.await.unwrap_err().is_panic());
+        assert_eq!(call.await.map(|_| ()), Err(FunctionError::Disconnected));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(matches!(*closed.lock().unwrap(), Some(CloseReason::TransportError(_))));
+        assert!(!conn.is_open());
+        for _ in 0..500 {
+            if server.player_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("the server still lists the player");
     }
 }

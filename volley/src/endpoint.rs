@@ -20,6 +20,7 @@ use volley_proto::{RemoteId, Status};
 use crate::completion::Reply;
 use crate::conn::{Conn, PendingCall};
 use crate::error::{EventError, FunctionError, Reject};
+use crate::guard::{catch_user, panic_detail};
 use crate::locks::{read, write};
 use crate::middleware::{BoxFuture, CallResult, Middleware, Next, Request, Response, Terminal};
 use crate::remote::{Check, Dir, Event, Function, Payload, Protocol};
@@ -211,14 +212,6 @@ fn decode_erased<T: Payload>(check: Option<Check<T>>) -> Decode {
     Arc::new(move |bytes| decode::<T>(bytes, check).map(|v| Box::new(v) as Box<dyn Any + Send>))
 }
 
-fn panic_detail(panic: &(dyn Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic".into())
-}
-
 /// Turns a handler's return (or panic) into the answer for the caller.
 fn answer<Resp: Payload>(remote: &'static str, result: std::thread::Result<Result<Resp, Reject>>) -> Answer {
     match result {
@@ -294,7 +287,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             return Ok(());
         }
         for middleware in read(&self.outgoing).iter() {
-            middleware.admit(peer, remote, size)?;
+            admit_guarded(&**middleware, peer, remote, size)?;
         }
         Ok(())
     }
@@ -484,7 +477,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             seen.extend(own.iter().cloned());
         }
         for middleware in seen {
-            middleware.disconnected(ctx);
+            catch_user("Middleware::disconnected", None, || middleware.disconnected(ctx));
         }
     }
 
@@ -498,8 +491,8 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
 
     fn report(&self, hooks: &RwLock<Vec<BadInputHook<C>>>, ctx: &C, remote: &'static str, reason: String) {
         let bad = BadInput { remote, reason };
-        for hook in read(hooks).iter() {
-            hook(ctx, &bad);
+        for hook in read(hooks).clone() {
+            catch_user("bad input hook", Some(remote), || hook(ctx, &bad));
         }
     }
 
@@ -519,7 +512,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         let applied = read(&self.applied)[remote as usize].clone();
         let name = self.protocol.name(remote);
         for middleware in applied.chain.iter() {
-            middleware.admit(ctx, name, size)?;
+            admit_guarded(&**middleware, ctx, name, size)?;
         }
         Ok(Some(applied))
     }
@@ -691,10 +684,22 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
 
 fn deliver<C>(entry: &EventEntry<C>, ctx: &C, args: &(dyn Any + Send), name: &'static str) {
     for listener in &entry.listeners {
-        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| listener(ctx, args))) {
-            tracing::error!(remote = name, panic = %panic_detail(&*panic), "event listener panicked");
-        }
+        catch_user("event listener", Some(name), || listener(ctx, args));
     }
+}
+
+/// A middleware's `admit`; one that panics refuses (the caller sees
+/// `Unprocessed`, as for a handler that panics).
+fn admit_guarded<C: 'static>(
+    middleware: &dyn Middleware<C>,
+    peer: &C,
+    remote: &'static str,
+    size: usize,
+) -> Result<(), Reject> {
+    catch_user("Middleware::admit", Some(remote), || {
+        middleware.admit(peer, remote, size)
+    })
+    .unwrap_or_else(|| Err(Reject::internal("middleware panicked")))
 }
 
 #[cfg(test)]

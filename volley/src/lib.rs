@@ -96,6 +96,7 @@ mod conn;
 mod driver;
 mod endpoint;
 mod error;
+mod guard;
 mod locks;
 pub mod middleware;
 pub mod remote;
@@ -108,7 +109,7 @@ pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};
 pub use remote::{ClientEvent, ClientFn, Protocol, ServerEvent, ServerFn};
 pub use server::{Hello, Player, PlayerId, Players, Server, ServerConfig};
-pub use volley_proto::{CloseReason, GoodbyeCode, RefuseCode, SessionConfig};
+pub use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, SessionConfig};
 
 /// The protocol core, for those who drive sessions themselves.
 pub use volley_proto as proto;

@@ -319,15 +319,28 @@ pub struct ByteBudget {
 
 impl ByteBudget {
     /// `per_second` bytes a second on average, bursts of up to four seconds' worth.
+    ///
+    /// # Panics
+    ///
+    /// If `per_second` is zero: nothing could ever be read.
+    #[track_caller]
     pub fn per_second(per_second: u64) -> Self {
+        assert!(per_second > 0, "ByteBudget::per_second(0): nothing could ever be read");
         Self {
             per_second: per_second as f64,
             burst: per_second as f64 * 4.0,
         }
     }
 
-    /// Sets the burst, in bytes.
+    /// Sets the burst, in bytes. [`ServerConfig::validate`](crate::ServerConfig::validate)
+    /// refuses one smaller than the largest frame.
+    ///
+    /// # Panics
+    ///
+    /// If `burst` is zero.
+    #[track_caller]
     pub fn with_burst(mut self, burst: u64) -> Self {
+        assert!(burst > 0, "ByteBudget::with_burst(0): nothing could ever be read");
         self.burst = burst as f64;
         self
     }
@@ -354,7 +367,16 @@ impl Default for RateLimit {
 
 impl RateLimit {
     /// `per_second` on average, bursts of twice that.
+    ///
+    /// # Panics
+    ///
+    /// If `per_second` is not a positive, finite number.
+    #[track_caller]
     pub fn per_second(per_second: f64) -> Self {
+        assert!(
+            per_second > 0.0 && per_second.is_finite(),
+            "RateLimit::per_second({per_second}): must be positive and finite"
+        );
         Self {
             per_second,
             burst: per_second * 2.0,
@@ -363,7 +385,16 @@ impl RateLimit {
     }
 
     /// Sets the largest burst.
+    ///
+    /// # Panics
+    ///
+    /// If `burst` is under one (no call could pass) or not finite.
+    #[track_caller]
     pub fn with_burst(mut self, burst: f64) -> Self {
+        assert!(
+            burst >= 1.0 && burst.is_finite(),
+            "RateLimit::with_burst({burst}): must be at least 1 and finite"
+        );
         self.burst = burst;
         self
     }
@@ -403,7 +434,13 @@ pub struct ConcurrencyLimit {
 
 impl ConcurrencyLimit {
     /// At most `max` at once per player.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is zero: no call could ever run.
+    #[track_caller]
     pub fn new(max: usize) -> Self {
+        assert!(max > 0, "ConcurrencyLimit::new(0): no call could ever run");
         Self {
             max,
             running: Arc::new(Mutex::new(HashMap::new())),

@@ -95,7 +95,13 @@ impl<D, Req, Resp> Function<D, Req, Resp> {
     }
 
     /// This function's timeout, instead of the configured default (10 s).
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero (every call would time out); in a `const`
+    /// declaration that is a compile error.
     pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "a remote's timeout cannot be zero");
         self.timeout = Some(timeout);
         self
     }

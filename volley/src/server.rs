@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -16,12 +16,13 @@ use futures_util::FutureExt;
 use tokio::net::ToSocketAddrs;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
-use volley_proto::{CloseReason, GoodbyeCode, RefuseCode, Session, SessionConfig};
+use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, Session, SessionConfig};
 
 use crate::conn::{now, Conn};
 use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{EventError, FunctionError, Reject};
+use crate::guard::catch_user;
 use crate::locks::{lock, read, write};
 use crate::middleware::{BoxFuture, ByteBudget, Middleware};
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToServer};
@@ -40,6 +41,13 @@ pub struct ServerConfig {
     /// Bytes per second each player may send; see [`ByteBudget`]. Default:
     /// none (no limit beyond the session's frame and in-flight limits).
     pub receive_budget: Option<ByteBudget>,
+    /// Players connected at once; a client saying hello to a full server is
+    /// refused ([`RefuseCode::Unavailable`], "server is full"). Default: 50,000.
+    pub max_players: usize,
+    /// Connections accepted but not yet joined (transport handshake, hello,
+    /// authenticator) at once; past it, a new connection is closed at once,
+    /// before anything is read from it. Default: 512.
+    pub max_handshakes: usize,
 }
 
 impl Default for ServerConfig {
@@ -48,11 +56,54 @@ impl Default for ServerConfig {
             session: SessionConfig::default(),
             default_timeout: Duration::from_secs(10),
             receive_budget: None,
+            max_players: 50_000,
+            max_handshakes: 512,
         }
     }
 }
 
 impl ServerConfig {
+    /// Checks that every setting can work: the session's (see
+    /// [`SessionConfig::validate`]), a non-zero `default_timeout`,
+    /// `max_players` and `max_handshakes`, and a receive budget of at least a
+    /// byte a second with a burst of at least one frame.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.session.validate()?;
+        let budget_bad = |check: fn(&ByteBudget, usize) -> bool| {
+            self.receive_budget
+                .is_some_and(|b| check(&b, self.session.max_frame_len))
+        };
+        let checks = [
+            (self.default_timeout.is_zero(), "default_timeout", "is zero"),
+            (self.max_players == 0, "max_players", "is zero"),
+            (self.max_handshakes == 0, "max_handshakes", "is zero"),
+            (
+                budget_bad(|b, _| !(b.per_second >= 1.0 && b.per_second.is_finite())),
+                "receive_budget.per_second",
+                "is under one byte a second",
+            ),
+            (
+                budget_bad(|b, frame| !(b.burst >= frame as f64 && b.burst.is_finite())),
+                "receive_budget.burst",
+                "is smaller than session.max_frame_len (a largest frame could never be read)",
+            ),
+        ];
+        match checks.into_iter().find(|(bad, ..)| *bad) {
+            Some((_, field, problem)) => Err(ConfigError::new(field, problem)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets [`ServerConfig::max_players`].
+    pub fn with_max_players(mut self, players: usize) -> Self {
+        self.max_players = players;
+        self
+    }
+    /// Sets [`ServerConfig::max_handshakes`].
+    pub fn with_max_handshakes(mut self, handshakes: usize) -> Self {
+        self.max_handshakes = handshakes;
+        self
+    }
     /// Sets [`ServerConfig::session`].
     pub fn with_session(mut self, session: SessionConfig) -> Self {
         self.session = session;
@@ -226,6 +277,31 @@ struct ServerInner {
     /// Accept loops, stopped by [`Server::shutdown`].
     listeners: Mutex<Vec<AbortHandle>>,
     shutting_down: AtomicBool,
+    /// Connections accepted and not yet joined, against `max_handshakes`.
+    handshakes: Arc<AtomicUsize>,
+}
+
+impl ServerInner {
+    /// Whether a client may join now, and why not.
+    fn admission(&self) -> Result<(), &'static str> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            Err("server is shutting down")
+        } else if read(&self.players).len() >= self.config.max_players {
+            Err("server is full")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One of the `max_handshakes` places, held from accept until the player
+/// joins or the connection ends.
+struct HandshakeSlot(Arc<AtomicUsize>);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl fmt::Debug for Server {
@@ -239,7 +315,16 @@ impl fmt::Debug for Server {
 
 impl Server {
     /// A server for `protocol`'s remotes; it accepts nobody until told where.
+    ///
+    /// # Panics
+    ///
+    /// If `config` cannot work ([`ServerConfig::validate`]): a mistake to fix
+    /// in code, refused here rather than on a connection later.
+    #[track_caller]
     pub fn new(protocol: Protocol, config: ServerConfig) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("invalid ServerConfig: {e}");
+        }
         Self {
             inner: Arc::new(ServerInner {
                 endpoint: Endpoint::new(protocol),
@@ -251,6 +336,7 @@ impl Server {
                 authenticator: RwLock::new(None),
                 listeners: Mutex::new(Vec::new()),
                 shutting_down: AtomicBool::new(false),
+                handshakes: Arc::new(AtomicUsize::new(0)),
             }),
         }
     }
@@ -383,19 +469,42 @@ impl Server {
         what: &'static str,
         handshake: impl Future<Output = io::Result<T>> + Send + 'static,
     ) {
+        let Some(slot) = self.handshake_slot() else {
+            return;
+        };
         let server = self.clone();
         let deadline = self.inner.config.session.handshake_timeout;
         tokio::spawn(async move {
             match tokio::time::timeout(deadline, handshake).await {
-                Ok(Ok(transport)) => server.serve(transport),
+                Ok(Ok(transport)) => server.serve_in(transport, slot),
                 Ok(Err(e)) => tracing::info!(error = %e, "{what} handshake failed"),
                 Err(_) => tracing::info!("{what} handshake timed out"),
             }
         });
     }
 
-    /// Runs the server end of a connection over any transport, in its own task.
+    /// A place among the connections in their handshake, if one is free.
+    fn handshake_slot(&self) -> Option<HandshakeSlot> {
+        let max = self.inner.config.max_handshakes;
+        let before = self.inner.handshakes.fetch_add(1, Ordering::AcqRel);
+        let slot = HandshakeSlot(self.inner.handshakes.clone());
+        if before >= max {
+            tracing::warn!(max, "too many handshakes in progress: connection closed");
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// Runs the server end of a connection over any transport, in its own
+    /// task. With [`ServerConfig::max_handshakes`] connections already in
+    /// their handshake, the transport is dropped (closed) at once.
     pub fn serve<T: Transport>(&self, transport: T) {
+        if let Some(slot) = self.handshake_slot() {
+            self.serve_in(transport, slot);
+        }
+    }
+
+    fn serve_in<T: Transport>(&self, transport: T, slot: HandshakeSlot) {
         let session = Session::server(
             self.inner.config.session.clone(),
             self.inner.endpoint.protocol.table().clone(),
@@ -416,6 +525,7 @@ impl Server {
             server: self.inner.clone(),
             player,
             joined: false,
+            handshake: Some(slot),
         };
         let budget = self.inner.config.receive_budget;
         tokio::spawn(Driver::new(conn, transport, side, budget).run().instrument(span));
@@ -703,6 +813,8 @@ struct ServerSide {
     server: Arc<ServerInner>,
     player: Player,
     joined: bool,
+    /// Given back when the player joins (or with the side, when it ends).
+    handshake: Option<HandshakeSlot>,
 }
 
 impl Side for ServerSide {
@@ -717,11 +829,8 @@ impl Side for ServerSide {
     }
 
     fn hello(&mut self, conn: &Arc<Conn>, token: Bytes) {
-        if self.server.shutting_down.load(Ordering::SeqCst) {
-            return conn
-                .lock()
-                .session
-                .refuse(RefuseCode::Unavailable, "server is shutting down");
+        if let Err(why) = self.server.admission() {
+            return conn.lock().session.refuse(RefuseCode::Unavailable, why);
         }
         let Some(authenticator) = read(&self.server.authenticator).clone() else {
             return conn.lock().session.accept();
@@ -730,7 +839,7 @@ impl Side for ServerSide {
             token,
             addr: self.player.remote_addr(),
         };
-        let (conn, player) = (conn.clone(), self.player.clone());
+        let (conn, player, server) = (conn.clone(), self.player.clone(), self.server.clone());
         let verdict = AssertUnwindSafe(authenticator(hello)).catch_unwind();
         tokio::spawn(
             async move {
@@ -738,6 +847,13 @@ impl Side for ServerSide {
                     tracing::error!("authenticator panicked");
                     Err("authentication failed".into())
                 });
+                // Shutdown may have begun, or the server filled up, while the
+                // authenticator ran: nobody joins after the goodbyes.
+                let verdict = match (verdict, server.admission()) {
+                    (Ok(identity), Ok(())) => Ok(identity),
+                    (Ok(_), Err(why)) => Err((RefuseCode::Unavailable, why.to_string())),
+                    (Err(reason), _) => Err((RefuseCode::Unauthorized, reason)),
+                };
                 // The handshake deadline may have closed the session meanwhile;
                 // then accept and refuse do nothing.
                 conn.with_session(|session| match verdict {
@@ -745,9 +861,9 @@ impl Side for ServerSide {
                         let _ = player.inner.identity.set(identity);
                         session.accept();
                     }
-                    Err(reason) => {
+                    Err((code, reason)) => {
                         tracing::info!(%reason, "client refused");
-                        session.refuse(RefuseCode::Unauthorized, &reason);
+                        session.refuse(code, &reason);
                     }
                 });
             }
@@ -757,12 +873,13 @@ impl Side for ServerSide {
 
     fn connected(&mut self) {
         self.joined = true;
+        self.handshake = None;
         let player = &self.player;
         write(&self.server.players).insert(player.id(), player.clone());
         tracing::info!("player joined");
         let hooks = read(&self.server.added).clone();
         for hook in hooks {
-            hook(player);
+            catch_user("on_player_added hook", None, || hook(player));
         }
     }
 
@@ -782,7 +899,7 @@ impl Side for ServerSide {
         }
         let hooks = read(&self.server.removed).clone();
         for hook in hooks {
-            hook(player, &reason);
+            catch_user("on_player_removed hook", None, || hook(player, &reason));
         }
     }
 }

@@ -614,3 +614,43 @@ async fn unhandled_remote_flood_that_never_reads() {
     });
     flood_attack("unhandled flood, never reads", Vec::new(), frame).await;
 }
+
+#[tokio::test]
+async fn more_handshakes_than_the_cap() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let session = SessionConfig::default().with_handshake_timeout(Duration::from_secs(1));
+    let config = ServerConfig::default().with_session(session).with_max_handshakes(100);
+    under_attack("300 handshakes, cap 100", config, 32, |server, addr| async move {
+        // Each sends the start of a hello and stops there.
+        let mut sockets = Vec::new();
+        for _ in 0..300 {
+            let mut raw = Raw::connect(addr).await;
+            let _ = raw.stream.write_all(&[30, 0]).await;
+            sockets.push(raw);
+        }
+        // Those past the cap are closed at once, long before the 1 s deadline.
+        let start = Instant::now();
+        let mut closed_at_once = 0;
+        for raw in &mut sockets {
+            let mut byte = [0u8; 1];
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(20), raw.stream.read(&mut byte)).await
+            {
+                closed_at_once += 1;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(1) + Duration::from_millis(500));
+        println!("  {closed_at_once} of 300 closed at once");
+        assert!(closed_at_once >= 150, "only {closed_at_once} of 300 closed at once");
+        // Once the capped ones time out, a new honest client gets in.
+        drop(sockets);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let newcomer = Client::new(protocol(), ClientConfig::default());
+        newcomer
+            .connect_tcp(addr)
+            .await
+            .expect("an honest client gets in after the attack");
+        assert_eq!(server.player_count(), 2);
+    })
+    .await;
+}

@@ -1,0 +1,50 @@
+//! Who may join: a full server refuses, nobody joins after shutdown begins,
+//! even when the authenticator's verdict arrives late.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use volley::*;
+
+#[tokio::test]
+async fn a_full_server_refuses_with_a_reason_and_takes_players_again_once_one_leaves() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default().with_max_players(2)).await;
+    let (a, _) = tcp_client(addr).await;
+    let (_b, _) = tcp_client(addr).await;
+    let third = Client::new(protocol(), ClientConfig::default());
+    match third.connect_tcp(addr).await {
+        Err(ConnectError::Refused {
+            code: RefuseCode::Unavailable,
+            message,
+        }) => assert_eq!(message, "server is full"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    a.disconnect();
+    eventually("a left", || server.player_count() == 1).await;
+    third.connect_tcp(addr).await.unwrap();
+    assert_eq!(wait_players(&server, 2).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_verdict_that_arrives_after_shutdown_began_refuses() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    server.set_authenticator(|_hello| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok("late".to_string())
+    });
+    let client = Client::new(protocol(), ClientConfig::default());
+    let (joined, ()) = tokio::join!(client.connect_tcp(addr), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.shutdown(Duration::from_millis(50)).await;
+    });
+    match joined {
+        Err(ConnectError::Refused {
+            code: RefuseCode::Unavailable,
+            ..
+        }) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(server.player_count(), 0);
+}
