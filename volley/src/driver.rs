@@ -7,6 +7,7 @@
 //! queued in one write. It ends once the session has closed and its goodbye is
 //! flushed (or [`CLOSE_LINGER`] has passed).
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use volley_proto::{CallId, CloseReason, Status};
 
 use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, OutboxBatch, KEEP_BUFFER};
 use crate::endpoint::{Answer, Endpoint, Outcome, Snapshot};
-use crate::middleware::{ByteBudget, TokenBucket};
+use crate::middleware::{BoxFuture, ByteBudget, TokenBucket};
 use crate::transport::{Datagrams, ReadSide, Transport};
 
 /// How long a closing connection may take to flush its goodbye: 1 s.
@@ -226,6 +227,12 @@ pub(crate) struct Driver<S: Side> {
     datagrams_out: Vec<Vec<u8>>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
+    /// The peer's events still in a middleware chain that waits, oldest
+    /// first, polled by this task in order: a later event never overtakes an
+    /// earlier one, at most `max_incoming_calls` wait (more are dropped), and
+    /// they go when the connection does.
+    events_in_chain: VecDeque<BoxFuture<()>>,
+    max_events_in_chain: usize,
     /// Set once the session is closed: the deadline for flushing.
     linger: Option<Pin<Box<Sleep>>>,
     /// The session has closed; what is left is flushing its goodbye.
@@ -238,8 +245,10 @@ impl<S: Side> Driver<S> {
     pub(crate) fn new<T: Transport>(conn: Arc<Conn>, mut transport: T, side: S, budget: Option<ByteBudget>) -> Self {
         let datagrams = transport.take_datagrams();
         let (transport, writer) = transport.split();
+        let max_events_in_chain;
         {
             let mut state = conn.lock();
+            max_events_in_chain = state.session.config().max_incoming_calls;
             state.install_writer(writer);
             if let Some(datagrams) = &datagrams {
                 state.session.enable_datagrams(datagrams.max_size);
@@ -269,6 +278,8 @@ impl<S: Side> Driver<S> {
             datagrams_out: Vec::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
+            events_in_chain: VecDeque::new(),
+            max_events_in_chain,
             linger: None,
             closing: false,
             told_closed: false,
@@ -355,6 +366,7 @@ impl<S: Side> Driver<S> {
             }
             progress |= self.arm_timer(deadline, cx);
             progress |= self.dispatch();
+            progress |= self.poll_events_in_chain(cx);
             match self.poll_write(cx, progress) {
                 Write::Slept => return Poll::Pending,
                 Write::Wrote => progress = true,
@@ -364,6 +376,8 @@ impl<S: Side> Driver<S> {
             progress |= self.reader.resumed;
             self.closing |= closed;
             if self.closing {
+                // The peer is gone: its events waiting in middleware go too.
+                self.events_in_chain.clear();
                 let flushed = {
                     let state = self.conn.lock();
                     state.write_failed() || (state.output_idle() && state.session.transmit_len() == 0)
@@ -521,9 +535,22 @@ impl<S: Side> Driver<S> {
                 }
             }
             E::Event { remote, payload } => {
-                self.side
-                    .endpoint()
-                    .handle_event(&mut self.snapshot, self.side.ctx(), remote, &payload)
+                let behind = !self.events_in_chain.is_empty();
+                let endpoint = self.side.endpoint();
+                let Some(rest) = endpoint.handle_event(&mut self.snapshot, self.side.ctx(), remote, &payload, behind)
+                else {
+                    return;
+                };
+                if self.events_in_chain.len() >= self.max_events_in_chain {
+                    let remote = endpoint.protocol.name(remote);
+                    tracing::warn!(
+                        remote,
+                        "event dropped: too many of this peer's events wait in middleware"
+                    );
+                    return;
+                }
+                // Polled by `poll_events_in_chain` with this task's waker.
+                self.events_in_chain.push_back(rest);
             }
             E::RequestCancelled { id } => self.conn.abort_handler(id),
             // Handed to callers while draining, under the session's lock.
@@ -536,6 +563,20 @@ impl<S: Side> Driver<S> {
             }
             _ => {}
         }
+    }
+
+    /// Runs the peer's events waiting in middleware, in order; returns
+    /// whether any finished.
+    fn poll_events_in_chain(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut any = false;
+        while let Some(first) = self.events_in_chain.front_mut() {
+            if first.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            self.events_in_chain.pop_front();
+            any = true;
+        }
+        any
     }
 
     /// Keeps an inline handler's answer for the batch's lock.

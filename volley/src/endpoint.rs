@@ -549,24 +549,46 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
 
     /// Hands one event from the peer to each listener, through middleware. A
     /// payload that does not decode or check is dropped and reported once.
-    pub(crate) fn handle_event(&self, snapshot: &mut Snapshot<C>, ctx: &C, remote: RemoteId, payload: &[u8]) {
+    ///
+    /// Returns the work left when it cannot finish at once: a middleware
+    /// chain around the listeners, or, with `behind` (an earlier event of
+    /// this peer is still in its chain), the delivery itself, so that this
+    /// event does not overtake the earlier one. The caller runs what it gets
+    /// in order.
+    pub(crate) fn handle_event(
+        &self,
+        snapshot: &mut Snapshot<C>,
+        ctx: &C,
+        remote: RemoteId,
+        payload: &[u8],
+        behind: bool,
+    ) -> Option<BoxFuture<()>> {
         let name = self.protocol.name(remote);
         self.refresh(snapshot);
-        let Some(entry) = snapshot.events.get(remote as usize).and_then(Option::as_ref) else {
-            return;
-        };
+        let entry = snapshot.events.get(remote as usize).and_then(Option::as_ref)?;
         let applied = match self.admit(ctx, remote, payload.len()) {
             Ok(applied) => applied.filter(|a| a.wraps),
-            Err(reject) => return tracing::debug!(remote = name, ?reject, "event refused"),
+            Err(reject) => {
+                tracing::debug!(remote = name, ?reject, "event refused");
+                return None;
+            }
         };
         let args = match (entry.decode)(payload) {
             Ok(args) => args,
-            Err(reason) => return self.report_bad_request(ctx, remote, reason),
-        };
-        let Some(applied) = applied else {
-            return deliver(entry, ctx, &*args, name);
+            Err(reason) => {
+                self.report_bad_request(ctx, remote, reason);
+                return None;
+            }
         };
         let entry = entry.clone();
+        let Some(applied) = applied else {
+            if !behind {
+                deliver(&entry, ctx, &*args, name);
+                return None;
+            }
+            let ctx = ctx.clone();
+            return Some(Box::pin(async move { deliver(&entry, &ctx, &*args, name) }));
+        };
         let terminal: Terminal<C> = Arc::new(move |req: Request<C>| {
             let (ctx, args) = req.into_parts();
             deliver(&entry, &ctx, &*args, name);
@@ -574,7 +596,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         });
         let req = Request::new(ctx.clone(), name, payload.len(), args);
         let chain = Box::pin(async move { Next::new(applied.chain, terminal).run(req).await });
-        crate::driver::run_soon(Box::pin(guard_panics(name, chain).map(|_| ())));
+        Some(Box::pin(guard_panics(name, chain).map(|_| ())))
     }
 
     /// Decodes and checks a call's raw result.
@@ -677,7 +699,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         value: &T,
     ) -> Result<(), EventError> {
         let (id, payload) = self.encode_event(&remote, value)?;
-        self.handle_event(&mut Snapshot::new(), ctx, id, &payload);
+        if let Some(rest) = self.handle_event(&mut Snapshot::new(), ctx, id, &payload, false) {
+            crate::driver::run_soon(rest);
+        }
         Ok(())
     }
 }

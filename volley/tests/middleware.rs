@@ -355,3 +355,46 @@ impl Middleware<Player> for Muted {
         Err(Reject::new("muted"))
     }
 }
+
+/// Events from one peer reach listeners in the order sent, even when a
+/// middleware makes some of them wait; events waiting in middleware are
+/// dropped (their futures cancelled) when the peer leaves.
+#[tokio::test]
+async fn events_keep_their_order_through_middleware_that_waits_and_go_with_the_peer() {
+    let (server, addr, observed, _) = common::tcp_server(ServerConfig::default()).await;
+    let (cancelled_tx, mut cancelled) = tokio::sync::mpsc::unbounded_channel();
+    server.middleware_for(
+        CHAT,
+        volley::middleware::from_fn(move |req: volley::middleware::Request<Player>, next| {
+            let wait = match req.args::<String>().map(String::as_str) {
+                Some("slow") => Duration::from_millis(100),
+                Some("stuck") => Duration::from_secs(60),
+                _ => Duration::ZERO,
+            };
+            let guard = common::DropSignal(Some(cancelled_tx.clone()));
+            async move {
+                tokio::time::sleep(wait).await;
+                std::mem::forget(guard);
+                next.run(req).await
+            }
+        }),
+    );
+    let (client, _probe) = common::tcp_client(addr).await;
+    for line in ["slow", "a", "b", "c"] {
+        client.fire(CHAT, line.into()).unwrap();
+    }
+    common::eventually("four chats", || observed.chats.lock().unwrap().len() == 4).await;
+    let lines: Vec<String> = observed.chats.lock().unwrap().iter().map(|(_, l)| l.clone()).collect();
+    assert_eq!(lines, ["slow", "a", "b", "c"]);
+
+    client.fire(CHAT, "stuck".into()).unwrap();
+    client.fire(CHAT, "after".into()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client.disconnect();
+    common::recv(&mut cancelled).await;
+    assert_eq!(
+        observed.chats.lock().unwrap().len(),
+        4,
+        "nothing overtook the stuck event"
+    );
+}
