@@ -11,7 +11,12 @@ use libfuzzer_sys::fuzz_target;
 use volley_proto::*;
 
 fn table() -> Arc<RemoteTable> {
-    let spec = |name, kind, direction| RemoteSpec { name, kind, direction };
+    let spec = |name, kind, direction| RemoteSpec {
+        name,
+        kind,
+        direction,
+        shape: 0,
+    };
     Arc::new(
         RemoteTable::new(vec![
             spec("a", RemoteKind::Function, Direction::ToServer),

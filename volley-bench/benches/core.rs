@@ -48,6 +48,7 @@ fn session_pair() -> (Session, Session, Instant) {
             name: "f",
             kind: RemoteKind::Function,
             direction: Direction::ToServer,
+            shape: 0,
         }])
         .unwrap(),
     );

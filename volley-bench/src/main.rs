@@ -559,6 +559,7 @@ fn session_round_trip_allocations(n: u32) -> f64 {
             name: "f",
             kind: RemoteKind::Function,
             direction: Direction::ToServer,
+            shape: 0,
         }])
         .unwrap(),
     );

@@ -28,7 +28,7 @@ pub mod session;
 mod varint;
 
 pub use codec::{DecodeError, GoodbyeCode, Message, RefuseCode, Status, PROTOCOL_VERSION};
-pub use remotes::{Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
+pub use remotes::{stable_hash, Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
 pub use session::{
     CallId, CallOutcome, CloseReason, ConfigError, Role, SendError, Session, SessionConfig, SessionEvent,
     MAX_FRAME_LEN_LIMIT,

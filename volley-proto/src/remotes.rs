@@ -46,6 +46,9 @@ pub struct RemoteSpec {
     pub kind: RemoteKind,
     /// Who handles it.
     pub direction: Direction,
+    /// A [`stable_hash`] of the shape of its payload types, so that peers
+    /// built with other types refuse each other; 0 when not known.
+    pub shape: u64,
 }
 
 /// The id a remote has on the wire: its index in a [`RemoteTable`].
@@ -78,6 +81,9 @@ impl RemoteTable {
         for spec in &specs {
             hash.write(spec.name.as_bytes());
             hash.write(&[0xff, spec.kind as u8, spec.direction as u8]);
+            if spec.shape != 0 {
+                hash.write(&spec.shape.to_le_bytes());
+            }
         }
         Ok(Self {
             hash: hash.finish(),
@@ -108,7 +114,8 @@ impl RemoteTable {
         self.specs.is_empty()
     }
 
-    /// A hash of every name, kind and direction, stable across builds and platforms.
+    /// A hash of every name, kind, direction and shape, stable across builds
+    /// and platforms.
     pub fn hash(&self) -> u64 {
         self.hash
     }
@@ -121,6 +128,14 @@ impl fmt::Debug for RemoteTable {
             .field("hash", &format_args!("{:016x}", self.hash))
             .finish()
     }
+}
+
+/// A 64-bit hash of `bytes` that every build and platform computes alike
+/// (FNV-1a), for values both peers compare.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut hash = Fnv1a::new();
+    hash.write(bytes);
+    hash.finish()
 }
 
 /// 64-bit FNV-1a: a fixed, documented function, so a hash computed by one build
@@ -149,7 +164,12 @@ mod tests {
     use super::*;
 
     fn spec(name: &'static str, kind: RemoteKind, direction: Direction) -> RemoteSpec {
-        RemoteSpec { name, kind, direction }
+        RemoteSpec {
+            name,
+            kind,
+            direction,
+            shape: 0,
+        }
     }
 
     #[test]
@@ -177,6 +197,10 @@ mod tests {
             spec("a", RemoteKind::Function, Direction::ToClient),
             spec("a", RemoteKind::Event, Direction::ToServer),
             spec("b", RemoteKind::Function, Direction::ToServer),
+            RemoteSpec {
+                shape: 1,
+                ..spec("a", RemoteKind::Function, Direction::ToServer)
+            },
         ] {
             assert_ne!(RemoteTable::new(vec![other]).unwrap().hash(), base.hash());
         }

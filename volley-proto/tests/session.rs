@@ -17,21 +17,25 @@ fn table(extra: Option<&'static str>) -> Arc<RemoteTable> {
             name: "a.fn",
             kind: RemoteKind::Function,
             direction: Direction::ToServer,
+            shape: 0,
         },
         RemoteSpec {
             name: "b.fn",
             kind: RemoteKind::Function,
             direction: Direction::ToClient,
+            shape: 0,
         },
         RemoteSpec {
             name: "c.event",
             kind: RemoteKind::Event,
             direction: Direction::ToServer,
+            shape: 0,
         },
         RemoteSpec {
             name: "d.event",
             kind: RemoteKind::Event,
             direction: Direction::ToClient,
+            shape: 0,
         },
     ];
     if let Some(name) = extra {
@@ -39,6 +43,7 @@ fn table(extra: Option<&'static str>) -> Arc<RemoteTable> {
             name,
             kind: RemoteKind::Event,
             direction: Direction::ToClient,
+            shape: 0,
         });
     }
     Arc::new(RemoteTable::new(specs).unwrap())
@@ -695,11 +700,13 @@ fn unreliable_events_are_size_limited_and_dropped_when_backed_up() {
             name: "pos",
             kind: RemoteKind::UnreliableEvent,
             direction: Direction::ToClient,
+            shape: 0,
         },
         RemoteSpec {
             name: "news",
             kind: RemoteKind::Event,
             direction: Direction::ToClient,
+            shape: 0,
         },
     ];
     let t = Arc::new(RemoteTable::new(specs).unwrap());

@@ -26,7 +26,12 @@ const EVENT: RemoteId = 2; // "c" client → server
 const CLIENT_EVENT: RemoteId = 3; // "d" server → client
 
 fn table() -> Arc<RemoteTable> {
-    let spec = |name, kind, direction| RemoteSpec { name, kind, direction };
+    let spec = |name, kind, direction| RemoteSpec {
+        name,
+        kind,
+        direction,
+        shape: 0,
+    };
     Arc::new(
         RemoteTable::new(vec![
             spec("a", RemoteKind::Function, Direction::ToServer),

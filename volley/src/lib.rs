@@ -101,6 +101,7 @@ mod locks;
 pub mod middleware;
 pub mod remote;
 mod server;
+mod shape;
 pub mod transport;
 
 pub use client::{Client, ClientConfig, ReconnectPolicy};

@@ -212,18 +212,22 @@ mod sealed_remote {
     impl<D, T> Sealed for super::Event<D, T> {}
 }
 
-impl<D: Dir, Req, Resp> Remote for Function<D, Req, Resp> {
+impl<D: Dir, Req: Payload, Resp: Payload> Remote for Function<D, Req, Resp> {
     type Direction = D;
     fn spec(&self) -> RemoteSpec {
         RemoteSpec {
             name: self.name,
             kind: RemoteKind::Function,
             direction: D::DIRECTION,
+            shape: crate::shape::remote_shape(
+                self.name,
+                &[crate::shape::describe::<Req>(), crate::shape::describe::<Resp>()],
+            ),
         }
     }
 }
 
-impl<D: Dir, T> Remote for Event<D, T> {
+impl<D: Dir, T: Payload> Remote for Event<D, T> {
     type Direction = D;
     fn spec(&self) -> RemoteSpec {
         RemoteSpec {
@@ -234,13 +238,25 @@ impl<D: Dir, T> Remote for Event<D, T> {
                 RemoteKind::Event
             },
             direction: D::DIRECTION,
+            shape: crate::shape::remote_shape(self.name, &[crate::shape::describe::<T>()]),
         }
     }
 }
 
 /// Every remote an application declares. Server and client must be built from
-/// the same list (in any order); otherwise the server refuses the client with
+/// the same list (in any order), with the same payload types; otherwise the
+/// server refuses the client with
 /// [`RefuseCode::RemotesMismatch`](volley_proto::RefuseCode::RemotesMismatch).
+///
+/// What counts as the same types: the hash covers each remote's name, kind,
+/// direction and the shape of its request and response types as serde sees
+/// them: primitives, options, sequences, maps, tuples, struct fields (names,
+/// order, types) and enum variants (names, order, contents), however deeply
+/// nested. A changed field type, an added or removed field, a reordered enum
+/// or a renamed type is refused; the same types moved to another module are
+/// not. Types that deserialize through `deserialize_any` (`#[serde(untagged)]`,
+/// `#[serde(flatten)]`) are compared by the remote's name only, and a warning
+/// says so when the protocol is built.
 ///
 /// ```
 /// use volley::{Protocol, ServerFn, ClientEvent};

@@ -48,3 +48,36 @@ async fn a_verdict_that_arrives_after_shutdown_began_refuses() {
     }
     assert_eq!(server.player_count(), 0);
 }
+
+/// A client built with other payload types for a remote of the same name is
+/// refused at the handshake, not call by call.
+#[tokio::test]
+async fn a_client_built_with_other_payload_types_is_refused() {
+    let (_server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    // `protocol()` with Buy taking a String instead of a Purchase.
+    const OTHER_BUY: ServerFn<String, u32> = ServerFn::new("Buy");
+    let other = Protocol::builder()
+        .remote(OTHER_BUY)
+        .remote(ECHO)
+        .remote(SLOW)
+        .remote(QUICK_TIMEOUT)
+        .remote(UNHANDLED)
+        .remote(PANICS)
+        .remote(NUMBER)
+        .remote(CHAT)
+        .remote(PROMPT)
+        .remote(CLIENT_SLOW)
+        .remote(CLIENT_UNHANDLED)
+        .remote(CLIENT_PANICS)
+        .remote(ANNOUNCE)
+        .build();
+    assert_ne!(other.hash(), protocol().hash());
+    let client = Client::new(other, ClientConfig::default());
+    match client.connect_tcp(addr).await {
+        Err(ConnectError::Refused {
+            code: RefuseCode::RemotesMismatch,
+            ..
+        }) => {}
+        other => panic!("expected RemotesMismatch, got {other:?}"),
+    }
+}
