@@ -132,11 +132,17 @@ pub enum Status {
     Overloaded = 5,
     /// The receiver's rate limit for this peer and remote is exhausted.
     RateLimited = 6,
+    /// The handler's result was too large for one frame (the receiver's
+    /// `max_frame_len`); it was not sent.
+    TooLarge = 7,
+    /// A status this version does not know, from a newer peer. Never sent;
+    /// the call ends as if the handler could not process it.
+    Unknown = 255,
 }
 
 impl Status {
-    fn from_u8(byte: u8) -> Option<Self> {
-        Some(match byte {
+    fn from_u8(byte: u8) -> Self {
+        match byte {
             0 => Self::Ok,
             1 => Self::Rejected,
             2 => Self::BadRequest,
@@ -144,8 +150,9 @@ impl Status {
             4 => Self::Cancelled,
             5 => Self::Overloaded,
             6 => Self::RateLimited,
-            _ => return None,
-        })
+            7 => Self::TooLarge,
+            _ => Self::Unknown,
+        }
     }
 }
 
@@ -161,17 +168,20 @@ pub enum RefuseCode {
     Unauthorized = 2,
     /// The server is not taking players now (full, shutting down).
     Unavailable = 3,
+    /// A code this version does not know, from a newer server. Never sent;
+    /// the message still says why.
+    Unknown = 255,
 }
 
 impl RefuseCode {
-    fn from_u8(byte: u8) -> Option<Self> {
-        Some(match byte {
+    fn from_u8(byte: u8) -> Self {
+        match byte {
             0 => Self::VersionMismatch,
             1 => Self::RemotesMismatch,
             2 => Self::Unauthorized,
             3 => Self::Unavailable,
-            _ => return None,
-        })
+            _ => Self::Unknown,
+        }
     }
 }
 
@@ -191,19 +201,22 @@ pub enum GoodbyeCode {
     IdleTimeout = 4,
     /// The receiver of this goodbye did not read fast enough.
     TooSlow = 5,
+    /// A code this version does not know, from a newer peer. Never sent;
+    /// the connection closes as for any goodbye.
+    Unknown = 255,
 }
 
 impl GoodbyeCode {
-    fn from_u8(byte: u8) -> Option<Self> {
-        Some(match byte {
+    fn from_u8(byte: u8) -> Self {
+        match byte {
             0 => Self::Normal,
             1 => Self::Kicked,
             2 => Self::ShuttingDown,
             3 => Self::ProtocolViolation,
             4 => Self::IdleTimeout,
             5 => Self::TooSlow,
-            _ => return None,
-        })
+            _ => Self::Unknown,
+        }
     }
 }
 
@@ -369,10 +382,7 @@ impl Message {
             TAG_REFUSE => {
                 let mut f = fields("refuse");
                 let byte = f.u8()?;
-                let code = RefuseCode::from_u8(byte).ok_or(DecodeError::UnknownCode {
-                    what: "refuse",
-                    code: byte,
-                })?;
+                let code = RefuseCode::from_u8(byte);
                 Message::Refuse {
                     code,
                     message: f.text()?,
@@ -409,13 +419,16 @@ impl Message {
                 let mut f = fields("response");
                 let id = f.varint_u32("call id")?;
                 let byte = f.u8()?;
-                // `Ok` has its own tag; accepting it here would give one message two encodings.
-                let status = Status::from_u8(byte)
-                    .filter(|s| *s != Status::Ok)
-                    .ok_or(DecodeError::UnknownCode {
+                // `Ok` has its own tag; accepting it here would give one
+                // message two encodings. Other unknown codes are a newer
+                // peer's: `Status::Unknown`.
+                let status = Status::from_u8(byte);
+                if status == Status::Ok {
+                    return Err(DecodeError::UnknownCode {
                         what: "status",
                         code: byte,
-                    })?;
+                    });
+                }
                 Message::Response {
                     id,
                     status,
@@ -439,10 +452,7 @@ impl Message {
             TAG_GOODBYE => {
                 let mut f = fields("goodbye");
                 let byte = f.u8()?;
-                let code = GoodbyeCode::from_u8(byte).ok_or(DecodeError::UnknownCode {
-                    what: "goodbye",
-                    code: byte,
-                })?;
+                let code = GoodbyeCode::from_u8(byte);
                 Message::Goodbye {
                     code,
                     message: f.text()?,
@@ -555,6 +565,7 @@ mod tests {
             Just(Status::Cancelled),
             Just(Status::Overloaded),
             Just(Status::RateLimited),
+            Just(Status::TooLarge),
         ]
     }
 
@@ -569,7 +580,7 @@ mod tests {
             }),
             Just(Message::Welcome),
             (0u8..4, ".{0,20}").prop_map(|(c, message)| Message::Refuse {
-                code: RefuseCode::from_u8(c).unwrap(),
+                code: RefuseCode::from_u8(c),
                 message
             }),
             (any::<u32>(), any_payload()).prop_map(|(remote, payload)| Message::Event { remote, payload }),
@@ -581,7 +592,7 @@ mod tests {
             Just(Message::Ping),
             Just(Message::Pong),
             (0u8..6, ".{0,20}").prop_map(|(c, message)| Message::Goodbye {
-                code: GoodbyeCode::from_u8(c).unwrap(),
+                code: GoodbyeCode::from_u8(c),
                 message
             }),
         ]
@@ -644,6 +655,33 @@ mod tests {
             Message::parse(body),
             Err(DecodeError::UnknownCode { what: "status", .. })
         ));
+    }
+
+    #[test]
+    fn codes_from_a_newer_peer_decode_as_unknown() {
+        let parse = |bytes: &'static [u8]| Message::parse(Bytes::from_static(bytes)).unwrap();
+        assert_eq!(
+            parse(&[TAG_RESPONSE_ERR, 1, 200]),
+            Message::Response {
+                id: 1,
+                status: Status::Unknown,
+                payload: Bytes::new()
+            }
+        );
+        assert_eq!(
+            parse(&[TAG_REFUSE, 99, b'n', b'o']),
+            Message::Refuse {
+                code: RefuseCode::Unknown,
+                message: "no".into()
+            }
+        );
+        assert_eq!(
+            parse(&[TAG_GOODBYE, 42]),
+            Message::Goodbye {
+                code: GoodbyeCode::Unknown,
+                message: String::new()
+            }
+        );
     }
 
     proptest! {

@@ -784,8 +784,8 @@ impl Session {
     /// request is no longer in flight (cancelled, or the session closed).
     ///
     /// A payload too large for [`SessionConfig::max_frame_len`] is replaced by
-    /// [`Status::Unprocessed`]: the caller learns the call failed instead of
-    /// the peer closing the connection on an oversized frame.
+    /// [`Status::TooLarge`]: the caller learns the call failed instead of the
+    /// peer closing the connection on an oversized frame.
     pub fn respond(&mut self, id: CallId, status: Status, payload: &[u8]) -> bool {
         if self.state != State::Open || !self.incoming.remove(&id) {
             return false;
@@ -798,7 +798,7 @@ impl Session {
         if msg.body_len() > self.config.max_frame_len {
             self.queue(&Message::<&[u8]>::Response {
                 id,
-                status: Status::Unprocessed,
+                status: Status::TooLarge,
                 payload: &[],
             });
         } else {

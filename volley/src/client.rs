@@ -22,7 +22,9 @@ use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEven
 use crate::transport::{tcp, Transport};
 
 /// Client settings. Every field is documented with its default.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output shows the token's length, never the token.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// Protocol limits and timers of the connection; see [`SessionConfig`].
@@ -82,6 +84,26 @@ impl ReconnectPolicy {
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
         self
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("session", &self.session)
+            .field("default_timeout", &self.default_timeout)
+            .field("token", &Redacted(self.token.len()))
+            .field("reconnect", &self.reconnect)
+            .finish()
+    }
+}
+
+/// A secret in `Debug` output: its length only.
+pub(crate) struct Redacted(pub(crate) usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes, redacted>", self.0)
     }
 }
 

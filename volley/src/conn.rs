@@ -35,10 +35,26 @@ fn call_error(error: SendError) -> FunctionError {
         SendError::TooManyPending => FunctionError::Overloaded,
         SendError::TooLarge { len, max } => {
             tracing::warn!(len, max, "request over the frame limit not sent");
-            FunctionError::BadRequest
+            FunctionError::TooLarge
         }
         _ => FunctionError::Disconnected,
     }
+}
+
+/// Answers the peer's call `id`; an answer too large for one frame is
+/// logged here and reaches the caller as `TooLarge`. Returns whether
+/// anything was queued.
+pub(crate) fn respond(session: &mut Session, id: CallId, status: Status, payload: &[u8]) -> bool {
+    // Response framing (tag, id, status) takes at most 7 bytes.
+    let max = session.config().max_frame_len;
+    if payload.len() + 7 > max {
+        tracing::warn!(
+            len = payload.len(),
+            max,
+            "answer over the frame limit not sent: the caller gets TooLarge"
+        );
+    }
+    session.respond(id, status, payload)
 }
 
 /// A call that ended: where its caller waits, and how it ended.
@@ -719,7 +735,7 @@ impl Conn {
             let mut queued = false;
             if matches!(state.running.get(&id), Some((s, _)) if *s == seq) {
                 state.running.remove(&id);
-                queued = state.session.respond(id, answer.0, &answer.1);
+                queued = respond(&mut state.session, id, answer.0, &answer.1);
             }
             drop(state);
             if queued {

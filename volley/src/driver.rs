@@ -502,7 +502,7 @@ impl<S: Side> Driver<S> {
             let mut start = 0;
             for (id, status, end) in self.answers.drain(..) {
                 // The driver writes what this queues: nobody to wake.
-                state.session.respond(id, status, &self.answer_bytes[start..end]);
+                crate::conn::respond(&mut state.session, id, status, &self.answer_bytes[start..end]);
                 start = end;
             }
             state.drain_events(&mut events, &mut self.ended);

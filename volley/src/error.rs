@@ -45,6 +45,11 @@ pub enum FunctionError {
     /// [`RateLimit`](crate::middleware::RateLimit)); slow down.
     #[error("too many requests; slow down")]
     RateLimited,
+    /// The request (at the caller) or the answer (at the receiver, which logs
+    /// it) was too large for one frame (`max_frame_len`, 1 MiB by default);
+    /// it was not sent.
+    #[error("the request or its answer was too large to send")]
+    TooLarge,
 }
 
 impl FunctionError {
@@ -56,6 +61,7 @@ impl FunctionError {
             Status::Cancelled => Self::Cancelled,
             Status::Overloaded => Self::Overloaded,
             Status::RateLimited => Self::RateLimited,
+            Status::TooLarge => Self::TooLarge,
             // `Unprocessed`, and any status a newer peer may add.
             _ => Self::Unprocessed,
         }

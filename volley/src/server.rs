@@ -246,7 +246,9 @@ type PlayerHook = Arc<dyn Fn(&Player) + Send + Sync>;
 type Authenticator = Arc<dyn Fn(Hello) -> BoxFuture<Result<String, String>> + Send + Sync>;
 
 /// What a client presented when it connected, for the authenticator.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output shows the token's length, never the token.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Hello {
     /// The client's [`ClientConfig::token`](crate::ClientConfig::token).
@@ -254,6 +256,15 @@ pub struct Hello {
     /// Where it connects from, if the transport knows.
     pub addr: Option<SocketAddr>,
 }
+impl fmt::Debug for Hello {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hello")
+            .field("token", &crate::client::Redacted(self.token.len()))
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
 type LeaveHook = Arc<dyn Fn(&Player, &CloseReason) + Send + Sync>;
 
 /// The server end. Cheap to clone: every clone is the same server.

@@ -81,3 +81,59 @@ async fn a_client_built_with_other_payload_types_is_refused() {
         other => panic!("expected RemotesMismatch, got {other:?}"),
     }
 }
+
+/// Collects every log line written while it is the default subscriber.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The token never shows in `Debug` output (client, its config, the hello
+/// the authenticator sees) nor in any log line, at any level.
+#[tokio::test]
+async fn the_auth_token_never_shows_in_debug_output_or_logs() {
+    const TOKEN: &str = "s3cret-t0ken-value";
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen_in_auth = seen.clone();
+    server.set_authenticator(move |hello| {
+        *seen_in_auth.lock().unwrap() = format!("{hello:?}");
+        async move {
+            if hello.token == TOKEN.as_bytes() {
+                Ok("alice".to_string())
+            } else {
+                Err("bad token".to_string())
+            }
+        }
+    });
+    let config = ClientConfig::default().with_token(TOKEN);
+    let client = Client::new(protocol(), config.clone());
+    client.connect_tcp(addr).await.unwrap();
+    assert_eq!(wait_players(&server, 1).await[0].identity(), Some("alice"));
+    client.disconnect();
+    let all = [
+        format!("{config:?}"),
+        format!("{client:?}"),
+        seen.lock().unwrap().clone(),
+        String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned(),
+    ];
+    assert!(all[2].contains("redacted"), "{}", all[2]);
+    for shown in all {
+        assert!(!shown.contains(TOKEN), "the token shows in: {shown}");
+    }
+}
