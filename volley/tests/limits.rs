@@ -39,7 +39,7 @@ async fn unknown_codes_from_a_newer_peer_end_the_call_not_the_connection() {
     let server = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut buf = bytes::BytesMut::new();
-        let mut next = async |socket: &mut tokio::net::TcpStream, buf: &mut bytes::BytesMut| loop {
+        let next = async |socket: &mut tokio::net::TcpStream, buf: &mut bytes::BytesMut| loop {
             if let Some(msg) = decode_frame(buf, 1 << 20).unwrap() {
                 return msg;
             }
