@@ -35,7 +35,9 @@ pub struct ClientConfig {
     /// Default: empty.
     pub token: Vec<u8>,
     /// Whether and how to reconnect after losing an established connection
-    /// made with [`Client::connect_tcp`]. Default: none (stay disconnected).
+    /// made with any `connect_*` (TCP, TLS, WebSocket, WSS, QUIC: the
+    /// transport it last connected with), not with [`Client::connect`].
+    /// Default: none (stay disconnected).
     pub reconnect: Option<ReconnectPolicy>,
 }
 
@@ -232,18 +234,13 @@ impl Client {
     // ---- connecting ----
 
     /// Connects over TCP (with `TCP_NODELAY`) and completes the handshake.
-    /// With a [`ReconnectPolicy`], a lost connection is reopened to `addr`.
+    /// With a [`ReconnectPolicy`], a lost connection is redialled the same
+    /// way (as with every `connect_*`).
     pub async fn connect_tcp(
         &self,
         addr: impl ToSocketAddrs + Clone + Send + Sync + 'static,
     ) -> Result<(), ConnectError> {
-        self.connect(tcp::connect(addr.clone()).await?).await?;
-        let redial: Redial = Arc::new(move |client: Client| {
-            let addr = addr.clone();
-            Box::pin(async move { client.connect(tcp::connect(addr).await?).await })
-        });
-        *lock(&self.inner.redial) = Some(redial);
-        Ok(())
+        self.dial(move || Box::pin(tcp::connect(addr.clone()))).await
     }
 
     /// Connects over TLS (feature `tls`), verifying the server's certificate
@@ -251,12 +248,16 @@ impl Client {
     #[cfg(feature = "tls")]
     pub async fn connect_tls(
         &self,
-        addr: impl ToSocketAddrs,
+        addr: impl ToSocketAddrs + Clone + Send + Sync + 'static,
         server_name: &str,
         config: Arc<crate::transport::tls::rustls::ClientConfig>,
     ) -> Result<(), ConnectError> {
-        self.connect(crate::transport::tls::connect(addr, server_name, config).await?)
-            .await
+        let server_name = server_name.to_string();
+        self.dial(move || {
+            let (addr, server_name, config) = (addr.clone(), server_name.clone(), config.clone());
+            Box::pin(async move { crate::transport::tls::connect(addr, &server_name, config).await })
+        })
+        .await
     }
 
     /// Connects over secure WebSocket (`wss://`, features `websocket` and
@@ -265,13 +266,19 @@ impl Client {
     #[cfg(all(feature = "websocket", feature = "tls"))]
     pub async fn connect_wss(
         &self,
-        addr: impl ToSocketAddrs,
+        addr: impl ToSocketAddrs + Clone + Send + Sync + 'static,
         server_name: &str,
         config: Arc<crate::transport::tls::rustls::ClientConfig>,
         path: &str,
     ) -> Result<(), ConnectError> {
-        let transport = crate::transport::websocket::connect_secure(addr, server_name, config, path).await?;
-        self.connect(transport).await
+        let (server_name, path) = (server_name.to_string(), path.to_string());
+        self.dial(move || {
+            let (addr, server_name, config, path) = (addr.clone(), server_name.clone(), config.clone(), path.clone());
+            Box::pin(
+                async move { crate::transport::websocket::connect_secure(addr, &server_name, config, &path).await },
+            )
+        })
+        .await
     }
 
     /// Connects over QUIC (feature `quic`), verifying the server's certificate
@@ -284,16 +291,45 @@ impl Client {
         server_name: &str,
         config: Arc<crate::transport::tls::rustls::ClientConfig>,
     ) -> Result<(), ConnectError> {
-        self.connect(crate::transport::quic::connect(addr, server_name, config).await?)
-            .await
+        let server_name = server_name.to_string();
+        self.dial(move || {
+            let (server_name, config) = (server_name.clone(), config.clone());
+            Box::pin(async move { crate::transport::quic::connect(addr, &server_name, config).await })
+        })
+        .await
     }
 
     /// Connects over WebSocket to `path` at `addr` (feature `websocket`), then
     /// completes the handshake.
     #[cfg(feature = "websocket")]
-    pub async fn connect_ws(&self, addr: impl ToSocketAddrs, path: &str) -> Result<(), ConnectError> {
-        self.connect(crate::transport::websocket::connect(addr, path).await?)
-            .await
+    pub async fn connect_ws(
+        &self,
+        addr: impl ToSocketAddrs + Clone + Send + Sync + 'static,
+        path: &str,
+    ) -> Result<(), ConnectError> {
+        let path = path.to_string();
+        self.dial(move || {
+            let (addr, path) = (addr.clone(), path.clone());
+            Box::pin(async move { crate::transport::websocket::connect(addr, &path).await })
+        })
+        .await
+    }
+
+    /// Opens a transport with `open`, completes the handshake over it, and
+    /// keeps `open` to redial with after a lost connection.
+    async fn dial<T: Transport>(
+        &self,
+        open: impl Fn() -> BoxFuture<std::io::Result<T>> + Send + Sync + 'static,
+    ) -> Result<(), ConnectError> {
+        *lock(&self.inner.redial) = None;
+        let open = Arc::new(open);
+        self.handshake(open().await?).await?;
+        let redial: Redial = Arc::new(move |client: Client| {
+            let open = open.clone();
+            Box::pin(async move { client.handshake(open().await?).await })
+        });
+        *lock(&self.inner.redial) = Some(redial);
+        Ok(())
     }
 
     /// Calls `hook` each time the client reconnects by its [`ReconnectPolicy`].
@@ -304,7 +340,16 @@ impl Client {
     /// Completes the handshake over any transport. Fails with the server's
     /// reason if it refuses this client (for example, a client built with
     /// different remote declarations).
+    ///
+    /// volley cannot open such a transport again, so a connection made this
+    /// way is not redialled after it is lost, whatever the
+    /// [`ReconnectPolicy`].
     pub async fn connect<T: Transport>(&self, transport: T) -> Result<(), ConnectError> {
+        *lock(&self.inner.redial) = None;
+        self.handshake(transport).await
+    }
+
+    async fn handshake<T: Transport>(&self, transport: T) -> Result<(), ConnectError> {
         let conn = {
             let mut slot = lock(&self.inner.conn);
             if slot.as_ref().is_some_and(|c| !c.lock().session.is_closed()) {

@@ -549,3 +549,74 @@ async fn one_server_takes_every_transport_at_once() {
     }
     eventually("five chats", || observed.chats.lock().unwrap().len() == 5).await;
 }
+
+/// Every `connect_*` redials the transport it last connected with after the
+/// server restarts on the same address; after `connect(transport)` nothing
+/// is redialled (volley cannot reopen a transport it did not open).
+#[cfg(all(feature = "websocket", feature = "tls", feature = "quic"))]
+#[tokio::test]
+async fn every_connect_reconnects_over_its_own_transport() {
+    use std::net::SocketAddr;
+    let (server_config, client_config) = tls_configs(true);
+    /// Starts a server listening on `addr` over transport `which`, retrying
+    /// while the old one's port is still held.
+    async fn listen(
+        which: usize,
+        addr: SocketAddr,
+        config: std::sync::Arc<volley::transport::tls::rustls::ServerConfig>,
+    ) -> (Server, SocketAddr) {
+        for _ in 0..100 {
+            let (server, _, _) = server_with(ServerConfig::default());
+            let bound = match which {
+                0 => server.listen_tcp(addr).await,
+                1 => server.listen_ws(addr, "/volley").await,
+                2 => server.listen_tls(addr, config.clone()).await,
+                3 => server.listen_wss(addr, "/volley", config.clone()).await,
+                _ => server.listen_quic(addr, config.clone()),
+            };
+            if let Ok(bound) = bound {
+                return (server, bound);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("could not listen on {addr} again");
+    }
+    let policy = ReconnectPolicy::default()
+        .with_initial_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(100))
+        .with_max_attempts(100);
+    for which in 0..5 {
+        let (server, addr) = listen(which, "127.0.0.1:0".parse().unwrap(), server_config.clone()).await;
+        let (client, _probe) = client_with(ClientConfig::default().with_reconnect(policy));
+        let connected = match which {
+            0 => client.connect_tcp(addr).await,
+            1 => client.connect_ws(addr, "/volley").await,
+            2 => client.connect_tls(addr, "localhost", client_config.clone()).await,
+            3 => {
+                client
+                    .connect_wss(addr, "localhost", client_config.clone(), "/volley")
+                    .await
+            }
+            _ => client.connect_quic(addr, "localhost", client_config.clone()).await,
+        };
+        connected.unwrap();
+        server.shutdown(Duration::ZERO).await;
+        drop(server);
+        let (again, _) = listen(which, addr, server_config.clone()).await;
+        eventually("reconnected", || again.player_count() == 1 && client.is_connected()).await;
+        let back = client.invoke(ECHO, "back".into()).await;
+        assert!(back.is_ok(), "transport {which}: {back:?}");
+        again.shutdown(Duration::ZERO).await;
+    }
+    // A custom transport is not redialled to the last address.
+    let (server, addr) = listen(0, "127.0.0.1:0".parse().unwrap(), server_config.clone()).await;
+    let (client, _probe) = client_with(ClientConfig::default().with_reconnect(policy));
+    client.connect_tcp(addr).await.unwrap();
+    client.disconnect();
+    client.connect(server.connect_memory()).await.unwrap();
+    server.shutdown(Duration::ZERO).await;
+    drop(server);
+    let (again, _) = listen(0, addr, server_config).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(again.player_count(), 0, "a stale redial to the old address");
+}
