@@ -55,8 +55,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let resolved = match addr.parse() {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            eprintln!("--addr {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let tls = if net.encrypted() {
-        let path = arg("--cert", &cert_path().display().to_string());
+        let path = arg("--cert", &cert_path(net, resolved).display().to_string());
         match std::fs::read(&path) {
             Ok(cert) => Some(trusting(&cert)),
             Err(e) => {
@@ -66,13 +73,6 @@ async fn main() -> ExitCode {
         }
     } else {
         None
-    };
-    let resolved = match addr.parse() {
-        Ok(resolved) => resolved,
-        Err(e) => {
-            eprintln!("--addr {addr}: {e}");
-            return ExitCode::FAILURE;
-        }
     };
     if let Err(e) = connect(&client, net, resolved, tls).await {
         eprintln!("could not connect to {addr}: {e}");

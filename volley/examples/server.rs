@@ -30,15 +30,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
     });
     let net = Net::from_args()?;
-    let tls = if net.encrypted() {
-        let (config, cert) = self_signed();
-        std::fs::write(cert_path(), cert)?;
-        println!("certificate for the demo client written to {}", cert_path().display());
-        Some(config)
-    } else {
-        None
+    let (tls, cert) = match net.encrypted() {
+        true => {
+            let (config, cert) = self_signed();
+            (Some(config), Some(cert))
+        }
+        false => (None, None),
     };
     let addr = listen(&server, net, &arg("--addr", "127.0.0.1:7777"), tls).await?;
+    if let Some(cert) = cert {
+        let path = cert_path(net, addr);
+        std::fs::write(&path, cert)?;
+        println!("certificate for the demo client written to {}", path.display());
+    }
     println!("volley demo server on {addr} ({net:?}); Ctrl-C to stop");
 
     tokio::signal::ctrl_c().await?;

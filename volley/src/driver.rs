@@ -143,7 +143,9 @@ impl<S: Side> Drop for Driver<S> {
         }
         // A second panic while unwinding would abort the process.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tracing::error!("connection task ended before its session closed: closing it");
+            // Usually the runtime shutting down with the connection open (a
+            // panic has already been reported by the panic hook).
+            tracing::debug!("connection task stopped before its session closed: closing it");
             let mut state = self.conn.lock();
             state
                 .session

@@ -151,9 +151,12 @@ impl Net {
 /// The path the demo serves WebSocket clients on.
 pub const WS_PATH: &str = "/volley";
 
-/// Where the demo server writes its self-signed certificate for the demo client.
-pub fn cert_path() -> std::path::PathBuf {
-    std::env::temp_dir().join("volley-demo-cert.der")
+/// Where the demo server listening over `net` on `addr` writes its
+/// self-signed certificate for the demo client: one file per server, so two
+/// demo servers at once do not overwrite each other's.
+pub fn cert_path(net: Net, addr: std::net::SocketAddr) -> std::path::PathBuf {
+    let name = format!("volley-demo-{net:?}-{}-{}.der", addr.ip(), addr.port()).to_lowercase();
+    std::env::temp_dir().join(name.replace([':', '[', ']'], "_"))
 }
 
 use volley::transport::tls::rustls;
