@@ -67,6 +67,8 @@ struct Reader {
     /// How much room the next read gets.
     chunk: usize,
     done: bool,
+    /// The transport's stream ended (or failed): nothing more to read.
+    ended: bool,
     /// The peer's receive budget, if any, and the pause while it is spent.
     budget: Option<(ByteBudget, TokenBucket)>,
     throttle: Option<Pin<Box<Sleep>>>,
@@ -261,6 +263,7 @@ impl<S: Side> Driver<S> {
                 buf: BytesMut::new(),
                 chunk: MIN_READ_CHUNK,
                 done: false,
+                ended: false,
                 budget: budget.map(|b| (b, TokenBucket::full(b.burst, now()))),
                 throttle: None,
                 paused: false,
@@ -298,8 +301,11 @@ impl<S: Side> Driver<S> {
             // Wait (briefly) for the peer to close its side too: a transport
             // torn down at once can discard what is still in flight, the
             // goodbye included (QUIC drops unacknowledged stream data when
-            // the connection goes).
-            if !self.reader.done {
+            // the connection goes), and a socket closed with the peer's
+            // bytes unread resets the connection (a WebSocket peer's Close
+            // reply would meet a reset). Read until the end of the stream,
+            // even after the session closed on a goodbye.
+            if !self.reader.ended {
                 // On the heap: an array here would sit in every connection's
                 // task for its whole life.
                 let mut rest = vec![0u8; 1024];
@@ -426,6 +432,7 @@ impl<S: Side> Driver<S> {
             Poll::Pending => Input::Nothing,
             Poll::Ready(Ok(0)) => {
                 self.reader.done = true;
+                self.reader.ended = true;
                 Input::Eof
             }
             Poll::Ready(Ok(n)) => {
@@ -438,6 +445,9 @@ impl<S: Side> Driver<S> {
             }
             Poll::Ready(Err(e)) => {
                 self.reader.done = true;
+                // Data the transport refused (a WebSocket text message): the
+                // stream itself goes on, and the peer's close is still due.
+                self.reader.ended = e.kind() != std::io::ErrorKind::InvalidData;
                 Input::Failed(e.to_string())
             }
         }

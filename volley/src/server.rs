@@ -48,6 +48,10 @@ pub struct ServerConfig {
     /// authenticator) at once; past it, a new connection is closed at once,
     /// before anything is read from it. Default: 512.
     pub max_handshakes: usize,
+    /// Origins (`https://game.example`) whose browser pages may open a
+    /// WebSocket to this server; others get HTTP 403. Requests without an
+    /// `Origin` header (not from a browser) pass. Default: none (any origin).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             receive_budget: None,
             max_players: 50_000,
             max_handshakes: 512,
+            allowed_origins: None,
         }
     }
 }
@@ -97,6 +102,11 @@ impl ServerConfig {
     /// Sets [`ServerConfig::max_players`].
     pub fn with_max_players(mut self, players: usize) -> Self {
         self.max_players = players;
+        self
+    }
+    /// Sets [`ServerConfig::allowed_origins`].
+    pub fn with_allowed_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
         self
     }
     /// Sets [`ServerConfig::max_handshakes`].
@@ -384,14 +394,16 @@ impl Server {
 
     /// Listens for WebSocket clients on `addr`, at `path` (feature
     /// `websocket`); the upgrade must finish within the session's handshake
-    /// deadline (5 s by default), and other paths get HTTP 404.
+    /// deadline (5 s by default), other paths get HTTP 404, and browser pages
+    /// from origins not in [`ServerConfig::allowed_origins`] (if set) HTTP 403.
     #[cfg(feature = "websocket")]
     pub async fn listen_ws(&self, addr: impl ToSocketAddrs, path: &str) -> io::Result<SocketAddr> {
         let (server, path) = (self.clone(), Arc::<str>::from(path));
         self.accept_tcp(addr, "WebSocket", move |stream| {
-            let path = path.clone();
+            let (path, inner) = (path.clone(), server.inner.clone());
             server.serve_after("WebSocket", async move {
-                crate::transport::websocket::accept(stream, &path).await
+                let origins = inner.config.allowed_origins.as_deref();
+                crate::transport::websocket::accept(stream, &path, origins).await
             });
         })
         .await
@@ -409,10 +421,11 @@ impl Server {
     ) -> io::Result<SocketAddr> {
         let (server, path) = (self.clone(), Arc::<str>::from(path));
         self.accept_tcp(addr, "secure WebSocket", move |stream| {
-            let (path, config) = (path.clone(), config.clone());
+            let (path, config, inner) = (path.clone(), config.clone(), server.inner.clone());
             server.serve_after("secure WebSocket", async move {
                 let tls = crate::transport::tls::accept(stream, config).await?;
-                crate::transport::websocket::accept(tls, &path).await
+                let origins = inner.config.allowed_origins.as_deref();
+                crate::transport::websocket::accept(tls, &path, origins).await
             });
         })
         .await

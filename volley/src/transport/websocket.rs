@@ -5,6 +5,12 @@
 //! connection writes between two flushes goes in one message. Text messages
 //! are a protocol error; pings are answered by tungstenite. Both ends set
 //! `TCP_NODELAY`.
+//!
+//! Closing follows RFC 6455 §7.1.1: the side that closes sends a Close frame
+//! with a status code (1000 for a normal close, 1003 after a text message,
+//! 1009 after a message too large) and keeps the TCP connection open until
+//! the peer's Close arrives (at most [`CLOSE_LINGER`](crate::CLOSE_LINGER)),
+//! so the peer's reply never meets a reset.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +22,8 @@ use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
@@ -29,6 +37,10 @@ pub struct WsTransport<S = TcpStream> {
     /// The rest of the last binary message, not read yet.
     pending: Bytes,
     peer: Option<SocketAddr>,
+    /// The code our Close frame will carry: why we are closing.
+    close_code: CloseCode,
+    /// Our Close frame is queued.
+    close_sent: bool,
 }
 
 /// The streams a WebSocket can run over, and how each names its peer.
@@ -64,6 +76,8 @@ impl<S: WsStream> WsTransport<S> {
             ws,
             pending: Bytes::new(),
             peer,
+            close_code: CloseCode::Normal,
+            close_sent: false,
         }
     }
 }
@@ -88,14 +102,20 @@ impl<S: WsStream> AsyncRead for WsTransport<S> {
                 Some(Ok(Message::Binary(data))) => self.pending = data,
                 Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(())),
                 Some(Ok(Message::Text(_))) => {
+                    self.close_code = CloseCode::Unsupported;
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "text message on a volley WebSocket",
-                    )))
+                    )));
                 }
                 // Pings and pongs: tungstenite answers pings itself.
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
+                Some(Err(e)) => {
+                    if matches!(e, tungstenite::Error::Capacity(_)) {
+                        self.close_code = CloseCode::Size;
+                    }
+                    return Poll::Ready(Err(io_error(e)));
+                }
             }
         }
     }
@@ -114,7 +134,21 @@ impl<S: WsStream> AsyncWrite for WsTransport<S> {
         Pin::new(&mut self.ws).poll_flush(cx).map_err(io_error)
     }
 
+    /// Sends our Close frame, with the code that says why; the connection's
+    /// task then reads until the peer's Close (the end of the stream) before
+    /// dropping the socket.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.close_sent {
+            // Already closed by the peer: nothing to send.
+            if ready!(Pin::new(&mut self.ws).poll_ready(cx)).is_ok() {
+                let frame = CloseFrame {
+                    code: self.close_code,
+                    reason: "".into(),
+                };
+                let _ = Pin::new(&mut self.ws).start_send(Message::Close(Some(frame)));
+            }
+            self.close_sent = true;
+        }
         Pin::new(&mut self.ws).poll_close(cx).map_err(io_error)
     }
 }
@@ -126,18 +160,34 @@ impl<S: WsStream> Transport for WsTransport<S> {
 }
 
 /// Completes the server side of the WebSocket upgrade on an accepted stream
-/// (TCP, or TLS for `wss://`), refusing (HTTP 404) any other path than `path`.
-pub async fn accept<S: WsStream>(stream: S, path: &str) -> io::Result<WsTransport<S>> {
+/// (TCP, or TLS for `wss://`), refusing (HTTP 404) any other path than `path`
+/// and, with an allow-list of `origins`, (HTTP 403) a browser page from any
+/// other origin.
+///
+/// The allow-list guards against pages of other sites opening a WebSocket to
+/// the game from a player's browser; a request without an `Origin` header
+/// (not from a browser) passes, since any program can send whatever origin
+/// it likes.
+pub async fn accept<S: WsStream>(stream: S, path: &str, origins: Option<&[String]>) -> io::Result<WsTransport<S>> {
     // The shape of this callback is tungstenite's, large error type included.
     #[allow(clippy::result_large_err)]
     let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        if request.uri().path() == path {
-            Ok(response)
-        } else {
-            let mut refusal = ErrorResponse::new(Some("no volley endpoint here".into()));
-            *refusal.status_mut() = tungstenite::http::StatusCode::NOT_FOUND;
+        let refuse = |status, why: &str| {
+            let mut refusal = ErrorResponse::new(Some(why.into()));
+            *refusal.status_mut() = status;
             Err(refusal)
+        };
+        if request.uri().path() != path {
+            return refuse(tungstenite::http::StatusCode::NOT_FOUND, "no volley endpoint here");
         }
+        let origin = request.headers().get("origin");
+        if let (Some(allowed), Some(origin)) = (origins, origin) {
+            if !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
+                tracing::info!(origin = ?origin, "WebSocket upgrade from an origin not allowed: refused");
+                return refuse(tungstenite::http::StatusCode::FORBIDDEN, "origin not allowed");
+            }
+        }
+        Ok(response)
     };
     let ws = tokio_tungstenite::accept_hdr_async(stream, check)
         .await
