@@ -145,3 +145,49 @@ async fn websocket_origins_outside_the_allow_list_are_refused() {
     client.connect_ws(addr, "/volley").await.unwrap();
     assert!(client.invoke(ECHO, "hi".into()).await.is_ok());
 }
+
+/// Opens a QUIC connection offering `alpn` and returns how it went.
+async fn quic_handshake(
+    addr: SocketAddr,
+    client_config: &volley::transport::tls::rustls::ClientConfig,
+    alpn: &[&[u8]],
+) -> Result<(), String> {
+    let mut config = client_config.clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(std::sync::Arc::new(config)).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let connecting = endpoint.connect(addr, "localhost").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Both ends negotiate ALPN `volley/1`; a peer offering another protocol, or
+/// none, is refused in the handshake with the TLS alert that says so.
+#[tokio::test]
+async fn quic_negotiates_the_volley_alpn_and_refuses_others() {
+    let (server_config, client_config) = tls_configs(true);
+    let (server, _, _) = server_with(ServerConfig::default());
+    let addr = server
+        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
+        .unwrap();
+    assert_eq!(volley::transport::quic::ALPN, b"volley/1");
+    quic_handshake(addr, &client_config, &[b"volley/1"]).await.unwrap();
+    let other = quic_handshake(addr, &client_config, &[b"h3"]).await.unwrap_err();
+    assert!(other.contains("120") || other.contains("protocol"), "{other}");
+    let none = quic_handshake(addr, &client_config, &[]).await.unwrap_err();
+    assert!(none.contains("120") || none.contains("protocol"), "{none}");
+    println!("offering h3: {other}\noffering nothing: {none}");
+    // volley's own client negotiates it, whatever ALPN its configuration held.
+    let mut config = (*client_config).clone();
+    config.alpn_protocols = vec![b"h3".to_vec()];
+    let (client, _probe) = client_with(ClientConfig::default());
+    client
+        .connect_quic(addr, "localhost", std::sync::Arc::new(config))
+        .await
+        .unwrap();
+    assert!(client.invoke(ECHO, "hi".into()).await.is_ok());
+}

@@ -2,6 +2,11 @@
 //! one bidirectional stream, unreliable events as QUIC datagrams (dropped, never
 //! queued behind reliable traffic). Encrypted always; certificates verified
 //! against the roots of the rustls configuration given.
+//!
+//! Both ends negotiate the application protocol [`ALPN`] (`volley/1`), as RFC
+//! 9001 §8.1 expects; it replaces any ALPN list in the configuration given. A
+//! peer that offers another protocol, or none, is refused in the TLS
+//! handshake (alert 120, "no application protocol").
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +18,10 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Datagrams, Transport};
+
+/// The ALPN protocol id volley speaks over QUIC: `volley/1`. The number
+/// follows [`PROTOCOL_VERSION`](crate::proto::PROTOCOL_VERSION).
+pub const ALPN: &[u8] = b"volley/1";
 
 /// One QUIC connection's stream (and datagrams) as a transport.
 #[derive(Debug)]
@@ -64,7 +73,10 @@ impl Transport for QuicTransport {
 
 /// A QUIC server endpoint on `addr` with this TLS configuration (TLS 1.3).
 pub fn server_endpoint(addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<quinn::Endpoint> {
-    let crypto = QuicServerConfig::try_from(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto =
+        QuicServerConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), addr)
 }
 
@@ -87,7 +99,10 @@ pub async fn connect(
     server_name: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> io::Result<QuicTransport> {
-    let crypto = QuicClientConfig::try_from(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto =
+        QuicClientConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let local: SocketAddr = if addr.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {

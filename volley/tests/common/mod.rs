@@ -214,3 +214,36 @@ pub async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
         .expect("timed out waiting for a message")
         .expect("channel closed")
 }
+
+/// A self-signed certificate for "localhost": the server's configuration, and
+/// a client configuration that trusts it (or, with `trusting` false, nothing).
+#[cfg(feature = "tls")]
+pub fn tls_configs(
+    trusting: bool,
+) -> (
+    std::sync::Arc<volley::transport::tls::rustls::ServerConfig>,
+    std::sync::Arc<volley::transport::tls::rustls::ClientConfig>,
+) {
+    use std::sync::Arc;
+    use volley::transport::tls::rustls;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    if trusting {
+        roots.add(cert).unwrap();
+    }
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server_config), Arc::new(client_config))
+}
