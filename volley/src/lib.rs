@@ -72,14 +72,37 @@
 //!
 //! # Defaults a hostile client meets
 //!
-//! All configurable through [`SessionConfig`]: frames over 1 MiB close the
-//! connection; the handshake must finish in 5 s; a peer silent for 30 s is
-//! dropped (keep-alive pings every 10 s keep a healthy one up); 64 calls in
-//! flight per peer each way, more are answered [`FunctionError::Overloaded`]
-//! at once; a peer that lets 1 MiB of output pile up unread is disconnected.
-//! Malformed input closes that one connection with a logged reason. Per-player
-//! rate limits, byte budgets and concurrency limits are in [`middleware`];
-//! who may join is decided by [`Server::set_authenticator`].
+//! All configurable through [`SessionConfig`] and [`ServerConfig`]; settings
+//! that cannot work are refused when the server or client is built
+//! ([`ServerConfig::validate`]).
+//!
+//! - Frames over 1 MiB close the connection on the length prefix alone; a
+//!   call or answer over it is not sent ([`FunctionError::TooLarge`]).
+//! - The handshake (transport handshake and authenticator included) must
+//!   finish in 5 s; at most 512 connections may be in it at once, more are
+//!   closed at once; at most 50,000 players, more are refused
+//!   ([`RefuseCode::Unavailable`]).
+//! - A peer silent for 30 s is dropped (keep-alive pings every 10 s keep a
+//!   healthy one up).
+//! - 64 calls in flight per peer each way; more are answered
+//!   [`FunctionError::Overloaded`] at once.
+//! - Every byte queued for a peer counts against 1 MiB of output, whoever
+//!   produced it (answers, pongs, automatic refusals, events): while it is
+//!   full volley reads nothing more from that peer; a peer still backed up
+//!   at the idle timeout, or one the game's own events would push past the
+//!   limit, is disconnected as too slow and its memory freed.
+//! - Malformed input closes that one connection with a logged reason.
+//! - A panic in user code (handler, listener, hook, middleware,
+//!   authenticator) is caught and logged with what panicked; the connection
+//!   goes on, and however a connection ends, its player is removed and its
+//!   pending calls end at once.
+//! - Events from one peer reach listeners in the order sent, even through
+//!   middleware that waits; at most 64 wait at once per peer.
+//!
+//! Per-player rate limits, byte budgets and concurrency limits are in
+//! [`middleware`]; who may join is decided by [`Server::set_authenticator`];
+//! which browser pages may open a WebSocket by
+//! [`ServerConfig::allowed_origins`].
 //!
 //! # Feature flags
 //!
