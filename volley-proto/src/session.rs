@@ -87,6 +87,15 @@ impl ConfigError {
     pub fn new(field: &'static str, problem: &'static str) -> Self {
         Self { field, problem }
     }
+
+    /// The first of `checks` (whether wrong, the field, the problem) that
+    /// is wrong, as an error.
+    pub fn first_of(checks: impl IntoIterator<Item = (bool, &'static str, &'static str)>) -> Result<(), Self> {
+        match checks.into_iter().find(|(wrong, ..)| *wrong) {
+            Some((_, field, problem)) => Err(Self::new(field, problem)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Largest [`SessionConfig::max_frame_len`] accepted: 1 GiB.
@@ -120,10 +129,7 @@ impl SessionConfig {
             (self.max_transmit_queue == 0, "max_transmit_queue", "is zero"),
             (self.max_unreliable_len == 0, "max_unreliable_len", "is zero"),
         ];
-        match checks.into_iter().find(|(bad, ..)| *bad) {
-            Some((_, field, problem)) => Err(ConfigError::new(field, problem)),
-            None => Ok(()),
-        }
+        ConfigError::first_of(checks)
     }
 
     /// Sets [`SessionConfig::max_frame_len`].

@@ -137,10 +137,7 @@ impl ClientConfig {
                 "is shorter than reconnect.initial_delay",
             ),
         ];
-        match checks.into_iter().find(|(bad, ..)| *bad) {
-            Some((_, field, problem)) => Err(ConfigError::new(field, problem)),
-            None => Ok(()),
-        }
+        ConfigError::first_of(checks)
     }
 
     /// Sets [`ClientConfig::session`].

@@ -93,10 +93,7 @@ impl ServerConfig {
                 "is smaller than session.max_frame_len (a largest frame could never be read)",
             ),
         ];
-        match checks.into_iter().find(|(bad, ..)| *bad) {
-            Some((_, field, problem)) => Err(ConfigError::new(field, problem)),
-            None => Ok(()),
-        }
+        ConfigError::first_of(checks)
     }
 
     /// Sets [`ServerConfig::max_players`].

@@ -56,21 +56,7 @@ async fn a_client_built_with_other_payload_types_is_refused() {
     let (_server, addr, _, _) = tcp_server(ServerConfig::default()).await;
     // `protocol()` with Buy taking a String instead of a Purchase.
     const OTHER_BUY: ServerFn<String, u32> = ServerFn::new("Buy");
-    let other = Protocol::builder()
-        .remote(OTHER_BUY)
-        .remote(ECHO)
-        .remote(SLOW)
-        .remote(QUICK_TIMEOUT)
-        .remote(UNHANDLED)
-        .remote(PANICS)
-        .remote(NUMBER)
-        .remote(CHAT)
-        .remote(PROMPT)
-        .remote(CLIENT_SLOW)
-        .remote(CLIENT_UNHANDLED)
-        .remote(CLIENT_PANICS)
-        .remote(ANNOUNCE)
-        .build();
+    let other = protocol_without_buy().remote(OTHER_BUY).build();
     assert_ne!(other.hash(), protocol().hash());
     let client = Client::new(other, ClientConfig::default());
     match client.connect_tcp(addr).await {

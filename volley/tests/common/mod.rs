@@ -51,8 +51,12 @@ pub const CLIENT_PANICS: ClientFn<(), ()> = ClientFn::new("ClientPanics");
 pub const ANNOUNCE: ClientEvent<String> = ClientEvent::new("Announce");
 
 pub fn protocol() -> Protocol {
+    protocol_without_buy().remote(BUY).build()
+}
+
+/// Every remote of [`protocol`] but `BUY`, to add another `Buy` to.
+pub fn protocol_without_buy() -> volley::remote::ProtocolBuilder {
     Protocol::builder()
-        .remote(BUY)
         .remote(ECHO)
         .remote(SLOW)
         .remote(QUICK_TIMEOUT)
@@ -65,7 +69,6 @@ pub fn protocol() -> Protocol {
         .remote(CLIENT_UNHANDLED)
         .remote(CLIENT_PANICS)
         .remote(ANNOUNCE)
-        .build()
 }
 
 /// Sends `()` when dropped: proves a handler's future was dropped (cancelled)
