@@ -151,7 +151,7 @@ pub async fn run(n: usize, seconds: u64, sample: u64) {
     let mut next_sample = Duration::from_secs(sample);
     let payload = vec![7u8; 100];
     while start.elapsed() < Duration::from_secs(seconds) {
-        server.fire_all(rpc_volley::NEWS, payload.clone());
+        let _ = server.fire_all(rpc_volley::NEWS, payload.clone());
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss = rss_bytes();
         peak = peak.max(rss);

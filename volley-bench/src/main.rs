@@ -319,7 +319,7 @@ async fn scenario_server_to_client(results: &mut Results, plan: &Plan) {
             let mut times = Vec::with_capacity(n);
             for i in 0..n as u32 {
                 let start = Instant::now();
-                assert_eq!(server.request(&player, rpc_volley::CLIENT_ADD_ONE, i).await, Ok(i + 1));
+                assert_eq!(server.invoke(&player, rpc_volley::CLIENT_ADD_ONE, i).await, Ok(i + 1));
                 times.push(start.elapsed());
             }
             times
@@ -407,7 +407,7 @@ async fn scenario_fanout(results: &mut Results, plan: &Plan) {
         let payload = vec![7u8; 100];
         let start = Instant::now();
         for _ in 0..events {
-            server.fire_all(rpc_volley::NEWS, payload.clone());
+            let _ = server.fire_all(rpc_volley::NEWS, payload.clone());
             tokio::task::yield_now().await;
         }
         while delivered.load(Ordering::Relaxed) < target {

@@ -58,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n2. server → client call: the server asks bob a question");
     let bob_player = server.players().pop().expect("bob is connected");
     let answer = server
-        .request(
+        .invoke(
             &bob_player,
             PROMPT_ACTION,
             Prompt {
@@ -69,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  bob's answer reached the server: confirmed = {}", answer.confirmed);
 
     println!("\n3. event broadcast: the server announces to everyone");
-    let sent_to = server.fire_all(ANNOUNCE, "round starts".into());
+    let sent_to = server.fire_all(ANNOUNCE, "round starts".into())?.sent;
     for _ in 0..sent_to {
         let (who, line) = heard.recv().await.expect("announcement");
         println!("  {who} heard {line:?}");

@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     demo_server(&server);
     let announcer = server.clone();
     server.on_player_added(move |player| {
-        announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
+        let _ = announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
     });
     let net = Net::from_args()?;
     let (tls, cert) = match net.encrypted() {

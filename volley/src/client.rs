@@ -404,15 +404,13 @@ impl Client {
 
     /// Calls `remote` on the server with the remote's timeout (or the
     /// configured default, 10 s).
-    pub async fn invoke<Req: Payload, Resp: Payload>(
+    pub fn invoke<Req: Payload, Resp: Payload>(
         &self,
         remote: ServerFn<Req, Resp>,
         req: Req,
-    ) -> Result<Resp, FunctionError> {
+    ) -> impl Future<Output = Result<Resp, FunctionError>> + Send + '_ {
         let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
-        let endpoint = &self.inner.endpoint;
-        let pending = endpoint.start_call(self.conn(), &(), &remote, &req, timeout)?;
-        endpoint.finish_call(&(), &remote, pending.await)
+        self.invoke_with_timeout(remote, req, timeout)
     }
 
     /// Calls `remote` on the server with this timeout.

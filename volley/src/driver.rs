@@ -721,7 +721,7 @@ mod tests {
         let payload = postcard::to_allocvec(&1000u64).unwrap();
         let call = conn.clone().call(id, &payload, Duration::from_secs(60)).unwrap();
         broken.store(true, Ordering::SeqCst);
-        server.fire_all(POKE, ());
+        server.fire_all(POKE, ()).unwrap();
         let started = tokio::time::Instant::now();
         assert!(task.await.unwrap_err().is_panic());
         assert_eq!(call.await.map(|_| ()), Err(FunctionError::Disconnected));

@@ -38,8 +38,9 @@
 //! assert_eq!(poor, Err(FunctionError::Rejected("not enough gold".into())));
 //!
 //! let player = &server.players()[0];
-//! assert_eq!(server.request(player, CONFIRM, "ready?".into()).await, Ok(true));
-//! server.fire_all(NEWS, "round starts".into());
+//! assert_eq!(server.invoke(player, CONFIRM, "ready?".into()).await, Ok(true));
+//! let reached = server.fire_all(NEWS, "round starts".into())?;
+//! assert_eq!(reached.sent, 1);
 //! # Ok(())
 //! # }
 //! ```
@@ -113,6 +114,7 @@
 //! | `websocket` | off | WebSocket with tokio-tungstenite: `Server::listen_ws`, `Client::connect_ws`; with `tls` also `wss://` (`listen_wss`, `connect_wss`) |
 //! | `quic` | off | QUIC with quinn (implies `tls`): `Server::listen_quic`, `Client::connect_quic`; unreliable events as datagrams |
 
+mod broadcast;
 mod client;
 mod completion;
 mod conn;
@@ -127,6 +129,7 @@ mod server;
 mod shape;
 pub mod transport;
 
+pub use broadcast::Broadcast;
 pub use client::{Client, ClientConfig, ReconnectPolicy};
 pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;

@@ -18,6 +18,7 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, Session, SessionConfig};
 
+use crate::broadcast::Broadcast;
 use crate::conn::{now, Conn};
 use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
@@ -722,7 +723,7 @@ impl Server {
         self.inner.endpoint.on_bad_request(hook);
     }
 
-    /// Calls `hook` when a client's answer to [`request`](Self::request) did
+    /// Calls `hook` when a client's answer to [`invoke`](Self::invoke) did
     /// not decode or failed validation.
     pub fn on_bad_response(&self, hook: impl Fn(&Player, &BadInput) + Send + Sync + 'static) {
         self.inner.endpoint.on_bad_response(hook);
@@ -731,21 +732,21 @@ impl Server {
     // ---- calling clients ----
 
     /// Calls `remote` on `player`'s client with the remote's timeout (or the
-    /// configured default, 10 s).
-    pub async fn request<Req: Payload, Resp: Payload>(
-        &self,
-        player: &Player,
+    /// configured default, 10 s): [`invoke_with_timeout`](Self::invoke_with_timeout)
+    /// with that timeout.
+    pub fn invoke<'a, Req: Payload, Resp: Payload>(
+        &'a self,
+        player: &'a Player,
         remote: ClientFn<Req, Resp>,
         req: Req,
-    ) -> Result<Resp, FunctionError> {
+    ) -> impl Future<Output = Result<Resp, FunctionError>> + Send + 'a {
         let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
-        let endpoint = &self.inner.endpoint;
-        let pending = endpoint.start_call(Some(player.inner.conn.clone()), player, &remote, &req, timeout)?;
-        endpoint.finish_call(player, &remote, pending.await)
+        self.invoke_with_timeout(player, remote, req, timeout)
     }
 
-    /// Calls `remote` on `player`'s client with this timeout.
-    pub async fn request_with_timeout<Req: Payload, Resp: Payload>(
+    /// Calls `remote` on `player`'s client with this timeout. Dropping the
+    /// future cancels the call at the client too.
+    pub async fn invoke_with_timeout<Req: Payload, Resp: Payload>(
         &self,
         player: &Player,
         remote: ClientFn<Req, Resp>,
@@ -792,40 +793,58 @@ impl Server {
         sent
     }
 
-    /// Fires `remote` at each of `players`; returns how many it was queued for.
-    pub fn fire_to<T: Payload>(&self, players: impl Players, remote: ClientEvent<T>, value: T) -> usize {
+    /// Fires `remote` at each of `players`. The payload is encoded once;
+    /// the result says who it was queued for and who was skipped, and why.
+    /// Fails only if the value cannot be encoded.
+    pub fn fire_to<T: Payload>(
+        &self,
+        players: impl Players,
+        remote: ClientEvent<T>,
+        value: T,
+    ) -> Result<Broadcast, EventError> {
         self.fire_many(players.to_vec(), remote, &value)
     }
 
-    /// Fires `remote` at every connected player; returns how many.
-    pub fn fire_all<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> usize {
+    /// Fires `remote` at every connected player; see [`fire_to`](Self::fire_to).
+    pub fn fire_all<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<Broadcast, EventError> {
         self.fire_many(self.players(), remote, &value)
     }
 
-    /// Fires `remote` at every connected player but `except`; returns how many.
-    pub fn fire_except<T: Payload>(&self, except: impl Players, remote: ClientEvent<T>, value: T) -> usize {
+    /// Fires `remote` at every connected player but `except`; see
+    /// [`fire_to`](Self::fire_to).
+    pub fn fire_except<T: Payload>(
+        &self,
+        except: impl Players,
+        remote: ClientEvent<T>,
+        value: T,
+    ) -> Result<Broadcast, EventError> {
         let mut players = self.players();
         players.retain(|p| !except.contains(p));
         self.fire_many(players, remote, &value)
     }
 
     /// Encodes once, queues for each player.
-    fn fire_many<T: Payload>(&self, players: Vec<Player>, remote: ClientEvent<T>, value: &T) -> usize {
-        let (id, payload) = match self.inner.endpoint.encode_event(&remote, value) {
-            Ok(encoded) => encoded,
-            Err(e) => {
-                tracing::error!(remote = remote.name, error = %e, "event not fired");
-                return 0;
-            }
-        };
+    fn fire_many<T: Payload>(
+        &self,
+        players: Vec<Player>,
+        remote: ClientEvent<T>,
+        value: &T,
+    ) -> Result<Broadcast, EventError> {
         let endpoint = &self.inner.endpoint;
-        let sent = players
-            .iter()
-            .filter(|p| endpoint.admit_outgoing(p, remote.name, payload.len()).is_ok())
-            .filter(|p| p.inner.conn.send_event(id, &payload).is_ok())
-            .count();
+        let (id, payload) = endpoint.encode_event(&remote, value)?;
+        let mut outcome = Broadcast::default();
+        for player in &players {
+            let sent = match endpoint.admit_outgoing(player, remote.name, payload.len()) {
+                Ok(()) => player.inner.conn.send_event(id, &payload),
+                Err(_) => Err(EventError::Refused),
+            };
+            match sent {
+                Ok(()) => outcome.sent += 1,
+                Err(error) => outcome.skipped.push((player.id(), error)),
+            }
+        }
         crate::endpoint::recycle(payload);
-        sent
+        Ok(outcome)
     }
 }
 

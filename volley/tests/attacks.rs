@@ -449,7 +449,7 @@ async fn a_hundred_thousand_calls_to_a_client_that_never_answers() {
             let (mut timeouts, mut overloaded) = (0, 0);
             for _ in 0..100 {
                 let calls = (0..1000).map(|_| {
-                    server.request_with_timeout(&player, PROMPT, "answer me".into(), Duration::from_millis(20))
+                    server.invoke_with_timeout(&player, PROMPT, "answer me".into(), Duration::from_millis(20))
                 });
                 for r in futures_util::future::join_all(calls).await {
                     match r {

@@ -28,8 +28,8 @@ async fn calls_succeed_both_directions_and_the_handler_gets_its_player() {
     let echoed = client.invoke(ECHO, "hi".into()).await.unwrap();
     assert_eq!(echoed, format!("{}:hi", players[0].id().0));
 
-    assert_eq!(server.request(&players[0], PROMPT, "ready?".into()).await, Ok(true));
-    assert_eq!(server.request(&players[0], PROMPT, "ready".into()).await, Ok(false));
+    assert_eq!(server.invoke(&players[0], PROMPT, "ready?".into()).await, Ok(true));
+    assert_eq!(server.invoke(&players[0], PROMPT, "ready".into()).await, Ok(false));
 }
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn default_timeout_is_ten_seconds_both_directions() {
 
     let start = tokio::time::Instant::now();
     assert_eq!(
-        server.request(&player, CLIENT_SLOW, 60_000).await,
+        server.invoke(&player, CLIENT_SLOW, 60_000).await,
         Err(FunctionError::Timeout)
     );
     assert_eq!(start.elapsed(), Duration::from_secs(10));
@@ -95,7 +95,7 @@ async fn per_remote_and_per_call_timeouts_apply() {
     assert!(start.elapsed() < Duration::from_secs(2));
     let start = Instant::now();
     let r = server
-        .request_with_timeout(&player, CLIENT_SLOW, 5_000, Duration::from_millis(100))
+        .invoke_with_timeout(&player, CLIENT_SLOW, 5_000, Duration::from_millis(100))
         .await;
     assert_eq!(r, Err(FunctionError::Timeout));
     assert!(start.elapsed() < Duration::from_secs(2));
@@ -118,7 +118,7 @@ async fn timeout_cancels_the_handler_and_the_late_answer_is_dropped() {
     );
     recv(&mut server_dropped).await; // the server's handler was cancelled
     let r = server
-        .request_with_timeout(&player, CLIENT_SLOW, 300, Duration::from_millis(50))
+        .invoke_with_timeout(&player, CLIENT_SLOW, 300, Duration::from_millis(50))
         .await;
     assert_eq!(r, Err(FunctionError::Timeout));
     recv(&mut probe.slow_dropped).await; // and the client's
@@ -148,7 +148,7 @@ async fn dropping_the_call_future_cancels_the_handler_across_the_wire() {
     assert!(abandoned.is_err());
     recv(&mut server_dropped).await;
 
-    let abandoned = tokio::time::timeout(Duration::from_millis(50), server.request(&player, CLIENT_SLOW, 60_000)).await;
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), server.invoke(&player, CLIENT_SLOW, 60_000)).await;
     assert!(abandoned.is_err());
     recv(&mut probe.slow_dropped).await;
 }
@@ -161,7 +161,7 @@ async fn a_missing_handler_answers_unprocessed_at_once() {
     let start = Instant::now();
     assert_eq!(client.invoke(UNHANDLED, ()).await, Err(FunctionError::Unprocessed));
     assert_eq!(
-        server.request(&player, CLIENT_UNHANDLED, ()).await,
+        server.invoke(&player, CLIENT_UNHANDLED, ()).await,
         Err(FunctionError::Unprocessed)
     );
     assert!(
@@ -299,7 +299,7 @@ async fn bad_requests_from_the_server_are_refused_by_the_client_too() {
 
     const PROMPT_AS_NUMBER: ClientFn<u64, bool> = ClientFn::new("Prompt");
     assert_eq!(
-        server.request(&player, PROMPT_AS_NUMBER, u64::MAX).await,
+        server.invoke(&player, PROMPT_AS_NUMBER, u64::MAX).await,
         Err(FunctionError::BadRequest)
     );
     assert_eq!(bad.lock().unwrap()[0].remote, "Prompt");
@@ -329,7 +329,7 @@ async fn invalid_results_are_caught_at_the_caller() {
     // Server side: the client's answer fails to decode.
     let player = wait_players(&server, 1).await.pop().unwrap();
     const PROMPT_RETURNING_TEXT: ClientFn<String, String> = ClientFn::new("Prompt");
-    let r = server.request(&player, PROMPT_RETURNING_TEXT, "ok?".into()).await;
+    let r = server.invoke(&player, PROMPT_RETURNING_TEXT, "ok?".into()).await;
     assert_eq!(r, Err(FunctionError::InvalidResult));
     assert_eq!(observed.bad_responses.lock().unwrap()[0].1.remote, "Prompt");
 }
@@ -344,14 +344,14 @@ async fn panics_and_internal_errors_are_unprocessed_and_leak_nothing() {
         assert_eq!(err, FunctionError::Unprocessed);
         assert!(!format!("{err} {err:?}").contains("secret"));
     }
-    let err = server.request(&player, CLIENT_PANICS, ()).await.unwrap_err();
+    let err = server.invoke(&player, CLIENT_PANICS, ()).await.unwrap_err();
     assert_eq!(err, FunctionError::Unprocessed);
     // Both ends carry on.
     assert_eq!(
         client.invoke(ECHO, "still".into()).await.unwrap(),
         format!("{}:still", player.id().0)
     );
-    assert_eq!(server.request(&player, PROMPT, "fine?".into()).await, Ok(true));
+    assert_eq!(server.invoke(&player, PROMPT, "fine?".into()).await, Ok(true));
 }
 
 #[tokio::test]
@@ -371,7 +371,7 @@ async fn a_lost_peer_ends_every_pending_call_at_once_both_ways() {
     let (a, b, c, ()) = tokio::join!(
         client.invoke(SLOW, 60_000),
         client.invoke(SLOW, 60_000),
-        server.request(&player, CLIENT_SLOW, 60_000),
+        server.invoke(&player, CLIENT_SLOW, 60_000),
         kicker,
     );
     assert_eq!(
@@ -390,7 +390,7 @@ async fn a_lost_peer_ends_every_pending_call_at_once_both_ways() {
     // Further calls fail fast.
     assert_eq!(client.invoke(ECHO, "x".into()).await, Err(FunctionError::Disconnected));
     assert_eq!(
-        server.request(&player, PROMPT, "x".into()).await,
+        server.invoke(&player, PROMPT, "x".into()).await,
         Err(FunctionError::Disconnected)
     );
     assert!(matches!(
@@ -408,7 +408,7 @@ async fn a_client_that_vanishes_ends_the_servers_calls_at_once() {
     let (client, _probe) = tcp_client(addr).await;
     let player = wait_players(&server, 1).await.pop().unwrap();
     let start = Instant::now();
-    let (r, ()) = tokio::join!(server.request(&player, CLIENT_SLOW, 60_000), async {
+    let (r, ()) = tokio::join!(server.invoke(&player, CLIENT_SLOW, 60_000), async {
         tokio::time::sleep(Duration::from_millis(50)).await;
         client.disconnect();
     });
@@ -622,18 +622,24 @@ async fn events_reach_exactly_the_chosen_players() {
     let players = wait_players(&server, 3).await;
     let (p1, p2, p3) = (&players[0], &players[1], &players[2]);
 
-    assert_eq!(server.fire_all(ANNOUNCE, "all".into()), 3);
+    assert_eq!(server.fire_all(ANNOUNCE, "all".into()).unwrap().sent, 3);
     server.fire(p1, ANNOUNCE, "one".into()).unwrap();
     assert_eq!(
-        server.fire_to(&[p2.clone(), p3.clone()], ANNOUNCE, "two and three".into()),
+        server
+            .fire_to(&[p2.clone(), p3.clone()], ANNOUNCE, "two and three".into())
+            .unwrap()
+            .sent,
         2
     );
-    assert_eq!(server.fire_except(p1, ANNOUNCE, "not one".into()), 2);
+    assert_eq!(server.fire_except(p1, ANNOUNCE, "not one".into()).unwrap().sent, 2);
     assert_eq!(
-        server.fire_except(&[p1.clone(), p2.clone()], ANNOUNCE, "only three".into()),
+        server
+            .fire_except(&[p1.clone(), p2.clone()], ANNOUNCE, "only three".into())
+            .unwrap()
+            .sent,
         1
     );
-    server.fire_all(ANNOUNCE, "end".into());
+    server.fire_all(ANNOUNCE, "end".into()).unwrap();
 
     let mut got = Vec::new();
     for probe in [&mut pa, &mut pb, &mut pc] {
@@ -793,7 +799,7 @@ async fn works_on_a_multi_thread_runtime() {
     for (i, call) in calls.enumerate() {
         assert_eq!(call.await.unwrap(), Ok(i as u32));
     }
-    assert_eq!(server.request(&player, PROMPT, "?".into()).await, Ok(true));
+    assert_eq!(server.invoke(&player, PROMPT, "?".into()).await, Ok(true));
 }
 
 #[test]

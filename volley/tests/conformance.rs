@@ -135,7 +135,7 @@ macro_rules! conformance {
                     rejected,
                     Err(FunctionError::Rejected("a axe costs 10 gold".into()))
                 );
-                assert_eq!(e.server.request(&e.player, PROMPT, "ok?".into()).await, Ok(true));
+                assert_eq!(e.server.invoke(&e.player, PROMPT, "ok?".into()).await, Ok(true));
                 assert_eq!(
                     e.client.invoke(UNHANDLED, ()).await,
                     Err(FunctionError::Unprocessed)
@@ -159,7 +159,7 @@ macro_rules! conformance {
                 recv(&mut e.server_cancelled).await;
                 let dropped = tokio::time::timeout(
                     Duration::from_millis(50),
-                    e.server.request(&e.player, CLIENT_SLOW, 60_000),
+                    e.server.invoke(&e.player, CLIENT_SLOW, 60_000),
                 )
                 .await;
                 assert!(dropped.is_err());
@@ -171,7 +171,7 @@ macro_rules! conformance {
             async fn events_both_ways() {
                 let mut e = $setup().await;
                 e.server.fire(&e.player, ANNOUNCE, "one".into()).unwrap();
-                assert_eq!(e.server.fire_all(ANNOUNCE, "two".into()), 1);
+                assert_eq!(e.server.fire_all(ANNOUNCE, "two".into()).unwrap().sent, 1);
                 assert_eq!(recv(&mut e.probe.announcements).await, "one");
                 assert_eq!(recv(&mut e.probe.announcements).await, "two");
                 e.client.fire(CHAT, "hi".into()).unwrap();
@@ -207,7 +207,7 @@ macro_rules! conformance {
                 let start = Instant::now();
                 let (a, b, ()) = tokio::join!(
                     e.client.invoke(SLOW, 60_000),
-                    e.server.request(&e.player, CLIENT_SLOW, 60_000),
+                    e.server.invoke(&e.player, CLIENT_SLOW, 60_000),
                     async move {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         player.kick("bye");
@@ -502,7 +502,7 @@ async fn one_server_takes_every_transport_at_once() {
     }
     // Five players, however they came, reached and reaching the same way.
     let players = wait_players(&server, 5).await;
-    assert_eq!(server.fire_all(ANNOUNCE, "everyone".into()), 5);
+    assert_eq!(server.fire_all(ANNOUNCE, "everyone".into()).unwrap().sent, 5);
     for probe in &mut probes {
         assert_eq!(recv(&mut probe.announcements).await, "everyone");
     }

@@ -27,7 +27,7 @@ async fn shutdown_lets_running_handlers_finish_and_refuses_the_rest() {
             tokio::time::sleep(Duration::from_millis(20)).await;
             client.invoke(ECHO, "too late".into()).await
         },
-        server.request(&player, CLIENT_SLOW, 60_000),
+        server.invoke(&player, CLIENT_SLOW, 60_000),
     );
     // The call in flight finished; the one that came during shutdown was refused
     // at once; the server's own pending call ended when it said goodbye.

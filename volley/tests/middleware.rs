@@ -244,8 +244,8 @@ async fn client_side_middleware_guards_server_calls() {
     );
     client.connect(server.connect_memory()).await.unwrap();
     let player = server.players().pop().unwrap();
-    assert_eq!(server.request(&player, PROMPT, "ready?".into()).await, Ok(true));
-    let refused = server.request(&player, PROMPT, "your password?".into()).await;
+    assert_eq!(server.invoke(&player, PROMPT, "ready?".into()).await, Ok(true));
+    let refused = server.invoke(&player, PROMPT, "your password?".into()).await;
     assert_eq!(refused, Err(FunctionError::Rejected("I will not answer that".into())));
 }
 
@@ -318,11 +318,13 @@ async fn outgoing_middleware_refuses_before_anything_is_sent() {
     // The server's side: nothing goes to a player its middleware refuses.
     server.middleware_outgoing(Muted);
     assert_eq!(
-        server.request(&player, PROMPT, "?".into()).await,
+        server.invoke(&player, PROMPT, "?".into()).await,
         Err(FunctionError::Rejected("muted".into()))
     );
     assert_eq!(server.fire(&player, ANNOUNCE, "x".into()), Err(EventError::Refused));
-    assert_eq!(server.fire_all(ANNOUNCE, "y".into()), 0);
+    let muted = server.fire_all(ANNOUNCE, "y".into()).unwrap();
+    assert_eq!(muted.sent, 0);
+    assert!(matches!(muted.skipped[..], [(_, EventError::Refused)]));
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(probe.announcements.try_recv().is_err());
 }

@@ -76,7 +76,7 @@ async fn panics_in_hooks_and_middleware_leave_the_connection_up() {
     // removed hooks panic, the player is still removed, the calls end.
     let (a, b, ()) = tokio::join!(
         client.invoke(SLOW, 60_000),
-        server.request(&player, CLIENT_SLOW, 60_000),
+        server.invoke(&player, CLIENT_SLOW, 60_000),
         async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             player.kick("bye");

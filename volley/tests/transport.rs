@@ -59,7 +59,7 @@ async fn a_burst_is_coalesced_and_a_lone_message_is_not_delayed() {
     // A lone call: answered without the clock moving, so nothing waited on a timer.
     let before = tokio::time::Instant::now();
     let writes_before = writes.load(Ordering::Relaxed);
-    assert_eq!(server.request(&player, PROMPT, "now?".into()).await, Ok(true));
+    assert_eq!(server.invoke(&player, PROMPT, "now?".into()).await, Ok(true));
     assert_eq!(tokio::time::Instant::now(), before, "a lone message must not wait");
     assert_eq!(writes.load(Ordering::Relaxed) - writes_before, 1);
 

@@ -109,7 +109,7 @@ pub fn demo_server(server: &Server) {
             let prompt = Prompt {
                 question: "Ready for the next round?".into(),
             };
-            match server.request(&player, PROMPT_ACTION, prompt).await {
+            match server.invoke(&player, PROMPT_ACTION, prompt).await {
                 Ok(confirm) => Ok(confirm.confirmed),
                 Err(e) => Err(Reject::new(format!("could not ask you: {e}"))),
             }
@@ -117,7 +117,7 @@ pub fn demo_server(server: &Server) {
     });
     let chat = server.clone();
     server.on_event(CHAT, move |player, line: String| {
-        chat.fire_all(ANNOUNCE, format!("{}: {line}", player.id()));
+        let _ = chat.fire_all(ANNOUNCE, format!("{}: {line}", player.id()));
     });
 }
 
