@@ -258,15 +258,15 @@ impl Client {
     }
 
     /// Connects over secure WebSocket (`wss://`, features `websocket` and
-    /// `tls`), verifying the server's certificate for `server_name` against
-    /// `config`'s roots, then completes the handshake.
+    /// `tls`) to `path` at `addr`, verifying the server's certificate for
+    /// `server_name` against `config`'s roots, then completes the handshake.
     #[cfg(all(feature = "websocket", feature = "tls"))]
     pub async fn connect_wss(
         &self,
         addr: impl ToSocketAddrs + Clone + Send + Sync + 'static,
+        path: &str,
         server_name: &str,
         config: Arc<crate::transport::tls::rustls::ClientConfig>,
-        path: &str,
     ) -> Result<(), ConnectError> {
         let (server_name, path) = (server_name.to_string(), path.to_string());
         self.dial(move || {
@@ -310,6 +310,34 @@ impl Client {
             Box::pin(async move { crate::transport::websocket::connect(addr, &path).await })
         })
         .await
+    }
+
+    /// Connects to a WebSocket URL, `ws://host:port/path` (feature
+    /// `websocket`; the port defaults to 80, the path to `/`).
+    #[cfg(feature = "websocket")]
+    pub async fn connect_url(&self, url: &str) -> Result<(), ConnectError> {
+        let (scheme, host, port, path) = split_ws_url(url)?;
+        if scheme != "ws" {
+            return Err(bad_url(url, "the scheme must be ws:// (wss:// takes connect_wss_url)"));
+        }
+        self.connect_ws((host, port.unwrap_or(80)), &path).await
+    }
+
+    /// Connects to a secure WebSocket URL, `wss://host:port/path` (features
+    /// `websocket` and `tls`; the port defaults to 443, the path to `/`),
+    /// verifying the certificate for the URL's host against `config`'s roots.
+    #[cfg(all(feature = "websocket", feature = "tls"))]
+    pub async fn connect_wss_url(
+        &self,
+        url: &str,
+        config: Arc<crate::transport::tls::rustls::ClientConfig>,
+    ) -> Result<(), ConnectError> {
+        let (scheme, host, port, path) = split_ws_url(url)?;
+        if scheme != "wss" {
+            return Err(bad_url(url, "the scheme must be wss://"));
+        }
+        let addr = (host.clone(), port.unwrap_or(443));
+        self.connect_wss(addr, &path, &host, config).await
     }
 
     /// Opens a transport with `open`, completes the handshake over it, and
@@ -543,6 +571,26 @@ impl Client {
 }
 
 /// Tries to reconnect by `policy`; see [`ReconnectPolicy`].
+/// A URL this client cannot connect to, as a connect error.
+#[cfg(feature = "websocket")]
+fn bad_url(url: &str, why: &str) -> ConnectError {
+    ConnectError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{url}: {why}")))
+}
+
+/// A WebSocket URL's scheme, host, port (if given) and path (`/` if none),
+/// read by the `http` crate's URI parser.
+#[cfg(feature = "websocket")]
+fn split_ws_url(url: &str) -> Result<(String, String, Option<u16>, String), ConnectError> {
+    let uri: tokio_tungstenite::tungstenite::http::Uri = url.parse().map_err(|_| bad_url(url, "not a URL"))?;
+    let scheme = uri.scheme_str().ok_or_else(|| bad_url(url, "no scheme"))?.to_string();
+    let host = uri.host().ok_or_else(|| bad_url(url, "no host"))?;
+    let path = match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("") => "/".to_string(),
+        Some(path) => path.to_string(),
+    };
+    Ok((scheme, host.trim_matches(['[', ']']).to_string(), uri.port_u16(), path))
+}
+
 async fn reconnect(client: Client, policy: ReconnectPolicy, redial: Redial) {
     let mut delay = policy.initial_delay;
     // A cheap per-client jitter source: no need for a random-number crate.

@@ -430,14 +430,20 @@ impl Server {
     }
 
     /// Listens for QUIC clients on `addr` (feature `quic`), with this TLS 1.3
-    /// configuration. Each connection's handshake runs in its own task under
-    /// the session's handshake deadline. Returns the bound address.
+    /// configuration (its ALPN list is replaced by
+    /// [`ALPN`](crate::transport::quic::ALPN)). Each connection's handshake
+    /// runs in its own task under the session's handshake deadline. Returns
+    /// the bound address.
     #[cfg(feature = "quic")]
-    pub fn listen_quic(
+    pub async fn listen_quic(
         &self,
-        addr: SocketAddr,
+        addr: impl ToSocketAddrs,
         config: Arc<crate::transport::tls::rustls::ServerConfig>,
     ) -> io::Result<SocketAddr> {
+        let addr = tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on"))?;
         let endpoint = crate::transport::quic::server_endpoint(addr, config)?;
         let local = endpoint.local_addr()?;
         let server = self.clone();

@@ -74,7 +74,7 @@ async fn over_secure_websocket() -> Env {
         .unwrap();
     let (client, probe) = client_with(ClientConfig::default());
     client
-        .connect_wss(addr, "localhost", client_config, "/volley")
+        .connect_wss(addr, "/volley", "localhost", client_config)
         .await
         .unwrap();
     finish(server, observed, cancelled, client, probe).await
@@ -84,9 +84,7 @@ async fn over_secure_websocket() -> Env {
 async fn over_quic() -> Env {
     let (server_config, client_config) = tls_configs(true);
     let (server, observed, cancelled) = server_with(ServerConfig::default());
-    let addr = server
-        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
-        .unwrap();
+    let addr = server.listen_quic("127.0.0.1:0", server_config).await.unwrap();
     let (client, probe) = client_with(ClientConfig::default());
     client.connect_quic(addr, "localhost", client_config).await.unwrap();
     finish(server, observed, cancelled, client, probe).await
@@ -338,7 +336,7 @@ async fn tls_verifies_the_certificate() {
 /// A QUIC server for `protocol` answering `ECHO`, its address, and a client
 /// TLS configuration that trusts it.
 #[cfg(feature = "quic")]
-fn quic_echo_server(
+async fn quic_echo_server(
     protocol: &Protocol,
 ) -> (
     Server,
@@ -348,9 +346,7 @@ fn quic_echo_server(
     let (server_config, client_config) = tls_configs(true);
     let server = Server::new(protocol.clone(), ServerConfig::default());
     server.on_request_sync(ECHO, |_, s: String| Ok(s));
-    let addr = server
-        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
-        .unwrap();
+    let addr = server.listen_quic("127.0.0.1:0", server_config).await.unwrap();
     (server, addr, client_config)
 }
 
@@ -360,7 +356,7 @@ async fn quic_carries_unreliable_events_as_datagrams() {
     const POSITION: ClientEvent<(u32, f32)> = ClientEvent::new("Position").unreliable();
     const BIG: ClientEvent<Vec<u8>> = ClientEvent::new("Big").unreliable();
     let protocol = Protocol::builder().remote(POSITION).remote(BIG).remote(ECHO).build();
-    let (server, addr, client_config) = quic_echo_server(&protocol);
+    let (server, addr, client_config) = quic_echo_server(&protocol).await;
     let client = Client::new(protocol, ClientConfig::default());
     let (tx, mut rx) = mpsc::unbounded_channel();
     client.on_event(POSITION, move |p| {
@@ -431,7 +427,7 @@ async fn lossy_relay(target: std::net::SocketAddr, one_in: u64) -> std::net::Soc
 async fn over_a_lossy_link_calls_all_complete_and_unreliable_events_are_partly_lost() {
     const POSITION: ClientEvent<u32> = ClientEvent::new("Position").unreliable();
     let protocol = Protocol::builder().remote(POSITION).remote(ECHO).build();
-    let (server, addr, client_config) = quic_echo_server(&protocol);
+    let (server, addr, client_config) = quic_echo_server(&protocol).await;
     // One datagram in ten lost, each way.
     let relay = lossy_relay(addr, 10).await;
     let client = Client::new(protocol, ClientConfig::default());
@@ -473,9 +469,7 @@ async fn one_server_takes_every_transport_at_once() {
         .listen_wss("127.0.0.1:0", "/volley", server_config.clone())
         .await
         .unwrap();
-    let quic = server
-        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
-        .unwrap();
+    let quic = server.listen_quic("127.0.0.1:0", server_config).await.unwrap();
 
     let mut probes = Vec::new();
     let mut clients = Vec::new();
@@ -489,7 +483,7 @@ async fn one_server_takes_every_transport_at_once() {
                 .await
                 .unwrap(),
             3 => client
-                .connect_wss(wss, "localhost", client_config.clone(), "/volley")
+                .connect_wss(wss, "/volley", "localhost", client_config.clone())
                 .await
                 .unwrap(),
             _ => client
@@ -538,7 +532,7 @@ async fn every_connect_reconnects_over_its_own_transport() {
                 1 => server.listen_ws(addr, "/volley").await,
                 2 => server.listen_tls(addr, config.clone()).await,
                 3 => server.listen_wss(addr, "/volley", config.clone()).await,
-                _ => server.listen_quic(addr, config.clone()),
+                _ => server.listen_quic(addr, config.clone()).await,
             };
             if let Ok(bound) = bound {
                 return (server, bound);
@@ -560,7 +554,7 @@ async fn every_connect_reconnects_over_its_own_transport() {
             2 => client.connect_tls(addr, "localhost", client_config.clone()).await,
             3 => {
                 client
-                    .connect_wss(addr, "localhost", client_config.clone(), "/volley")
+                    .connect_wss(addr, "/volley", "localhost", client_config.clone())
                     .await
             }
             _ => client.connect_quic(addr, "localhost", client_config.clone()).await,

@@ -171,9 +171,7 @@ async fn quic_handshake(
 async fn quic_negotiates_the_volley_alpn_and_refuses_others() {
     let (server_config, client_config) = tls_configs(true);
     let (server, _, _) = server_with(ServerConfig::default());
-    let addr = server
-        .listen_quic("127.0.0.1:0".parse().unwrap(), server_config)
-        .unwrap();
+    let addr = server.listen_quic("127.0.0.1:0", server_config).await.unwrap();
     assert_eq!(volley::transport::quic::ALPN, b"volley/1");
     quic_handshake(addr, &client_config, &[b"volley/1"]).await.unwrap();
     let other = quic_handshake(addr, &client_config, &[b"h3"]).await.unwrap_err();
@@ -190,4 +188,19 @@ async fn quic_negotiates_the_volley_alpn_and_refuses_others() {
         .await
         .unwrap();
     assert!(client.invoke(ECHO, "hi".into()).await.is_ok());
+}
+
+/// A WebSocket URL, as a browser game would give it.
+#[tokio::test]
+async fn a_client_connects_by_websocket_url() {
+    let (server, _, _) = server_with(ServerConfig::default());
+    let addr = server.listen_ws("127.0.0.1:0", "/volley").await.unwrap();
+    let (client, _probe) = client_with(ClientConfig::default());
+    client.connect_url(&format!("ws://{addr}/volley")).await.unwrap();
+    assert!(client.invoke(ECHO, "hi".into()).await.is_ok());
+    let (other, _probe) = client_with(ClientConfig::default());
+    let wrong = other.connect_url(&format!("http://{addr}/volley")).await.unwrap_err();
+    assert!(wrong.to_string().contains("ws://"), "{wrong}");
+    let missing = other.connect_url(&format!("ws://{addr}/elsewhere")).await.unwrap_err();
+    assert!(matches!(missing, ConnectError::Io(_)), "{missing:?}");
 }

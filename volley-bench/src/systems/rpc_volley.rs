@@ -89,7 +89,8 @@ pub async fn serve_on(wire: Wire) -> SocketAddr {
     let addr = match wire {
         Wire::WebSocket => server.listen_ws("127.0.0.1:0", "/volley").await.unwrap(),
         Wire::Quic => server
-            .listen_quic("127.0.0.1:0".parse().unwrap(), certificates().0.clone())
+            .listen_quic("127.0.0.1:0", certificates().0.clone())
+            .await
             .unwrap(),
     };
     // As with `serve`'s TCP listener, the listener task keeps the server.

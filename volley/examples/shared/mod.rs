@@ -208,10 +208,9 @@ pub async fn listen(
                 .await
         }
         Net::Quic => {
-            let addr = addr
-                .parse()
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            server.listen_quic(addr, tls.expect("TLS configuration"))
+            server
+                .listen_quic(addr.to_string(), tls.expect("TLS configuration"))
+                .await
         }
     }
 }
