@@ -15,8 +15,8 @@
 //! 5    Response   id (varint) · payload (rest)               status Ok
 //! 6    Response   id (varint) · status (u8) · payload (rest) any other status
 //! 7    Cancel     id (varint)
-//! 8    Ping       —
-//! 9    Pong       —
+//! 8    Ping       seq (varint)
+//! 9    Pong       seq (varint), echoing the ping's
 //! 10   Goodbye    code (u8) · message (UTF-8, rest)
 //! ```
 //!
@@ -28,7 +28,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::varint::{self, Varint};
 
 /// Version of the wire protocol; peers with different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame body accepted unless configured otherwise: 1 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 20;
@@ -101,10 +101,16 @@ pub enum Message<P = Bytes> {
         /// The request's id.
         id: u32,
     },
-    /// Keep-alive probe.
-    Ping,
+    /// Keep-alive and round-trip probe.
+    Ping {
+        /// Chosen by the sender; the pong echoes it.
+        seq: u32,
+    },
     /// Answer to a ping.
-    Pong,
+    Pong {
+        /// The ping's `seq`.
+        seq: u32,
+    },
     /// The sender is closing the connection.
     Goodbye {
         /// Why, for programs.
@@ -442,12 +448,16 @@ impl Message {
                 Message::Cancel { id }
             }
             TAG_PING => {
-                fields("ping").end()?;
-                Message::Ping
+                let mut f = fields("ping");
+                let seq = f.varint_u32("ping seq")?;
+                f.end()?;
+                Message::Ping { seq }
             }
             TAG_PONG => {
-                fields("pong").end()?;
-                Message::Pong
+                let mut f = fields("pong");
+                let seq = f.varint_u32("ping seq")?;
+                f.end()?;
+                Message::Pong { seq }
             }
             TAG_GOODBYE => {
                 let mut f = fields("goodbye");
@@ -513,8 +523,14 @@ impl<P: AsRef<[u8]>> Message<P> {
                 out.push(TAG_CANCEL);
                 varint::put(out, u64::from(*id));
             }
-            Message::Ping => out.push(TAG_PING),
-            Message::Pong => out.push(TAG_PONG),
+            Message::Ping { seq } => {
+                out.push(TAG_PING);
+                varint::put(out, u64::from(*seq));
+            }
+            Message::Pong { seq } => {
+                out.push(TAG_PONG);
+                varint::put(out, u64::from(*seq));
+            }
             Message::Goodbye { code, message } => {
                 out.push(TAG_GOODBYE);
                 out.push(*code as u8);
@@ -529,7 +545,8 @@ impl<P: AsRef<[u8]>> Message<P> {
         let v = |n: u32| varint::len(u64::from(n));
         1 + match self {
             Message::Hello { version, token, .. } => v(*version) + 8 + token.as_ref().len(),
-            Message::Welcome | Message::Ping | Message::Pong => 0,
+            Message::Welcome => 0,
+            Message::Ping { seq } | Message::Pong { seq } => v(*seq),
             Message::Refuse { message, .. } | Message::Goodbye { message, .. } => 1 + message.len(),
             Message::Event { remote, payload } => v(*remote) + payload.as_ref().len(),
             Message::Request { id, remote, payload } => v(*id) + v(*remote) + payload.as_ref().len(),
@@ -589,8 +606,8 @@ mod tests {
             (any::<u32>(), any_status(), any_payload())
                 .prop_map(|(id, status, payload)| { Message::Response { id, status, payload } }),
             any::<u32>().prop_map(|id| Message::Cancel { id }),
-            Just(Message::Ping),
-            Just(Message::Pong),
+            any::<u32>().prop_map(|seq| Message::Ping { seq }),
+            any::<u32>().prop_map(|seq| Message::Pong { seq }),
             (0u8..6, ".{0,20}").prop_map(|(c, message)| Message::Goodbye {
                 code: GoodbyeCode::from_u8(c),
                 message

@@ -429,7 +429,17 @@ pub struct Session {
     draining: bool,
     handshake_deadline: Instant,
     last_received: Instant,
+    /// When the next ping goes out: every keep-alive interval while open,
+    /// busy or not, so the round-trip time stays measured.
     next_ping: Instant,
+    /// The last `now` passed in, for commands that take none.
+    last_now: Instant,
+    ping_seq: u32,
+    /// The ping awaiting its pong, and when it went out.
+    ping_sent: Option<(u32, Instant)>,
+    /// Smoothed round-trip time and its variation (RFC 6298), once a pong
+    /// has come back.
+    rtt: Option<(Duration, Duration)>,
 }
 
 impl Session {
@@ -460,6 +470,10 @@ impl Session {
             handshake_deadline: now + config.handshake_timeout,
             last_received: now,
             next_ping: now + config.keep_alive_interval,
+            last_now: now,
+            ping_seq: 0,
+            ping_sent: None,
+            rtt: None,
             config,
             remotes,
             transmit: Vec::new(),
@@ -505,6 +519,18 @@ impl Session {
     /// The peer's calls we are handling.
     pub fn incoming_calls(&self) -> usize {
         self.incoming.len()
+    }
+
+    /// The smoothed round-trip time (RFC 6298), measured from the pings the
+    /// session sends on opening and every keep-alive interval after; `None`
+    /// until the first pong.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt.map(|(smoothed, _)| smoothed)
+    }
+
+    /// How much the round-trip time varies (RFC 6298's RTTVAR): the jitter.
+    pub fn rtt_jitter(&self) -> Option<Duration> {
+        self.rtt.map(|(_, variation)| variation)
     }
 
     /// Bytes queued for the transport.
@@ -564,7 +590,6 @@ impl Session {
                 if datagram.is_empty() && self.incoming_remote(remote, |k| k == RemoteKind::UnreliableEvent) =>
             {
                 self.last_received = now;
-                self.next_ping = now + self.config.keep_alive_interval;
                 self.events.push_back(SessionEvent::Event { remote, payload });
             }
             Ok(_) => self.violation("datagram that is not one unreliable event".into()),
@@ -589,6 +614,7 @@ impl Session {
     /// Takes none while [`is_backed_up`](Self::is_backed_up): the rest stays
     /// in `buf` for a later call.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
+        self.last_now = now;
         let mut received = false;
         while self.state != State::Closed && !self.is_backed_up() {
             match codec::decode_frame(buf, self.config.max_frame_len) {
@@ -606,7 +632,6 @@ impl Session {
         // Once per batch, not per frame: the whole batch arrived at `now`.
         if received {
             self.last_received = now;
-            self.next_ping = now + self.config.keep_alive_interval;
         }
     }
 
@@ -622,6 +647,7 @@ impl Session {
     /// Fires every timer due at `now`: the handshake deadline, idle timeout,
     /// keep-alive ping and call deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
         if self.state == State::Closed {
             return;
         }
@@ -640,7 +666,10 @@ impl Session {
             return self.finish(CloseReason::IdleTimeout);
         }
         if now >= self.next_ping {
-            self.queue(&Message::<&[u8]>::Ping);
+            self.ping_seq = self.ping_seq.wrapping_add(1);
+            let seq = self.ping_seq;
+            self.queue(&Message::<&[u8]>::Ping { seq });
+            self.ping_sent = Some((seq, now));
             self.next_ping = now + self.config.keep_alive_interval;
         }
         while let Some(&(deadline, id)) = self.deadlines.front() {
@@ -716,6 +745,7 @@ impl Session {
         if self.state == State::Authenticating {
             self.queue(&Message::<&[u8]>::Welcome);
             self.state = State::Open;
+            self.ping_now();
             self.events.push_back(SessionEvent::Connected);
         }
     }
@@ -927,8 +957,8 @@ impl Session {
 
     fn handle_message(&mut self, msg: Message) {
         match (self.state, msg) {
-            (_, Message::Ping) => self.queue(&Message::<&[u8]>::Pong),
-            (_, Message::Pong) => {}
+            (_, Message::Ping { seq }) => self.queue(&Message::<&[u8]>::Pong { seq }),
+            (_, Message::Pong { seq }) => self.handle_pong(seq),
             (_, Message::Goodbye { code, message }) => self.finish(CloseReason::Remote { code, message }),
             (
                 State::AwaitingHello,
@@ -954,6 +984,7 @@ impl Session {
             }
             (State::HelloSent, Message::Welcome) => {
                 self.state = State::Open;
+                self.ping_now();
                 self.events.push_back(SessionEvent::Connected);
             }
             (State::HelloSent, Message::Refuse { code, message }) => {
@@ -1015,6 +1046,31 @@ impl Session {
             }
             (state, msg) => self.violation(format!("unexpected {} message in state {state:?}", message_name(&msg))),
         }
+    }
+
+    /// The first ping goes out at once on opening, so the round-trip time is
+    /// known within one round trip.
+    fn ping_now(&mut self) {
+        self.next_ping = self.last_now;
+    }
+
+    /// A pong: if it answers the ping awaited, one round-trip sample.
+    fn handle_pong(&mut self, seq: u32) {
+        let Some((sent_seq, sent)) = self.ping_sent else {
+            return;
+        };
+        if sent_seq != seq {
+            return;
+        }
+        self.ping_sent = None;
+        let sample = self.last_now.saturating_duration_since(sent);
+        self.rtt = Some(match self.rtt {
+            None => (sample, sample / 2),
+            Some((smoothed, variation)) => {
+                let deviation = smoothed.abs_diff(sample);
+                (smoothed * 7 / 8 + sample / 8, variation * 3 / 4 + deviation / 4)
+            }
+        });
     }
 
     fn remove_deadline(&mut self, deadline: Instant, id: CallId) {
@@ -1081,8 +1137,8 @@ fn message_name<P>(msg: &Message<P>) -> &'static str {
         Message::Request { .. } => "request",
         Message::Response { .. } => "response",
         Message::Cancel { .. } => "cancel",
-        Message::Ping => "ping",
-        Message::Pong => "pong",
+        Message::Ping { .. } => "ping",
+        Message::Pong { .. } => "pong",
         Message::Goodbye { .. } => "goodbye",
     }
 }

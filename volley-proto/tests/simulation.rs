@@ -547,17 +547,26 @@ impl Sim {
         self.step(item);
     }
 
-    /// No call outstanding anywhere, nothing owed.
+    /// No call outstanding anywhere, nothing owed, no bytes on their way
+    /// over a live connection (pings and pongs go on while connections are
+    /// open, so an event can be on the wire whenever the calls settle).
     fn settled(&self) -> bool {
-        self.conns.iter().all(|c| {
-            c.closed
-                || (c.client.calls.is_empty()
-                    && c.server.calls.is_empty()
-                    && c.client.session.pending_calls() == 0
-                    && c.server.session.pending_calls() == 0
-                    && c.client.session.incoming_calls() == 0
-                    && c.server.session.incoming_calls() == 0)
-        })
+        let in_flight = self
+            .queue
+            .iter()
+            .any(|Reverse((_, _, item))| matches!(item, Item::Deliver { conn, .. } if !self.conns[*conn].closed));
+        !in_flight
+            && self.conns.iter().all(|c| {
+                c.closed
+                    || (c.client.calls.is_empty()
+                        && c.server.calls.is_empty()
+                        && c.client.session.pending_calls() == 0
+                        && c.server.session.pending_calls() == 0
+                        && c.client.session.incoming_calls() == 0
+                        && c.server.session.incoming_calls() == 0
+                        && c.client.session.transmit_len() == 0
+                        && c.server.session.transmit_len() == 0)
+            })
     }
 
     fn check_end(&self) {

@@ -410,6 +410,18 @@ impl Client {
         self.conn().is_some_and(|c| c.is_open())
     }
 
+    /// The smoothed round-trip time to the server, measured from the pings
+    /// volley sends on connecting and every keep-alive interval (10 s)
+    /// after; `None` while not connected or before the first pong.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.conn().and_then(|c| c.lock().session.rtt())
+    }
+
+    /// How much [`rtt`](Self::rtt) varies: the jitter.
+    pub fn rtt_jitter(&self) -> Option<Duration> {
+        self.conn().and_then(|c| c.lock().session.rtt_jitter())
+    }
+
     /// Says goodbye to the server and closes; pending calls end `Disconnected`.
     pub fn disconnect(&self) {
         if let Some(conn) = self.conn() {
@@ -574,7 +586,10 @@ impl Client {
 /// A URL this client cannot connect to, as a connect error.
 #[cfg(feature = "websocket")]
 fn bad_url(url: &str, why: &str) -> ConnectError {
-    ConnectError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{url}: {why}")))
+    ConnectError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{url}: {why}"),
+    ))
 }
 
 /// A WebSocket URL's scheme, host, port (if given) and path (`/` if none),

@@ -176,6 +176,18 @@ impl Player {
         self.inner.conn.is_open()
     }
 
+    /// The smoothed round-trip time to this player, measured from the pings
+    /// volley sends when the player joins and every keep-alive interval
+    /// (10 s) after; `None` until the first pong, a round trip after joining.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.inner.conn.lock().session.rtt()
+    }
+
+    /// How much [`rtt`](Self::rtt) varies: the jitter.
+    pub fn rtt_jitter(&self) -> Option<Duration> {
+        self.inner.conn.lock().session.rtt_jitter()
+    }
+
     /// Disconnects the player, telling it `reason`: its client sees
     /// [`CloseReason::Remote`] with [`GoodbyeCode::Kicked`] and this message.
     pub fn kick(&self, reason: &str) {

@@ -579,7 +579,7 @@ fn encoded(msg: Message<&[u8]>) -> Vec<u8> {
 
 #[tokio::test]
 async fn ping_flood_that_never_reads() {
-    flood_attack("ping flood, never reads", Vec::new(), encoded(Message::Ping)).await;
+    flood_attack("ping flood, never reads", Vec::new(), encoded(Message::Ping { seq: 1 })).await;
 }
 
 #[tokio::test]

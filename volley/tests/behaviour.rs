@@ -811,3 +811,18 @@ fn handles_are_send_sync_clone() {
     check::<Protocol>();
     check::<FunctionError>();
 }
+
+/// Both ends know the round-trip time within a round trip of joining.
+#[tokio::test]
+async fn both_ends_measure_the_round_trip_time() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let (client, _probe) = tcp_client(addr).await;
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    eventually("rtt on both ends", || player.rtt().is_some() && client.rtt().is_some()).await;
+    for rtt in [player.rtt().unwrap(), client.rtt().unwrap()] {
+        assert!(rtt < Duration::from_millis(500), "{rtt:?} on loopback");
+    }
+    assert!(player.rtt_jitter().is_some() && client.rtt_jitter().is_some());
+    client.disconnect();
+    eventually("no rtt once disconnected", || client.rtt().is_none()).await;
+}
