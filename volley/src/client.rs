@@ -171,9 +171,30 @@ type Redial = Arc<dyn Fn(Client) -> BoxFuture<Result<(), ConnectError>> + Send +
 ///
 /// Register handlers and listeners first, then [`connect`](Self::connect):
 /// the server may call this client as soon as the handshake ends.
+///
+/// Dropping the last clone says goodbye ([`GoodbyeCode::Normal`], "client
+/// dropped"), as [`disconnect`](Self::disconnect) does, and stops any
+/// reconnecting.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<ClientInner>,
+    /// Shared by the clones the application holds; the last one dropped
+    /// closes the connection. Internal clones (the reconnect task) hold none.
+    _handle: Option<Arc<Handle>>,
+}
+
+/// Says goodbye when the application's last [`Client`] goes.
+struct Handle(Arc<ClientInner>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let inner = &self.0;
+        inner.dropped.store(true, std::sync::atomic::Ordering::Release);
+        *lock(&inner.redial) = None;
+        if let Some(conn) = lock(&inner.conn).clone() {
+            conn.close(GoodbyeCode::Normal, "client dropped");
+        }
+    }
 }
 
 struct ClientInner {
@@ -184,6 +205,10 @@ struct ClientInner {
     disconnect_hooks: RwLock<Vec<DisconnectHook>>,
     reconnect_hooks: RwLock<Vec<ReconnectHook>>,
     redial: Mutex<Option<Redial>>,
+    /// Counts connections that ended, for [`Client::closed`].
+    closes: tokio::sync::watch::Sender<u64>,
+    /// The application dropped its last handle: reconnecting stops.
+    dropped: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -206,16 +231,20 @@ impl Client {
         if let Err(e) = config.validate() {
             panic!("invalid ClientConfig: {e}");
         }
+        let inner = Arc::new(ClientInner {
+            endpoint: Endpoint::new(protocol),
+            config,
+            conn: Mutex::new(None),
+            last_close: Mutex::new(None),
+            disconnect_hooks: RwLock::new(Vec::new()),
+            reconnect_hooks: RwLock::new(Vec::new()),
+            redial: Mutex::new(None),
+            closes: tokio::sync::watch::Sender::new(0),
+            dropped: std::sync::atomic::AtomicBool::new(false),
+        });
         Self {
-            inner: Arc::new(ClientInner {
-                endpoint: Endpoint::new(protocol),
-                config,
-                conn: Mutex::new(None),
-                last_close: Mutex::new(None),
-                disconnect_hooks: RwLock::new(Vec::new()),
-                reconnect_hooks: RwLock::new(Vec::new()),
-                redial: Mutex::new(None),
-            }),
+            _handle: Some(Arc::new(Handle(inner.clone()))),
+            inner,
         }
     }
 
@@ -403,6 +432,21 @@ impl Client {
             Ok(Err(reason)) => Err(reason.into()),
             Err(_) => Err(ConnectError::Closed(CloseReason::TransportClosed)),
         }
+    }
+
+    /// Waits until the connection ends and says why; at once with the last
+    /// reason if not connected. With a [`ReconnectPolicy`] the client may
+    /// come back after: call it again to wait for the next end.
+    pub async fn closed(&self) -> CloseReason {
+        let mut closes = self.inner.closes.subscribe();
+        if !self.is_connected() {
+            if let Some(reason) = self.close_reason() {
+                return reason;
+            }
+        }
+        // The sender lives as long as the client: an error is not reached.
+        let _ = closes.changed().await;
+        self.close_reason().unwrap_or(CloseReason::TransportClosed)
     }
 
     /// Whether the handshake finished and the connection is open.
@@ -616,10 +660,14 @@ async fn reconnect(client: Client, policy: ReconnectPolicy, redial: Redial) {
         jitter ^= jitter << 17;
         let shortened = delay.mul_f64(1.0 - (jitter % 1000) as f64 / 4000.0);
         tokio::time::sleep(shortened).await;
-        if client.is_connected() {
-            return; // reconnected by hand meanwhile
+        if client.is_connected() || client.inner.dropped.load(std::sync::atomic::Ordering::Acquire) {
+            return; // reconnected by hand meanwhile, or nobody holds the client
         }
         match redial(client.clone()).await {
+            Ok(()) if client.inner.dropped.load(std::sync::atomic::Ordering::Acquire) => {
+                client.disconnect();
+                return;
+            }
             Ok(()) => {
                 tracing::info!(attempt, "reconnected");
                 let hooks = read(&client.inner.reconnect_hooks).clone();
@@ -676,6 +724,7 @@ impl Side for ClientSide {
             }
         }
         *lock(&self.client.last_close) = Some(reason.clone());
+        self.client.closes.send_modify(|closes| *closes += 1);
         if let Some(done) = self.handshake.take() {
             let _ = done.send(Err(reason));
             return;
@@ -699,6 +748,7 @@ impl Side for ClientSide {
         if let (true, Some(policy), Some(redial)) = (lost, self.client.config.reconnect, redial) {
             let client = Client {
                 inner: self.client.clone(),
+                _handle: None,
             };
             tokio::spawn(reconnect(client, policy, redial));
         }

@@ -152,6 +152,11 @@ struct PlayerInner {
     /// Set by the authenticator before the player joins.
     identity: OnceLock<String>,
     conn: Arc<Conn>,
+    /// The server it is connected to. A cycle while the player is listed
+    /// (the list holds the player), broken when it leaves.
+    server: Arc<ServerInner>,
+    /// Why its connection ended, once it has.
+    closed: tokio::sync::watch::Sender<Option<CloseReason>>,
 }
 
 impl Player {
@@ -192,6 +197,52 @@ impl Player {
     /// [`CloseReason::Remote`] with [`GoodbyeCode::Kicked`] and this message.
     pub fn kick(&self, reason: &str) {
         self.inner.conn.close(GoodbyeCode::Kicked, reason);
+    }
+
+    /// The server this player is connected to: what a handler, which is
+    /// given the player, acts with (broadcast, ask another player).
+    pub fn server(&self) -> Server {
+        Server {
+            inner: self.inner.server.clone(),
+        }
+    }
+
+    /// Fires `remote` at this player: [`Server::fire`].
+    pub fn fire<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
+        self.server().fire(self, remote, value)
+    }
+
+    /// Calls `remote` on this player's client with the remote's timeout:
+    /// [`Server::invoke`].
+    pub async fn invoke<Req: Payload, Resp: Payload>(
+        &self,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+    ) -> Result<Resp, FunctionError> {
+        self.server().invoke(self, remote, req).await
+    }
+
+    /// Calls `remote` on this player's client with this timeout:
+    /// [`Server::invoke_with_timeout`].
+    pub async fn invoke_with_timeout<Req: Payload, Resp: Payload>(
+        &self,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+        timeout: Duration,
+    ) -> Result<Resp, FunctionError> {
+        self.server().invoke_with_timeout(self, remote, req, timeout).await
+    }
+
+    /// Waits until this player's connection ends, and says why (at once if
+    /// it already has).
+    pub async fn closed(&self) -> CloseReason {
+        let mut closed = self.inner.closed.subscribe();
+        let reason = match closed.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            // The sender lives in this player: not reached.
+            Err(_) => None,
+        };
+        reason.unwrap_or(CloseReason::TransportClosed)
     }
 }
 
@@ -557,6 +608,8 @@ impl Server {
                 addr: transport.peer_addr(),
                 identity: OnceLock::new(),
                 conn: conn.clone(),
+                server: self.inner.clone(),
+                closed: tokio::sync::watch::Sender::new(None),
             }),
         };
         // Every log line of this connection names the player and its address.
@@ -943,6 +996,7 @@ impl Side for ServerSide {
 
     fn closed(&mut self, reason: CloseReason) {
         let player = &self.player;
+        player.inner.closed.send_replace(Some(reason.clone()));
         if !self.joined {
             tracing::debug!(%reason, "connection closed before joining");
             return;

@@ -137,3 +137,68 @@ async fn reconnecting_gives_up_after_its_attempts_and_not_after_a_kick() {
     assert!(!client.is_connected(), "it should have given up");
     assert_eq!(again.player_count(), 0);
 }
+
+/// Handlers act through the player they are given; both ends can wait for
+/// the end of a connection; dropping a client says goodbye.
+#[tokio::test]
+async fn players_act_and_both_ends_wait_for_the_end() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    // A handler that asks the calling player back and tells everyone, with
+    // nothing but the player it is given.
+    server.on_request(ECHO, |player: Player, s: String| async move {
+        let sure = player.invoke(PROMPT, format!("{s}?")).await.unwrap_or(false);
+        player.fire(ANNOUNCE, format!("{s} from {}", player.id())).unwrap();
+        let everyone = player.server().fire_all(ANNOUNCE, "all".into()).unwrap();
+        Ok(format!("{sure} {}", everyone.sent))
+    });
+    let (client, mut probe) = tcp_client(addr).await;
+    assert_eq!(client.invoke(ECHO, "x".into()).await.unwrap(), "true 1");
+    assert_eq!(recv(&mut probe.announcements).await, "x from player#1");
+    assert_eq!(recv(&mut probe.announcements).await, "all");
+
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    let (from_server, from_client, ()) = tokio::join!(player.closed(), client.closed(), async {
+        player.kick("enough");
+    });
+    assert!(
+        matches!(
+            from_server,
+            CloseReason::Local {
+                code: GoodbyeCode::Kicked,
+                ..
+            }
+        ),
+        "{from_server:?}"
+    );
+    assert!(
+        matches!(
+            from_client,
+            CloseReason::Remote {
+                code: GoodbyeCode::Kicked,
+                ..
+            }
+        ),
+        "{from_client:?}"
+    );
+    // Once ended, both answer at once.
+    assert_eq!(player.closed().await, from_server);
+    assert_eq!(client.closed().await, from_client);
+
+    // Dropping the last clone of a client says goodbye.
+    let (client, _probe) = tcp_client(addr).await;
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    let clone = client.clone();
+    drop(client);
+    assert!(clone.is_connected(), "a clone still holds it");
+    drop(clone);
+    let reason = tokio::time::timeout(Duration::from_secs(2), player.closed())
+        .await
+        .unwrap();
+    assert_eq!(
+        reason,
+        CloseReason::Remote {
+            code: GoodbyeCode::Normal,
+            message: "client dropped".into()
+        }
+    );
+}
