@@ -36,15 +36,19 @@ pub struct SessionConfig {
     /// every interval after, so a healthy but quiet peer stays connected.
     /// Default: 10 s.
     pub keep_alive_interval: Duration,
-    /// Requests from the peer being handled at once; more are answered
-    /// [`Status::Overloaded`] at once. Default: 64.
+    /// Calls from the peer being handled at once; more are answered at once
+    /// with an overload error (the caller sees `FunctionError::Overloaded`
+    /// in `volley`). Default: 64.
     pub max_incoming_calls: usize,
     /// Calls to the peer awaiting an answer at once, including timed-out calls
-    /// whose answer has not arrived yet; more fail with
-    /// [`SendError::TooManyPending`]. Default: 64.
+    /// whose answer has not arrived yet; more fail at once, unsent (an
+    /// overload error: `FunctionError::Overloaded` in `volley`). Default: 64.
     pub max_outgoing_calls: usize,
-    /// Bytes queued for the peer that the transport has not taken yet; a peer
-    /// that lets more pile up is disconnected as too slow. Default: 1 MiB.
+    /// Bytes for the peer not yet written, whoever queued them (answers,
+    /// pongs, automatic refusals, events): while this many wait, nothing more
+    /// is read from the peer; a peer still backed up at the idle timeout, or
+    /// pushed past the limit by our own events, is disconnected as too slow.
+    /// Default: 1 MiB.
     pub max_transmit_queue: usize,
     /// Largest payload of an unreliable event, refused at send time: small
     /// enough for one QUIC datagram on any path, so code behaves the same on
@@ -179,11 +183,14 @@ impl SessionConfig {
     }
 }
 
-/// Why a session ended. Delivered once, as [`SessionEvent::Closed`].
+/// Why a connection ended. Each connection ends once, for one reason (in
+/// `volley`: given to `on_disconnect`, `on_player_removed`, returned by
+/// `closed()`; here delivered as [`SessionEvent::Closed`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// This side called [`Session::close`].
+    /// This side closed it, telling the peer why: a kick, a disconnect, a
+    /// dropped client or a server shutting down (`GoodbyeCode::ShuttingDown`).
     #[error("closed locally ({code:?}): {message}")]
     Local {
         /// The code sent to the peer.

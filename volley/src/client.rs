@@ -544,6 +544,7 @@ impl Client {
     /// # Panics
     ///
     /// If `remote` is not in the client's [`Protocol`].
+    #[track_caller]
     pub fn middleware_for<R: Remote<Direction = ToClient>>(&self, remote: R, middleware: impl Middleware<()>) {
         self.inner
             .endpoint
@@ -559,6 +560,7 @@ impl Client {
     /// # Panics
     ///
     /// If `remote` is not in the client's [`Protocol`].
+    #[track_caller]
     pub fn on_request<Req, Resp, F, Fut>(&self, remote: ClientFn<Req, Resp>, handler: F)
     where
         Req: Payload,
@@ -575,6 +577,7 @@ impl Client {
     /// # Panics
     ///
     /// If `remote` is not in the client's [`Protocol`].
+    #[track_caller]
     pub fn on_request_sync<Req, Resp, F>(&self, remote: ClientFn<Req, Resp>, handler: F)
     where
         Req: Payload,
@@ -589,6 +592,7 @@ impl Client {
     /// # Panics
     ///
     /// If `remote` is not in the client's [`Protocol`].
+    #[track_caller]
     pub fn on_event<T, F>(&self, remote: ClientEvent<T>, listener: F)
     where
         T: Payload + Clone,

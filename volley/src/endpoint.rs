@@ -298,12 +298,15 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ///
     /// If the remote is not in the protocol: registering for an undeclared
     /// remote is a mistake to fix in code, so it fails at start-up.
+    #[track_caller]
     pub(crate) fn declared_id(&self, name: &'static str) -> RemoteId {
-        self.protocol
-            .id(name)
-            .unwrap_or_else(|| panic!("remote {name:?} is not declared in this volley Protocol"))
+        match self.protocol.id(name) {
+            Some(id) => id,
+            None => panic!("remote {name:?} is not declared in this volley Protocol"),
+        }
     }
 
+    #[track_caller]
     fn set_handler(&self, name: &'static str, entry: FnEntry<C>) {
         let id = self.declared_id(name);
         let replaced = write(&self.functions)[id as usize].replace(Arc::new(entry)).is_some();
@@ -332,6 +335,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Registers an async handler.
+    #[track_caller]
     pub(crate) fn on_request<D, Req, Resp, F, Fut>(&self, remote: Function<D, Req, Resp>, handler: F)
     where
         Req: Payload,
@@ -380,6 +384,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Registers a synchronous handler, run inline on the connection's task.
+    #[track_caller]
     pub(crate) fn on_request_sync<D, Req, Resp, F>(&self, remote: Function<D, Req, Resp>, handler: F)
     where
         Req: Payload,
@@ -415,6 +420,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Adds a listener; every listener of an event sees every admitted firing.
+    #[track_caller]
     pub(crate) fn on_event<D, T, F>(&self, remote: Event<D, T>, listener: F)
     where
         T: Payload + Clone,
@@ -445,6 +451,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Adds middleware for one remote.
+    #[track_caller]
     pub(crate) fn add_middleware_for(&self, name: &'static str, middleware: Arc<dyn Middleware<C>>) {
         let id = self.declared_id(name);
         write(&self.per_remote)[id as usize].push(middleware);

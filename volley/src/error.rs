@@ -33,7 +33,7 @@ pub enum FunctionError {
     #[error("{0}")]
     Rejected(String),
     /// Not connected, or the connection was lost before the answer came.
-    #[error("not connected")]
+    #[error("not connected, or the connection was lost before the answer came")]
     Disconnected,
     /// The receiver is at its limit of calls in flight for this peer (or the
     /// caller at its limit of pending calls, or with more than

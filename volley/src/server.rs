@@ -734,6 +734,7 @@ impl Server {
     /// # Panics
     ///
     /// If `remote` is not in the server's [`Protocol`].
+    #[track_caller]
     pub fn middleware_for<R: Remote<Direction = ToServer>>(&self, remote: R, middleware: impl Middleware<Player>) {
         self.inner
             .endpoint
@@ -750,6 +751,7 @@ impl Server {
     /// # Panics
     ///
     /// If `remote` is not in the server's [`Protocol`].
+    #[track_caller]
     pub fn on_request<Req, Resp, F, Fut>(&self, remote: ServerFn<Req, Resp>, handler: F)
     where
         Req: Payload,
@@ -766,6 +768,7 @@ impl Server {
     /// # Panics
     ///
     /// If `remote` is not in the server's [`Protocol`].
+    #[track_caller]
     pub fn on_request_sync<Req, Resp, F>(&self, remote: ServerFn<Req, Resp>, handler: F)
     where
         Req: Payload,
@@ -780,6 +783,7 @@ impl Server {
     /// # Panics
     ///
     /// If `remote` is not in the server's [`Protocol`].
+    #[track_caller]
     pub fn on_event<T, F>(&self, remote: ServerEvent<T>, listener: F)
     where
         T: Payload + Clone,

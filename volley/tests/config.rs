@@ -88,3 +88,23 @@ fn building_with_nonsense_panics_at_the_call_site() {
     });
     assert_eq!(message, "invalid ClientConfig: default_timeout is zero");
 }
+
+/// Registering for a remote missing from the Protocol panics at the line
+/// that registered it, not somewhere inside volley.
+#[test]
+fn an_undeclared_remote_panics_at_the_callers_line() {
+    const MISSING: ServerFn<u32, u32> = ServerFn::new("Missing");
+    let location = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = location.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        *seen.lock().unwrap() = info.location().map(|l| l.file().to_string()).unwrap_or_default();
+    }));
+    let server = Server::new(protocol(), ServerConfig::default());
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        server.on_request_sync(MISSING, |_, n: u32| Ok(n));
+    }));
+    std::panic::set_hook(previous);
+    assert!(caught.is_err());
+    assert!(location.lock().unwrap().ends_with("tests/config.rs"), "{}", location.lock().unwrap());
+}
