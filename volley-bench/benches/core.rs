@@ -3,7 +3,7 @@
 //! typed call through the in-memory transport.
 //!
 //! ```text
-//! cargo bench -p volley-bench --bench core
+//! cargo bench -p volley-net-bench --bench core
 //! ```
 #![allow(missing_docs)]
 

@@ -2,8 +2,8 @@
 //! server and receiving its events, while the server's memory is sampled.
 //!
 //! ```text
-//! cargo run --release -p volley-bench -- --load 10000 --seconds 60
-//! cargo run --release -p volley-bench -- --load 2000 --seconds 600 --sample 10   # soak
+//! cargo run --release -p volley-net-bench -- --load 10000 --seconds 60
+//! cargo run --release -p volley-net-bench -- --load 2000 --seconds 600 --sample 10   # soak
 //! ```
 //!
 //! Each client makes one call a second (at a random phase) and the server

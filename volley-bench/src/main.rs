@@ -1,8 +1,8 @@
 //! volley against raw TCP, tarpc and tonic, in one process run.
 //!
 //! ```text
-//! cargo run --release -p volley-bench -- --quick   # under 3 minutes after the build
-//! cargo run --release -p volley-bench              # longer, steadier figures
+//! cargo run --release -p volley-net-bench -- --quick   # under 3 minutes after the build
+//! cargo run --release -p volley-net-bench              # longer, steadier figures
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each

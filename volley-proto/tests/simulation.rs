@@ -4,7 +4,7 @@
 //! virtual clock. Each scenario is reproducible from its seed:
 //!
 //! ```text
-//! VOLLEY_SIM_SEED=1234 cargo test -p volley-proto --test simulation
+//! VOLLEY_SIM_SEED=1234 cargo test -p volley-net-proto --test simulation
 //! ```
 //!
 //! Invariants checked in every run: every call ends exactly once, never after

@@ -1,6 +1,6 @@
 //! The reference behaviours, written once and run over every transport:
 //! memory, TCP, and with features `tls` and `websocket` those too
-//! (`cargo test -p volley --all-features --test conformance`). A new transport
+//! (`cargo test -p volley-net --all-features --test conformance`). A new transport
 //! is proven by one more `conformance!` line.
 
 mod common;
