@@ -106,5 +106,9 @@ fn an_undeclared_remote_panics_at_the_callers_line() {
     }));
     std::panic::set_hook(previous);
     assert!(caught.is_err());
-    assert!(location.lock().unwrap().ends_with("tests/config.rs"), "{}", location.lock().unwrap());
+    assert!(
+        location.lock().unwrap().ends_with("tests/config.rs"),
+        "{}",
+        location.lock().unwrap()
+    );
 }
