@@ -1,7 +1,7 @@
 //! What firing an event at many players did.
 
 use crate::error::EventError;
-use crate::server::PlayerId;
+use crate::peer::PlayerId;
 
 /// The outcome of an event fired at many players (`fire_to`, `fire_all`,
 /// `fire_except`): how many it was queued for, and who was skipped and why

@@ -11,13 +11,16 @@ use tokio::net::ToSocketAddrs;
 use tokio::sync::oneshot;
 use volley_proto::{CloseReason, ConfigError, GoodbyeCode, Session, SessionConfig};
 
-use crate::conn::{now, Conn};
+use crate::clock::now;
+use crate::conn::Conn;
 use crate::driver::{Driver, Side};
+use crate::endpoint::Layer;
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{ConnectError, EventError, FunctionError, Reject};
 use crate::guard::catch_user;
 use crate::locks::{lock, read, write};
-use crate::middleware::{BoxFuture, Middleware};
+use crate::middleware::{Admit, BoxFuture, Middleware};
+use crate::redacted::Redacted;
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToClient};
 use crate::transport::{tcp, Transport};
 
@@ -97,15 +100,6 @@ impl fmt::Debug for ClientConfig {
             .field("token", &Redacted(self.token.len()))
             .field("reconnect", &self.reconnect)
             .finish()
-    }
-}
-
-/// A secret in `Debug` output: its length only.
-pub(crate) struct Redacted(pub(crate) usize);
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{} bytes, redacted>", self.0)
     }
 }
 
@@ -518,25 +512,16 @@ impl Client {
             (Ok(()), Some(conn)) => conn.send_event(id, &payload),
             (Ok(()), None) => Err(EventError::Disconnected),
         };
-        crate::endpoint::recycle(payload);
+        crate::payload::recycle(payload);
         sent
     }
 
     // ---- middleware ----
 
-    /// Adds middleware for every remote the client receives; it wraps
-    /// per-remote middleware. See [`middleware`](crate::middleware).
+    /// Adds middleware that wraps the handler of every remote the client
+    /// receives (and per-remote middleware). See [`middleware`](crate::middleware).
     pub fn middleware(&self, middleware: impl Middleware<()>) {
-        self.inner.endpoint.add_middleware(Arc::new(middleware));
-    }
-
-    /// Adds middleware that runs before the client sends: its
-    /// [`admit`](Middleware::admit) sees each call or event about to go to the
-    /// server and may refuse it (to throttle a chatty client before the
-    /// server has to); a refused call fails at once with the error the refusal
-    /// names, a refused event is not sent ([`EventError::Refused`]).
-    pub fn middleware_outgoing(&self, middleware: impl Middleware<()>) {
-        self.inner.endpoint.add_outgoing(Arc::new(middleware));
+        self.inner.endpoint.add_middleware(Layer::Wrap(Arc::new(middleware)));
     }
 
     /// Adds middleware for one client-bound function or event.
@@ -546,9 +531,34 @@ impl Client {
     /// If `remote` is not in the client's [`Protocol`].
     #[track_caller]
     pub fn middleware_for<R: Remote<Direction = ToClient>>(&self, remote: R, middleware: impl Middleware<()>) {
-        self.inner
-            .endpoint
-            .add_middleware_for(remote.spec().name, Arc::new(middleware));
+        let layer = Layer::Wrap(Arc::new(middleware));
+        self.inner.endpoint.add_middleware_for(remote.name(), layer);
+    }
+
+    /// Adds an admission check (a rate limit, say) for every remote the
+    /// client receives, run before the payload is decoded. See
+    /// [`middleware`](crate::middleware).
+    pub fn admit(&self, admit: impl Admit<()>) {
+        self.inner.endpoint.add_middleware(Layer::Admit(Arc::new(admit)));
+    }
+
+    /// Adds an admission check for one client-bound function or event.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the client's [`Protocol`].
+    #[track_caller]
+    pub fn admit_for<R: Remote<Direction = ToClient>>(&self, remote: R, admit: impl Admit<()>) {
+        let layer = Layer::Admit(Arc::new(admit));
+        self.inner.endpoint.add_middleware_for(remote.name(), layer);
+    }
+
+    /// Adds an admission check that runs before the client sends: it sees
+    /// each call or event about to leave and may refuse it; a refused call
+    /// fails at once with the error the refusal names, a refused event is not
+    /// sent ([`EventError::Refused`]).
+    pub fn admit_outgoing(&self, admit: impl Admit<()>) {
+        self.inner.endpoint.add_outgoing(Arc::new(admit));
     }
 
     // ---- handlers ----

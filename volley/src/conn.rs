@@ -18,16 +18,11 @@ use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
 use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Session, SessionEvent, Status};
 
+use crate::clock::now;
 use crate::completion::{completion, CallResult, Completer, Completion, Reply};
-use crate::endpoint::Answer;
 use crate::error::{EventError, FunctionError};
 use crate::locks::lock;
-
-/// The clock every session of this process is driven by: tokio's, so tests
-/// with paused time control volley's timeouts too.
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+use crate::payload::{recycle, Answer};
 
 /// Why a call could not be made.
 fn call_error(error: SendError) -> FunctionError {
@@ -741,7 +736,7 @@ impl Conn {
             if queued {
                 conn.wake_driver();
             }
-            crate::endpoint::recycle(answer.1);
+            recycle(answer.1);
         });
         state.running.insert(id, (seq, task.abort_handle()));
     }

@@ -19,9 +19,13 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Sleep;
 use volley_proto::{CallId, CloseReason, Status};
 
-use crate::conn::{deliver_ended, now, Conn, ConnState, Ended, Flush, OutboxBatch, KEEP_BUFFER};
-use crate::endpoint::{Answer, Endpoint, Outcome, Snapshot};
-use crate::middleware::{BoxFuture, ByteBudget, TokenBucket};
+use crate::budget::{ByteBudget, TokenBucket};
+use crate::clock::now;
+use crate::conn::{deliver_ended, Conn, ConnState, Ended, Flush, OutboxBatch, KEEP_BUFFER};
+use crate::endpoint::{Endpoint, Outcome, Snapshot};
+use crate::inline::poll_once;
+use crate::middleware::BoxFuture;
+use crate::payload::{recycle, Answer};
 use crate::transport::{Datagrams, ReadSide, Transport};
 
 /// How long a closing connection may take to flush its goodbye: 1 s.
@@ -40,25 +44,6 @@ const MAX_READ_CHUNK: usize = 64 * 1024;
 const MIN_SPARE: usize = 64;
 /// Rounds of work before yielding to other tasks.
 const MAX_ROUNDS: usize = 32;
-
-/// Polls `fut` once, inline: its output if it finished without waiting,
-/// otherwise the future itself, to be run as a task (which polls it again
-/// with a real waker, as the `Future` contract allows).
-pub(crate) fn poll_once<T>(
-    mut fut: Pin<Box<dyn Future<Output = T> + Send>>,
-) -> Result<T, Pin<Box<dyn Future<Output = T> + Send>>> {
-    match fut.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())) {
-        Poll::Ready(output) => Ok(output),
-        Poll::Pending => Err(fut),
-    }
-}
-
-/// Runs `fut` inline if it finishes without waiting, else as its own task.
-pub(crate) fn run_soon(fut: Pin<Box<dyn Future<Output = ()> + Send>>) {
-    if let Err(fut) = poll_once(fut) {
-        tokio::spawn(fut);
-    }
-}
 
 /// The read side's state, apart from the connection so both can be borrowed
 /// at once.
@@ -595,7 +580,7 @@ impl<S: Side> Driver<S> {
     fn answer(&mut self, id: CallId, (status, payload): Answer) {
         self.answer_bytes.extend_from_slice(&payload);
         self.answers.push((id, status, self.answer_bytes.len()));
-        crate::endpoint::recycle(payload);
+        recycle(payload);
     }
 
     /// Takes the datagrams that have arrived, without waiting.

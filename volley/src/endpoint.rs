@@ -21,12 +21,11 @@ use crate::completion::Reply;
 use crate::conn::{Conn, PendingCall};
 use crate::error::{EventError, FunctionError, Reject};
 use crate::guard::{catch_user, panic_detail};
+use crate::inline::run_soon;
 use crate::locks::{read, write};
-use crate::middleware::{BoxFuture, CallResult, Middleware, Next, Request, Response, Terminal};
+use crate::middleware::{Admit, BoxFuture, CallResult, Middleware, Next, Request, Response, Terminal};
+use crate::payload::{decode, encode, with_encoded, Answer};
 use crate::remote::{Check, Dir, Event, Function, Payload, Protocol};
-
-/// A handler's answer: the status and the encoded result or rejection message.
-pub(crate) type Answer = (Status, Vec<u8>);
 
 /// What a function handler gives the driver for one request.
 pub(crate) enum Outcome {
@@ -76,18 +75,33 @@ struct EventEntry<C> {
     listeners: Vec<Listener<C>>,
 }
 
+/// A registered middleware of either kind.
+pub(crate) enum Layer<C> {
+    Admit(Arc<dyn Admit<C>>),
+    Wrap(Arc<dyn Middleware<C>>),
+}
+
+impl<C> Clone for Layer<C> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Admit(admit) => Self::Admit(admit.clone()),
+            Self::Wrap(wrap) => Self::Wrap(wrap.clone()),
+        }
+    }
+}
+
 /// The middleware that applies to one remote: global ones, then its own.
 struct Applied<C> {
+    admit: Arc<[Arc<dyn Admit<C>>]>,
+    /// Empty keeps the handler on the fast path.
     chain: Chain<C>,
-    /// Whether any of them wraps calls (otherwise the fast path stays).
-    wraps: bool,
 }
 
 impl<C> Clone for Applied<C> {
     fn clone(&self) -> Self {
         Self {
+            admit: self.admit.clone(),
             chain: self.chain.clone(),
-            wraps: self.wraps,
         }
     }
 }
@@ -122,90 +136,18 @@ pub(crate) struct Endpoint<C> {
     /// Counts changes to `functions` and `events`, so snapshots know when to
     /// read them again.
     generation: std::sync::atomic::AtomicU64,
-    global: RwLock<Vec<Arc<dyn Middleware<C>>>>,
-    per_remote: RwLock<Vec<Vec<Arc<dyn Middleware<C>>>>>,
+    global: RwLock<Vec<Layer<C>>>,
+    per_remote: RwLock<Vec<Vec<Layer<C>>>>,
     /// `global` + `per_remote[id]` for each remote, rebuilt when either changes.
     applied: RwLock<Vec<Applied<C>>>,
     /// Whether any incoming middleware is registered at all.
     has_middleware: std::sync::atomic::AtomicBool,
     bad_request: RwLock<Vec<BadInputHook<C>>>,
     bad_response: RwLock<Vec<BadInputHook<C>>>,
-    /// Middleware whose `admit` runs before this side sends a call or event.
-    outgoing: RwLock<Vec<Arc<dyn Middleware<C>>>>,
+    /// Run before this side sends a call or event.
+    outgoing: RwLock<Vec<Arc<dyn Admit<C>>>>,
     /// Whether `outgoing` is empty, read without a lock on every send.
     has_outgoing: std::sync::atomic::AtomicBool,
-}
-
-/// Encodes a payload into a buffer from this thread's pool (see [`recycle`]).
-///
-/// postcard rather than bitcode: on the small messages a game sends, through
-/// serde (the only path that takes any `serde` type), postcard measured 4–9×
-/// faster, with no allocation to decode, where bitcode's serde path allocated
-/// five times per encode and decode; and it was as small or smaller on the
-/// wire (volley-bench's `payload/*` benchmarks).
-pub(crate) fn encode<T: Payload>(value: &T) -> Result<Vec<u8>, String> {
-    postcard::to_extend(value, take_buffer()).map_err(|e| e.to_string())
-}
-
-/// Largest payload [`with_encoded`] encodes on the stack: 64 bytes.
-const STACK_PAYLOAD: usize = 64;
-
-/// Encodes `value`, hands the bytes to `use_it`, and recycles the buffer.
-/// A small payload (most of a game's calls and events) is encoded on the
-/// stack and needs no buffer at all.
-pub(crate) fn with_encoded<T: Payload, R>(value: &T, use_it: impl FnOnce(&[u8]) -> R) -> Result<R, String> {
-    let mut small = [0u8; STACK_PAYLOAD];
-    match postcard::to_slice(value, &mut small) {
-        Ok(bytes) => return Ok(use_it(bytes)),
-        // Too big for the stack: into a pooled buffer.
-        Err(postcard::Error::SerializeBufferFull) => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let buf = encode(value)?;
-    let result = use_it(&buf);
-    recycle(buf);
-    Ok(result)
-}
-
-/// Payload buffers kept per thread for reuse, and the largest one kept: an
-/// encoded payload is copied into the session's output at once, so its
-/// buffer can serve the next message and steady traffic allocates none.
-const POOLED_BUFFERS: usize = 16;
-const POOLED_CAPACITY: usize = 16 * 1024;
-
-thread_local! {
-    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-fn take_buffer() -> Vec<u8> {
-    POOL.with(|pool| pool.borrow_mut().pop()).unwrap_or_default()
-}
-
-/// Gives an encoded payload's buffer back to this thread's pool.
-pub(crate) fn recycle(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > POOLED_CAPACITY {
-        return;
-    }
-    buf.clear();
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.len() < POOLED_BUFFERS {
-            pool.push(buf);
-        }
-    });
-}
-
-fn decode<T: Payload>(bytes: &[u8], check: Option<Check<T>>) -> Result<T, String> {
-    let (value, rest): (T, _) = postcard::take_from_bytes(bytes).map_err(|e| format!("does not decode: {e}"))?;
-    if !rest.is_empty() {
-        return Err(format!("does not decode: {} bytes left over", rest.len()));
-    }
-    match check {
-        Some(check) => check(&value)
-            .map(|()| value)
-            .map_err(|e| format!("fails validation: {e}")),
-        None => Ok(value),
-    }
 }
 
 fn decode_erased<T: Payload>(check: Option<Check<T>>) -> Decode {
@@ -256,8 +198,8 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     pub(crate) fn new(protocol: Protocol) -> Self {
         let n = protocol.len();
         let empty = Applied {
+            admit: Arc::from(Vec::new()),
             chain: Arc::from(Vec::new()),
-            wraps: false,
         };
         Self {
             protocol,
@@ -275,8 +217,8 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         }
     }
 
-    /// Adds middleware that admits or refuses what this side sends.
-    pub(crate) fn add_outgoing(&self, middleware: Arc<dyn Middleware<C>>) {
+    /// Adds an admission check for what this side sends.
+    pub(crate) fn add_outgoing(&self, middleware: Arc<dyn Admit<C>>) {
         write(&self.outgoing).push(middleware);
         self.has_outgoing.store(true, std::sync::atomic::Ordering::Release);
     }
@@ -445,14 +387,14 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Adds middleware for every remote this side receives.
-    pub(crate) fn add_middleware(&self, middleware: Arc<dyn Middleware<C>>) {
+    pub(crate) fn add_middleware(&self, middleware: Layer<C>) {
         write(&self.global).push(middleware);
         self.rebuild(None);
     }
 
     /// Adds middleware for one remote.
     #[track_caller]
-    pub(crate) fn add_middleware_for(&self, name: &'static str, middleware: Arc<dyn Middleware<C>>) {
+    pub(crate) fn add_middleware_for(&self, name: &'static str, middleware: Layer<C>) {
         let id = self.declared_id(name);
         write(&self.per_remote)[id as usize].push(middleware);
         self.rebuild(Some(id));
@@ -466,25 +408,33 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             if only.is_some_and(|o| o as usize != id) {
                 continue;
             }
-            let chain: Vec<_> = global.iter().chain(own).cloned().collect();
-            if !chain.is_empty() {
+            let (mut admit, mut chain) = (Vec::new(), Vec::new());
+            for layer in global.iter().chain(own) {
+                match layer {
+                    Layer::Admit(a) => admit.push(a.clone()),
+                    Layer::Wrap(w) => chain.push(w.clone()),
+                }
+            }
+            if !admit.is_empty() || !chain.is_empty() {
                 self.has_middleware.store(true, std::sync::atomic::Ordering::Release);
             }
             applied[id] = Applied {
-                wraps: chain.iter().any(|m| m.wraps_calls()),
+                admit: admit.into(),
                 chain: chain.into(),
             };
         }
     }
 
-    /// The peer left: every middleware forgets it.
+    /// The peer left: every admission check forgets it.
     pub(crate) fn peer_left(&self, ctx: &C) {
-        let mut seen: Vec<Arc<dyn Middleware<C>>> = read(&self.global).clone();
+        let mut seen: Vec<Layer<C>> = read(&self.global).clone();
         for own in read(&self.per_remote).iter() {
             seen.extend(own.iter().cloned());
         }
-        for middleware in seen {
-            catch_user("Middleware::disconnected", None, || middleware.disconnected(ctx));
+        for layer in seen {
+            if let Layer::Admit(admit) = layer {
+                catch_user("Admit::disconnected", None, || admit.disconnected(ctx));
+            }
         }
     }
 
@@ -518,8 +468,8 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         }
         let applied = read(&self.applied)[remote as usize].clone();
         let name = self.protocol.name(remote);
-        for middleware in applied.chain.iter() {
-            admit_guarded(&**middleware, ctx, name, size)?;
+        for admit in applied.admit.iter() {
+            admit_guarded(&**admit, ctx, name, size)?;
         }
         Ok(Some(applied))
     }
@@ -539,7 +489,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             return Outcome::Ready((Status::Unprocessed, Vec::new()));
         };
         let applied = match self.admit(&ctx, remote, payload.len()) {
-            Ok(Some(applied)) if applied.wraps => applied,
+            Ok(Some(applied)) if !applied.chain.is_empty() => applied,
             Ok(_) => return (entry.direct)(ctx, payload),
             Err(reject) => return Outcome::Ready(reject.into_answer(name)),
         };
@@ -574,7 +524,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         self.refresh(snapshot);
         let entry = snapshot.events.get(remote as usize).and_then(Option::as_ref)?;
         let applied = match self.admit(ctx, remote, payload.len()) {
-            Ok(applied) => applied.filter(|a| a.wraps),
+            Ok(applied) => applied.filter(|a| !a.chain.is_empty()),
             Err(reject) => {
                 tracing::debug!(remote = name, ?reject, "event refused");
                 return None;
@@ -707,7 +657,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ) -> Result<(), EventError> {
         let (id, payload) = self.encode_event(&remote, value)?;
         if let Some(rest) = self.handle_event(&mut Snapshot::new(), ctx, id, &payload, false) {
-            crate::driver::run_soon(rest);
+            run_soon(rest);
         }
         Ok(())
     }
@@ -722,28 +672,11 @@ fn deliver<C>(entry: &EventEntry<C>, ctx: &C, args: &(dyn Any + Send), name: &'s
 /// A middleware's `admit`; one that panics refuses (the caller sees
 /// `Unprocessed`, as for a handler that panics).
 fn admit_guarded<C: 'static>(
-    middleware: &dyn Middleware<C>,
+    middleware: &dyn Admit<C>,
     peer: &C,
     remote: &'static str,
     size: usize,
 ) -> Result<(), Reject> {
-    catch_user("Middleware::admit", Some(remote), || {
-        middleware.admit(peer, remote, size)
-    })
-    .unwrap_or_else(|| Err(Reject::internal("middleware panicked")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_encode_the_same_on_the_stack_and_in_a_buffer() {
-        for len in [0, 1, STACK_PAYLOAD - 2, STACK_PAYLOAD - 1, STACK_PAYLOAD, 1000] {
-            let value = vec![7u8; len];
-            let encoded = with_encoded(&value, <[u8]>::to_vec).unwrap();
-            assert_eq!(encoded, postcard::to_allocvec(&value).unwrap(), "length {len}");
-            assert_eq!(decode::<Vec<u8>>(&encoded, None).unwrap(), value);
-        }
-    }
+    catch_user("Admit::admit", Some(remote), || middleware.admit(peer, remote, size))
+        .unwrap_or_else(|| Err(Reject::internal("middleware panicked")))
 }

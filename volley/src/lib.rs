@@ -115,27 +115,35 @@
 //! | `quic` | off | QUIC with quinn (implies `tls`): `Server::listen_quic`, `Client::connect_quic`; unreliable events as datagrams |
 
 mod broadcast;
+mod budget;
 mod client;
+mod clock;
 mod completion;
 mod conn;
 mod driver;
 mod endpoint;
 mod error;
 mod guard;
+mod inline;
 mod locks;
 pub mod middleware;
+mod payload;
+mod peer;
+mod redacted;
 pub mod remote;
 mod server;
 mod shape;
 pub mod transport;
 
 pub use broadcast::Broadcast;
+pub use budget::ByteBudget;
 pub use client::{Client, ClientConfig, ReconnectPolicy};
 pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};
+pub use peer::PlayerId;
 pub use remote::{ClientEvent, ClientFn, Protocol, ServerEvent, ServerFn};
-pub use server::{Hello, Player, PlayerId, Players, Server, ServerConfig};
+pub use server::{Hello, Player, Players, Server, ServerConfig};
 pub use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, SessionConfig};
 
 /// The protocol core, for those who drive sessions themselves.

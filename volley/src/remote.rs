@@ -203,6 +203,8 @@ plain_data_impls!(Event<D, T>, "Event");
 pub trait Remote: sealed_remote::Sealed {
     /// Which side handles it: [`ToServer`] or [`ToClient`].
     type Direction: Dir;
+    /// Its declared name.
+    fn name(&self) -> &'static str;
     /// What the wire table records for it.
     fn spec(&self) -> RemoteSpec;
 }
@@ -214,6 +216,9 @@ mod sealed_remote {
 
 impl<D: Dir, Req: Payload, Resp: Payload> Remote for Function<D, Req, Resp> {
     type Direction = D;
+    fn name(&self) -> &'static str {
+        self.name
+    }
     fn spec(&self) -> RemoteSpec {
         RemoteSpec {
             name: self.name,
@@ -229,6 +234,9 @@ impl<D: Dir, Req: Payload, Resp: Payload> Remote for Function<D, Req, Resp> {
 
 impl<D: Dir, T: Payload> Remote for Event<D, T> {
     type Direction = D;
+    fn name(&self) -> &'static str {
+        self.name
+    }
     fn spec(&self) -> RemoteSpec {
         RemoteSpec {
             name: self.name,

@@ -19,13 +19,18 @@ use tracing::Instrument;
 use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, Session, SessionConfig};
 
 use crate::broadcast::Broadcast;
-use crate::conn::{now, Conn};
+use crate::budget::ByteBudget;
+use crate::clock::now;
+use crate::conn::Conn;
 use crate::driver::{Driver, Side};
+use crate::endpoint::Layer;
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{EventError, FunctionError, Reject};
 use crate::guard::catch_user;
 use crate::locks::{lock, read, write};
-use crate::middleware::{BoxFuture, ByteBudget, Middleware};
+use crate::middleware::{Admit, BoxFuture, Middleware};
+use crate::peer::{Peer, PeerState, PlayerId};
+use crate::redacted::Redacted;
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToServer};
 use crate::transport::{memory, tcp, Transport};
 
@@ -129,16 +134,6 @@ impl ServerConfig {
     }
 }
 
-/// A player's number, unique for the life of the server process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PlayerId(pub u64);
-
-impl fmt::Display for PlayerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "player#{}", self.0)
-    }
-}
-
 /// A connected client, as the server sees it. Cheap to clone; equal when it
 /// is the same connection.
 #[derive(Clone)]
@@ -157,6 +152,14 @@ struct PlayerInner {
     server: Arc<ServerInner>,
     /// Why its connection ended, once it has.
     closed: tokio::sync::watch::Sender<Option<CloseReason>>,
+    /// What middleware keeps about this connection.
+    middleware_state: PeerState,
+}
+
+impl Peer for Player {
+    fn state(&self) -> Option<&PeerState> {
+        Some(&self.inner.middleware_state)
+    }
 }
 
 impl Player {
@@ -330,7 +333,7 @@ pub struct Hello {
 impl fmt::Debug for Hello {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hello")
-            .field("token", &crate::client::Redacted(self.token.len()))
+            .field("token", &Redacted(self.token.len()))
             .field("addr", &self.addr)
             .finish()
     }
@@ -610,6 +613,7 @@ impl Server {
                 conn: conn.clone(),
                 server: self.inner.clone(),
                 closed: tokio::sync::watch::Sender::new(None),
+                middleware_state: PeerState::default(),
             }),
         };
         // Every log line of this connection names the player and its address.
@@ -713,20 +717,10 @@ impl Server {
 
     // ---- middleware ----
 
-    /// Adds middleware for every remote the server receives; it wraps
-    /// per-remote middleware. See [`middleware`](crate::middleware).
+    /// Adds middleware that wraps the handler of every remote the server
+    /// receives (and per-remote middleware). See [`middleware`](crate::middleware).
     pub fn middleware(&self, middleware: impl Middleware<Player>) {
-        self.inner.endpoint.add_middleware(Arc::new(middleware));
-    }
-
-    /// Adds middleware that runs before the server sends: its
-    /// [`admit`](Middleware::admit) sees each call or event about to go to a
-    /// player (a rate limit on what one player is sent, say) and may refuse
-    /// it; a refused call fails at once with the error the refusal names, a
-    /// refused event is not sent ([`EventError::Refused`]). Only `admit` runs on
-    /// this side: to wrap a call, wrap its future.
-    pub fn middleware_outgoing(&self, middleware: impl Middleware<Player>) {
-        self.inner.endpoint.add_outgoing(Arc::new(middleware));
+        self.inner.endpoint.add_middleware(Layer::Wrap(Arc::new(middleware)));
     }
 
     /// Adds middleware for one server-bound function or event.
@@ -736,9 +730,34 @@ impl Server {
     /// If `remote` is not in the server's [`Protocol`].
     #[track_caller]
     pub fn middleware_for<R: Remote<Direction = ToServer>>(&self, remote: R, middleware: impl Middleware<Player>) {
-        self.inner
-            .endpoint
-            .add_middleware_for(remote.spec().name, Arc::new(middleware));
+        let layer = Layer::Wrap(Arc::new(middleware));
+        self.inner.endpoint.add_middleware_for(remote.name(), layer);
+    }
+
+    /// Adds an admission check (a rate limit, say) for every remote the
+    /// server receives, run before the payload is decoded. See
+    /// [`middleware`](crate::middleware).
+    pub fn admit(&self, admit: impl Admit<Player>) {
+        self.inner.endpoint.add_middleware(Layer::Admit(Arc::new(admit)));
+    }
+
+    /// Adds an admission check for one server-bound function or event.
+    ///
+    /// # Panics
+    ///
+    /// If `remote` is not in the server's [`Protocol`].
+    #[track_caller]
+    pub fn admit_for<R: Remote<Direction = ToServer>>(&self, remote: R, admit: impl Admit<Player>) {
+        let layer = Layer::Admit(Arc::new(admit));
+        self.inner.endpoint.add_middleware_for(remote.name(), layer);
+    }
+
+    /// Adds an admission check that runs before the server sends: it sees
+    /// each call or event about to leave and may refuse it; a refused call
+    /// fails at once with the error the refusal names, a refused event is not
+    /// sent ([`EventError::Refused`]).
+    pub fn admit_outgoing(&self, admit: impl Admit<Player>) {
+        self.inner.endpoint.add_outgoing(Arc::new(admit));
     }
 
     // ---- handlers ----
@@ -864,7 +883,7 @@ impl Server {
             Ok(()) => player.inner.conn.send_event(id, &payload),
             Err(_) => Err(EventError::Refused),
         };
-        crate::endpoint::recycle(payload);
+        crate::payload::recycle(payload);
         sent
     }
 
@@ -918,7 +937,7 @@ impl Server {
                 Err(error) => outcome.skipped.push((player.id(), error)),
             }
         }
-        crate::endpoint::recycle(payload);
+        crate::payload::recycle(payload);
         Ok(outcome)
     }
 }

@@ -348,7 +348,7 @@ async fn request_flood_beyond_in_flight_and_rate_limits() {
         ServerConfig::default(),
         64,
         |server, addr| async move {
-            server.middleware_for(SLOW, volley::middleware::RateLimit::per_second(100.0));
+            server.admit_for(SLOW, volley::middleware::RateLimit::per_second(100.0));
             // One hostile client sends 100,000 slow calls without waiting for answers.
             let mut raw = Raw::joined(addr).await;
             let slow = remote_id("Slow");
@@ -395,7 +395,7 @@ async fn request_flood_beyond_in_flight_and_rate_limits() {
 #[tokio::test]
 async fn maximal_payloads_at_a_high_rate_hit_the_byte_budget() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let budget = volley::middleware::ByteBudget::per_second(1 << 20).with_burst(2 << 20);
+    let budget = volley::ByteBudget::per_second(1 << 20).with_burst(2 << 20);
     let config = ServerConfig::default().with_receive_budget(budget);
     under_attack("1 MiB frames, byte budget", config, 96, |_, addr| async move {
         let mut raw = Raw::joined(addr).await;

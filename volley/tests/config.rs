@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use volley::middleware::{ByteBudget, ConcurrencyLimit, RateLimit};
+use volley::middleware::{ConcurrencyLimit, RateLimit};
 use volley::*;
 
 fn panics(f: impl FnOnce() + std::panic::UnwindSafe) -> String {

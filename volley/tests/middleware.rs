@@ -24,7 +24,7 @@ fn recorder(log: &Log, name: &'static str) -> impl Middleware<Player> {
     })
 }
 
-use volley::middleware::Middleware;
+use volley::middleware::{Admit, Middleware};
 
 async fn connected(server: &Server) -> (Client, ClientProbe, Player) {
     let (client, probe) = client_with(ClientConfig::default());
@@ -160,7 +160,7 @@ async fn a_panicking_middleware_is_unprocessed_and_the_server_carries_on() {
 #[tokio::test(start_paused = true)]
 async fn rate_limit_refuses_at_once_per_player_and_remote_then_refills() {
     let (server, observed, _) = server_with(ServerConfig::default());
-    server.middleware(RateLimit::per_second(2.0).with_burst(3.0));
+    server.admit(RateLimit::per_second(2.0).with_burst(3.0));
     let (a, _pa, _) = connected(&server).await;
     let (b, _pb, _) = connected(&server).await;
     async fn buy(c: &Client) -> Result<u32, FunctionError> {
@@ -301,7 +301,7 @@ async fn outgoing_middleware_refuses_before_anything_is_sent() {
     let (server, observed, _) = server_with(ServerConfig::default());
     let (client, mut probe) = client_with(ClientConfig::default());
     // The client throttles itself: two sends, then no more.
-    client.middleware_outgoing(RateLimitSelf::new(2));
+    client.admit_outgoing(RateLimitSelf::new(2));
     client.connect(server.connect_memory()).await.unwrap();
     let player = server.players().pop().unwrap();
 
@@ -316,7 +316,7 @@ async fn outgoing_middleware_refuses_before_anything_is_sent() {
     );
 
     // The server's side: nothing goes to a player its middleware refuses.
-    server.middleware_outgoing(Muted);
+    server.admit_outgoing(Muted);
     assert_eq!(
         server.invoke(&player, PROMPT, "?".into()).await,
         Err(FunctionError::Rejected("muted".into()))
@@ -338,7 +338,7 @@ impl RateLimitSelf {
     }
 }
 
-impl Middleware<()> for RateLimitSelf {
+impl Admit<()> for RateLimitSelf {
     fn admit(&self, _: &(), _: &'static str, _: usize) -> Result<(), Reject> {
         let left = self.0.load(std::sync::atomic::Ordering::SeqCst);
         if left == 0 {
@@ -352,7 +352,7 @@ impl Middleware<()> for RateLimitSelf {
 /// Refuses every send with a message.
 struct Muted;
 
-impl Middleware<Player> for Muted {
+impl Admit<Player> for Muted {
     fn admit(&self, _: &Player, _: &'static str, _: usize) -> Result<(), Reject> {
         Err(Reject::new("muted"))
     }

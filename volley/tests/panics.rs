@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use volley::middleware::Middleware;
+use volley::middleware::Admit;
 use volley::*;
 
 /// Panics in `admit` for `Number` and in `disconnected`, always.
 struct Panicky;
 
-impl Middleware<Player> for Panicky {
+impl Admit<Player> for Panicky {
     fn admit(&self, _peer: &Player, remote: &'static str, _size: usize) -> Result<(), Reject> {
         if remote == "Number" {
             panic!("admit bug");
@@ -26,7 +26,7 @@ impl Middleware<Player> for Panicky {
     }
 }
 
-impl Middleware<()> for Panicky {
+impl Admit<()> for Panicky {
     fn admit(&self, _peer: &(), remote: &'static str, _size: usize) -> Result<(), Reject> {
         if remote == "Echo" {
             panic!("outgoing admit bug");
@@ -39,7 +39,7 @@ impl Middleware<()> for Panicky {
 async fn panics_in_hooks_and_middleware_leave_the_connection_up() {
     let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
     let removed = Arc::new(AtomicUsize::new(0));
-    server.middleware(Panicky);
+    server.admit(Panicky);
     server.on_player_added(|_| panic!("added hook bug"));
     server.on_player_removed(|_, _| panic!("removed hook bug"));
     let seen = removed.clone();
@@ -49,7 +49,7 @@ async fn panics_in_hooks_and_middleware_leave_the_connection_up() {
     server.on_bad_request(|_, _| panic!("bad request hook bug"));
 
     let (client, _probe) = client_with(ClientConfig::default());
-    client.middleware_outgoing(Panicky);
+    client.admit_outgoing(Panicky);
     client.on_disconnect(|_| panic!("disconnect hook bug"));
     client.on_bad_response(|_| panic!("bad response hook bug"));
     client.connect_tcp(addr).await.unwrap();
