@@ -47,16 +47,22 @@
 //!
 //! # Layout
 //!
-//! volley is two crates, one per layer group; each layer depends only on the
-//! ones below it.
+//! volley is two crates: `volley-net-proto` (the wire codec and the session
+//! state machine, no I/O) and this one. Inside this one, each file belongs to
+//! a layer and imports only from layers below it (`bash .ci/layers` checks
+//! every `crate::` path against this table in CI):
 //!
 //! ```text
-//!  typed API    remote.rs, server.rs, client.rs, endpoint.rs,  (this crate)
-//!               middleware.rs
-//!  driver       driver.rs, conn.rs: one task per connection    (this crate)
-//!  session      volley_proto::session: no I/O, no clock        (volley-proto)
-//!  codec        volley_proto::codec: frames and messages       (volley-proto)
-//!  transports   transport/: TCP, memory, TLS, WebSocket, QUIC  (this crate)
+//! layer  files                                       what
+//!   6    server.rs client.rs                         the typed API: Server, Player, Client
+//!   5    driver.rs                                   one task per connection
+//!   4    endpoint.rs                                 handlers, listeners, hooks, the typed call path, predict
+//!   3    conn.rs                                     one connection's shared state, its outbox, its writer
+//!   2    payload.rs broadcast.rs middleware/         encoding, broadcast results, middleware
+//!   1    completion.rs peer.rs remote.rs             a call's result slot, the peer, remote declarations
+//!   0    locks.rs guard.rs clock.rs error.rs         named locks, panic guard, the clock, errors,
+//!        inline.rs shape.rs redacted.rs budget.rs    inline polling, type shapes, redaction, byte budget,
+//!        transport/                                  TCP, memory, TLS, WebSocket, QUIC
 //! ```
 //!
 //! # Data flow of a call
