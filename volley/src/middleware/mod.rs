@@ -91,7 +91,7 @@ impl<C> Request<C> {
         }
     }
 
-    /// Who sent it: the [`Player`] on the server, `()` on a client.
+    /// Who sent it: the [`Player`](crate::Player) on the server, `()` on a client.
     pub fn peer(&self) -> &C {
         &self.peer
     }
