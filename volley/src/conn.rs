@@ -447,7 +447,7 @@ impl Conn {
     }
 
     /// Takes the calls the driver saw end (or dropped) off the pending count.
-    pub(crate) fn settle(&self, state: &mut ConnState) {
+    pub(crate) fn uncount_ended_calls(&self, state: &mut ConnState) {
         let settled = std::mem::take(&mut state.settled);
         if settled > 0 {
             self.pending.fetch_sub(settled, Ordering::AcqRel);
@@ -478,7 +478,7 @@ impl Conn {
         if earlier.is_some_and(|deadline| state.timer_armed.is_none_or(|armed| deadline < armed)) {
             return false;
         }
-        self.settle(state);
+        self.uncount_ended_calls(state);
         let mut outbox = self.outbox();
         if !outbox.calls.is_empty() {
             return false;
@@ -501,7 +501,7 @@ impl Conn {
         if starts {
             self.driver_busy.store(true, Ordering::Release);
         }
-        self.settle(state);
+        self.uncount_ended_calls(state);
         // Nothing to take: the lock can wait (`driver_sleeps` takes it before
         // sleeping, and sees any call queued meanwhile).
         if !state.session.is_closed() && !self.queued.load(Ordering::Acquire) {

@@ -336,7 +336,7 @@ impl<S: Side> Driver<S> {
                     }
                 }
                 state.drain_events(&mut self.events, &mut self.ended);
-                self.conn.settle(&mut state);
+                self.conn.uncount_ended_calls(&mut state);
                 if fired {
                     self.timer_at = None;
                 }
@@ -503,7 +503,7 @@ impl<S: Side> Driver<S> {
                 start = end;
             }
             state.drain_events(&mut events, &mut self.ended);
-            self.conn.settle(&mut state);
+            self.conn.uncount_ended_calls(&mut state);
             drop(state);
             self.answer_bytes.clear();
             if self.answer_bytes.capacity() > KEEP_BUFFER {
@@ -621,7 +621,7 @@ impl<S: Side> Driver<S> {
         let busy = busy || !self.datagrams_out.is_empty();
         let (mut state, flushed) = self.conn.flush(state, cx);
         let resumed = self.reader.pause_if_backed_up(&state);
-        let result = self.settle(&mut state, flushed, cx, busy || resumed);
+        let result = self.sleep_if_idle(&mut state, flushed, cx, busy || resumed);
         drop(state);
         if self.send_datagrams() && matches!(result, Write::Idle) {
             return Write::Wrote;
@@ -629,7 +629,9 @@ impl<S: Side> Driver<S> {
         result
     }
 
-    fn settle(&self, state: &mut ConnState, flushed: Flush, cx: &mut Context<'_>, busy: bool) -> Write {
+    /// What a write step amounts to: the driver sleeps (in the same lock)
+    /// when nothing was written and the round did nothing else.
+    fn sleep_if_idle(&self, state: &mut ConnState, flushed: Flush, cx: &mut Context<'_>, busy: bool) -> Write {
         match flushed {
             Flush::Done { wrote: false } => {
                 if !busy && !state.session.is_closed() && self.conn.driver_sleeps(state, cx.waker()) {
