@@ -11,10 +11,10 @@ use tokio::net::ToSocketAddrs;
 use tokio::sync::oneshot;
 use volley_proto::{CloseReason, ConfigError, GoodbyeCode, Session, SessionConfig};
 
+use crate::chains::Layer;
 use crate::clock::now;
 use crate::conn::Conn;
 use crate::driver::{Driver, Side};
-use crate::endpoint::Layer;
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{ConnectError, EventError, FunctionError, Reject};
 use crate::guard::catch_user;
@@ -506,7 +506,11 @@ impl Client {
     /// Fires `remote` at the server.
     pub fn fire<T: Payload>(&self, remote: ServerEvent<T>, value: T) -> Result<(), EventError> {
         let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
-        let admitted = self.inner.endpoint.admit_outgoing(&(), remote.name, payload.len());
+        let admitted = self
+            .inner
+            .endpoint
+            .chains
+            .admit_outgoing(&(), remote.name, payload.len());
         let sent = match (admitted, self.conn()) {
             (Err(_), _) => Err(EventError::Refused),
             (Ok(()), Some(conn)) => conn.send_event(id, &payload),
@@ -521,7 +525,7 @@ impl Client {
     /// Adds middleware that wraps the handler of every remote the client
     /// receives (and per-remote middleware). See [`middleware`](crate::middleware).
     pub fn middleware(&self, middleware: impl Middleware<()>) {
-        self.inner.endpoint.add_middleware(Layer::Wrap(Arc::new(middleware)));
+        self.inner.endpoint.chains.add(Layer::Wrap(Arc::new(middleware)));
     }
 
     /// Adds middleware for one client-bound function or event.
@@ -539,7 +543,7 @@ impl Client {
     /// client receives, run before the payload is decoded. See
     /// [`middleware`](crate::middleware).
     pub fn admit(&self, admit: impl Admit<()>) {
-        self.inner.endpoint.add_middleware(Layer::Admit(Arc::new(admit)));
+        self.inner.endpoint.chains.add(Layer::Admit(Arc::new(admit)));
     }
 
     /// Adds an admission check for one client-bound function or event.
@@ -558,7 +562,7 @@ impl Client {
     /// fails at once with the error the refusal names, a refused event is not
     /// sent ([`EventError::Refused`]).
     pub fn admit_outgoing(&self, admit: impl Admit<()>) {
-        self.inner.endpoint.add_outgoing(Arc::new(admit));
+        self.inner.endpoint.chains.add_outgoing(Arc::new(admit));
     }
 
     // ---- handlers ----

@@ -1,7 +1,7 @@
-//! What both sides share above the connection: the registry of handlers,
-//! listeners and middleware for the remotes this side receives, the bad-input
-//! hooks, and the typed path of a call (encode → send → decode → check), which
-//! `predict` reuses without the network.
+//! What both sides share above the connection: the registry of handlers and
+//! listeners for the remotes this side receives, the bad-input hooks, and the
+//! dispatch of each request and event through middleware to them. The
+//! outgoing call path is `call.rs`; middleware lists are `chains.rs`.
 //!
 //! `C` is what a handler is given about the peer: the calling
 //! [`Player`](crate::Player) on the server, `()` on a client.
@@ -11,21 +11,17 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::FutureExt;
 use volley_proto::{RemoteId, Status};
 
-use crate::completion::Reply;
-use crate::conn::{Conn, PendingCall};
-use crate::error::{EventError, FunctionError, Reject};
+use crate::chains::{Chains, Layer};
+use crate::error::Reject;
 use crate::guard::{catch_user, panic_detail};
-use crate::inline::run_soon;
 use crate::locks::{read, write};
-use crate::middleware::{Admit, BoxFuture, CallResult, Middleware, Next, Request, Response, Terminal};
-use crate::payload::{decode, encode, with_encoded, Answer};
-use crate::remote::{Check, Dir, Event, Function, Payload, Protocol};
+use crate::middleware::{BoxFuture, CallResult, Next, Request, Response, Terminal};
+use crate::payload::{decode, encode, Answer};
+use crate::remote::{Check, Event, Function, Payload, Protocol};
 
 /// What a function handler gives the driver for one request.
 pub(crate) enum Outcome {
@@ -43,7 +39,6 @@ type Decode = Arc<dyn Fn(&[u8]) -> Result<Box<dyn Any + Send>, String> + Send + 
 type Direct<C> = Arc<dyn Fn(C, &[u8]) -> Outcome + Send + Sync>;
 type Listener<C> = Arc<dyn Fn(&C, &(dyn Any + Send)) + Send + Sync>;
 type BadInputHook<C> = Arc<dyn Fn(&C, &BadInput) + Send + Sync>;
-type Chain<C> = Arc<[Arc<dyn Middleware<C>>]>;
 
 /// Input from a peer that was dropped because it did not decode or failed
 /// validation, as given to the `on_bad_request` / `on_bad_response` hooks.
@@ -73,37 +68,6 @@ struct FnEntry<C> {
 struct EventEntry<C> {
     decode: Decode,
     listeners: Vec<Listener<C>>,
-}
-
-/// A registered middleware of either kind.
-pub(crate) enum Layer<C> {
-    Admit(Arc<dyn Admit<C>>),
-    Wrap(Arc<dyn Middleware<C>>),
-}
-
-impl<C> Clone for Layer<C> {
-    fn clone(&self) -> Self {
-        match self {
-            Self::Admit(admit) => Self::Admit(admit.clone()),
-            Self::Wrap(wrap) => Self::Wrap(wrap.clone()),
-        }
-    }
-}
-
-/// The middleware that applies to one remote: global ones, then its own.
-struct Applied<C> {
-    admit: Arc<[Arc<dyn Admit<C>>]>,
-    /// Empty keeps the handler on the fast path.
-    chain: Chain<C>,
-}
-
-impl<C> Clone for Applied<C> {
-    fn clone(&self) -> Self {
-        Self {
-            admit: self.admit.clone(),
-            chain: self.chain.clone(),
-        }
-    }
 }
 
 /// Handlers and listeners of an endpoint as one connection's driver last
@@ -136,18 +100,10 @@ pub(crate) struct Endpoint<C> {
     /// Counts changes to `functions` and `events`, so snapshots know when to
     /// read them again.
     generation: std::sync::atomic::AtomicU64,
-    global: RwLock<Vec<Layer<C>>>,
-    per_remote: RwLock<Vec<Vec<Layer<C>>>>,
-    /// `global` + `per_remote[id]` for each remote, rebuilt when either changes.
-    applied: RwLock<Vec<Applied<C>>>,
-    /// Whether any incoming middleware is registered at all.
-    has_middleware: std::sync::atomic::AtomicBool,
+    /// Middleware of every kind, and what applies to each remote.
+    pub(crate) chains: Chains<C>,
     bad_request: RwLock<Vec<BadInputHook<C>>>,
     bad_response: RwLock<Vec<BadInputHook<C>>>,
-    /// Run before this side sends a call or event.
-    outgoing: RwLock<Vec<Arc<dyn Admit<C>>>>,
-    /// Whether `outgoing` is empty, read without a lock on every send.
-    has_outgoing: std::sync::atomic::AtomicBool,
 }
 
 fn decode_erased<T: Payload>(check: Option<Check<T>>) -> Decode {
@@ -197,41 +153,15 @@ fn guard_panics(remote: &'static str, fut: BoxFuture<CallResult>) -> BoxFuture<C
 impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     pub(crate) fn new(protocol: Protocol) -> Self {
         let n = protocol.len();
-        let empty = Applied {
-            admit: Arc::from(Vec::new()),
-            chain: Arc::from(Vec::new()),
-        };
         Self {
+            chains: Chains::new(n),
             protocol,
             functions: RwLock::new(vec![None; n]),
             events: RwLock::new(vec![None; n]),
             generation: std::sync::atomic::AtomicU64::new(0),
-            global: RwLock::new(Vec::new()),
-            per_remote: RwLock::new(vec![Vec::new(); n]),
-            applied: RwLock::new(vec![empty; n]),
-            has_middleware: std::sync::atomic::AtomicBool::new(false),
             bad_request: RwLock::new(Vec::new()),
             bad_response: RwLock::new(Vec::new()),
-            outgoing: RwLock::new(Vec::new()),
-            has_outgoing: std::sync::atomic::AtomicBool::new(false),
         }
-    }
-
-    /// Adds an admission check for what this side sends.
-    pub(crate) fn add_outgoing(&self, middleware: Arc<dyn Admit<C>>) {
-        write(&self.outgoing).push(middleware);
-        self.has_outgoing.store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    /// Runs the outgoing middleware's `admit` for a call or event to `peer`.
-    pub(crate) fn admit_outgoing(&self, peer: &C, remote: &'static str, size: usize) -> Result<(), Reject> {
-        if !self.has_outgoing.load(std::sync::atomic::Ordering::Acquire) {
-            return Ok(());
-        }
-        for middleware in read(&self.outgoing).iter() {
-            admit_guarded(&**middleware, peer, remote, size)?;
-        }
-        Ok(())
     }
 
     /// The wire id of a remote this endpoint was built with.
@@ -386,56 +316,11 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         self.changed();
     }
 
-    /// Adds middleware for every remote this side receives.
-    pub(crate) fn add_middleware(&self, middleware: Layer<C>) {
-        write(&self.global).push(middleware);
-        self.rebuild(None);
-    }
-
     /// Adds middleware for one remote.
     #[track_caller]
     pub(crate) fn add_middleware_for(&self, name: &'static str, middleware: Layer<C>) {
         let id = self.declared_id(name);
-        write(&self.per_remote)[id as usize].push(middleware);
-        self.rebuild(Some(id));
-    }
-
-    fn rebuild(&self, only: Option<RemoteId>) {
-        let global = read(&self.global).clone();
-        let per_remote = read(&self.per_remote);
-        let mut applied = write(&self.applied);
-        for (id, own) in per_remote.iter().enumerate() {
-            if only.is_some_and(|o| o as usize != id) {
-                continue;
-            }
-            let (mut admit, mut chain) = (Vec::new(), Vec::new());
-            for layer in global.iter().chain(own) {
-                match layer {
-                    Layer::Admit(a) => admit.push(a.clone()),
-                    Layer::Wrap(w) => chain.push(w.clone()),
-                }
-            }
-            if !admit.is_empty() || !chain.is_empty() {
-                self.has_middleware.store(true, std::sync::atomic::Ordering::Release);
-            }
-            applied[id] = Applied {
-                admit: admit.into(),
-                chain: chain.into(),
-            };
-        }
-    }
-
-    /// The peer left: every admission check forgets it.
-    pub(crate) fn peer_left(&self, ctx: &C) {
-        let mut seen: Vec<Layer<C>> = read(&self.global).clone();
-        for own in read(&self.per_remote).iter() {
-            seen.extend(own.iter().cloned());
-        }
-        for layer in seen {
-            if let Layer::Admit(admit) = layer {
-                catch_user("Admit::disconnected", None, || admit.disconnected(ctx));
-            }
-        }
+        self.chains.add_for(id, middleware);
     }
 
     pub(crate) fn on_bad_request(&self, hook: impl Fn(&C, &BadInput) + Send + Sync + 'static) {
@@ -444,6 +329,11 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
 
     pub(crate) fn on_bad_response(&self, hook: impl Fn(&C, &BadInput) + Send + Sync + 'static) {
         write(&self.bad_response).push(Arc::new(hook));
+    }
+
+    /// The peer's answer to our call did not decode or check.
+    pub(crate) fn report_bad_response(&self, ctx: &C, remote: &'static str, reason: String) {
+        self.report(&self.bad_response, ctx, remote, reason);
     }
 
     fn report(&self, hooks: &RwLock<Vec<BadInputHook<C>>>, ctx: &C, remote: &'static str, reason: String) {
@@ -457,21 +347,6 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         let name = self.protocol.name(remote);
         tracing::warn!(remote = name, %reason, "bad request dropped");
         self.report(&self.bad_request, ctx, name, reason);
-    }
-
-    /// Runs the admit hooks of the middleware applying to `remote`.
-    /// `None` when no middleware is registered at all: the common case costs
-    /// one atomic load instead of a lock and a reference count.
-    fn admit(&self, ctx: &C, remote: RemoteId, size: usize) -> Result<Option<Applied<C>>, Reject> {
-        if !self.has_middleware.load(std::sync::atomic::Ordering::Acquire) {
-            return Ok(None);
-        }
-        let applied = read(&self.applied)[remote as usize].clone();
-        let name = self.protocol.name(remote);
-        for admit in applied.admit.iter() {
-            admit_guarded(&**admit, ctx, name, size)?;
-        }
-        Ok(Some(applied))
     }
 
     /// Handles one request from the peer for function `remote`.
@@ -488,7 +363,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             tracing::debug!(remote = name, "no handler registered");
             return Outcome::Ready((Status::Unprocessed, Vec::new()));
         };
-        let applied = match self.admit(&ctx, remote, payload.len()) {
+        let applied = match self.chains.admit(&ctx, remote, name, payload.len()) {
             Ok(Some(applied)) if !applied.chain.is_empty() => applied,
             Ok(_) => return (entry.direct)(ctx, payload),
             Err(reject) => return Outcome::Ready(reject.into_answer(name)),
@@ -523,7 +398,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         let name = self.protocol.name(remote);
         self.refresh(snapshot);
         let entry = snapshot.events.get(remote as usize).and_then(Option::as_ref)?;
-        let applied = match self.admit(ctx, remote, payload.len()) {
+        let applied = match self.chains.admit(ctx, remote, name, payload.len()) {
             Ok(applied) => applied.filter(|a| !a.chain.is_empty()),
             Err(reject) => {
                 tracing::debug!(remote = name, ?reject, "event refused");
@@ -555,128 +430,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         let chain = Box::pin(async move { Next::new(applied.chain, terminal).run(req).await });
         Some(Box::pin(guard_panics(name, chain).map(|_| ())))
     }
-
-    /// Decodes and checks a call's raw result.
-    pub(crate) fn finish_call<D, Req, Resp: Payload>(
-        &self,
-        ctx: &C,
-        remote: &Function<D, Req, Resp>,
-        result: Result<Reply, FunctionError>,
-    ) -> Result<Resp, FunctionError> {
-        decode(result?.as_bytes(), remote.check_response).map_err(|reason| {
-            tracing::warn!(remote = remote.name, %reason, "bad response dropped");
-            self.report(&self.bad_response, ctx, remote.name, reason);
-            FunctionError::InvalidResult
-        })
-    }
-
-    /// Encodes `req` and sends it as a call of `remote` to the peer behind
-    /// `conn`; the returned call resolves to the answer, which
-    /// [`finish_call`](Self::finish_call) decodes.
-    ///
-    /// Split from the decoding so a caller's future holds only the pending
-    /// call across its await, not a chain of nested futures each holding the
-    /// arguments.
-    pub(crate) fn start_call<D: Dir, Req: Payload, Resp: Payload>(
-        &self,
-        conn: Option<Arc<Conn>>,
-        ctx: &C,
-        remote: &Function<D, Req, Resp>,
-        req: &Req,
-        timeout: Duration,
-    ) -> Result<PendingCall, FunctionError> {
-        let conn = conn.ok_or(FunctionError::Disconnected)?;
-        let id = self.protocol.id(remote.name).ok_or_else(|| {
-            tracing::error!(
-                remote = remote.name,
-                "called a remote that is not declared in the Protocol"
-            );
-            FunctionError::Unprocessed
-        })?;
-        let send = |payload: &[u8]| {
-            self.admit_outgoing(ctx, remote.name, payload.len()).map_err(|reject| {
-                let (status, message) = reject.into_answer(remote.name);
-                FunctionError::from_status(status, &message)
-            })?;
-            conn.call(id, payload, timeout)
-        };
-        with_encoded(req, send).map_err(|e| {
-            tracing::error!(remote = remote.name, error = %e, "could not encode the request");
-            FunctionError::BadRequest
-        })?
-    }
-
-    /// Runs the local handler of `remote` as if `req` came from the network:
-    /// the same encoding, decoding, checks, middleware and error kinds,
-    /// without a timeout.
-    pub(crate) async fn predict<D, Req: Payload, Resp: Payload>(
-        &self,
-        ctx: C,
-        remote: Function<D, Req, Resp>,
-        req: &Req,
-    ) -> Result<Resp, FunctionError> {
-        let id = self.protocol.id(remote.name).ok_or(FunctionError::Unprocessed)?;
-        let payload = encode(req).map_err(|_| FunctionError::BadRequest)?;
-        let (status, bytes) = match self.handle_request(&mut Snapshot::new(), ctx.clone(), id, &payload) {
-            Outcome::Ready(answer) => answer,
-            Outcome::Pending(fut) => fut.await,
-            Outcome::Bad(reason) => {
-                self.report_bad_request(&ctx, id, reason);
-                (Status::BadRequest, Vec::new())
-            }
-        };
-        let result = match status {
-            Status::Ok => Ok(Reply::Shared(Bytes::from(bytes))),
-            other => Err(FunctionError::from_status(other, &bytes)),
-        };
-        self.finish_call(&ctx, &remote, result)
-    }
-
-    /// Encodes an event for sending.
-    pub(crate) fn encode_event<D, T: Payload>(
-        &self,
-        remote: &Event<D, T>,
-        value: &T,
-    ) -> Result<(RemoteId, Vec<u8>), EventError> {
-        let id = self.protocol.id(remote.name).ok_or_else(|| {
-            tracing::error!(
-                remote = remote.name,
-                "fired a remote that is not declared in the Protocol"
-            );
-            EventError::Encode(format!("remote {:?} is not declared", remote.name))
-        })?;
-        Ok((id, encode(value).map_err(EventError::Encode)?))
-    }
-
-    /// Hands `value` to this side's listeners as if it came from the network.
-    pub(crate) fn predict_event<D, T: Payload>(
-        &self,
-        ctx: &C,
-        remote: Event<D, T>,
-        value: &T,
-    ) -> Result<(), EventError> {
-        let (id, payload) = self.encode_event(&remote, value)?;
-        if let Some(rest) = self.handle_event(&mut Snapshot::new(), ctx, id, &payload, false) {
-            run_soon(rest);
-        }
-        Ok(())
-    }
 }
 
 fn deliver<C>(entry: &EventEntry<C>, ctx: &C, args: &(dyn Any + Send), name: &'static str) {
     for listener in &entry.listeners {
         catch_user("event listener", Some(name), || listener(ctx, args));
     }
-}
-
-/// A middleware's `admit`; one that panics refuses (the caller sees
-/// `Unprocessed`, as for a handler that panics).
-fn admit_guarded<C: 'static>(
-    middleware: &dyn Admit<C>,
-    peer: &C,
-    remote: &'static str,
-    size: usize,
-) -> Result<(), Reject> {
-    catch_user("Admit::admit", Some(remote), || middleware.admit(peer, remote, size))
-        .unwrap_or_else(|| Err(Reject::internal("middleware panicked")))
 }

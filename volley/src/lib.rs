@@ -55,9 +55,9 @@
 //! ```text
 //! layer  files                                       what
 //!   6    server.rs client.rs                         the typed API: Server, Player, Client
-//!   5    driver.rs                                   one task per connection
-//!   4    endpoint.rs                                 handlers, listeners, hooks, the typed call path, predict
-//!   3    conn.rs                                     one connection's shared state, its outbox, its writer
+//!   5    driver.rs call.rs                           one task per connection; the typed call path, predict
+//!   4    endpoint.rs                                 handlers, listeners, hooks, dispatch through middleware
+//!   3    conn.rs chains.rs                           one connection's shared state; middleware as registered
 //!   2    payload.rs broadcast.rs middleware/         encoding, broadcast results, middleware
 //!   1    completion.rs peer.rs remote.rs             a call's result slot, the peer, remote declarations
 //!   0    locks.rs guard.rs clock.rs error.rs         named locks, panic guard, the clock, errors,
@@ -122,6 +122,8 @@
 
 mod broadcast;
 mod budget;
+mod call;
+mod chains;
 mod client;
 mod clock;
 mod completion;

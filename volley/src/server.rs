@@ -20,10 +20,10 @@ use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, Session, S
 
 use crate::broadcast::Broadcast;
 use crate::budget::ByteBudget;
+use crate::chains::Layer;
 use crate::clock::now;
 use crate::conn::Conn;
 use crate::driver::{Driver, Side};
-use crate::endpoint::Layer;
 use crate::endpoint::{BadInput, Endpoint};
 use crate::error::{EventError, FunctionError, Reject};
 use crate::guard::catch_user;
@@ -720,7 +720,7 @@ impl Server {
     /// Adds middleware that wraps the handler of every remote the server
     /// receives (and per-remote middleware). See [`middleware`](crate::middleware).
     pub fn middleware(&self, middleware: impl Middleware<Player>) {
-        self.inner.endpoint.add_middleware(Layer::Wrap(Arc::new(middleware)));
+        self.inner.endpoint.chains.add(Layer::Wrap(Arc::new(middleware)));
     }
 
     /// Adds middleware for one server-bound function or event.
@@ -738,7 +738,7 @@ impl Server {
     /// server receives, run before the payload is decoded. See
     /// [`middleware`](crate::middleware).
     pub fn admit(&self, admit: impl Admit<Player>) {
-        self.inner.endpoint.add_middleware(Layer::Admit(Arc::new(admit)));
+        self.inner.endpoint.chains.add(Layer::Admit(Arc::new(admit)));
     }
 
     /// Adds an admission check for one server-bound function or event.
@@ -757,7 +757,7 @@ impl Server {
     /// fails at once with the error the refusal names, a refused event is not
     /// sent ([`EventError::Refused`]).
     pub fn admit_outgoing(&self, admit: impl Admit<Player>) {
-        self.inner.endpoint.add_outgoing(Arc::new(admit));
+        self.inner.endpoint.chains.add_outgoing(Arc::new(admit));
     }
 
     // ---- handlers ----
@@ -879,7 +879,12 @@ impl Server {
     /// Fires `remote` at one player.
     pub fn fire<T: Payload>(&self, player: &Player, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
         let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
-        let sent = match self.inner.endpoint.admit_outgoing(player, remote.name, payload.len()) {
+        let sent = match self
+            .inner
+            .endpoint
+            .chains
+            .admit_outgoing(player, remote.name, payload.len())
+        {
             Ok(()) => player.inner.conn.send_event(id, &payload),
             Err(_) => Err(EventError::Refused),
         };
@@ -928,7 +933,7 @@ impl Server {
         let (id, payload) = endpoint.encode_event(&remote, value)?;
         let mut outcome = Broadcast::default();
         for player in &players {
-            let sent = match endpoint.admit_outgoing(player, remote.name, payload.len()) {
+            let sent = match endpoint.chains.admit_outgoing(player, remote.name, payload.len()) {
                 Ok(()) => player.inner.conn.send_event(id, &payload),
                 Err(_) => Err(EventError::Refused),
             };
@@ -1025,7 +1030,7 @@ impl Side for ServerSide {
             return;
         }
         write(&self.server.players).remove(&player.id());
-        self.server.endpoint.peer_left(player);
+        self.server.endpoint.chains.peer_left(player);
         match &reason {
             CloseReason::ProtocolViolation(_) | CloseReason::PeerTooSlow | CloseReason::IdleTimeout => {
                 tracing::warn!(%reason, "player dropped")

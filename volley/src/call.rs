@@ -1,0 +1,127 @@
+//! The typed path of an outgoing call (encode → admit → send → decode →
+//! check), and `predict`, which runs the same path against this side's own
+//! handler without the network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use volley_proto::{RemoteId, Status};
+
+use crate::completion::Reply;
+use crate::conn::{Conn, PendingCall};
+use crate::endpoint::{Endpoint, Outcome, Snapshot};
+use crate::error::{EventError, FunctionError};
+use crate::inline::run_soon;
+use crate::payload::{decode, encode, with_encoded};
+use crate::remote::{Dir, Event, Function, Payload};
+
+impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
+    /// Decodes and checks a call's raw result.
+    pub(crate) fn finish_call<D, Req, Resp: Payload>(
+        &self,
+        ctx: &C,
+        remote: &Function<D, Req, Resp>,
+        result: Result<Reply, FunctionError>,
+    ) -> Result<Resp, FunctionError> {
+        decode(result?.as_bytes(), remote.check_response).map_err(|reason| {
+            tracing::warn!(remote = remote.name, %reason, "bad response dropped");
+            self.report_bad_response(ctx, remote.name, reason);
+            FunctionError::InvalidResult
+        })
+    }
+
+    /// Encodes `req` and sends it as a call of `remote` to the peer behind
+    /// `conn`; the returned call resolves to the answer, which
+    /// [`finish_call`](Self::finish_call) decodes.
+    ///
+    /// Split from the decoding so a caller's future holds only the pending
+    /// call across its await, not a chain of nested futures each holding the
+    /// arguments.
+    pub(crate) fn start_call<D: Dir, Req: Payload, Resp: Payload>(
+        &self,
+        conn: Option<Arc<Conn>>,
+        ctx: &C,
+        remote: &Function<D, Req, Resp>,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<PendingCall, FunctionError> {
+        let conn = conn.ok_or(FunctionError::Disconnected)?;
+        let id = self.protocol.id(remote.name).ok_or_else(|| {
+            tracing::error!(
+                remote = remote.name,
+                "called a remote that is not declared in the Protocol"
+            );
+            FunctionError::Unprocessed
+        })?;
+        let send = |payload: &[u8]| {
+            self.chains
+                .admit_outgoing(ctx, remote.name, payload.len())
+                .map_err(|reject| {
+                    let (status, message) = reject.into_answer(remote.name);
+                    FunctionError::from_status(status, &message)
+                })?;
+            conn.call(id, payload, timeout)
+        };
+        with_encoded(req, send).map_err(|e| {
+            tracing::error!(remote = remote.name, error = %e, "could not encode the request");
+            FunctionError::BadRequest
+        })?
+    }
+
+    /// Runs the local handler of `remote` as if `req` came from the network:
+    /// the same encoding, decoding, checks, middleware and error kinds,
+    /// without a timeout.
+    pub(crate) async fn predict<D, Req: Payload, Resp: Payload>(
+        &self,
+        ctx: C,
+        remote: Function<D, Req, Resp>,
+        req: &Req,
+    ) -> Result<Resp, FunctionError> {
+        let id = self.protocol.id(remote.name).ok_or(FunctionError::Unprocessed)?;
+        let payload = encode(req).map_err(|_| FunctionError::BadRequest)?;
+        let (status, bytes) = match self.handle_request(&mut Snapshot::new(), ctx.clone(), id, &payload) {
+            Outcome::Ready(answer) => answer,
+            Outcome::Pending(fut) => fut.await,
+            Outcome::Bad(reason) => {
+                self.report_bad_request(&ctx, id, reason);
+                (Status::BadRequest, Vec::new())
+            }
+        };
+        let result = match status {
+            Status::Ok => Ok(Reply::Shared(Bytes::from(bytes))),
+            other => Err(FunctionError::from_status(other, &bytes)),
+        };
+        self.finish_call(&ctx, &remote, result)
+    }
+
+    /// Encodes an event for sending.
+    pub(crate) fn encode_event<D, T: Payload>(
+        &self,
+        remote: &Event<D, T>,
+        value: &T,
+    ) -> Result<(RemoteId, Vec<u8>), EventError> {
+        let id = self.protocol.id(remote.name).ok_or_else(|| {
+            tracing::error!(
+                remote = remote.name,
+                "fired a remote that is not declared in the Protocol"
+            );
+            EventError::Encode(format!("remote {:?} is not declared", remote.name))
+        })?;
+        Ok((id, encode(value).map_err(EventError::Encode)?))
+    }
+
+    /// Hands `value` to this side's listeners as if it came from the network.
+    pub(crate) fn predict_event<D, T: Payload>(
+        &self,
+        ctx: &C,
+        remote: Event<D, T>,
+        value: &T,
+    ) -> Result<(), EventError> {
+        let (id, payload) = self.encode_event(&remote, value)?;
+        if let Some(rest) = self.handle_event(&mut Snapshot::new(), ctx, id, &payload, false) {
+            run_soon(rest);
+        }
+        Ok(())
+    }
+}
