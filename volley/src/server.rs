@@ -150,8 +150,10 @@ struct PlayerInner {
     /// The server it is connected to. A cycle while the player is listed
     /// (the list holds the player), broken when it leaves.
     server: Arc<ServerInner>,
-    /// Why its connection ended, once it has.
-    closed: tokio::sync::watch::Sender<Option<CloseReason>>,
+    /// Why its connection ended, once it has, and who waits for that. (A
+    /// watch channel would cost every idle player a few hundred bytes more.)
+    closed: OnceLock<CloseReason>,
+    closed_wakers: tokio::sync::Notify,
     /// What middleware keeps about this connection.
     middleware_state: PeerState,
 }
@@ -239,13 +241,14 @@ impl Player {
     /// Waits until this player's connection ends, and says why (at once if
     /// it already has).
     pub async fn closed(&self) -> CloseReason {
-        let mut closed = self.inner.closed.subscribe();
-        let reason = match closed.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone(),
-            // The sender lives in this player: not reached.
-            Err(_) => None,
-        };
-        reason.unwrap_or(CloseReason::TransportClosed)
+        loop {
+            // Registered before looking, so an end in between still wakes us.
+            let ended = self.inner.closed_wakers.notified();
+            if let Some(reason) = self.inner.closed.get() {
+                return reason.clone();
+            }
+            ended.await;
+        }
     }
 }
 
@@ -612,7 +615,8 @@ impl Server {
                 identity: OnceLock::new(),
                 conn: conn.clone(),
                 server: self.inner.clone(),
-                closed: tokio::sync::watch::Sender::new(None),
+                closed: OnceLock::new(),
+                closed_wakers: tokio::sync::Notify::new(),
                 middleware_state: PeerState::default(),
             }),
         };
@@ -1024,7 +1028,8 @@ impl Side for ServerSide {
 
     fn closed(&mut self, reason: CloseReason) {
         let player = &self.player;
-        player.inner.closed.send_replace(Some(reason.clone()));
+        let _ = player.inner.closed.set(reason.clone());
+        player.inner.closed_wakers.notify_waiters();
         if !self.joined {
             tracing::debug!(%reason, "connection closed before joining");
             return;
