@@ -28,8 +28,13 @@ use crate::middleware::BoxFuture;
 use crate::payload::{recycle, Answer};
 use crate::transport::{Datagrams, ReadSide, Transport};
 
-/// How long a closing connection may take to flush its goodbye: 1 s.
+/// How long a closing connection may take to flush its goodbye and hear the
+/// peer's close: 1 s.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Most bytes read (and dropped) from a peer while waiting for its close:
+/// 64 KiB.
+const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 
 /// Smallest read, 128 bytes: enough for the handshake and a few small
 /// messages, so an idle connection holds little (each keep-alive's pong
@@ -295,7 +300,16 @@ impl<S: Side> Driver<S> {
                 // task for its whole life.
                 let mut rest = vec![0u8; 1024];
                 let _ = tokio::time::timeout(CLOSE_LINGER, async {
-                    while let Ok(1..) = self.transport.read(&mut rest).await {}
+                    // A peer closing in order sends little more (its goodbye, a
+                    // WebSocket Close); one still flooding is cut off here
+                    // rather than read for the whole linger.
+                    let mut left = CLOSE_DRAIN_LIMIT;
+                    while let Ok(n @ 1..) = self.transport.read(&mut rest).await {
+                        left = left.saturating_sub(n);
+                        if left == 0 {
+                            break;
+                        }
+                    }
                 })
                 .await;
             }
