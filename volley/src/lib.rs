@@ -57,7 +57,7 @@
 //!   6    server.rs client.rs                         the typed API: Server, Player, Client
 //!   5    driver.rs call.rs                           one task per connection; the typed call path, predict
 //!   4    endpoint.rs                                 handlers, listeners, hooks, dispatch through middleware
-//!   3    conn.rs chains.rs                           one connection's shared state; middleware as registered
+//!   3    conn/ chains.rs                             one connection's shared state; middleware as registered
 //!   2    payload.rs broadcast.rs middleware/         encoding, broadcast results, middleware
 //!   1    completion.rs peer.rs remote.rs             a call's result slot, the peer, remote declarations
 //!   0    locks.rs guard.rs clock.rs error.rs         named locks, panic guard, the clock, errors,

@@ -19,10 +19,21 @@ use tokio::task::AbortHandle;
 use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Session, SessionEvent, Status};
 
 use crate::clock::now;
-use crate::completion::{completion, CallResult, Completer, Completion, Reply};
+use crate::completion::{completion, Completer, Completion, Reply};
 use crate::error::{EventError, FunctionError};
 use crate::locks::lock;
+
+mod outbox;
+mod output;
+mod pending;
+mod waiters;
+
 use crate::payload::{recycle, Answer};
+use outbox::Queued;
+pub(crate) use outbox::{Outbox, OutboxBatch};
+pub(crate) use output::{Flush, Output, Writer, KEEP_BUFFER};
+pub(crate) use pending::PendingCall;
+use waiters::Waiters;
 
 /// Why a call could not be made.
 fn call_error(error: SendError) -> FunctionError {
@@ -95,192 +106,11 @@ pub(crate) struct Conn {
     max_queued_bytes: usize,
 }
 
-/// Calls made while the driver is busy (or soon will be), under a lock of
-/// their own; the driver moves them into the session once per round.
-///
-/// A caller taking the session's lock for each call would pull the
-/// session's state (call table, deadlines, output buffer) to its core and the
-/// driver would pull it back: several cache lines crossing cores per call.
-/// Appending here touches only this queue, which the driver takes whole.
-pub(crate) struct Outbox {
-    calls: Vec<Queued>,
-    /// The queued calls' payloads, one after another.
-    bytes: Vec<u8>,
-    /// The session has closed: no more calls.
-    closed: bool,
-    /// The driver's waker, while it sleeps.
-    driver: Option<Waker>,
-}
-
-/// A call waiting in the [`Outbox`].
-pub(crate) struct Queued {
-    remote: RemoteId,
-    timeout: Duration,
-    /// Where its payload ends in the outbox's bytes.
-    end: usize,
-    seq: u64,
-    waiter: Completer,
-}
-
-/// What the driver takes from the [`Outbox`] in one go, and buffers to swap
-/// in for it.
-#[derive(Default)]
-pub(crate) struct OutboxBatch {
-    calls: Vec<Queued>,
-    bytes: Vec<u8>,
-    /// Calls that could not be made, with why, to be told without the lock.
-    failed: Vec<(Completer, FunctionError)>,
-}
-
-impl OutboxBatch {
-    /// Hands the failed calls their errors. Call without holding a lock.
-    pub(crate) fn deliver_failed(&mut self) {
-        for (waiter, error) in self.failed.drain(..) {
-            waiter.complete(Err(error));
-        }
-    }
-
-    /// A quiet connection gives the buffers back.
-    pub(crate) fn release(&mut self) {
-        *self = Self::default();
-    }
-}
-
 /// Keeps its contents off the cache line of what precedes it: the handles'
 /// reference count sits just before the state in the `Arc`, and a caller
 /// cloning a handle would otherwise contend with the driver taking the lock.
 #[repr(align(64))]
 struct CacheLine<T>(T);
-
-/// The write side of the transport, shared so that a caller can write a lone
-/// call itself instead of handing it to the driver (one task hop less).
-pub(crate) type Writer = crate::transport::WriteSide;
-
-/// Largest read or write buffer kept once empty; a bigger one is dropped, so
-/// a connection does not keep the memory of its largest burst.
-pub(crate) const KEEP_BUFFER: usize = 16 * 1024;
-
-/// What [`ConnState::flush`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flush {
-    /// Everything queued is written.
-    Done { wrote: bool },
-    /// The transport takes no more for now; `cx` will be woken.
-    Blocked { wrote: bool },
-    /// The transport failed; the session is closed.
-    Failed,
-}
-
-/// Callers waiting for our calls to end, indexed by call id (the session
-/// hands out small ids, reusing freed ones first, so a vector beats a hash
-/// map), each with the sequence number of its call: a dropped caller must not
-/// cancel a newer call that reused its id.
-#[derive(Default)]
-struct Waiters {
-    slots: Vec<Option<(u64, Completer)>>,
-    len: usize,
-}
-
-impl Waiters {
-    fn insert(&mut self, id: CallId, seq: u64, waiter: Completer) {
-        let at = id as usize;
-        if at >= self.slots.len() {
-            self.slots.resize_with(at + 1, || None);
-        }
-        if self.slots[at].replace((seq, waiter)).is_none() {
-            self.len += 1;
-        }
-    }
-
-    fn remove(&mut self, id: CallId) -> Option<Completer> {
-        let (_, waiter) = self.slots.get_mut(id as usize)?.take()?;
-        self.len -= 1;
-        Some(waiter)
-    }
-
-    /// Removes the waiter of call `id` if it is still call `seq`'s.
-    fn remove_if(&mut self, id: CallId, seq: u64) -> bool {
-        match self.slots.get(id as usize) {
-            Some(Some((s, _))) if *s == seq => self.remove(id).is_some(),
-            _ => false,
-        }
-    }
-
-    /// Gives the table's memory back when no call is waiting.
-    fn release_if_empty(&mut self) {
-        if self.len == 0 {
-            self.slots = Vec::new();
-        }
-    }
-}
-
-/// The transport's write side, with the bytes taken from the session that
-/// it has not taken yet.
-pub(crate) struct Output {
-    writer: Writer,
-    buf: Vec<u8>,
-    written: usize,
-    /// Bytes went to the writer since its last completed flush. Transports
-    /// with buffers of their own (TLS, WebSocket) hold them back until
-    /// flushed, so a flush that is pending must be driven again.
-    unflushed: bool,
-}
-
-impl Output {
-    /// Whether everything taken from the session was written.
-    fn idle(&self) -> bool {
-        self.written == self.buf.len()
-    }
-
-    /// Whether everything taken from the session reached the transport
-    /// (written and flushed).
-    fn done(&self) -> bool {
-        self.idle() && !self.unflushed
-    }
-
-    /// Once everything is written, takes what the session queued since:
-    /// everything queued between two writes goes out in one. Returns whether
-    /// there is anything to write or flush.
-    fn refill(&mut self, session: &mut Session) -> bool {
-        if self.idle() {
-            self.written = 0;
-            self.buf.clear();
-            if self.buf.capacity() > KEEP_BUFFER {
-                self.buf = Vec::new();
-            }
-            session.take_transmit(&mut self.buf);
-            session.set_transport_backlog(self.buf.len());
-        }
-        !self.done()
-    }
-
-    /// Writes as far as the transport takes it, then flushes it. `Pending`
-    /// (with `cx` registered) until both are done.
-    fn write(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        while !self.idle() {
-            match self.writer.as_mut().poll_write(cx, &self.buf[self.written..]) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::WriteZero,
-                        "transport accepted no bytes",
-                    )))
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.written += n;
-                    self.unflushed = true;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        // For TCP this is free; TLS and WebSocket send what they buffered.
-        if self.unflushed {
-            std::task::ready!(self.writer.as_mut().poll_flush(cx))?;
-            self.unflushed = false;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
 
 pub(crate) struct ConnState {
     pub(crate) session: Session,
@@ -757,48 +587,5 @@ impl Conn {
     /// Says goodbye; the driver flushes it and closes the transport.
     pub(crate) fn close(&self, code: GoodbyeCode, message: &str) {
         self.with_session(|session| session.close(code, message));
-    }
-}
-
-/// A call on the wire. Dropping it before it resolves cancels the call at the
-/// peer, whose handler is stopped.
-#[must_use = "a call is cancelled when its future is dropped"]
-pub(crate) struct PendingCall {
-    conn: Arc<Conn>,
-    seq: u64,
-    rx: Completion,
-    done: bool,
-}
-
-impl Future for PendingCall {
-    type Output = CallResult;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
-        let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
-        self.done = true;
-        Poll::Ready(result)
-    }
-}
-
-impl Drop for PendingCall {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // Not in the session yet: the driver will find it cancelled.
-        let Some(id) = self.rx.cancel() else {
-            return;
-        };
-        let mut state = self.conn.lock();
-        // Still ours only if the call has not ended (ended calls leave the
-        // table, and their id may already belong to a newer call).
-        if state.waiters.remove_if(id, self.seq) {
-            let cancelled = state.session.cancel(id);
-            drop(state);
-            self.conn.pending.fetch_sub(1, Ordering::AcqRel);
-            if cancelled {
-                self.conn.wake_driver();
-            }
-        }
     }
 }

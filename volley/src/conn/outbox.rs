@@ -1,0 +1,60 @@
+//! Calls made while the driver is busy: queued apart from the session.
+
+use std::task::Waker;
+use std::time::Duration;
+
+use volley_proto::RemoteId;
+
+use crate::completion::Completer;
+use crate::error::FunctionError;
+
+/// Calls made while the driver is busy (or soon will be), under a lock of
+/// their own; the driver moves them into the session once per round.
+///
+/// A caller taking the session's lock for each call would pull the
+/// session's state (call table, deadlines, output buffer) to its core and the
+/// driver would pull it back: several cache lines crossing cores per call.
+/// Appending here touches only this queue, which the driver takes whole.
+pub(crate) struct Outbox {
+    pub(super) calls: Vec<Queued>,
+    /// The queued calls' payloads, one after another.
+    pub(super) bytes: Vec<u8>,
+    /// The session has closed: no more calls.
+    pub(super) closed: bool,
+    /// The driver's waker, while it sleeps.
+    pub(super) driver: Option<Waker>,
+}
+
+/// A call waiting in the [`Outbox`].
+pub(crate) struct Queued {
+    pub(super) remote: RemoteId,
+    pub(super) timeout: Duration,
+    /// Where its payload ends in the outbox's bytes.
+    pub(super) end: usize,
+    pub(super) seq: u64,
+    pub(super) waiter: Completer,
+}
+
+/// What the driver takes from the [`Outbox`] in one go, and buffers to swap
+/// in for it.
+#[derive(Default)]
+pub(crate) struct OutboxBatch {
+    pub(super) calls: Vec<Queued>,
+    pub(super) bytes: Vec<u8>,
+    /// Calls that could not be made, with why, to be told without the lock.
+    pub(super) failed: Vec<(Completer, FunctionError)>,
+}
+
+impl OutboxBatch {
+    /// Hands the failed calls their errors. Call without holding a lock.
+    pub(crate) fn deliver_failed(&mut self) {
+        for (waiter, error) in self.failed.drain(..) {
+            waiter.complete(Err(error));
+        }
+    }
+
+    /// A quiet connection gives the buffers back.
+    pub(crate) fn release(&mut self) {
+        *self = Self::default();
+    }
+}

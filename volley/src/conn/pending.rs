@@ -1,0 +1,53 @@
+//! A call on the wire, as its caller's future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::Conn;
+use crate::completion::{CallResult, Completion};
+
+/// A call on the wire. Dropping it before it resolves cancels the call at the
+/// peer, whose handler is stopped.
+#[must_use = "a call is cancelled when its future is dropped"]
+pub(crate) struct PendingCall {
+    pub(super) conn: Arc<Conn>,
+    pub(super) seq: u64,
+    pub(super) rx: Completion,
+    pub(super) done: bool,
+}
+
+impl Future for PendingCall {
+    type Output = CallResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
+        let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
+        self.done = true;
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Not in the session yet: the driver will find it cancelled.
+        let Some(id) = self.rx.cancel() else {
+            return;
+        };
+        let mut state = self.conn.lock();
+        // Still ours only if the call has not ended (ended calls leave the
+        // table, and their id may already belong to a newer call).
+        if state.waiters.remove_if(id, self.seq) {
+            let cancelled = state.session.cancel(id);
+            drop(state);
+            self.conn.pending.fetch_sub(1, Ordering::AcqRel);
+            if cancelled {
+                self.conn.wake_driver();
+            }
+        }
+    }
+}
