@@ -138,7 +138,7 @@ impl<S: Side> Drop for Driver<S> {
             // Usually the runtime shutting down with the connection open (a
             // panic has already been reported by the panic hook).
             tracing::debug!("connection task stopped before its session closed: closing it");
-            let mut state = self.conn.lock();
+            let mut state = self.conn.lock("driver start");
             state
                 .session
                 .handle_transport_closed(Some("the connection's task ended".into()));
@@ -241,7 +241,7 @@ impl<S: Side> Driver<S> {
         let (transport, writer) = transport.split();
         let max_events_in_chain;
         {
-            let mut state = conn.lock();
+            let mut state = conn.lock("driver setup");
             max_events_in_chain = state.session.config().max_incoming_calls;
             state.install_writer(writer);
             if let Some(datagrams) = &datagrams {
@@ -285,7 +285,7 @@ impl<S: Side> Driver<S> {
     pub(crate) async fn run(mut self) {
         poll_fn(|cx| self.poll_drive(cx)).await;
         // Best effort: the peer may already be gone.
-        let writer = self.conn.lock().take_writer();
+        let writer = self.conn.lock("take the writer").take_writer();
         if let Some(mut writer) = writer {
             let _ = poll_fn(|cx| writer.as_mut().poll_shutdown(cx)).await;
             // Wait (briefly) for the peer to close its side too: a transport
@@ -338,7 +338,7 @@ impl<S: Side> Driver<S> {
             let (closed, deadline) = if quiet {
                 (false, None)
             } else {
-                let mut state = self.conn.lock();
+                let mut state = self.conn.lock("driver round");
                 self.reader.feed(&mut state, input, fired);
                 progress |= self
                     .conn
@@ -386,7 +386,7 @@ impl<S: Side> Driver<S> {
                 // The peer is gone: its events waiting in middleware go too.
                 self.events_in_chain.clear();
                 let flushed = {
-                    let state = self.conn.lock();
+                    let state = self.conn.lock("closing: flushed?");
                     state.write_failed() || (state.output_idle() && state.session.transmit_len() == 0)
                 };
                 let linger = self
@@ -396,13 +396,18 @@ impl<S: Side> Driver<S> {
                     return Poll::Ready(());
                 }
             }
-            if !progress && self.conn.driver_sleeps(&mut self.conn.lock(), cx.waker()) {
+            if !progress
+                && self
+                    .conn
+                    .driver_sleeps(&mut self.conn.lock("driver sleeps"), cx.waker())
+            {
                 return Poll::Pending;
             }
             settle_next = !progress;
         }
         // Plenty of work: let other connections run, then continue.
-        self.conn.driver_sleeps(&mut self.conn.lock(), cx.waker());
+        self.conn
+            .driver_sleeps(&mut self.conn.lock("driver yields"), cx.waker());
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -509,7 +514,7 @@ impl<S: Side> Driver<S> {
             for event in events.drain(..) {
                 self.handle_event(event);
             }
-            let mut state = self.conn.lock();
+            let mut state = self.conn.lock("inline answers");
             let mut start = 0;
             for (id, status, end) in self.answers.drain(..) {
                 // The driver writes what this queues: nobody to wake.
@@ -629,7 +634,7 @@ impl<S: Side> Driver<S> {
     /// Writes what the session queued. When there is nothing to write and
     /// the round did nothing else, the driver goes to sleep in the same lock.
     fn poll_write(&mut self, cx: &mut Context<'_>, busy: bool) -> Write {
-        let mut state = self.conn.lock();
+        let mut state = self.conn.lock("driver writes");
         self.datagrams_out
             .extend(std::iter::from_fn(|| state.session.take_datagram()));
         let busy = busy || !self.datagrams_out.is_empty();

@@ -190,12 +190,12 @@ impl Player {
     /// volley sends when the player joins and every keep-alive interval
     /// (10 s) after; `None` until the first pong, a round trip after joining.
     pub fn rtt(&self) -> Option<Duration> {
-        self.inner.conn.lock().session.rtt()
+        self.inner.conn.lock("rtt").session.rtt()
     }
 
     /// How much [`rtt`](Self::rtt) varies: the jitter.
     pub fn rtt_jitter(&self) -> Option<Duration> {
-        self.inner.conn.lock().session.rtt_jitter()
+        self.inner.conn.lock("rtt").session.rtt_jitter()
     }
 
     /// Disconnects the player, telling it `reason`: its client sees
@@ -660,7 +660,11 @@ impl Server {
         for player in &players {
             player.inner.conn.with_session(|session| session.drain());
         }
-        let busy = || players.iter().any(|p| p.inner.conn.lock().session.incoming_calls() > 0);
+        let busy = || {
+            players
+                .iter()
+                .any(|p| p.inner.conn.lock("shutdown: busy?").session.incoming_calls() > 0)
+        };
         let deadline = tokio::time::Instant::now() + grace;
         while busy() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -973,10 +977,10 @@ impl Side for ServerSide {
 
     fn hello(&mut self, conn: &Arc<Conn>, token: Bytes) {
         if let Err(why) = self.server.admission() {
-            return conn.lock().session.refuse(RefuseCode::Unavailable, why);
+            return conn.lock("refuse hello").session.refuse(RefuseCode::Unavailable, why);
         }
         let Some(authenticator) = read(&self.server.authenticator).clone() else {
-            return conn.lock().session.accept();
+            return conn.lock("accept hello").session.accept();
         };
         let hello = Hello {
             token,

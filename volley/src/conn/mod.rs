@@ -21,7 +21,7 @@ use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Sessio
 use crate::clock::now;
 use crate::completion::{completion, Completer, Completion, Reply};
 use crate::error::{EventError, FunctionError};
-use crate::locks::lock;
+use crate::locks::{lock, lock_for, Held};
 
 mod outbox;
 mod output;
@@ -200,7 +200,7 @@ impl ConnState {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.lock();
+        let state = self.lock("debug");
         f.debug_struct("Conn")
             .field("open", &state.session.is_open())
             .field("pending_calls", &state.session.pending_calls())
@@ -383,10 +383,12 @@ impl Conn {
         true
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
+    /// Takes the connection's lock, saying what for (a debug build logs a
+    /// lock held too long with that purpose).
+    pub(crate) fn lock(&self, purpose: &'static str) -> Held<'_, ConnState> {
         // Nothing panics while holding this lock except on a bug in volley;
         // recover the state rather than poisoning every other handle.
-        lock(&self.state.0)
+        lock_for(&self.state.0, purpose)
     }
 
     /// Writes what the session has queued, as far as the transport takes
@@ -400,9 +402,9 @@ impl Conn {
     /// before giving the output back.
     pub(crate) fn flush<'a>(
         &'a self,
-        mut state: MutexGuard<'a, ConnState>,
+        mut state: Held<'a, ConnState>,
         cx: &mut Context<'_>,
-    ) -> (MutexGuard<'a, ConnState>, Flush) {
+    ) -> (Held<'a, ConnState>, Flush) {
         let mut wrote = false;
         loop {
             if state.write_failed {
@@ -420,7 +422,7 @@ impl Conn {
             let before = out.written;
             let result = out.write(cx);
             wrote |= out.written > before;
-            state = self.lock();
+            state = self.lock("flush: give the output back");
             state.session.set_transport_backlog(out.buf.len() - out.written);
             state.output = Some(out);
             match result {
@@ -436,7 +438,7 @@ impl Conn {
     }
 
     pub(crate) fn is_open(&self) -> bool {
-        self.lock().session.is_open()
+        self.lock("is_open").session.is_open()
     }
 
     /// Starts a call; the returned future resolves when it ends, and cancels
@@ -512,7 +514,7 @@ impl Conn {
         timeout: Duration,
         seq: u64,
     ) -> Result<Completion, FunctionError> {
-        let mut state = self.lock();
+        let mut state = self.lock("lone call");
         let now = now();
         let id = match state.session.call(remote, payload, timeout, now) {
             Ok(id) => id,
@@ -538,11 +540,14 @@ impl Conn {
     }
 
     pub(crate) fn send_event(&self, remote: RemoteId, payload: &[u8]) -> Result<(), EventError> {
-        self.lock().session.send_event(remote, payload).map_err(|e| match e {
-            SendError::TooLarge { len, max } => EventError::TooLarge { len, max },
-            SendError::Dropped => EventError::Dropped,
-            _ => EventError::Disconnected,
-        })?;
+        self.lock("send event")
+            .session
+            .send_event(remote, payload)
+            .map_err(|e| match e {
+                SendError::TooLarge { len, max } => EventError::TooLarge { len, max },
+                SendError::Dropped => EventError::Dropped,
+                _ => EventError::Disconnected,
+            })?;
         self.wake_driver();
         Ok(())
     }
@@ -552,11 +557,11 @@ impl Conn {
         let conn = self.clone();
         // Holding the lock while spawning: the task cannot finish (which takes
         // the lock) before its abort handle is recorded.
-        let mut state = self.lock();
+        let mut state = self.lock("spawn handler");
         let seq = state.next_seq();
         let task = tokio::spawn(async move {
             let answer = handler.await;
-            let mut state = conn.lock();
+            let mut state = conn.lock("handler answers");
             let mut queued = false;
             if matches!(state.running.get(&id), Some((s, _)) if *s == seq) {
                 state.running.remove(&id);
@@ -573,14 +578,14 @@ impl Conn {
 
     /// Stops the handler of the peer's call `id`, which the session answered.
     pub(crate) fn abort_handler(&self, id: CallId) {
-        if let Some((_, task)) = self.lock().running.remove(&id) {
+        if let Some((_, task)) = self.lock("abort handler").running.remove(&id) {
             task.abort();
         }
     }
 
     /// Acts on the session from outside the driver, then wakes it.
     pub(crate) fn with_session(&self, f: impl FnOnce(&mut Session)) {
-        f(&mut self.lock().session);
+        f(&mut self.lock("act on the session").session);
         self.wake_driver();
     }
 

@@ -38,7 +38,7 @@ impl Drop for PendingCall {
         let Some(id) = self.rx.cancel() else {
             return;
         };
-        let mut state = self.conn.lock();
+        let mut state = self.conn.lock("call dropped");
         // Still ours only if the call has not ended (ended calls leave the
         // table, and their id may already belong to a newer call).
         if state.waiters.remove_if(id, self.seq) {
