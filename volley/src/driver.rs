@@ -316,100 +316,130 @@ impl<S: Side> Driver<S> {
         }
     }
 
-    /// One wake-up of the connection: rounds of read → (one lock: feed the
-    /// session, fire timers, take its events) → dispatch → (one lock: take
-    /// what to write, or go to sleep) → write, until a round finds nothing.
+    /// One wake-up of the connection, in rounds of named steps:
+    /// [`drive_input`](Self::drive_input) (no lock) →
+    /// [`drive_session`](Self::drive_session) (one lock) → arm the timer →
+    /// [`dispatch`](Self::dispatch) events and calls to the application →
+    /// [`poll_write`](Self::poll_write) (or sleep, in the same lock) →
+    /// [`drive_close`](Self::drive_close). One `keep_going` flag decides
+    /// whether another round is due.
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut first = true;
         // Whether the last round could have left the session with work that
-        // only the locked step below finds (events, an earlier deadline).
+        // only the locked step finds (events, an earlier deadline).
         let mut settle_next = true;
         for _ in 0..MAX_ROUNDS {
-            let input = self.read_transport(cx);
-            // Once per poll: a timer that fires later wakes the task again.
-            let fired = first && self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
-            self.receive_datagrams(cx);
-            let mut progress =
+            let (input, fired) = self.drive_input(cx, first);
+            // One decision per round: did anything happen that needs another?
+            let mut keep_going =
                 !matches!(input, Input::Nothing) || fired || self.reader.resumed || !self.datagrams_in.is_empty();
             // A round after a busy one that brought nothing in goes straight to
             // writing and sleeping: `driver_sleeps` sends it round again if
             // anything else needs the locked step.
-            let quiet = !first && !progress && !settle_next && !self.closing && !self.conn.calls_queued();
+            let quiet = !first && !keep_going && !settle_next && !self.closing && !self.conn.calls_queued();
             let (closed, deadline) = if quiet {
                 (false, None)
             } else {
-                let mut state = self.conn.lock("driver round");
-                self.reader.feed(&mut state, input, fired);
-                progress |= self
-                    .conn
-                    .take_outbox(&mut state, &mut self.outbox, std::mem::take(&mut first));
-                if !self.datagrams_in.is_empty() {
-                    let at = now();
-                    for datagram in self.datagrams_in.drain(..) {
-                        state.session.handle_datagram(BytesMut::from(datagram), at);
-                    }
-                }
-                state.drain_events(&mut self.events, &mut self.ended);
-                self.conn.uncount_ended_calls(&mut state);
-                if fired {
-                    self.timer_at = None;
-                }
-                // Decided under the lock, so a caller that writes its own call
-                // knows whether the timer already covers the call's deadline.
-                let arm = state
-                    .session
-                    .poll_timeout()
-                    .filter(|deadline| self.timer_at.is_none_or(|armed| *deadline < armed));
-                if let Some(deadline) = arm {
-                    state.timer_armed = Some(deadline);
-                } else if self.timer_at.is_none() {
-                    state.timer_armed = None;
-                }
-                (state.session.is_closed(), arm)
+                self.drive_session(input, fired, std::mem::take(&mut first), &mut keep_going)
             };
             self.outbox.deliver_failed();
             if fired {
                 self.release_idle_buffers();
             }
-            progress |= self.arm_timer(deadline, cx);
-            progress |= self.dispatch();
-            progress |= self.poll_events_in_chain(cx);
-            match self.poll_write(cx, progress) {
+            keep_going |= self.arm_timer(deadline, cx);
+            keep_going |= self.dispatch();
+            keep_going |= self.poll_events_in_chain(cx);
+            match self.poll_write(cx, keep_going) {
                 Write::Slept => return Poll::Pending,
-                Write::Wrote => progress = true,
+                Write::Wrote => keep_going = true,
                 Write::Idle => {}
             }
             // The output drained: frames held back while it was full are due.
-            progress |= self.reader.resumed;
-            self.closing |= closed;
-            if self.closing {
-                // The peer is gone: its events waiting in middleware go too.
-                self.events_in_chain.clear();
-                let flushed = {
-                    let state = self.conn.lock("closing: flushed?");
-                    state.write_failed() || (state.output_idle() && state.session.transmit_len() == 0)
-                };
-                let linger = self
-                    .linger
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_LINGER)));
-                if flushed || linger.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(());
-                }
+            keep_going |= self.reader.resumed;
+            if self.drive_close(closed, cx) {
+                return Poll::Ready(());
             }
-            if !progress
+            if !keep_going
                 && self
                     .conn
                     .driver_sleeps(&mut self.conn.lock("driver sleeps"), cx.waker())
             {
                 return Poll::Pending;
             }
-            settle_next = !progress;
+            settle_next = !keep_going;
         }
         // Plenty of work: let other connections run, then continue.
         self.conn
             .driver_sleeps(&mut self.conn.lock("driver yields"), cx.waker());
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Step 1, without the lock: what the transport has, whether the timer
+    /// fired (once per poll: a timer that fires later wakes the task again),
+    /// and the datagrams that arrived.
+    fn drive_input(&mut self, cx: &mut Context<'_>, first: bool) -> (Input, bool) {
+        let input = self.read_transport(cx);
+        let fired = first && self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
+        self.receive_datagrams(cx);
+        (input, fired)
+    }
+
+    /// Step 2, in one lock: feed the session what came in and the timer,
+    /// move the outbox's calls into it, take its events, and choose the next
+    /// deadline. Returns whether the session closed and the deadline to arm.
+    fn drive_session(
+        &mut self,
+        input: Input,
+        fired: bool,
+        first: bool,
+        keep_going: &mut bool,
+    ) -> (bool, Option<Instant>) {
+        let mut state = self.conn.lock("driver round");
+        self.reader.feed(&mut state, input, fired);
+        *keep_going |= self.conn.take_outbox(&mut state, &mut self.outbox, first);
+        if !self.datagrams_in.is_empty() {
+            let at = now();
+            for datagram in self.datagrams_in.drain(..) {
+                state.session.handle_datagram(BytesMut::from(datagram), at);
+            }
+        }
+        state.drain_events(&mut self.events, &mut self.ended);
+        self.conn.uncount_ended_calls(&mut state);
+        if fired {
+            self.timer_at = None;
+        }
+        // Decided under the lock, so a caller that writes its own call knows
+        // whether the timer already covers the call's deadline.
+        let arm = state
+            .session
+            .poll_timeout()
+            .filter(|deadline| self.timer_at.is_none_or(|armed| *deadline < armed));
+        if let Some(deadline) = arm {
+            state.timer_armed = Some(deadline);
+        } else if self.timer_at.is_none() {
+            state.timer_armed = None;
+        }
+        (state.session.is_closed(), arm)
+    }
+
+    /// The last step of a round once the session has closed: drop the
+    /// peer's events still in middleware and finish when the goodbye is
+    /// flushed (or the linger is over). Returns whether the connection is done.
+    fn drive_close(&mut self, closed: bool, cx: &mut Context<'_>) -> bool {
+        self.closing |= closed;
+        if !self.closing {
+            return false;
+        }
+        self.events_in_chain.clear();
+        let flushed = {
+            let state = self.conn.lock("closing: flushed?");
+            state.write_failed() || (state.output_idle() && state.session.transmit_len() == 0)
+        };
+        let linger = self
+            .linger
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_LINGER)));
+        flushed || linger.as_mut().poll(cx).is_ready()
     }
 
     /// Reads what the transport has, without touching the session.
