@@ -150,8 +150,7 @@ struct PlayerInner {
     /// The server it is connected to. A cycle while the player is listed
     /// (the list holds the player), broken when it leaves.
     server: Arc<ServerInner>,
-    /// Why its connection ended, once it has, and who waits for that. (A
-    /// watch channel would cost every idle player a few hundred bytes more.)
+    /// Why its connection ended, once it has, and who waits for that.
     closed: OnceLock<CloseReason>,
     closed_wakers: tokio::sync::Notify,
     /// What middleware keeps about this connection.
