@@ -54,7 +54,7 @@
 //!
 //! ```text
 //! layer  files                                       what
-//!   6    server.rs client.rs                         the typed API: Server, Player, Client
+//!   6    server/ client.rs                           the typed API: Server, Player, Client
 //!   5    driver.rs call.rs                           one task per connection; the typed call path, predict
 //!   4    endpoint.rs                                 handlers, listeners, hooks, dispatch through middleware
 //!   3    conn/ chains.rs                             one connection's shared state; middleware as registered

@@ -1,0 +1,199 @@
+//! A connected client as the server sees it, and the player lists that
+//! `fire_to` and `fire_except` take.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use volley_proto::{CloseReason, GoodbyeCode};
+
+use super::{Server, ServerInner};
+use crate::conn::Conn;
+use crate::error::{EventError, FunctionError};
+use crate::peer::{Peer, PeerState, PlayerId};
+use crate::remote::{ClientEvent, ClientFn, Payload};
+
+/// A connected client, as the server sees it. Cheap to clone; equal when it
+/// is the same connection.
+#[derive(Clone)]
+pub struct Player {
+    pub(super) inner: Arc<PlayerInner>,
+}
+
+pub(super) struct PlayerInner {
+    pub(super) id: PlayerId,
+    pub(super) addr: Option<SocketAddr>,
+    /// Set by the authenticator before the player joins.
+    pub(super) identity: OnceLock<String>,
+    pub(super) conn: Arc<Conn>,
+    /// The server it is connected to. A cycle while the player is listed
+    /// (the list holds the player), broken when it leaves.
+    pub(super) server: Arc<ServerInner>,
+    /// Why its connection ended, once it has, and who waits for that.
+    pub(super) closed: OnceLock<CloseReason>,
+    pub(super) closed_wakers: tokio::sync::Notify,
+    /// What middleware keeps about this connection.
+    pub(super) middleware_state: PeerState,
+}
+
+impl Peer for Player {
+    fn state(&self) -> Option<&PeerState> {
+        Some(&self.inner.middleware_state)
+    }
+}
+
+impl Player {
+    /// Its number.
+    pub fn id(&self) -> PlayerId {
+        self.inner.id
+    }
+
+    /// Who the authenticator said this player is; `None` without an
+    /// authenticator.
+    pub fn identity(&self) -> Option<&str> {
+        self.inner.identity.get().map(String::as_str)
+    }
+
+    /// Where it connected from, if the transport knows.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.addr
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_connected(&self) -> bool {
+        self.inner.conn.is_open()
+    }
+
+    /// The smoothed round-trip time to this player, measured from the pings
+    /// volley sends when the player joins and every keep-alive interval
+    /// (10 s) after; `None` until the first pong, a round trip after joining.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.inner.conn.lock("rtt").session.rtt()
+    }
+
+    /// How much [`rtt`](Self::rtt) varies: the jitter.
+    pub fn rtt_jitter(&self) -> Option<Duration> {
+        self.inner.conn.lock("rtt").session.rtt_jitter()
+    }
+
+    /// Disconnects the player, telling it `reason`: its client sees
+    /// [`CloseReason::Remote`] with [`GoodbyeCode::Kicked`] and this message.
+    pub fn kick(&self, reason: &str) {
+        self.inner.conn.close(GoodbyeCode::Kicked, reason);
+    }
+
+    /// The server this player is connected to: what a handler, which is
+    /// given the player, acts with (broadcast, ask another player).
+    pub fn server(&self) -> Server {
+        Server {
+            inner: self.inner.server.clone(),
+        }
+    }
+
+    /// Fires `remote` at this player: [`Server::fire`].
+    pub fn fire<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
+        self.server().fire(self, remote, value)
+    }
+
+    /// Calls `remote` on this player's client with the remote's timeout:
+    /// [`Server::invoke`].
+    pub async fn invoke<Req: Payload, Resp: Payload>(
+        &self,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+    ) -> Result<Resp, FunctionError> {
+        self.server().invoke(self, remote, req).await
+    }
+
+    /// Calls `remote` on this player's client with this timeout:
+    /// [`Server::invoke_with_timeout`].
+    pub async fn invoke_with_timeout<Req: Payload, Resp: Payload>(
+        &self,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+        timeout: Duration,
+    ) -> Result<Resp, FunctionError> {
+        self.server().invoke_with_timeout(self, remote, req, timeout).await
+    }
+
+    /// Waits until this player's connection ends, and says why (at once if
+    /// it already has).
+    pub async fn closed(&self) -> CloseReason {
+        loop {
+            // Registered before looking, so an end in between still wakes us.
+            let ended = self.inner.closed_wakers.notified();
+            if let Some(reason) = self.inner.closed.get() {
+                return reason.clone();
+            }
+            ended.await;
+        }
+    }
+}
+
+impl PartialEq for Player {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id
+    }
+}
+impl Eq for Player {}
+impl std::hash::Hash for Player {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.id.hash(state);
+    }
+}
+
+impl fmt::Debug for Player {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Player")
+            .field("id", &self.inner.id.0)
+            .field("identity", &self.identity())
+            .field("addr", &self.inner.addr)
+            .finish()
+    }
+}
+
+/// One player or several: what [`Server::fire_to`] and [`Server::fire_except`]
+/// take.
+pub trait Players {
+    /// Whether `player` is among them.
+    fn contains(&self, player: &Player) -> bool;
+    /// Each of them.
+    fn to_vec(&self) -> Vec<Player>;
+}
+
+impl Players for &Player {
+    fn contains(&self, player: &Player) -> bool {
+        *self == player
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        vec![(*self).clone()]
+    }
+}
+
+impl Players for &[Player] {
+    fn contains(&self, player: &Player) -> bool {
+        <[Player]>::contains(self, player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        <[Player]>::to_vec(self)
+    }
+}
+
+impl Players for &Vec<Player> {
+    fn contains(&self, player: &Player) -> bool {
+        self.as_slice().contains(player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        self.as_slice().to_vec()
+    }
+}
+
+impl<const N: usize> Players for &[Player; N] {
+    fn contains(&self, player: &Player) -> bool {
+        self.as_slice().contains(player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        self.as_slice().to_vec()
+    }
+}
