@@ -138,7 +138,7 @@ impl<S: Side> Drop for Driver<S> {
             // Usually the runtime shutting down with the connection open (a
             // panic has already been reported by the panic hook).
             tracing::debug!("connection task stopped before its session closed: closing it");
-            let mut state = self.conn.lock("driver start");
+            let mut state = self.conn.lock("task ended");
             state
                 .session
                 .handle_transport_closed(Some("the connection's task ended".into()));

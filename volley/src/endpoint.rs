@@ -412,12 +412,14 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
                 return None;
             }
         };
+        // The common case delivers right here, without touching the entry's
+        // shared reference count.
+        if applied.is_none() && !behind {
+            deliver(entry, ctx, &*args, name);
+            return None;
+        }
         let entry = entry.clone();
         let Some(applied) = applied else {
-            if !behind {
-                deliver(&entry, ctx, &*args, name);
-                return None;
-            }
             let ctx = ctx.clone();
             return Some(Box::pin(async move { deliver(&entry, &ctx, &*args, name) }));
         };

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::task::AbortHandle;
-use volley_proto::{CallId, CallOutcome, GoodbyeCode, RemoteId, SendError, Session, SessionEvent, Status};
+use volley_proto::{CallId, CallOutcome, GoodbyeCode, Message, RemoteId, SendError, Session, SessionEvent, Status};
 
 use crate::clock::now;
 use crate::completion::{completion, Completer, Completion, Reply};
@@ -51,9 +51,9 @@ fn call_error(error: SendError) -> FunctionError {
 /// logged here and reaches the caller as `TooLarge`. Returns whether
 /// anything was queued.
 pub(crate) fn respond(session: &mut Session, id: CallId, status: Status, payload: &[u8]) -> bool {
-    // Response framing (tag, id, status) takes at most 7 bytes.
+    // The session's own measure, so the log line and what it sends agree.
     let max = session.config().max_frame_len;
-    if payload.len() + 7 > max {
+    if (Message::Response { id, status, payload }).body_len() > max {
         tracing::warn!(
             len = payload.len(),
             max,
