@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -27,6 +27,7 @@ mod outbox;
 mod output;
 mod pending;
 mod waiters;
+mod wakeup;
 
 use crate::payload::{recycle, Answer};
 use outbox::Queued;
@@ -34,6 +35,7 @@ pub(crate) use outbox::{Outbox, OutboxBatch};
 pub(crate) use output::{Flush, Output, Writer, KEEP_BUFFER};
 pub(crate) use pending::PendingCall;
 use waiters::Waiters;
+use wakeup::Wakeup;
 
 /// Why a call could not be made.
 fn call_error(error: SendError) -> FunctionError {
@@ -86,13 +88,9 @@ pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
 pub(crate) struct Conn {
     state: CacheLine<Mutex<ConnState>>,
     outbox: CacheLine<Mutex<Outbox>>,
-    /// Set when a call is queued in the outbox, so the driver's rounds look
-    /// there (and take its lock) only when there is something to take.
-    queued: AtomicBool,
-    /// The driver is polling: no need to wake it. Set as it starts; cleared
-    /// only in [`driver_sleeps`](Self::driver_sleeps), under both locks,
-    /// after it has looked for work one last time.
-    driver_busy: AtomicBool,
+    /// When to wake the driver: its rules are in `wakeup.rs`. The work locks
+    /// are `state` and `outbox`.
+    wakeup: Wakeup,
     /// Our calls queued in the outbox or in flight in the session (calls the
     /// driver saw end are taken off once per round), checked against
     /// `max_calls`. Zero means a new call is alone.
@@ -215,12 +213,10 @@ impl Conn {
             calls: Vec::new(),
             bytes: Vec::new(),
             closed: false,
-            driver: None,
         };
         Arc::new(Self {
             outbox: CacheLine(Mutex::new(outbox)),
-            queued: AtomicBool::new(false),
-            driver_busy: AtomicBool::new(false),
+            wakeup: Wakeup::new(),
             pending: AtomicUsize::new(0),
             next_seq: AtomicU64::new(0),
             max_calls: session.config().max_outgoing_calls,
@@ -244,36 +240,15 @@ impl Conn {
         lock(&self.outbox.0)
     }
 
-    /// Wakes the driver, unless it is polling: it will find the work itself,
-    /// and waking it from its own poll would reschedule it as a yield, which
-    /// makes the runtime wake another worker thread for nothing.
-    ///
-    /// Work queued before this under either lock is seen by the driver: it
-    /// clears `driver_busy` only after looking for work under both.
+    /// Wakes the driver, unless it is polling (it will find the work
+    /// itself). Call after releasing the lock the work was queued under.
     pub(crate) fn wake_driver(&self) {
-        // Checked before the lock too: a busy driver is the common case.
-        if self.driver_busy.load(Ordering::Acquire) {
-            return;
-        }
-        let waker = self.driver_to_wake(&mut self.outbox());
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// The driver's waker, taken, if the driver sleeps: to be woken once the
-    /// outbox's lock is released.
-    fn driver_to_wake(&self, outbox: &mut Outbox) -> Option<Waker> {
-        if self.driver_busy.load(Ordering::Acquire) {
-            None
-        } else {
-            outbox.driver.take()
-        }
+        self.wakeup.wake();
     }
 
     /// Whether calls wait in the outbox (a hint: read without its lock).
     pub(crate) fn calls_queued(&self) -> bool {
-        self.queued.load(Ordering::Acquire)
+        self.wakeup.calls_queued()
     }
 
     /// Takes the calls the driver saw end (or dropped) off the pending count.
@@ -309,15 +284,12 @@ impl Conn {
             return false;
         }
         self.uncount_ended_calls(state);
-        let mut outbox = self.outbox();
+        let outbox = self.outbox();
         if !outbox.calls.is_empty() {
             return false;
         }
-        match &outbox.driver {
-            Some(w) if w.will_wake(waker) => {}
-            _ => outbox.driver = Some(waker.clone()),
-        }
-        self.driver_busy.store(false, Ordering::Release);
+        // Both work locks held, no work under either: see `wakeup.rs`.
+        self.wakeup.sleep(waker);
         true
     }
 
@@ -329,17 +301,17 @@ impl Conn {
     /// is its to find, so nobody needs to wake it.
     pub(crate) fn take_outbox(&self, state: &mut ConnState, batch: &mut OutboxBatch, starts: bool) -> bool {
         if starts {
-            self.driver_busy.store(true, Ordering::Release);
+            self.wakeup.driver_starts();
         }
         self.uncount_ended_calls(state);
         // Nothing to take: the lock can wait (`driver_sleeps` takes it before
         // sleeping, and sees any call queued meanwhile).
-        if !state.session.is_closed() && !self.queued.load(Ordering::Acquire) {
+        if !state.session.is_closed() && !self.wakeup.calls_queued() {
             return false;
         }
         {
             let mut outbox = self.outbox();
-            self.queued.store(false, Ordering::Relaxed);
+            self.wakeup.clear_queued();
             outbox.closed |= state.session.is_closed();
             if outbox.calls.is_empty() {
                 return false;
@@ -463,7 +435,7 @@ impl Conn {
         // written from here: no hand-off to the driver, which sequential
         // callers would pay on every call. Calls made in a burst wait in the
         // outbox for the driver, which writes them together.
-        let rx = if before == 0 && !self.driver_busy.load(Ordering::Acquire) {
+        let rx = if before == 0 && !self.wakeup.driver_busy() {
             self.call_alone(remote, payload, timeout, seq)?
         } else {
             let mut outbox = self.outbox();
@@ -489,12 +461,9 @@ impl Conn {
                 seq,
                 waiter,
             });
-            self.queued.store(true, Ordering::Release);
-            let driver = self.driver_to_wake(&mut outbox);
+            self.wakeup.mark_queued();
             drop(outbox);
-            if let Some(driver) = driver {
-                driver.wake();
-            }
+            self.wakeup.wake();
             rx
         };
         Ok(PendingCall {

@@ -1,6 +1,5 @@
 //! Calls made while the driver is busy: queued apart from the session.
 
-use std::task::Waker;
 use std::time::Duration;
 
 use volley_proto::RemoteId;
@@ -21,8 +20,6 @@ pub(crate) struct Outbox {
     pub(super) bytes: Vec<u8>,
     /// The session has closed: no more calls.
     pub(super) closed: bool,
-    /// The driver's waker, while it sleeps.
-    pub(super) driver: Option<Waker>,
 }
 
 /// A call waiting in the [`Outbox`].
