@@ -24,7 +24,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         remote: &Function<D, Req, Resp>,
         result: Result<Reply, FunctionError>,
     ) -> Result<Resp, FunctionError> {
-        decode(result?.as_bytes(), remote.check_response).map_err(|reason| {
+        decode(result?.as_bytes(), &self.protocol.response_checks(remote)).map_err(|reason| {
             tracing::warn!(remote = remote.name, %reason, "bad response dropped");
             self.report_bad_response(ctx, remote.name, reason);
             FunctionError::InvalidResult

@@ -16,12 +16,13 @@ use futures_util::FutureExt;
 use volley_proto::{RemoteId, Status};
 
 use crate::chains::{Chains, Layer};
+use crate::checks::Checks;
 use crate::error::Reject;
 use crate::guard::{catch_user, panic_detail};
 use crate::locks::{read, write};
 use crate::middleware::{BoxFuture, CallResult, Next, Request, Response, Terminal};
 use crate::payload::{decode, encode, Answer};
-use crate::remote::{Check, Event, Function, Payload, Protocol};
+use crate::remote::{Event, Function, Payload, Protocol};
 
 /// What a function handler gives the driver for one request.
 pub(crate) enum Outcome {
@@ -106,8 +107,8 @@ pub(crate) struct Endpoint<C> {
     bad_response: RwLock<Vec<BadInputHook<C>>>,
 }
 
-fn decode_erased<T: Payload>(check: Option<Check<T>>) -> Decode {
-    Arc::new(move |bytes| decode::<T>(bytes, check).map(|v| Box::new(v) as Box<dyn Any + Send>))
+fn decode_erased<T: Payload>(checks: Checks<T>) -> Decode {
+    Arc::new(move |bytes| decode::<T>(bytes, &checks).map(|v| Box::new(v) as Box<dyn Any + Send>))
 }
 
 /// Turns a handler's return (or panic) into the answer for the caller.
@@ -216,7 +217,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         Fut: Future<Output = Result<Resp, Reject>> + Send + 'static,
     {
         let name = remote.name;
-        let check = remote.check_request;
+        let checks = self.protocol.request_checks(&remote);
         let handler = Arc::new(handler);
         // Building the future runs user code too; a panic there is the handler's.
         let start = {
@@ -227,8 +228,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         self.set_handler(
             name,
             FnEntry {
+                decode: decode_erased(checks.clone()),
                 direct: Arc::new(move |ctx, payload| {
-                    let req = match decode(payload, check) {
+                    let req = match decode(payload, &checks) {
                         Ok(req) => req,
                         Err(reason) => return Outcome::Bad(reason),
                     };
@@ -239,7 +241,6 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
                         Err(panic) => Outcome::Ready(answer::<Resp>(name, Err(panic))),
                     }
                 }),
-                decode: decode_erased(check),
                 terminal: Arc::new(move |req: Request<C>| {
                     let (ctx, args) = req.into_parts();
                     let Ok(req) = args.downcast::<Req>() else {
@@ -264,20 +265,20 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         F: Fn(C, Req) -> Result<Resp, Reject> + Send + Sync + 'static,
     {
         let name = remote.name;
-        let check = remote.check_request;
+        let checks = self.protocol.request_checks(&remote);
         let handler = Arc::new(handler);
         let erased = handler.clone();
         self.set_handler(
             name,
             FnEntry {
-                direct: Arc::new(move |ctx, payload| match decode(payload, check) {
+                decode: decode_erased(checks.clone()),
+                direct: Arc::new(move |ctx, payload| match decode(payload, &checks) {
                     Ok(req) => Outcome::Ready(answer(
                         name,
                         std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, req))),
                     )),
                     Err(reason) => Outcome::Bad(reason),
                 }),
-                decode: decode_erased(check),
                 terminal: Arc::new(move |req: Request<C>| {
                     let (ctx, args) = req.into_parts();
                     let result = match args.downcast::<Req>() {
@@ -307,7 +308,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         let mut events = write(&self.events);
         let slot = &mut events[id as usize];
         let mut entry = EventEntry {
-            decode: decode_erased(remote.check),
+            decode: decode_erased(self.protocol.event_checks(&remote)),
             listeners: slot.as_ref().map(|e| e.listeners.clone()).unwrap_or_default(),
         };
         entry.listeners.push(listener);

@@ -62,6 +62,7 @@
 //!   1    completion.rs peer.rs remote.rs             a call's result slot, the peer, remote declarations
 //!   0    locks.rs guard.rs clock.rs error.rs         named locks, panic guard, the clock, errors,
 //!        inline.rs shape.rs redacted.rs budget.rs    inline polling, type shapes, redaction, byte budget,
+//!        checks.rs                                   payload checks,
 //!        transport/                                  TCP, memory, TLS, WebSocket, QUIC
 //! ```
 //!
@@ -124,6 +125,7 @@ mod broadcast;
 mod budget;
 mod call;
 mod chains;
+mod checks;
 mod client;
 mod clock;
 mod completion;
@@ -150,7 +152,7 @@ pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};
 pub use peer::PlayerId;
-pub use remote::{ClientEvent, ClientFn, Protocol, ServerEvent, ServerFn};
+pub use remote::{ClientEvent, ClientFn, Protocol, ProtocolBuilder, ServerEvent, ServerFn};
 pub use server::{Hello, Player, Players, Server, ServerConfig};
 pub use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, SessionConfig};
 

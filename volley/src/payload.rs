@@ -3,7 +3,8 @@
 
 use volley_proto::Status;
 
-use crate::remote::{Check, Payload};
+use crate::checks::Checks;
+use crate::remote::Payload;
 
 /// A handler's answer: the status and the encoded result or rejection message.
 pub(crate) type Answer = (Status, Vec<u8>);
@@ -67,17 +68,15 @@ pub(crate) fn recycle(mut buf: Vec<u8>) {
     });
 }
 
-pub(crate) fn decode<T: Payload>(bytes: &[u8], check: Option<Check<T>>) -> Result<T, String> {
+pub(crate) fn decode<T: Payload>(bytes: &[u8], checks: &Checks<T>) -> Result<T, String> {
     let (value, rest): (T, _) = postcard::take_from_bytes(bytes).map_err(|e| format!("does not decode: {e}"))?;
     if !rest.is_empty() {
         return Err(format!("does not decode: {} bytes left over", rest.len()));
     }
-    match check {
-        Some(check) => check(&value)
-            .map(|()| value)
-            .map_err(|e| format!("fails validation: {e}")),
-        None => Ok(value),
-    }
+    checks
+        .run(&value)
+        .map(|()| value)
+        .map_err(|e| format!("fails validation: {e}"))
 }
 
 #[cfg(test)]
@@ -90,7 +89,7 @@ mod tests {
             let value = vec![7u8; len];
             let encoded = with_encoded(&value, <[u8]>::to_vec).unwrap();
             assert_eq!(encoded, postcard::to_allocvec(&value).unwrap(), "length {len}");
-            assert_eq!(decode::<Vec<u8>>(&encoded, None).unwrap(), value);
+            assert_eq!(decode::<Vec<u8>>(&encoded, &Checks::none()).unwrap(), value);
         }
     }
 }

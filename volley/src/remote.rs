@@ -35,6 +35,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use volley_proto::{Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
 
+use crate::checks::{both, erase, Checks, ErasedCheck};
+
 /// Marker: handled by the server.
 #[derive(Debug, Clone, Copy)]
 pub enum ToServer {}
@@ -63,9 +65,7 @@ mod sealed {
 pub trait Payload: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Payload for T {}
 
-/// A validation check run on a decoded value: `Err` holds the reason, which is
-/// logged and given to the bad-input hooks but never sent to the peer.
-pub type Check<T> = fn(&T) -> Result<(), String>;
+pub use crate::checks::Check;
 
 /// A remote function handled on side `D`, taking `Req` and returning `Resp`.
 /// Use the aliases [`ServerFn`] and [`ClientFn`].
@@ -109,6 +109,10 @@ impl<D, Req, Resp> Function<D, Req, Resp> {
     /// Validates each request after decoding, at the receiver (and in
     /// `predict`). A failing request never reaches the handler; the caller
     /// gets [`FunctionError::BadRequest`](crate::FunctionError::BadRequest).
+    /// For input no honest client sends; see [`Check`] for when to use a
+    /// [`Reject`](crate::Reject) instead, and
+    /// [`ProtocolBuilder::check_request`] for a check that needs
+    /// configuration.
     pub const fn with_request_check(mut self, check: Check<Req>) -> Self {
         self.check_request = Some(check);
         self
@@ -282,12 +286,36 @@ pub struct Protocol {
     /// by the same `&'static str` it was declared with, so one hash of two
     /// words finds its id, where the table's search compares strings.
     by_address: Arc<FxHashMap<(usize, usize), RemoteId>>,
+    /// The checks the protocol was built with, by wire id; empty when there
+    /// are none (then nothing is looked up per message).
+    checks: Arc<[ProtocolChecks]>,
+}
+
+/// The checks given to [`ProtocolBuilder`] for one remote.
+#[derive(Clone, Default)]
+struct ProtocolChecks {
+    /// A function's requests, or an event's values.
+    incoming: Option<ErasedCheck>,
+    /// A function's responses.
+    response: Option<ErasedCheck>,
+}
+
+impl fmt::Debug for ProtocolChecks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtocolChecks")
+            .field("incoming", &self.incoming.is_some())
+            .field("response", &self.response.is_some())
+            .finish()
+    }
 }
 
 impl Protocol {
     /// Starts a list of remotes.
     pub fn builder() -> ProtocolBuilder {
-        ProtocolBuilder { specs: Vec::new() }
+        ProtocolBuilder {
+            specs: Vec::new(),
+            checks: Vec::new(),
+        }
     }
 
     /// Number of remotes.
@@ -316,6 +344,32 @@ impl Protocol {
         (self.by_address.get(&address(name)).copied()).or_else(|| self.table.id(name))
     }
 
+    /// The protocol's checks for `name`, if it has any.
+    fn checks_of(&self, name: &'static str) -> Option<&ProtocolChecks> {
+        if self.checks.is_empty() {
+            return None;
+        }
+        self.checks.get(self.id(name)? as usize)
+    }
+
+    /// Every check a function's request must pass.
+    pub(crate) fn request_checks<D, Req: 'static, Resp>(&self, remote: &Function<D, Req, Resp>) -> Checks<Req> {
+        let protocol = self.checks_of(remote.name).and_then(|c| c.incoming.clone());
+        Checks::new(remote.check_request, protocol)
+    }
+
+    /// Every check a function's response must pass.
+    pub(crate) fn response_checks<D, Req, Resp: 'static>(&self, remote: &Function<D, Req, Resp>) -> Checks<Resp> {
+        let protocol = self.checks_of(remote.name).and_then(|c| c.response.clone());
+        Checks::new(remote.check_response, protocol)
+    }
+
+    /// Every check an event's value must pass.
+    pub(crate) fn event_checks<D, T: 'static>(&self, remote: &Event<D, T>) -> Checks<T> {
+        let protocol = self.checks_of(remote.name).and_then(|c| c.incoming.clone());
+        Checks::new(remote.check, protocol)
+    }
+
     /// The name of wire id `id`, for logs.
     pub(crate) fn name(&self, id: RemoteId) -> &'static str {
         self.table.spec(id).map_or("<unknown>", |s| s.name)
@@ -323,9 +377,19 @@ impl Protocol {
 }
 
 /// Builds a [`Protocol`].
-#[derive(Debug)]
 pub struct ProtocolBuilder {
     specs: Vec<RemoteSpec>,
+    /// Checks by remote name: `true` for a function's responses.
+    checks: Vec<(&'static str, bool, ErasedCheck)>,
+}
+
+impl fmt::Debug for ProtocolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtocolBuilder")
+            .field("remotes", &self.specs.len())
+            .field("checks", &self.checks.len())
+            .finish()
+    }
 }
 
 impl ProtocolBuilder {
@@ -333,6 +397,68 @@ impl ProtocolBuilder {
     pub fn remote(mut self, remote: impl Remote) -> Self {
         self.specs.push(remote.spec());
         self
+    }
+
+    /// Adds `remote` unless it is listed already.
+    fn listed(mut self, remote: impl Remote) -> Self {
+        if !self.specs.iter().any(|spec| spec.name == remote.name()) {
+            self.specs.push(remote.spec());
+        }
+        self
+    }
+
+    /// Validates each request of `remote` after decoding, at the receiver,
+    /// after the check declared with it, if any. Unlike a declared check this
+    /// one is a closure, so it can use configuration known only at start-up.
+    /// A failing request never reaches the handler; the caller gets
+    /// [`FunctionError::BadRequest`](crate::FunctionError::BadRequest) and the
+    /// reason goes to the receiver's `on_bad_request` hooks. Adds `remote` to
+    /// the list if it is not there yet; several checks of one remote all run.
+    ///
+    /// ```
+    /// use volley::{Protocol, ServerFn};
+    ///
+    /// const RENAME: ServerFn<String, ()> = ServerFn::new("Rename");
+    ///
+    /// let max_name = 24; // from the game's settings
+    /// let protocol = Protocol::builder()
+    ///     .check_request(RENAME, move |name: &String| {
+    ///         if name.chars().count() <= max_name { Ok(()) } else { Err(format!("name of {} chars", name.len())) }
+    ///     })
+    ///     .build();
+    /// assert_eq!(protocol.len(), 1);
+    /// ```
+    pub fn check_request<D: Dir, Req: Payload, Resp: Payload>(
+        mut self,
+        remote: Function<D, Req, Resp>,
+        check: impl Fn(&Req) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.checks.push((remote.name, false, erase(check)));
+        self.listed(remote)
+    }
+
+    /// Validates each response of `remote` after decoding, at the caller; a
+    /// failing one is [`FunctionError::InvalidResult`](crate::FunctionError::InvalidResult).
+    /// See [`check_request`](Self::check_request).
+    pub fn check_response<D: Dir, Req: Payload, Resp: Payload>(
+        mut self,
+        remote: Function<D, Req, Resp>,
+        check: impl Fn(&Resp) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.checks.push((remote.name, true, erase(check)));
+        self.listed(remote)
+    }
+
+    /// Validates each firing of `remote` after decoding, at the receiver; a
+    /// failing one is dropped and reported to the bad-input hooks. See
+    /// [`check_request`](Self::check_request).
+    pub fn check_event<D: Dir, T: Payload>(
+        mut self,
+        remote: Event<D, T>,
+        check: impl Fn(&T) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.checks.push((remote.name, false, erase(check)));
+        self.listed(remote)
     }
 
     /// Finishes the list.
@@ -352,9 +478,28 @@ impl ProtocolBuilder {
         let by_address = (0..table.len() as RemoteId)
             .filter_map(|id| Some((address(table.spec(id)?.name), id)))
             .collect();
+        let mut checks = Vec::new();
+        if !self.checks.is_empty() {
+            checks.resize(table.len(), ProtocolChecks::default());
+        }
+        for (name, response, check) in self.checks {
+            // Every checked remote was listed when its check was given.
+            let Some(id) = table.id(name) else { continue };
+            let slot = &mut checks[id as usize];
+            let slot = if response {
+                &mut slot.response
+            } else {
+                &mut slot.incoming
+            };
+            *slot = Some(match slot.take() {
+                Some(earlier) => both(earlier, check),
+                None => check,
+            });
+        }
         Ok(Protocol {
             table: Arc::new(table),
             by_address: Arc::new(by_address),
+            checks: checks.into(),
         })
     }
 }
