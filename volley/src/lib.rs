@@ -55,7 +55,7 @@
 //! ```text
 //! layer  files                                       what
 //!   6    server/ client.rs                           the typed API: Server, Player, Client
-//!   5    driver.rs call.rs                           one task per connection; the typed call path, predict
+//!   5    driver/ call.rs                             one task per connection; the typed call path, predict
 //!   4    endpoint.rs                                 handlers, listeners, hooks, dispatch through middleware
 //!   3    conn/ chains.rs                             one connection's shared state; middleware as registered
 //!   2    payload.rs broadcast.rs middleware/         encoding, broadcast results, middleware

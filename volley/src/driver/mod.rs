@@ -19,14 +19,17 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Sleep;
 use volley_proto::{CallId, CloseReason, Status};
 
-use crate::budget::{ByteBudget, TokenBucket};
+use crate::budget::ByteBudget;
 use crate::clock::now;
 use crate::conn::{deliver_ended, Conn, ConnState, Ended, Flush, OutboxBatch, KEEP_BUFFER};
 use crate::endpoint::{Endpoint, Outcome, Snapshot};
 use crate::inline::poll_once;
 use crate::middleware::BoxFuture;
 use crate::payload::{recycle, Answer};
+
+mod reader;
 use crate::transport::{Datagrams, ReadSide, Transport};
+use reader::{Input, Reader};
 
 /// How long a closing connection may take to flush its goodbye and hear the
 /// peer's close: 1 s.
@@ -36,92 +39,8 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// 64 KiB.
 const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 
-/// Smallest read, 128 bytes: enough for the handshake and a few small
-/// messages, so an idle connection holds little (each keep-alive's pong
-/// brings a buffer back). Reads that fill the buffer double the next one, up
-/// to [`MAX_READ_CHUNK`].
-///
-/// Empty buffers are all dropped when the session's timer fires (at least
-/// every keep-alive interval).
-const MIN_READ_CHUNK: usize = 128;
-const MAX_READ_CHUNK: usize = 64 * 1024;
-/// Spare room below which the read buffer grows before a read.
-const MIN_SPARE: usize = 64;
 /// Rounds of work before yielding to other tasks.
 const MAX_ROUNDS: usize = 32;
-
-/// The read side's state, apart from the connection so both can be borrowed
-/// at once.
-struct Reader {
-    buf: BytesMut,
-    /// How much room the next read gets.
-    chunk: usize,
-    done: bool,
-    /// The transport's stream ended (or failed): nothing more to read.
-    ended: bool,
-    /// The peer's receive budget, if any, and the pause while it is spent.
-    budget: Option<(ByteBudget, TokenBucket)>,
-    throttle: Option<Pin<Box<Sleep>>>,
-    /// The peer's unsent output is at its limit: nothing is read until it
-    /// drains (each frame read could add an answer to it).
-    paused: bool,
-    /// The output drained after a pause: frames left in `buf` are due.
-    resumed: bool,
-}
-
-impl Reader {
-    /// Hands what was read, and due timers, to the session (under its lock).
-    fn feed(&mut self, state: &mut ConnState, input: Input, fired: bool) {
-        let resumed = std::mem::take(&mut self.resumed);
-        if matches!(input, Input::Nothing) && !fired && !resumed {
-            return;
-        }
-        let now = now();
-        match input {
-            Input::Nothing if resumed => state.session.handle_input(&mut self.buf, now),
-            Input::Nothing => {}
-            Input::Eof => state.session.handle_transport_closed(None),
-            Input::Failed(error) => state.session.handle_transport_closed(Some(error)),
-            Input::Data(n) => {
-                if let Some((budget, bucket)) = &mut self.budget {
-                    let wait = bucket.charge(n as f64, budget.per_second, budget.burst, now);
-                    if !wait.is_zero() {
-                        tracing::debug!(?wait, "over the receive budget: pausing reads");
-                        self.throttle = Some(Box::pin(tokio::time::sleep(wait)));
-                    }
-                }
-                state.session.handle_input(&mut self.buf, now);
-                if state.session.is_closed() {
-                    self.done = true;
-                }
-                if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER {
-                    self.buf = BytesMut::new();
-                }
-            }
-        }
-        if fired {
-            state.session.handle_timeout(now);
-            state.release_idle_buffers();
-        }
-        self.pause_if_backed_up(state);
-    }
-
-    /// Pauses reading while the peer's output is at its limit; returns
-    /// whether reading resumed (frames may wait in the buffer).
-    fn pause_if_backed_up(&mut self, state: &ConnState) -> bool {
-        let paused = state.session.is_backed_up() && !state.session.is_closed();
-        if paused && !self.paused {
-            tracing::debug!(
-                unsent = state.session.unsent_len(),
-                "peer's output at its limit: pausing reads"
-            );
-        }
-        let resumed = self.paused && !paused;
-        self.paused = paused;
-        self.resumed |= resumed;
-        resumed
-    }
-}
 
 /// The backstop: however the connection's task ends (a bug in volley
 /// panicking in it, its runtime shutting down), the session is closed, every
@@ -162,14 +81,6 @@ impl<S: Side> Drop for Driver<S> {
             }
         }));
     }
-}
-
-/// What one read from the transport gave.
-enum Input {
-    Nothing,
-    Data(usize),
-    Eof,
-    Failed(String),
 }
 
 /// What one write step did.
@@ -249,16 +160,7 @@ impl<S: Side> Driver<S> {
             }
         }
         Self {
-            reader: Reader {
-                buf: BytesMut::new(),
-                chunk: MIN_READ_CHUNK,
-                done: false,
-                ended: false,
-                budget: budget.map(|b| (b, TokenBucket::full(b.burst, now()))),
-                throttle: None,
-                paused: false,
-                resumed: false,
-            },
+            reader: Reader::new(budget),
             conn,
             transport,
             side,
@@ -379,7 +281,7 @@ impl<S: Side> Driver<S> {
     /// fired (once per poll: a timer that fires later wakes the task again),
     /// and the datagrams that arrived.
     fn drive_input(&mut self, cx: &mut Context<'_>, first: bool) -> (Input, bool) {
-        let input = self.read_transport(cx);
+        let input = self.reader.read(self.transport.as_mut(), cx);
         let fired = first && self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
         self.receive_datagrams(cx);
         (input, fired)
@@ -440,51 +342,6 @@ impl<S: Side> Driver<S> {
             .linger
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_LINGER)));
         flushed || linger.as_mut().poll(cx).is_ready()
-    }
-
-    /// Reads what the transport has, without touching the session.
-    fn read_transport(&mut self, cx: &mut Context<'_>) -> Input {
-        // Paused: the write that drains the output wakes the driver.
-        if self.reader.done || self.reader.paused {
-            return Input::Nothing;
-        }
-        if let Some(pause) = &mut self.reader.throttle {
-            if pause.as_mut().poll(cx).is_pending() {
-                return Input::Nothing;
-            }
-            self.reader.throttle = None;
-        }
-        // Only grow when the spare room is nearly gone: reserving while the
-        // last frames' payloads are still held (a caller about to decode its
-        // answer) would copy into a new buffer; a little later they are
-        // dropped and the buffer is reclaimed in place.
-        if self.reader.buf.capacity() - self.reader.buf.len() < MIN_SPARE {
-            self.reader.buf.reserve(self.reader.chunk);
-        }
-        let room = self.reader.buf.capacity() - self.reader.buf.len();
-        match tokio_util::io::poll_read_buf(self.transport.as_mut(), cx, &mut self.reader.buf) {
-            Poll::Pending => Input::Nothing,
-            Poll::Ready(Ok(0)) => {
-                self.reader.done = true;
-                self.reader.ended = true;
-                Input::Eof
-            }
-            Poll::Ready(Ok(n)) => {
-                self.reader.chunk = if n == room {
-                    (self.reader.chunk * 2).min(MAX_READ_CHUNK)
-                } else {
-                    MIN_READ_CHUNK.max(self.reader.chunk / 2)
-                };
-                Input::Data(n)
-            }
-            Poll::Ready(Err(e)) => {
-                self.reader.done = true;
-                // Data the transport refused (a WebSocket text message): the
-                // stream itself goes on, and the peer's close is still due.
-                self.reader.ended = e.kind() != std::io::ErrorKind::InvalidData;
-                Input::Failed(e.to_string())
-            }
-        }
     }
 
     /// Arms the sleep for `deadline` (chosen under the lock: the session's

@@ -1,0 +1,165 @@
+//! The read side of a connection: how much to read at a time, the peer's
+//! receive budget, and the pause while the peer's output is at its limit.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use tokio::io::AsyncRead;
+use tokio::time::Sleep;
+
+use crate::budget::{ByteBudget, TokenBucket};
+use crate::clock::now;
+use crate::conn::{ConnState, KEEP_BUFFER};
+
+/// Smallest read, 128 bytes: enough for the handshake and a few small
+/// messages, so an idle connection holds little (each keep-alive's pong
+/// brings a buffer back). Reads that fill the buffer double the next one, up
+/// to [`MAX_READ_CHUNK`].
+///
+/// Empty buffers are all dropped when the session's timer fires (at least
+/// every keep-alive interval).
+const MIN_READ_CHUNK: usize = 128;
+const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Spare room below which the read buffer grows before a read.
+const MIN_SPARE: usize = 64;
+
+/// What one read from the transport gave.
+pub(super) enum Input {
+    Nothing,
+    Data(usize),
+    Eof,
+    Failed(String),
+}
+
+/// The read side's state, apart from the connection so both can be borrowed
+/// at once.
+pub(super) struct Reader {
+    pub(super) buf: BytesMut,
+    /// How much room the next read gets.
+    pub(super) chunk: usize,
+    pub(super) done: bool,
+    /// The transport's stream ended (or failed): nothing more to read.
+    pub(super) ended: bool,
+    /// The peer's receive budget, if any, and the pause while it is spent.
+    pub(super) budget: Option<(ByteBudget, TokenBucket)>,
+    pub(super) throttle: Option<Pin<Box<Sleep>>>,
+    /// The peer's unsent output is at its limit: nothing is read until it
+    /// drains (each frame read could add an answer to it).
+    pub(super) paused: bool,
+    /// The output drained after a pause: frames left in `buf` are due.
+    pub(super) resumed: bool,
+}
+
+impl Reader {
+    pub(super) fn new(budget: Option<ByteBudget>) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            chunk: MIN_READ_CHUNK,
+            done: false,
+            ended: false,
+            budget: budget.map(|b| (b, TokenBucket::full(b.burst, now()))),
+            throttle: None,
+            paused: false,
+            resumed: false,
+        }
+    }
+
+    /// Reads what the transport has, without touching the session.
+    pub(super) fn read(&mut self, transport: Pin<&mut (dyn AsyncRead + Send)>, cx: &mut Context<'_>) -> Input {
+        // Paused: the write that drains the output wakes the driver.
+        if self.done || self.paused {
+            return Input::Nothing;
+        }
+        if let Some(pause) = &mut self.throttle {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Input::Nothing;
+            }
+            self.throttle = None;
+        }
+        // Only grow when the spare room is nearly gone: reserving while the
+        // last frames' payloads are still held (a caller about to decode its
+        // answer) would copy into a new buffer; a little later they are
+        // dropped and the buffer is reclaimed in place.
+        if self.buf.capacity() - self.buf.len() < MIN_SPARE {
+            self.buf.reserve(self.chunk);
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        match tokio_util::io::poll_read_buf(transport, cx, &mut self.buf) {
+            Poll::Pending => Input::Nothing,
+            Poll::Ready(Ok(0)) => {
+                self.done = true;
+                self.ended = true;
+                Input::Eof
+            }
+            Poll::Ready(Ok(n)) => {
+                self.chunk = if n == room {
+                    (self.chunk * 2).min(MAX_READ_CHUNK)
+                } else {
+                    MIN_READ_CHUNK.max(self.chunk / 2)
+                };
+                Input::Data(n)
+            }
+            Poll::Ready(Err(e)) => {
+                self.done = true;
+                // Data the transport refused (a WebSocket text message): the
+                // stream itself goes on, and the peer's close is still due.
+                self.ended = e.kind() != std::io::ErrorKind::InvalidData;
+                Input::Failed(e.to_string())
+            }
+        }
+    }
+
+    /// Hands what was read, and due timers, to the session (under its lock).
+    pub(super) fn feed(&mut self, state: &mut ConnState, input: Input, fired: bool) {
+        let resumed = std::mem::take(&mut self.resumed);
+        if matches!(input, Input::Nothing) && !fired && !resumed {
+            return;
+        }
+        let now = now();
+        match input {
+            Input::Nothing if resumed => state.session.handle_input(&mut self.buf, now),
+            Input::Nothing => {}
+            Input::Eof => state.session.handle_transport_closed(None),
+            Input::Failed(error) => state.session.handle_transport_closed(Some(error)),
+            Input::Data(n) => {
+                if let Some((budget, bucket)) = &mut self.budget {
+                    let wait = bucket.charge(n as f64, budget.per_second, budget.burst, now);
+                    if !wait.is_zero() {
+                        tracing::debug!(?wait, "over the receive budget: pausing reads");
+                        self.throttle = Some(Box::pin(tokio::time::sleep(wait)));
+                    }
+                }
+                state.session.handle_input(&mut self.buf, now);
+                if state.session.is_closed() {
+                    self.done = true;
+                }
+                if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER {
+                    self.buf = BytesMut::new();
+                }
+            }
+        }
+        if fired {
+            state.session.handle_timeout(now);
+            state.release_idle_buffers();
+        }
+        self.pause_if_backed_up(state);
+    }
+
+    /// Pauses reading while the peer's output is at its limit; returns
+    /// whether reading resumed (frames may wait in the buffer).
+    pub(super) fn pause_if_backed_up(&mut self, state: &ConnState) -> bool {
+        let paused = state.session.is_backed_up() && !state.session.is_closed();
+        if paused && !self.paused {
+            tracing::debug!(
+                unsent = state.session.unsent_len(),
+                "peer's output at its limit: pausing reads"
+            );
+        }
+        let resumed = self.paused && !paused;
+        self.paused = paused;
+        self.resumed |= resumed;
+        resumed
+    }
+}
