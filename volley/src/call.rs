@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use volley_proto::{RemoteId, Status};
 
+use crate::checks::Checks;
 use crate::completion::Reply;
 use crate::conn::{Conn, PendingCall};
 use crate::endpoint::{Endpoint, Outcome, Snapshot};
@@ -24,9 +25,20 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         remote: &Function<D, Req, Resp>,
         result: Result<Reply, FunctionError>,
     ) -> Result<Resp, FunctionError> {
-        decode(result?.as_bytes(), &self.protocol.response_checks(remote)).map_err(|reason| {
-            tracing::warn!(remote = remote.name, %reason, "bad response dropped");
-            self.report_bad_response(ctx, remote.name, reason);
+        self.decode_answer(ctx, remote.name, &self.protocol.response_checks(remote), result)
+    }
+
+    /// Decodes and checks the raw result of a call of function `name`.
+    pub(crate) fn decode_answer<Resp: Payload>(
+        &self,
+        ctx: &C,
+        name: &'static str,
+        checks: &Checks<Resp>,
+        result: Result<Reply, FunctionError>,
+    ) -> Result<Resp, FunctionError> {
+        decode(result?.as_bytes(), checks).map_err(|reason| {
+            tracing::warn!(remote = name, %reason, "bad response dropped");
+            self.report_bad_response(ctx, name, reason);
             FunctionError::InvalidResult
         })
     }
@@ -47,26 +59,45 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         timeout: Duration,
     ) -> Result<PendingCall, FunctionError> {
         let conn = conn.ok_or(FunctionError::Disconnected)?;
-        let id = self.protocol.id(remote.name).ok_or_else(|| {
+        let id = self.function_id(remote)?;
+        with_encoded(req, |payload| self.send_call(conn, ctx, id, remote.name, payload, timeout))
+            .map_err(|e| encode_failed(remote.name, e))?
+    }
+
+    /// The wire id of a function being called.
+    pub(crate) fn function_id<D, Req, Resp>(&self, remote: &Function<D, Req, Resp>) -> Result<RemoteId, FunctionError> {
+        self.protocol.id(remote.name).ok_or_else(|| {
             tracing::error!(
                 remote = remote.name,
                 "called a remote that is not declared in the Protocol"
             );
             FunctionError::Unprocessed
-        })?;
-        let send = |payload: &[u8]| {
-            self.chains
-                .admit_outgoing(ctx, remote.name, payload.len())
-                .map_err(|reject| {
-                    let (status, message) = reject.into_answer(remote.name);
-                    FunctionError::from_status(status, &message)
-                })?;
-            conn.call(id, payload, timeout)
-        };
-        with_encoded(req, send).map_err(|e| {
-            tracing::error!(remote = remote.name, error = %e, "could not encode the request");
-            FunctionError::BadRequest
-        })?
+        })
+    }
+
+    /// Encodes a request once, for calls to many peers.
+    pub(crate) fn encode_request<Req: Payload>(&self, name: &'static str, req: &Req) -> Result<Vec<u8>, FunctionError> {
+        encode(req).map_err(|e| encode_failed(name, e))
+    }
+
+    /// Sends an encoded request for function `id` (named `name`) to the peer
+    /// behind `conn`, through outgoing middleware.
+    pub(crate) fn send_call(
+        &self,
+        conn: Arc<Conn>,
+        ctx: &C,
+        id: RemoteId,
+        name: &'static str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<PendingCall, FunctionError> {
+        self.chains
+            .admit_outgoing(ctx, name, payload.len())
+            .map_err(|reject| {
+                let (status, message) = reject.into_answer(name);
+                FunctionError::from_status(status, &message)
+            })?;
+        conn.call(id, payload, timeout)
     }
 
     /// Runs the local handler of `remote` as if `req` came from the network:
@@ -124,4 +155,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         }
         Ok(())
     }
+}
+
+/// A request that could not be encoded: a bug in its `Serialize`, logged.
+fn encode_failed(name: &'static str, error: String) -> FunctionError {
+    tracing::error!(remote = name, %error, "could not encode the request");
+    FunctionError::BadRequest
 }

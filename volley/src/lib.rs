@@ -153,7 +153,7 @@ pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};
 pub use peer::PlayerId;
 pub use remote::{ClientEvent, ClientFn, Protocol, ProtocolBuilder, ServerEvent, ServerFn};
-pub use server::{Hello, Player, Players, Server, ServerConfig};
+pub use server::{Answers, Hello, Player, Players, Recipients, Server, ServerConfig};
 pub use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, SessionConfig};
 
 /// The protocol core, for those who drive sessions themselves.

@@ -1,7 +1,6 @@
 //! The server: accepts clients, runs the handlers of server-bound remotes,
 //! calls and fires client-bound ones.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -33,14 +32,24 @@ use crate::redacted::Redacted;
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToServer};
 use crate::transport::{memory, tcp, Transport};
 
+mod answers;
 mod config;
+mod data;
+mod directory;
 mod player;
+mod recipients;
+mod rooms;
 
+pub use answers::Answers;
 pub use config::ServerConfig;
+use directory::Directory;
 use player::PlayerInner;
 pub use player::{Player, Players};
+pub use recipients::Recipients;
+use rooms::Rooms;
 
 type PlayerHook = Arc<dyn Fn(&Player) + Send + Sync>;
+type RoomHook = Arc<dyn Fn(&Player, &str) + Send + Sync>;
 type Authenticator = Arc<dyn Fn(Hello) -> BoxFuture<Result<String, String>> + Send + Sync>;
 
 /// What a client presented when it connected, for the authenticator.
@@ -78,7 +87,10 @@ pub struct Server {
 struct ServerInner {
     endpoint: Endpoint<Player>,
     config: ServerConfig,
-    players: RwLock<BTreeMap<PlayerId, Player>>,
+    players: RwLock<Directory>,
+    rooms: Rooms,
+    room_joined: RwLock<Vec<RoomHook>>,
+    room_left: RwLock<Vec<RoomHook>>,
     next_id: AtomicU64,
     added: RwLock<Vec<PlayerHook>>,
     removed: RwLock<Vec<LeaveHook>>,
@@ -91,6 +103,14 @@ struct ServerInner {
 }
 
 impl ServerInner {
+    /// Runs the room hooks in `hooks` for `player` and `room`.
+    fn room_changed(&self, hooks: &RwLock<Vec<RoomHook>>, player: &Player, room: &str) {
+        let hooks = read(hooks).clone();
+        for hook in hooks {
+            catch_user("room hook", None, || hook(player, room));
+        }
+    }
+
     /// Whether a client may join now, and why not.
     fn admission(&self) -> Result<(), &'static str> {
         if self.shutting_down.load(Ordering::SeqCst) {
@@ -138,7 +158,10 @@ impl Server {
             inner: Arc::new(ServerInner {
                 endpoint: Endpoint::new(protocol),
                 config,
-                players: RwLock::new(BTreeMap::new()),
+                players: RwLock::new(Directory::default()),
+                rooms: Rooms::default(),
+                room_joined: RwLock::new(Vec::new()),
+                room_left: RwLock::new(Vec::new()),
                 next_id: AtomicU64::new(1),
                 added: RwLock::new(Vec::new()),
                 removed: RwLock::new(Vec::new()),
@@ -339,6 +362,8 @@ impl Server {
                 closed: OnceLock::new(),
                 closed_wakers: tokio::sync::Notify::new(),
                 middleware_state: PeerState::default(),
+                rooms: Default::default(),
+                data: Default::default(),
             }),
         };
         // Every log line of this connection names the player and its address.
@@ -406,7 +431,7 @@ impl Server {
 
     /// The players connected now, in the order they joined.
     pub fn players(&self) -> Vec<Player> {
-        read(&self.inner.players).values().cloned().collect()
+        read(&self.inner.players).all().cloned().collect()
     }
 
     /// How many players are connected.
@@ -416,7 +441,13 @@ impl Server {
 
     /// The player with this id, if connected.
     pub fn player(&self, id: PlayerId) -> Option<Player> {
-        read(&self.inner.players).get(&id).cloned()
+        read(&self.inner.players).get(id).cloned()
+    }
+
+    /// The player the authenticator gave this identity ([`Player::identity`]);
+    /// if it is connected more than once, the one that joined last.
+    pub fn player_by_identity(&self, identity: &str) -> Option<Player> {
+        read(&self.inner.players).by_identity(identity).cloned()
     }
 
     /// Calls `hook` for each player that finishes the handshake.
@@ -552,6 +583,84 @@ impl Server {
         self.inner.endpoint.on_bad_response(hook);
     }
 
+    // ---- rooms ----
+
+    /// Puts the player `id` in `room`, creating the room if it has no
+    /// members yet; room names are the game's own (`"match:42"`). Returns
+    /// whether it joined now: `false` if it was in the room already or is not
+    /// connected. Runs the [`on_room_joined`](Self::on_room_joined) hooks.
+    pub fn join(&self, id: PlayerId, room: &str) -> bool {
+        self.player(id).is_some_and(|player| player.join(room))
+    }
+
+    /// Takes the player `id` out of `room`; whether it was in it. A room
+    /// with no members left is gone. Runs the
+    /// [`on_room_left`](Self::on_room_left) hooks.
+    pub fn leave(&self, id: PlayerId, room: &str) -> bool {
+        self.player(id).is_some_and(|player| player.leave(room))
+    }
+
+    /// The members of `room`, in the order they joined the server; empty
+    /// for a room nobody is in.
+    pub fn room_members(&self, room: &str) -> Vec<Player> {
+        self.inner.rooms.members(room)
+    }
+
+    /// How many players are in `room`.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.inner.rooms.member_count(room)
+    }
+
+    /// The rooms that have members, sorted by name.
+    pub fn rooms(&self) -> Vec<String> {
+        self.inner.rooms.names()
+    }
+
+    /// The rooms the player `id` is in (empty if it is not connected).
+    pub fn rooms_of(&self, id: PlayerId) -> Vec<String> {
+        self.player(id).map(|player| player.rooms()).unwrap_or_default()
+    }
+
+    /// Calls `hook` each time a player joins a room.
+    pub fn on_room_joined(&self, hook: impl Fn(&Player, &str) + Send + Sync + 'static) {
+        write(&self.inner.room_joined).push(Arc::new(hook));
+    }
+
+    /// Calls `hook` each time a player leaves a room, including every room
+    /// of a player leaving the server (before
+    /// [`on_player_removed`](Self::on_player_removed)).
+    pub fn on_room_left(&self, hook: impl Fn(&Player, &str) + Send + Sync + 'static) {
+        write(&self.inner.room_left).push(Arc::new(hook));
+    }
+
+    // ---- many players at once ----
+
+    /// Every connected player, to fire at or invoke: see [`Recipients`].
+    pub fn to_all(&self) -> Recipients {
+        Recipients::all(self.clone())
+    }
+
+    /// The members of `room`: see [`Recipients`].
+    pub fn to_room(&self, room: &str) -> Recipients {
+        Recipients::rooms(self.clone(), vec![room.to_string()])
+    }
+
+    /// The members of any of `rooms`, each once: see [`Recipients`].
+    pub fn to_rooms<R: AsRef<str>>(&self, rooms: impl IntoIterator<Item = R>) -> Recipients {
+        Recipients::rooms(self.clone(), rooms.into_iter().map(|r| r.as_ref().to_string()).collect())
+    }
+
+    /// These players: see [`Recipients`].
+    pub fn to_players(&self, players: impl Players) -> Recipients {
+        Recipients::listed(self.clone(), players.to_vec())
+    }
+
+    /// The players with these ids; an id not connected is reported as
+    /// disconnected. See [`Recipients`].
+    pub fn to_ids(&self, ids: impl IntoIterator<Item = PlayerId>) -> Recipients {
+        Recipients::ids(self.clone(), ids.into_iter().collect())
+    }
+
     // ---- calling clients ----
 
     /// Calls `remote` on `player`'s client with the remote's timeout (or the
@@ -652,7 +761,7 @@ impl Server {
     }
 
     /// Encodes once, queues for each player.
-    fn fire_many<T: Payload>(
+    pub(super) fn fire_many<T: Payload>(
         &self,
         players: Vec<Player>,
         remote: ClientEvent<T>,
@@ -743,7 +852,7 @@ impl Side for ServerSide {
         self.joined = true;
         self.handshake = None;
         let player = &self.player;
-        write(&self.server.players).insert(player.id(), player.clone());
+        write(&self.server.players).insert(player);
         tracing::info!("player joined");
         let hooks = read(&self.server.added).clone();
         for hook in hooks {
@@ -759,17 +868,23 @@ impl Side for ServerSide {
             tracing::debug!(%reason, "connection closed before joining");
             return;
         }
-        write(&self.server.players).remove(&player.id());
+        write(&self.server.players).remove(player);
         self.server.endpoint.chains.peer_left(player);
+        let rooms = self.server.rooms.leave_all(player);
         match &reason {
             CloseReason::ProtocolViolation(_) | CloseReason::PeerTooSlow | CloseReason::IdleTimeout => {
                 tracing::warn!(%reason, "player dropped")
             }
             _ => tracing::info!(%reason, "player left"),
         }
+        for room in rooms {
+            self.server.room_changed(&self.server.room_left, player, &room);
+        }
         let hooks = read(&self.server.removed).clone();
         for hook in hooks {
             catch_user("on_player_removed hook", None, || hook(player, &reason));
         }
+        // After the hooks, which may still read it.
+        player.inner.data.clear();
     }
 }

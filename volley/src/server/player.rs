@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use volley_proto::{CloseReason, GoodbyeCode};
 
+use super::data::PlayerData;
+use super::rooms::PlayerRooms;
 use super::{Server, ServerInner};
 use crate::conn::Conn;
 use crate::error::{EventError, FunctionError};
@@ -35,6 +37,10 @@ pub(super) struct PlayerInner {
     pub(super) closed_wakers: tokio::sync::Notify,
     /// What middleware keeps about this connection.
     pub(super) middleware_state: PeerState,
+    /// The rooms it is in.
+    pub(super) rooms: PlayerRooms,
+    /// The game's data about it.
+    pub(super) data: PlayerData,
 }
 
 impl Peer for Player {
@@ -115,6 +121,63 @@ impl Player {
         timeout: Duration,
     ) -> Result<Resp, FunctionError> {
         self.server().invoke_with_timeout(self, remote, req, timeout).await
+    }
+
+    /// Puts this player in `room`; see [`Server::join`].
+    pub fn join(&self, room: &str) -> bool {
+        let server = &self.inner.server;
+        let joined = server.rooms.join(self, room);
+        if joined {
+            server.room_changed(&server.room_joined, self, room);
+        }
+        joined
+    }
+
+    /// Takes this player out of `room`; see [`Server::leave`].
+    pub fn leave(&self, room: &str) -> bool {
+        let server = &self.inner.server;
+        let left = server.rooms.leave(self, room);
+        if left {
+            server.room_changed(&server.room_left, self, room);
+        }
+        left
+    }
+
+    /// The rooms this player is in, in no particular order.
+    pub fn rooms(&self) -> Vec<String> {
+        self.inner.rooms.names()
+    }
+
+    /// Whether this player is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.inner.rooms.contains(room)
+    }
+
+    /// Attaches `value` to this player, replacing (and returning) the value
+    /// of the same type attached before. Every handler and hook given the
+    /// player can read it with [`data`](Self::data); it is dropped when the
+    /// player leaves (after the `on_player_removed` hooks). One value per
+    /// type: wrap plain types in a type of the game's own (`struct Team(u8)`).
+    /// For data that changes, attach something with inner mutability (a
+    /// `Mutex`, an atomic).
+    pub fn set_data<T: Send + Sync + 'static>(&self, value: T) -> Option<Arc<T>> {
+        self.inner.data.set(value)
+    }
+
+    /// The value of type `T` attached to this player, if any.
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.inner.data.get()
+    }
+
+    /// The value of type `T` attached to this player, attaching `make()`'s
+    /// first if there is none.
+    pub fn data_or_insert_with<T: Send + Sync + 'static>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        self.inner.data.get_or_insert_with(make)
+    }
+
+    /// Takes the value of type `T` off this player.
+    pub fn remove_data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.inner.data.remove()
     }
 
     /// Waits until this player's connection ends, and says why (at once if

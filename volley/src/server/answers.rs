@@ -1,0 +1,158 @@
+//! The answers of one call made to many players at once: a stream of
+//! `(PlayerId, Result)`, each as soon as it is in, every player asked present
+//! exactly once, all within one deadline.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
+use tokio::time::{Instant, Sleep};
+
+use super::{Player, Server};
+use crate::checks::Checks;
+use crate::completion::CallResult;
+use crate::conn::PendingCall;
+use crate::error::FunctionError;
+use crate::peer::PlayerId;
+use crate::remote::Payload;
+
+/// The answers to [`Recipients::invoke`](super::Recipients::invoke): a
+/// [`Stream`] of `(PlayerId, Result<Resp, FunctionError>)` in the order they
+/// arrive, or all at once with [`all`](Self::all).
+///
+/// Every player asked appears exactly once. One that has not answered by the
+/// deadline appears with [`FunctionError::Timeout`], then; one that leaves
+/// meanwhile appears with [`FunctionError::Disconnected`] at once; one over
+/// its limit of calls in flight with [`FunctionError::Overloaded`]. Dropping
+/// the answers cancels every call still pending, at each player's client too.
+#[must_use = "the calls are cancelled when the answers are dropped"]
+pub struct Answers<Resp> {
+    server: Server,
+    name: &'static str,
+    checks: Checks<Resp>,
+    /// Answers known without waiting (refused calls, players not connected).
+    ready: VecDeque<(PlayerId, Result<Resp, FunctionError>)>,
+    pending: FuturesUnordered<Call>,
+    deadline: Pin<Box<Sleep>>,
+    asked: usize,
+}
+
+// Nothing in it is pinned in place: the calls are polled through
+// `FuturesUnordered`, which pins each on its own, and the deadline is boxed.
+impl<Resp> Unpin for Answers<Resp> {}
+
+/// One player's call, which says whose it is when it ends.
+struct Call {
+    player: Player,
+    call: PendingCall,
+}
+
+impl Future for Call {
+    type Output = (Player, CallResult);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = std::task::ready!(Pin::new(&mut self.call).poll(cx));
+        Poll::Ready((self.player.clone(), result))
+    }
+}
+
+impl<Resp: Payload> Answers<Resp> {
+    /// Answers due from `asked` players, by `timeout` from now.
+    pub(super) fn new(server: Server, name: &'static str, checks: Checks<Resp>, timeout: Duration) -> Self {
+        Self {
+            server,
+            name,
+            checks,
+            ready: VecDeque::new(),
+            pending: FuturesUnordered::new(),
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
+            asked: 0,
+        }
+    }
+
+    /// A call sent to `player`.
+    pub(super) fn push_call(&mut self, player: Player, call: PendingCall) {
+        self.asked += 1;
+        self.pending.push(Call { player, call });
+    }
+
+    /// An answer known already.
+    pub(super) fn push_ready(&mut self, id: PlayerId, result: Result<Resp, FunctionError>) {
+        self.asked += 1;
+        self.ready.push_back((id, result));
+    }
+
+    /// How many players were asked (the number of items the stream yields).
+    pub fn asked(&self) -> usize {
+        self.asked
+    }
+
+    /// How many answers are still to come.
+    pub fn remaining(&self) -> usize {
+        self.ready.len() + self.pending.len()
+    }
+
+    /// The next answer to arrive; `None` once every player asked has one.
+    pub async fn next(&mut self) -> Option<(PlayerId, Result<Resp, FunctionError>)> {
+        StreamExt::next(self).await
+    }
+
+    /// Waits for every answer (at most until the deadline), in the order
+    /// they arrived.
+    pub async fn all(self) -> Vec<(PlayerId, Result<Resp, FunctionError>)> {
+        let mut all = Vec::with_capacity(self.remaining());
+        let mut answers = self;
+        while let Some(answer) = answers.next().await {
+            all.push(answer);
+        }
+        all
+    }
+}
+
+impl<Resp: Payload> Stream for Answers<Resp> {
+    type Item = (PlayerId, Result<Resp, FunctionError>);
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(answer) = this.ready.pop_front() {
+            return Poll::Ready(Some(answer));
+        }
+        if this.pending.is_empty() {
+            return Poll::Ready(None);
+        }
+        // Answers already in count, even when the deadline has passed too.
+        if let Poll::Ready(Some((player, result))) = this.pending.poll_next_unpin(cx) {
+            let endpoint = &this.server.inner.endpoint;
+            let result = endpoint.decode_answer(&player, this.name, &this.checks, result);
+            return Poll::Ready(Some((player.id(), result)));
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            // Dropping each call cancels it at its player.
+            for late in std::mem::take(&mut this.pending) {
+                this.ready.push_back((late.player.id(), Err(FunctionError::Timeout)));
+            }
+            return Poll::Ready(this.ready.pop_front());
+        }
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let remaining = self.remaining();
+        (remaining, Some(remaining))
+    }
+}
+
+impl<Resp> fmt::Debug for Answers<Resp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answers")
+            .field("remote", &self.name)
+            .field("asked", &self.asked)
+            .field("pending", &self.pending.len())
+            .field("ready", &self.ready.len())
+            .finish()
+    }
+}

@@ -1,0 +1,193 @@
+//! Who an event or a call goes to when it goes to many players: everyone,
+//! rooms, a list; minus some.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{Answers, Player, Players, Server};
+use crate::broadcast::Broadcast;
+use crate::error::{EventError, FunctionError};
+use crate::locks::read;
+use crate::peer::PlayerId;
+use crate::remote::{ClientEvent, ClientFn, Payload};
+
+/// A group of players to fire at or to invoke, from [`Server::to_all`],
+/// [`Server::to_room`], [`Server::to_rooms`], [`Server::to_players`] or
+/// [`Server::to_ids`], narrowed with [`except`](Self::except). Who is in it is
+/// decided when it is used, not when it is built.
+///
+/// ```no_run
+/// # use volley::*;
+/// # const CHAT: ClientEvent<String> = ClientEvent::new("Chat");
+/// # const VOTE: ClientFn<String, bool> = ClientFn::new("Vote");
+/// # async fn example(server: Server, sender: Player) {
+/// // The chat line goes to everyone in the match but its sender.
+/// let sent = server.to_room("match:42").except(&sender).fire(CHAT, "gg".into()).unwrap();
+/// println!("reached {}, skipped {:?}", sent.sent, sent.skipped);
+///
+/// // Ask the whole match; print each answer as it comes.
+/// let mut answers = server.to_room("match:42").invoke(VOTE, "rematch?".into());
+/// while let Some((player, answer)) = answers.next().await {
+///     println!("{player}: {answer:?}");
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Recipients {
+    server: Server,
+    group: Group,
+    except: Vec<PlayerId>,
+}
+
+#[derive(Clone)]
+enum Group {
+    All,
+    Rooms(Vec<String>),
+    Players(Vec<Player>),
+    Ids(Vec<PlayerId>),
+}
+
+impl Recipients {
+    pub(super) fn all(server: Server) -> Self {
+        Self::new(server, Group::All)
+    }
+
+    pub(super) fn rooms(server: Server, rooms: Vec<String>) -> Self {
+        Self::new(server, Group::Rooms(rooms))
+    }
+
+    pub(super) fn listed(server: Server, players: Vec<Player>) -> Self {
+        Self::new(server, Group::Players(players))
+    }
+
+    pub(super) fn ids(server: Server, ids: Vec<PlayerId>) -> Self {
+        Self::new(server, Group::Ids(ids))
+    }
+
+    fn new(server: Server, group: Group) -> Self {
+        Self {
+            server,
+            group,
+            except: Vec::new(),
+        }
+    }
+
+    /// Leaves `players` out (the sender of a chat line, say).
+    pub fn except(mut self, players: impl Players) -> Self {
+        self.except.extend(players.to_vec().iter().map(Player::id));
+        self
+    }
+
+    /// Leaves the player `id` out.
+    pub fn except_id(mut self, id: PlayerId) -> Self {
+        self.except.push(id);
+        self
+    }
+
+    /// Who is in the group now: the players connected, and the ids asked for
+    /// by [`Server::to_ids`] that are not.
+    fn resolve(&self) -> (Vec<Player>, Vec<PlayerId>) {
+        let inner = &self.server.inner;
+        let (mut players, mut missing) = match &self.group {
+            Group::All => (self.server.players(), Vec::new()),
+            Group::Rooms(rooms) => (inner.rooms.members_of_any(rooms.iter().map(String::as_str)), Vec::new()),
+            Group::Players(players) => (players.clone(), Vec::new()),
+            Group::Ids(ids) => {
+                let directory = read(&inner.players);
+                let mut found = Vec::with_capacity(ids.len());
+                let mut missing = Vec::new();
+                for &id in ids {
+                    match directory.get(id) {
+                        Some(player) => found.push(player.clone()),
+                        None => missing.push(id),
+                    }
+                }
+                (found, missing)
+            }
+        };
+        if !self.except.is_empty() {
+            players.retain(|p| !self.except.contains(&p.id()));
+            missing.retain(|id| !self.except.contains(id));
+        }
+        (players, missing)
+    }
+
+    /// The players in the group now.
+    pub fn players(&self) -> Vec<Player> {
+        self.resolve().0
+    }
+
+    /// Fires `remote` at each player in the group. The payload is encoded
+    /// once; the result says how many it was queued for and who was skipped,
+    /// and why. Fails only if the value cannot be encoded.
+    pub fn fire<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<Broadcast, EventError> {
+        let (players, missing) = self.resolve();
+        let mut outcome = self.server.fire_many(players, remote, &value)?;
+        outcome
+            .skipped
+            .extend(missing.into_iter().map(|id| (id, EventError::Disconnected)));
+        Ok(outcome)
+    }
+
+    /// Calls `remote` on every player in the group at once, with the
+    /// remote's timeout (or the configured default) as the one deadline for
+    /// all; see [`Answers`].
+    pub fn invoke<Req: Payload, Resp: Payload>(&self, remote: ClientFn<Req, Resp>, req: Req) -> Answers<Resp> {
+        let timeout = remote.timeout.unwrap_or(self.server.inner.config.default_timeout);
+        self.invoke_with_timeout(remote, req, timeout)
+    }
+
+    /// Calls `remote` on every player in the group at once, with this
+    /// deadline for all: see [`Answers`]. The request is encoded once. Must
+    /// be called within a Tokio runtime (the deadline is a Tokio timer).
+    pub fn invoke_with_timeout<Req: Payload, Resp: Payload>(
+        &self,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+        timeout: Duration,
+    ) -> Answers<Resp> {
+        let (players, missing) = self.resolve();
+        let endpoint = &self.server.inner.endpoint;
+        let checks = endpoint.protocol.response_checks(&remote);
+        let mut answers = Answers::new(self.server.clone(), remote.name, checks, timeout);
+        for id in missing {
+            answers.push_ready(id, Err(FunctionError::Disconnected));
+        }
+        let encoded = endpoint
+            .function_id(&remote)
+            .and_then(|id| Ok((id, endpoint.encode_request(remote.name, &req)?)));
+        let (id, payload) = match encoded {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                for player in players {
+                    answers.push_ready(player.id(), Err(error.clone()));
+                }
+                return answers;
+            }
+        };
+        for player in players {
+            let conn = player.inner.conn.clone();
+            match endpoint.send_call(conn, &player, id, remote.name, &payload, timeout) {
+                Ok(call) => answers.push_call(player, call),
+                Err(error) => answers.push_ready(player.id(), Err(error)),
+            }
+        }
+        crate::payload::recycle(payload);
+        answers
+    }
+}
+
+impl fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let group = match &self.group {
+            Group::All => "all".to_string(),
+            Group::Rooms(rooms) => format!("rooms {rooms:?}"),
+            Group::Players(players) => format!("{} players", players.len()),
+            Group::Ids(ids) => format!("{} ids", ids.len()),
+        };
+        f.debug_struct("Recipients")
+            .field("group", &group)
+            .field("except", &self.except)
+            .finish()
+    }
+}

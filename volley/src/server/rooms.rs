@@ -1,0 +1,135 @@
+//! Rooms: named groups of players on this server (a match, a lobby, a team).
+//!
+//! A room exists while it has members: joining creates it, the last leave
+//! removes it, so an empty room costs nothing and needs no registration. Each
+//! player also lists its own rooms, so that leaving the server leaves them all
+//! without a search. Both sides change under the rooms' lock, which makes a
+//! join racing with the player's departure either land before it (and be
+//! undone by it) or find the player gone.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustc_hash::FxHashMap;
+
+use super::Player;
+use crate::locks::{lock, read, write};
+use crate::peer::PlayerId;
+
+/// Every room of a server with members.
+#[derive(Default)]
+pub(super) struct Rooms {
+    by_name: RwLock<FxHashMap<Arc<str>, BTreeMap<PlayerId, Player>>>,
+}
+
+/// The rooms one player is in, kept with the player.
+#[derive(Default)]
+pub(super) struct PlayerRooms(Mutex<Membership>);
+
+#[derive(Default)]
+struct Membership {
+    names: Vec<Arc<str>>,
+    /// The player left the server: it joins nothing more.
+    left: bool,
+}
+
+impl PlayerRooms {
+    pub(super) fn names(&self) -> Vec<String> {
+        lock(&self.0).names.iter().map(|name| name.to_string()).collect()
+    }
+
+    pub(super) fn contains(&self, room: &str) -> bool {
+        lock(&self.0).names.iter().any(|name| &**name == room)
+    }
+}
+
+impl Rooms {
+    /// Puts `player` in `room`; whether it joined now (not when it was in it
+    /// already, or has left the server).
+    pub(super) fn join(&self, player: &Player, room: &str) -> bool {
+        let mut rooms = write(&self.by_name);
+        let mut membership = lock(&player.inner.rooms.0);
+        if membership.left || membership.names.iter().any(|name| &**name == room) {
+            return false;
+        }
+        let name: Arc<str> = match rooms.get_key_value(room) {
+            Some((name, _)) => name.clone(),
+            None => room.into(),
+        };
+        membership.names.push(name.clone());
+        rooms.entry(name).or_default().insert(player.id(), player.clone());
+        true
+    }
+
+    /// Takes `player` out of `room`; whether it was in it.
+    pub(super) fn leave(&self, player: &Player, room: &str) -> bool {
+        let mut rooms = write(&self.by_name);
+        let mut membership = lock(&player.inner.rooms.0);
+        let Some(at) = membership.names.iter().position(|name| &**name == room) else {
+            return false;
+        };
+        membership.names.swap_remove(at);
+        remove_member(&mut rooms, room, player.id());
+        true
+    }
+
+    /// Takes a departing player out of every room; returns them.
+    pub(super) fn leave_all(&self, player: &Player) -> Vec<Arc<str>> {
+        let mut rooms = write(&self.by_name);
+        let mut membership = lock(&player.inner.rooms.0);
+        membership.left = true;
+        let names = std::mem::take(&mut membership.names);
+        for name in &names {
+            remove_member(&mut rooms, name, player.id());
+        }
+        names
+    }
+
+    /// The members of `room`, in the order they joined the server.
+    pub(super) fn members(&self, room: &str) -> Vec<Player> {
+        read(&self.by_name)
+            .get(room)
+            .map(|members| members.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The members of any of `rooms`, each once, in the order they joined the
+    /// server.
+    pub(super) fn members_of_any<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) -> Vec<Player> {
+        let by_name = read(&self.by_name);
+        let mut members: Vec<&BTreeMap<PlayerId, Player>> = rooms.into_iter().filter_map(|r| by_name.get(r)).collect();
+        match members.len() {
+            0 => Vec::new(),
+            1 => members[0].values().cloned().collect(),
+            _ => {
+                members.sort_by_key(|m| std::cmp::Reverse(m.len()));
+                let mut union: BTreeMap<PlayerId, &Player> = BTreeMap::new();
+                for room in members {
+                    union.extend(room.iter().map(|(id, p)| (*id, p)));
+                }
+                union.into_values().cloned().collect()
+            }
+        }
+    }
+
+    pub(super) fn member_count(&self, room: &str) -> usize {
+        read(&self.by_name).get(room).map_or(0, BTreeMap::len)
+    }
+
+    /// The rooms that have members, by name.
+    pub(super) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = read(&self.by_name).keys().map(|name| name.to_string()).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// Takes `id` out of `room`, and the room away once it is empty.
+fn remove_member(rooms: &mut FxHashMap<Arc<str>, BTreeMap<PlayerId, Player>>, room: &str, id: PlayerId) {
+    if let Some(members) = rooms.get_mut(room) {
+        members.remove(&id);
+        if members.is_empty() {
+            rooms.remove(room);
+        }
+    }
+}
