@@ -60,8 +60,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ) -> Result<PendingCall, FunctionError> {
         let conn = conn.ok_or(FunctionError::Disconnected)?;
         let id = self.function_id(remote)?;
-        with_encoded(req, |payload| self.send_call(conn, ctx, id, remote.name, payload, timeout))
-            .map_err(|e| encode_failed(remote.name, e))?
+        with_encoded(req, |payload| {
+            self.send_call(conn, ctx, id, remote.name, payload, timeout)
+        })
+        .map_err(|e| encode_failed(remote.name, e))?
     }
 
     /// The wire id of a function being called.
@@ -91,12 +93,10 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<PendingCall, FunctionError> {
-        self.chains
-            .admit_outgoing(ctx, name, payload.len())
-            .map_err(|reject| {
-                let (status, message) = reject.into_answer(name);
-                FunctionError::from_status(status, &message)
-            })?;
+        self.chains.admit_outgoing(ctx, name, payload.len()).map_err(|reject| {
+            let (status, message) = reject.into_answer(name);
+            FunctionError::from_status(status, &message)
+        })?;
         conn.call(id, payload, timeout)
     }
 

@@ -647,7 +647,10 @@ impl Server {
 
     /// The members of any of `rooms`, each once: see [`Recipients`].
     pub fn to_rooms<R: AsRef<str>>(&self, rooms: impl IntoIterator<Item = R>) -> Recipients {
-        Recipients::rooms(self.clone(), rooms.into_iter().map(|r| r.as_ref().to_string()).collect())
+        Recipients::rooms(
+            self.clone(),
+            rooms.into_iter().map(|r| r.as_ref().to_string()).collect(),
+        )
     }
 
     /// These players: see [`Recipients`].

@@ -1,0 +1,400 @@
+//! Rooms, per-player data, lookup by identity, and calls to many players
+//! with every answer collected, over TCP.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use volley::*;
+
+/// A payload that counts how often it is encoded.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct Counted(u32);
+
+static ENCODED: AtomicUsize = AtomicUsize::new(0);
+
+impl Serialize for Counted {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ENCODED.fetch_add(1, Ordering::SeqCst);
+        serializer.serialize_newtype_struct("Counted", &self.0)
+    }
+}
+
+const NEWS: ClientEvent<String> = ClientEvent::new("News");
+const COUNTED_NEWS: ClientEvent<Counted> = ClientEvent::new("CountedNews");
+/// Clients numbered below `n` answer their number at once; the others never
+/// answer.
+const ASK: ClientFn<u32, u32> = ClientFn::new("Ask");
+const EVERYONE_ANSWERS: u32 = u32::MAX;
+const NOBODY_ANSWERS: u32 = 0;
+const COUNTED_ASK: ClientFn<Counted, u32> = ClientFn::new("CountedAsk");
+const WHO_AM_I: ServerFn<(), String> = ServerFn::new("WhoAmI");
+
+fn protocol() -> Protocol {
+    Protocol::builder()
+        .remote(NEWS)
+        .remote(COUNTED_NEWS)
+        .remote(ASK)
+        .remote(COUNTED_ASK)
+        .remote(WHO_AM_I)
+        .build()
+}
+
+struct TestClient {
+    client: Client,
+    news: mpsc::UnboundedReceiver<String>,
+}
+
+/// Counts handlers of `ASK` dropped before they answered.
+#[derive(Clone, Default)]
+struct Cancelled(Arc<AtomicUsize>);
+
+struct CountOnDrop(Option<Cancelled>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancelled) = self.0.take() {
+            cancelled.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn connect(addr: std::net::SocketAddr, number: u32, cancelled: Cancelled, token: &str) -> TestClient {
+    let client = Client::new(protocol(), ClientConfig::default().with_token(token));
+    let (tx, news) = mpsc::unbounded_channel();
+    client.on_event(NEWS, move |line| {
+        let _ = tx.send(line);
+    });
+    client.on_request(ASK, move |n: u32| {
+        let guard = CountOnDrop(Some(cancelled.clone()));
+        async move {
+            if number >= n {
+                std::future::pending::<()>().await;
+            }
+            std::mem::forget(guard);
+            Ok(number)
+        }
+    });
+    client.on_request_sync(COUNTED_ASK, move |Counted(n)| Ok(n + number));
+    client.on_event(COUNTED_NEWS, |_| {});
+    client.connect_tcp(addr).await.unwrap();
+    TestClient { client, news }
+}
+
+/// A server whose authenticator names each client by its token, and `n`
+/// clients connected to it (tokens "p0", "p1", …), with their players in the
+/// same order.
+async fn setup(n: u32) -> (Server, Vec<TestClient>, Vec<Player>, Cancelled) {
+    let mut config = ServerConfig::default();
+    config.session.max_outgoing_calls = 4;
+    let server = Server::new(protocol(), config);
+    server.set_authenticator(|hello| async move { Ok(String::from_utf8_lossy(&hello.token).into_owned()) });
+    server.on_request_sync(WHO_AM_I, |player: Player, ()| {
+        let team = player.data::<Team>().map_or("none".to_string(), |t| t.0.clone());
+        Ok(format!("{} of team {team}", player.identity().unwrap_or("?")))
+    });
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let cancelled = Cancelled::default();
+    let mut clients = Vec::new();
+    for i in 0..n {
+        clients.push(connect(addr, i, cancelled.clone(), &format!("p{i}")).await);
+    }
+    let mut players = Vec::new();
+    for i in 0..n {
+        let identity = format!("p{i}");
+        let player = wait_for(|| server.player_by_identity(&identity)).await;
+        players.push(player);
+    }
+    (server, clients, players, cancelled)
+}
+
+async fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "waited 10 s in vain");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+struct Team(String);
+
+#[tokio::test]
+async fn rooms_hold_members_and_empty_when_players_leave() {
+    let (server, mut clients, players, _) = setup(3).await;
+    let joined = Arc::new(Mutex::new(Vec::new()));
+    let left = Arc::new(Mutex::new(Vec::new()));
+    let seen = joined.clone();
+    server.on_room_joined(move |p, room| seen.lock().unwrap().push((p.id(), room.to_string())));
+    let seen = left.clone();
+    server.on_room_left(move |p, room| seen.lock().unwrap().push((p.id(), room.to_string())));
+    let [a, b, c] = [0, 1, 2].map(|i| players[i].clone());
+
+    assert!(server.join(a.id(), "match:1"));
+    assert!(server.join(b.id(), "match:1"));
+    assert!(!server.join(b.id(), "match:1"), "already in it");
+    assert!(b.join("lobby"));
+    assert!(c.join("lobby"));
+    assert!(!server.join(PlayerId(999_999), "lobby"), "no such player");
+    assert_eq!(server.room_size("match:1"), 2);
+    assert_eq!(server.room_members("match:1"), vec![a.clone(), b.clone()]);
+    assert_eq!(server.rooms(), vec!["lobby".to_string(), "match:1".to_string()]);
+    let mut rooms_of_b = server.rooms_of(b.id());
+    rooms_of_b.sort();
+    assert_eq!(rooms_of_b, vec!["lobby".to_string(), "match:1".to_string()]);
+    assert!(b.in_room("lobby") && !a.in_room("lobby"));
+    assert_eq!(server.room_size("nowhere"), 0);
+    assert!(server.room_members("nowhere").is_empty());
+
+    // Leaving the last member removes the room.
+    assert!(server.leave(a.id(), "match:1"));
+    assert!(!server.leave(a.id(), "match:1"));
+    assert!(c.leave("lobby"));
+    assert_eq!(server.room_members("match:1"), vec![b.clone()]);
+
+    // A player leaving the server leaves every room.
+    clients.remove(1).client.disconnect();
+    wait_for(|| (server.player_count() == 2).then_some(())).await;
+    assert!(server.rooms().is_empty(), "rooms left: {:?}", server.rooms());
+    assert!(b.rooms().is_empty());
+    assert!(!b.join("lobby"), "a departed player joins nothing");
+    assert!(server.rooms().is_empty());
+
+    let joined = joined.lock().unwrap().clone();
+    let names = |events: &[(PlayerId, String)]| events.iter().map(|(p, r)| format!("{p}:{r}")).collect::<Vec<_>>();
+    assert_eq!(
+        names(&joined),
+        [
+            format!("{}:match:1", a.id()),
+            format!("{}:match:1", b.id()),
+            format!("{}:lobby", b.id()),
+            format!("{}:lobby", c.id())
+        ]
+    );
+    let mut left = names(&left.lock().unwrap());
+    left[2..].sort();
+    assert_eq!(
+        left,
+        [
+            format!("{}:match:1", a.id()),
+            format!("{}:lobby", c.id()),
+            format!("{}:lobby", b.id()),
+            format!("{}:match:1", b.id()),
+        ]
+    );
+    let _ = &mut clients;
+}
+
+#[tokio::test]
+async fn firing_at_rooms_encodes_once_and_says_who_was_reached() {
+    let (server, mut clients, players, _) = setup(6).await;
+    for p in &players[..4] {
+        p.join("match:1");
+    }
+    for p in &players[3..] {
+        p.join("match:2");
+    }
+
+    // A room except its sender.
+    let sent = server
+        .to_room("match:1")
+        .except(&players[0])
+        .fire(NEWS, "one".into())
+        .unwrap();
+    assert_eq!((sent.sent, sent.skipped.len()), (3, 0));
+    // Two rooms: player 3, in both, gets it once.
+    let sent = server
+        .to_rooms(["match:1", "match:2"])
+        .fire(NEWS, "both".into())
+        .unwrap();
+    assert_eq!(sent.sent, 6);
+    // Ids, one of them not connected.
+    let sent = server
+        .to_ids([players[5].id(), PlayerId(999_999)])
+        .fire(NEWS, "ids".into())
+        .unwrap();
+    assert_eq!(sent.sent, 1);
+    assert_eq!(sent.skipped, vec![(PlayerId(999_999), EventError::Disconnected)]);
+    // Everyone except a list.
+    let sent = server
+        .to_all()
+        .except(&[players[1].clone(), players[2].clone()])
+        .fire(NEWS, "all".into())
+        .unwrap();
+    assert_eq!(sent.sent, 4);
+
+    let expected: [&[&str]; 6] = [
+        &["both", "all"],
+        &["one", "both"],
+        &["one", "both"],
+        &["one", "both", "all"],
+        &["both", "all"],
+        &["both", "ids", "all"],
+    ];
+    for (client, expected) in clients.iter_mut().zip(expected) {
+        for line in expected {
+            assert_eq!(client.news.recv().await.as_deref(), Some(*line));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for client in &mut clients {
+        assert!(client.news.try_recv().is_err(), "nothing more");
+    }
+
+    // The payload is encoded once for the whole room.
+    let before = ENCODED.load(Ordering::SeqCst);
+    let sent = server
+        .to_rooms(["match:1", "match:2"])
+        .fire(COUNTED_NEWS, Counted(7))
+        .unwrap();
+    assert_eq!(sent.sent, 6);
+    assert_eq!(ENCODED.load(Ordering::SeqCst) - before, 1);
+    let before = ENCODED.load(Ordering::SeqCst);
+    let answers = server.to_room("match:1").invoke(COUNTED_ASK, Counted(100)).all().await;
+    assert_eq!(ENCODED.load(Ordering::SeqCst) - before, 1);
+    let answers: BTreeMap<_, _> = answers.into_iter().collect();
+    let expected: BTreeMap<_, _> = (0..4).map(|i| (players[i].id(), Ok(100 + i as u32))).collect();
+    assert_eq!(answers, expected);
+}
+
+#[tokio::test]
+async fn data_rides_on_the_player_and_identity_finds_it() {
+    let (server, clients, players, _) = setup(2).await;
+    assert_eq!(server.player_by_identity("p1"), Some(players[1].clone()));
+    assert_eq!(server.player_by_identity("nobody"), None);
+    assert!(players[0].set_data(Team("red".into())).is_none());
+    assert_eq!(
+        clients[0].client.invoke(WHO_AM_I, ()).await,
+        Ok("p0 of team red".to_string())
+    );
+    assert_eq!(
+        clients[1].client.invoke(WHO_AM_I, ()).await,
+        Ok("p1 of team none".to_string())
+    );
+    let counter = players[1].data_or_insert_with(|| AtomicUsize::new(5));
+    counter.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(players[1].data::<AtomicUsize>().unwrap().load(Ordering::SeqCst), 6);
+    assert_eq!(
+        players[0].set_data(Team("blue".into())).map(|t| t.0.clone()),
+        Some("red".into())
+    );
+    assert_eq!(
+        players[0].remove_data::<Team>().map(|t| t.0.clone()),
+        Some("blue".into())
+    );
+    assert!(players[0].data::<Team>().is_none());
+
+    // Readable in the hook that sees the player leave; gone after.
+    players[1].set_data(Team("green".into()));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    server.on_player_removed(move |p, _| {
+        let _ = tx.send(p.data::<Team>().map(|t| t.0.clone()));
+    });
+    clients[1].client.disconnect();
+    assert_eq!(rx.recv().await, Some(Some("green".to_string())));
+    wait_for(|| players[1].data::<Team>().is_none().then_some(())).await;
+    assert!(players[1].data::<AtomicUsize>().is_none());
+    assert_eq!(server.player_by_identity("p1"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_players_in_a_room_all_answer() {
+    let (server, _clients, players, _) = setup(1000).await;
+    for p in &players {
+        assert!(p.join("arena"));
+    }
+    let start = Instant::now();
+    let mut answers = server.to_room("arena").invoke(ASK, EVERYONE_ANSWERS);
+    assert_eq!(answers.asked(), 1000);
+    let mut seen = HashSet::new();
+    while let Some((id, answer)) = answers.next().await {
+        let number = players.iter().position(|p| p.id() == id).unwrap() as u32;
+        assert_eq!(answer, Ok(number), "player {id}");
+        assert!(seen.insert(id), "{id} answered twice");
+    }
+    assert_eq!(seen.len(), 1000);
+    println!("1,000 answers in {:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn the_deadline_gives_partial_results_and_names_the_silent() {
+    let (server, _clients, players, cancelled) = setup(4).await;
+    let started = Instant::now();
+    // Players 0 and 1 answer at once; 2 and 3 never do.
+    let mut answers = server
+        .to_players(&players)
+        .invoke_with_timeout(ASK, 2, Duration::from_millis(300));
+    let mut answered = vec![answers.next().await.unwrap(), answers.next().await.unwrap()];
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    answered.sort_by_key(|(id, _)| *id);
+    assert_eq!(answered, vec![(players[0].id(), Ok(0)), (players[1].id(), Ok(1))]);
+    let mut silent = answers.all().await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    silent.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        silent,
+        vec![
+            (players[2].id(), Err(FunctionError::Timeout)),
+            (players[3].id(), Err(FunctionError::Timeout))
+        ]
+    );
+    // The silent clients' handlers were stopped.
+    wait_for(|| (cancelled.0.load(Ordering::SeqCst) == 2).then_some(())).await;
+}
+
+#[tokio::test]
+async fn players_leaving_mid_call_answer_disconnected_at_once() {
+    let (server, mut clients, players, _) = setup(3).await;
+    let mut answers = server
+        .to_all()
+        .invoke_with_timeout(ASK, NOBODY_ANSWERS, Duration::from_secs(5));
+    let started = Instant::now();
+    clients.remove(1).client.disconnect();
+    let (id, answer) = answers.next().await.unwrap();
+    assert_eq!((id, answer), (players[1].id(), Err(FunctionError::Disconnected)));
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(answers.remaining(), 2);
+}
+
+#[tokio::test]
+async fn dropping_the_answers_cancels_every_call_at_its_client() {
+    let (server, _clients, _players, cancelled) = setup(5).await;
+    let mut answers = server
+        .to_all()
+        .invoke_with_timeout(ASK, NOBODY_ANSWERS, Duration::from_secs(30));
+    // Let the calls reach the clients, whose handlers start and wait.
+    assert!(tokio::time::timeout(Duration::from_millis(200), answers.next())
+        .await
+        .is_err());
+    assert_eq!(cancelled.0.load(Ordering::SeqCst), 0);
+    drop(answers);
+    wait_for(|| (cancelled.0.load(Ordering::SeqCst) == 5).then_some(())).await;
+}
+
+#[tokio::test]
+async fn a_player_over_its_call_limit_answers_overloaded() {
+    let (server, _clients, players, _) = setup(2).await;
+    // The server allows 4 calls in flight per player: fill player 0's.
+    let busy: Vec<_> = (0..4)
+        .map(|_| server.to_players(&players[0]).invoke(ASK, NOBODY_ANSWERS))
+        .collect();
+    let answers = server.to_all().invoke(ASK, EVERYONE_ANSWERS).all().await;
+    let answers: BTreeMap<_, _> = answers.into_iter().collect();
+    assert_eq!(answers[&players[0].id()], Err(FunctionError::Overloaded));
+    assert_eq!(answers[&players[1].id()], Ok(1));
+    drop(busy);
+}
