@@ -14,6 +14,7 @@ mod alloc;
 mod idle;
 mod load;
 mod proxy;
+mod rooms;
 mod systems;
 
 use std::collections::BTreeMap;
@@ -680,6 +681,7 @@ fn main() {
             scenario_throughput(&mut results, &plan, "many_clients", 64, 16).await;
             scenario_server_to_client(&mut results, &plan).await;
             scenario_fanout(&mut results, &plan).await;
+            rooms::scenario(&mut results, &plan).await;
             scenario_wire_bytes(&mut results).await;
             scenario_allocations(&mut results).await;
             results

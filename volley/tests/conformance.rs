@@ -178,6 +178,35 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn rooms_and_calls_to_many_players() {
+                let mut e = $setup().await;
+                assert!(e.player.join("match:1"));
+                let sent = e
+                    .server
+                    .to_room("match:1")
+                    .fire(ANNOUNCE, "to the room".into())
+                    .unwrap();
+                assert_eq!(sent.sent, 1);
+                assert_eq!(recv(&mut e.probe.announcements).await, "to the room");
+                let answers = e
+                    .server
+                    .to_room("match:1")
+                    .invoke(PROMPT, "ready?".into())
+                    .all()
+                    .await;
+                assert_eq!(answers, vec![(e.player.id(), Ok(true))]);
+                // The deadline, and the cancel it sends to the client's handler.
+                let answers = e
+                    .server
+                    .to_all()
+                    .invoke_with_timeout(CLIENT_SLOW, 5_000, Duration::from_millis(200))
+                    .all()
+                    .await;
+                assert_eq!(answers, vec![(e.player.id(), Err(FunctionError::Timeout))]);
+                recv(&mut e.probe.slow_dropped).await;
+            }
+
+            #[tokio::test]
             async fn bad_input_is_refused_and_reported() {
                 let e = $setup().await;
                 let r = e

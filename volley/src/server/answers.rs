@@ -47,8 +47,15 @@ impl<Resp> Unpin for Answers<Resp> {}
 
 /// One player's call, which says whose it is when it ends.
 struct Call {
-    player: Player,
+    /// Taken when the call ends.
+    player: Option<Player>,
     call: PendingCall,
+}
+
+impl Call {
+    fn id(&self) -> Option<PlayerId> {
+        self.player.as_ref().map(Player::id)
+    }
 }
 
 impl Future for Call {
@@ -56,7 +63,12 @@ impl Future for Call {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let result = std::task::ready!(Pin::new(&mut self.call).poll(cx));
-        Poll::Ready((self.player.clone(), result))
+        // Polled again after it ended: nothing more to give (FuturesUnordered
+        // never does this).
+        let Some(player) = self.player.take() else {
+            return Poll::Pending;
+        };
+        Poll::Ready((player, result))
     }
 }
 
@@ -77,7 +89,10 @@ impl<Resp: Payload> Answers<Resp> {
     /// A call sent to `player`.
     pub(super) fn push_call(&mut self, player: Player, call: PendingCall) {
         self.asked += 1;
-        self.pending.push(Call { player, call });
+        self.pending.push(Call {
+            player: Some(player),
+            call,
+        });
     }
 
     /// An answer known already.
@@ -133,7 +148,9 @@ impl<Resp: Payload> Stream for Answers<Resp> {
         if this.deadline.as_mut().poll(cx).is_ready() {
             // Dropping each call cancels it at its player.
             for late in std::mem::take(&mut this.pending) {
-                this.ready.push_back((late.player.id(), Err(FunctionError::Timeout)));
+                if let Some(id) = late.id() {
+                    this.ready.push_back((id, Err(FunctionError::Timeout)));
+                }
             }
             return Poll::Ready(this.ready.pop_front());
         }

@@ -1,0 +1,169 @@
+//! Rooms and many-answer calls, at 1,000 players:
+//!
+//! - `room_fanout`: an event to a room of 1,000 (deliveries/s), against
+//!   `fire_to` with the same list of players;
+//! - `invoke_many`: one call to a room of 1,000, time until every answer is
+//!   in, against 1,000 separate `invoke`s started at once, and against raw
+//!   TCP doing the same round (a 4-byte request out on 1,000 sockets, a
+//!   4-byte answer back on each).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::systems::{raw, rpc_volley};
+use crate::{Better, Plan, Results};
+
+const ROOM: &str = "arena";
+
+pub async fn scenario(results: &mut Results, plan: &Plan) {
+    let players = plan.fanout_clients;
+    eprintln!(
+        "rooms: {players} players in a room; {} events and one call per round x {} rounds",
+        plan.fanout_events, plan.rounds
+    );
+    let (server, addr) = rpc_volley::serve().await;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut keep = Vec::new();
+    for _ in 0..players {
+        let client = rpc_volley::client(addr).await;
+        let d = delivered.clone();
+        client.on_event(rpc_volley::NEWS, move |_| {
+            d.fetch_add(1, Ordering::Relaxed);
+        });
+        keep.push(client);
+    }
+    while server.player_count() < players {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let list = server.players();
+    for player in &list {
+        player.join(ROOM);
+    }
+    let mut raw = RawRound::connect(players).await;
+
+    let payload = vec![7u8; 100];
+    let target = (players * plan.fanout_events) as u64;
+    let deliveries = |start: Instant| target as f64 / start.elapsed().as_secs_f64();
+    for _ in 0..plan.rounds {
+        // fire_to the list
+        delivered.store(0, Ordering::Relaxed);
+        let start = Instant::now();
+        for _ in 0..plan.fanout_events {
+            let _ = server.fire_to(&list, rpc_volley::NEWS, payload.clone());
+            tokio::task::yield_now().await;
+        }
+        wait_for(&delivered, target).await;
+        results.add(
+            "room_fanout",
+            "fire_to",
+            deliveries(start),
+            "deliveries/s",
+            Some(Better::Higher),
+        );
+        // the room
+        delivered.store(0, Ordering::Relaxed);
+        let start = Instant::now();
+        for _ in 0..plan.fanout_events {
+            let _ = server.to_room(ROOM).fire(rpc_volley::NEWS, payload.clone());
+            tokio::task::yield_now().await;
+        }
+        wait_for(&delivered, target).await;
+        results.add(
+            "room_fanout",
+            "volley",
+            deliveries(start),
+            "deliveries/s",
+            Some(Better::Higher),
+        );
+
+        // one call to the room
+        let start = Instant::now();
+        let answers = server.to_room(ROOM).invoke(rpc_volley::CLIENT_ADD_ONE, 1).all().await;
+        let elapsed = start.elapsed();
+        assert!(
+            answers.iter().all(|(_, answer)| *answer == Ok(2)),
+            "every player answers"
+        );
+        results.add("invoke_many", "volley", ms(elapsed), "ms", Some(Better::Lower));
+        // 1,000 separate calls started at once
+        let start = Instant::now();
+        let mut calls: FuturesUnordered<_> = list
+            .iter()
+            .map(|player| server.invoke(player, rpc_volley::CLIENT_ADD_ONE, 1))
+            .collect();
+        while let Some(answer) = calls.next().await {
+            assert_eq!(answer, Ok(2));
+        }
+        results.add(
+            "invoke_many",
+            "separate",
+            ms(start.elapsed()),
+            "ms",
+            Some(Better::Lower),
+        );
+        // raw TCP
+        let start = Instant::now();
+        raw.round().await;
+        results.add("invoke_many", "raw", ms(start.elapsed()), "ms", Some(Better::Lower));
+    }
+    for client in keep {
+        client.disconnect();
+    }
+}
+
+fn ms(elapsed: Duration) -> f64 {
+    elapsed.as_secs_f64() * 1e3
+}
+
+async fn wait_for(delivered: &AtomicU64, target: u64) {
+    while delivered.load(Ordering::Relaxed) < target {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Raw TCP's version of one call to every player: the "server" ends of
+/// `n` connections, whose "client" ends answer each 4-byte request with the
+/// number plus one.
+struct RawRound {
+    sockets: Vec<tokio::net::TcpStream>,
+}
+
+impl RawRound {
+    async fn connect(n: usize) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut sockets = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (mut client, accepted) = tokio::join!(raw::connect(addr), listener.accept());
+            let (server_end, _) = accepted.unwrap();
+            server_end.set_nodelay(true).unwrap();
+            sockets.push(server_end);
+            tokio::spawn(async move {
+                let mut request = [0u8; 4];
+                while client.read_exact(&mut request).await.is_ok() {
+                    let answer = u32::from_le_bytes(request).wrapping_add(1);
+                    if client.write_all(&answer.to_le_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self { sockets }
+    }
+
+    /// Asks every connection, then reads every answer.
+    async fn round(&mut self) {
+        for socket in &mut self.sockets {
+            socket.write_all(&1u32.to_le_bytes()).await.unwrap();
+        }
+        let mut answer = [0u8; 4];
+        for socket in &mut self.sockets {
+            socket.read_exact(&mut answer).await.unwrap();
+            assert_eq!(u32::from_le_bytes(answer), 2);
+        }
+    }
+}
