@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p volley-net-bench -- --quick   # under 3 minutes after the build
 //! cargo run --release -p volley-net-bench              # longer, steadier figures
+//! cargo run --release -p volley-net-bench -- --rooms-only 40   # only room_fanout and invoke_many, 40 rounds
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
@@ -627,6 +628,25 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .and_then(|v| v.parse::<u64>().ok())
     };
+    if let Some(rounds) = flag("--rooms-only") {
+        // Only the rooms scenarios, with this many rounds: steadier figures
+        // for those two rows when tuning them.
+        let plan = Plan {
+            rounds: rounds as usize,
+            ..plan
+        };
+        let mut results = Results::default();
+        let results = runtime.block_on(async move {
+            tokio::spawn(async move {
+                rooms::scenario(&mut results, &plan).await;
+                results
+            })
+            .await
+            .unwrap()
+        });
+        results.print();
+        std::process::exit(0);
+    }
     if let Some(n) = flag("--load") {
         let (seconds, sample) = (flag("--seconds").unwrap_or(60), flag("--sample").unwrap_or(10));
         runtime

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ use crate::remote::Payload;
 #[must_use = "the calls are cancelled when the answers are dropped"]
 pub struct Answers<Resp> {
     server: Server,
+    /// The players asked (and maybe others, left out by `except`): each
+    /// call names its player by its place here.
+    players: Arc<[Player]>,
     name: &'static str,
     checks: Checks<Resp>,
     /// Answers known without waiting (refused calls, players not connected).
@@ -47,36 +51,32 @@ impl<Resp> Unpin for Answers<Resp> {}
 
 /// One player's call, which says whose it is when it ends.
 struct Call {
-    /// Taken when the call ends.
-    player: Option<Player>,
+    /// The player's place in `Answers::players`.
+    index: usize,
     call: PendingCall,
 }
 
-impl Call {
-    fn id(&self) -> Option<PlayerId> {
-        self.player.as_ref().map(Player::id)
-    }
-}
-
 impl Future for Call {
-    type Output = (Player, CallResult);
+    type Output = (usize, CallResult);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let result = std::task::ready!(Pin::new(&mut self.call).poll(cx));
-        // Polled again after it ended: nothing more to give (FuturesUnordered
-        // never does this).
-        let Some(player) = self.player.take() else {
-            return Poll::Pending;
-        };
-        Poll::Ready((player, result))
+        Poll::Ready((self.index, result))
     }
 }
 
 impl<Resp: Payload> Answers<Resp> {
     /// Answers due from `asked` players, by `timeout` from now.
-    pub(super) fn new(server: Server, name: &'static str, checks: Checks<Resp>, timeout: Duration) -> Self {
+    pub(super) fn new(
+        server: Server,
+        players: Arc<[Player]>,
+        name: &'static str,
+        checks: Checks<Resp>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             server,
+            players,
             name,
             checks,
             ready: VecDeque::new(),
@@ -86,13 +86,10 @@ impl<Resp: Payload> Answers<Resp> {
         }
     }
 
-    /// A call sent to `player`.
-    pub(super) fn push_call(&mut self, player: Player, call: PendingCall) {
+    /// A call sent to `players[index]`.
+    pub(super) fn push_call(&mut self, index: usize, call: PendingCall) {
         self.asked += 1;
-        self.pending.push(Call {
-            player: Some(player),
-            call,
-        });
+        self.pending.push(Call { index, call });
     }
 
     /// An answer known already.
@@ -140,17 +137,17 @@ impl<Resp: Payload> Stream for Answers<Resp> {
             return Poll::Ready(None);
         }
         // Answers already in count, even when the deadline has passed too.
-        if let Poll::Ready(Some((player, result))) = this.pending.poll_next_unpin(cx) {
+        if let Poll::Ready(Some((index, result))) = this.pending.poll_next_unpin(cx) {
+            let player = &this.players[index];
             let endpoint = &this.server.inner.endpoint;
-            let result = endpoint.decode_answer(&player, this.name, &this.checks, result);
+            let result = endpoint.decode_answer(player, this.name, &this.checks, result);
             return Poll::Ready(Some((player.id(), result)));
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
             // Dropping each call cancels it at its player.
             for late in std::mem::take(&mut this.pending) {
-                if let Some(id) = late.id() {
-                    this.ready.push_back((id, Err(FunctionError::Timeout)));
-                }
+                this.ready
+                    .push_back((this.players[late.index].id(), Err(FunctionError::Timeout)));
             }
             return Poll::Ready(this.ready.pop_front());
         }

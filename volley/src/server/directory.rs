@@ -2,6 +2,7 @@
 //! identity their authenticator gave them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
@@ -14,10 +15,14 @@ pub(super) struct Directory {
     by_id: BTreeMap<PlayerId, Player>,
     /// Ids by identity, oldest first: one account may be connected twice.
     by_identity: FxHashMap<Box<str>, Vec<PlayerId>>,
+    /// Every player, as one shared list: made on first use after a change,
+    /// so that broadcasts to everyone clone one `Arc`, not every player.
+    snapshot: OnceLock<Arc<[Player]>>,
 }
 
 impl Directory {
     pub(super) fn insert(&mut self, player: &Player) {
+        self.snapshot = OnceLock::new();
         self.by_id.insert(player.id(), player.clone());
         if let Some(identity) = player.identity() {
             self.by_identity.entry(identity.into()).or_default().push(player.id());
@@ -25,6 +30,7 @@ impl Directory {
     }
 
     pub(super) fn remove(&mut self, player: &Player) {
+        self.snapshot = OnceLock::new();
         self.by_id.remove(&player.id());
         if let Some(identity) = player.identity() {
             if let Some(ids) = self.by_identity.get_mut(identity) {
@@ -47,6 +53,13 @@ impl Directory {
     /// Every player, in the order they joined (ids grow).
     pub(super) fn all(&self) -> impl Iterator<Item = &Player> {
         self.by_id.values()
+    }
+
+    /// Every player, in the order they joined, as one shared list.
+    pub(super) fn snapshot(&self) -> Arc<[Player]> {
+        self.snapshot
+            .get_or_init(|| self.by_id.values().cloned().collect())
+            .clone()
     }
 
     /// The player most recently joined with this identity.

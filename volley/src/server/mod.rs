@@ -434,6 +434,11 @@ impl Server {
         read(&self.inner.players).all().cloned().collect()
     }
 
+    /// Every connected player as one shared list (cheap: see `Directory`).
+    fn all_players(&self) -> Arc<[Player]> {
+        read(&self.inner.players).snapshot()
+    }
+
     /// How many players are connected.
     pub fn player_count(&self) -> usize {
         read(&self.inner.players).len()
@@ -603,7 +608,7 @@ impl Server {
     /// The members of `room`, in the order they joined the server; empty
     /// for a room nobody is in.
     pub fn room_members(&self, room: &str) -> Vec<Player> {
-        self.inner.rooms.members(room)
+        self.inner.rooms.members(room).to_vec()
     }
 
     /// How many players are in `room`.
@@ -742,12 +747,12 @@ impl Server {
         remote: ClientEvent<T>,
         value: T,
     ) -> Result<Broadcast, EventError> {
-        self.fire_many(players.to_vec(), remote, &value)
+        self.fire_many(&players.to_vec(), remote, &value)
     }
 
     /// Fires `remote` at every connected player; see [`fire_to`](Self::fire_to).
     pub fn fire_all<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<Broadcast, EventError> {
-        self.fire_many(self.players(), remote, &value)
+        self.fire_many(self.all_players().iter(), remote, &value)
     }
 
     /// Fires `remote` at every connected player but `except`; see
@@ -758,22 +763,21 @@ impl Server {
         remote: ClientEvent<T>,
         value: T,
     ) -> Result<Broadcast, EventError> {
-        let mut players = self.players();
-        players.retain(|p| !except.contains(p));
-        self.fire_many(players, remote, &value)
+        let all = self.all_players();
+        self.fire_many(all.iter().filter(|p| !except.contains(p)), remote, &value)
     }
 
     /// Encodes once, queues for each player.
-    pub(super) fn fire_many<T: Payload>(
+    pub(super) fn fire_many<'p, T: Payload>(
         &self,
-        players: Vec<Player>,
+        players: impl IntoIterator<Item = &'p Player>,
         remote: ClientEvent<T>,
         value: &T,
     ) -> Result<Broadcast, EventError> {
         let endpoint = &self.inner.endpoint;
         let (id, payload) = endpoint.encode_event(&remote, value)?;
         let mut outcome = Broadcast::default();
-        for player in &players {
+        for player in players {
             let sent = match endpoint.chains.admit_outgoing(player, remote.name, payload.len()) {
                 Ok(()) => player.inner.conn.send_event(id, &payload),
                 Err(_) => Err(EventError::Refused),

@@ -2,6 +2,7 @@
 //! rooms, a list; minus some.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Answers, Player, Players, Server};
@@ -43,7 +44,7 @@ pub struct Recipients {
 enum Group {
     All,
     Rooms(Vec<String>),
-    Players(Vec<Player>),
+    Players(Arc<[Player]>),
     Ids(Vec<PlayerId>),
 }
 
@@ -57,7 +58,7 @@ impl Recipients {
     }
 
     pub(super) fn listed(server: Server, players: Vec<Player>) -> Self {
-        Self::new(server, Group::Players(players))
+        Self::new(server, Group::Players(players.into()))
     }
 
     pub(super) fn ids(server: Server, ids: Vec<PlayerId>) -> Self {
@@ -84,13 +85,15 @@ impl Recipients {
         self
     }
 
-    /// Who is in the group now: the players connected, and the ids asked for
-    /// by [`Server::to_ids`] that are not.
-    fn resolve(&self) -> (Vec<Player>, Vec<PlayerId>) {
+    /// Who is in the group now: the players connected (a shared list: a
+    /// room's or everyone's is not copied), and the ids asked for by
+    /// [`Server::to_ids`] that are not connected. `except` is not applied
+    /// yet: see [`included`](Self::included).
+    fn resolve(&self) -> (Arc<[Player]>, Vec<PlayerId>) {
         let inner = &self.server.inner;
-        let (mut players, mut missing) = match &self.group {
-            Group::All => (self.server.players(), Vec::new()),
-            Group::Rooms(rooms) => (inner.rooms.members_of_any(rooms.iter().map(String::as_str)), Vec::new()),
+        match &self.group {
+            Group::All => (self.server.all_players(), Vec::new()),
+            Group::Rooms(rooms) => (inner.rooms.members_of_any(rooms), Vec::new()),
             Group::Players(players) => (players.clone(), Vec::new()),
             Group::Ids(ids) => {
                 let directory = read(&inner.players);
@@ -99,22 +102,24 @@ impl Recipients {
                 for &id in ids {
                     match directory.get(id) {
                         Some(player) => found.push(player.clone()),
-                        None => missing.push(id),
+                        None if !self.except.contains(&id) => missing.push(id),
+                        None => {}
                     }
                 }
-                (found, missing)
+                (found.into(), missing)
             }
-        };
-        if !self.except.is_empty() {
-            players.retain(|p| !self.except.contains(&p.id()));
-            missing.retain(|id| !self.except.contains(id));
         }
-        (players, missing)
+    }
+
+    /// Whether the player `id` is not left out by [`except`](Self::except).
+    fn included(&self, id: PlayerId) -> bool {
+        !self.except.contains(&id)
     }
 
     /// The players in the group now.
     pub fn players(&self) -> Vec<Player> {
-        self.resolve().0
+        let (players, _) = self.resolve();
+        players.iter().filter(|p| self.included(p.id())).cloned().collect()
     }
 
     /// Fires `remote` at each player in the group. The payload is encoded
@@ -122,7 +127,8 @@ impl Recipients {
     /// and why. Fails only if the value cannot be encoded.
     pub fn fire<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<Broadcast, EventError> {
         let (players, missing) = self.resolve();
-        let mut outcome = self.server.fire_many(players, remote, &value)?;
+        let included = players.iter().filter(|p| self.included(p.id()));
+        let mut outcome = self.server.fire_many(included, remote, &value)?;
         outcome
             .skipped
             .extend(missing.into_iter().map(|id| (id, EventError::Disconnected)));
@@ -149,7 +155,7 @@ impl Recipients {
         let (players, missing) = self.resolve();
         let endpoint = &self.server.inner.endpoint;
         let checks = endpoint.protocol.response_checks(&remote);
-        let mut answers = Answers::new(self.server.clone(), remote.name, checks, timeout);
+        let mut answers = Answers::new(self.server.clone(), players.clone(), remote.name, checks, timeout);
         for id in missing {
             answers.push_ready(id, Err(FunctionError::Disconnected));
         }
@@ -159,16 +165,19 @@ impl Recipients {
         let (id, payload) = match encoded {
             Ok(encoded) => encoded,
             Err(error) => {
-                for player in players {
+                for player in players.iter().filter(|p| self.included(p.id())) {
                     answers.push_ready(player.id(), Err(error.clone()));
                 }
                 return answers;
             }
         };
-        for player in players {
+        for (index, player) in players.iter().enumerate() {
+            if !self.included(player.id()) {
+                continue;
+            }
             let conn = player.inner.conn.clone();
-            match endpoint.send_call(conn, &player, id, remote.name, &payload, timeout) {
-                Ok(call) => answers.push_call(player, call),
+            match endpoint.send_call(conn, player, id, remote.name, &payload, timeout) {
+                Ok(call) => answers.push_call(index, call),
                 Err(error) => answers.push_ready(player.id(), Err(error)),
             }
         }

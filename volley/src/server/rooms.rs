@@ -8,7 +8,7 @@
 //! undone by it) or find the player gone.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rustc_hash::FxHashMap;
 
@@ -19,7 +19,30 @@ use crate::peer::PlayerId;
 /// Every room of a server with members.
 #[derive(Default)]
 pub(super) struct Rooms {
-    by_name: RwLock<FxHashMap<Arc<str>, BTreeMap<PlayerId, Player>>>,
+    by_name: RwLock<FxHashMap<Arc<str>, Room>>,
+}
+
+/// One room's members.
+#[derive(Default)]
+struct Room {
+    members: BTreeMap<PlayerId, Player>,
+    /// The members as one shared list, made on first use after a change: a
+    /// broadcast clones one `Arc`, not every member, and holds no lock while
+    /// it sends (outgoing middleware, which is user code, may join rooms).
+    snapshot: OnceLock<Arc<[Player]>>,
+}
+
+impl Room {
+    fn insert(&mut self, player: &Player) {
+        self.snapshot = OnceLock::new();
+        self.members.insert(player.id(), player.clone());
+    }
+
+    fn snapshot(&self) -> Arc<[Player]> {
+        self.snapshot
+            .get_or_init(|| self.members.values().cloned().collect())
+            .clone()
+    }
 }
 
 /// The rooms one player is in, kept with the player.
@@ -57,7 +80,7 @@ impl Rooms {
             None => room.into(),
         };
         membership.names.push(name.clone());
-        rooms.entry(name).or_default().insert(player.id(), player.clone());
+        rooms.entry(name).or_default().insert(player);
         true
     }
 
@@ -86,34 +109,28 @@ impl Rooms {
     }
 
     /// The members of `room`, in the order they joined the server.
-    pub(super) fn members(&self, room: &str) -> Vec<Player> {
+    pub(super) fn members(&self, room: &str) -> Arc<[Player]> {
         read(&self.by_name)
             .get(room)
-            .map(|members| members.values().cloned().collect())
-            .unwrap_or_default()
+            .map_or_else(|| Arc::new([]), Room::snapshot)
     }
 
     /// The members of any of `rooms`, each once, in the order they joined the
     /// server.
-    pub(super) fn members_of_any<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) -> Vec<Player> {
-        let by_name = read(&self.by_name);
-        let mut members: Vec<&BTreeMap<PlayerId, Player>> = rooms.into_iter().filter_map(|r| by_name.get(r)).collect();
-        match members.len() {
-            0 => Vec::new(),
-            1 => members[0].values().cloned().collect(),
-            _ => {
-                members.sort_by_key(|m| std::cmp::Reverse(m.len()));
-                let mut union: BTreeMap<PlayerId, &Player> = BTreeMap::new();
-                for room in members {
-                    union.extend(room.iter().map(|(id, p)| (*id, p)));
-                }
-                union.into_values().cloned().collect()
-            }
+    pub(super) fn members_of_any(&self, rooms: &[String]) -> Arc<[Player]> {
+        if let [room] = rooms {
+            return self.members(room);
         }
+        let by_name = read(&self.by_name);
+        let mut union: BTreeMap<PlayerId, &Player> = BTreeMap::new();
+        for room in rooms.iter().filter_map(|r| by_name.get(r.as_str())) {
+            union.extend(room.members.iter().map(|(id, p)| (*id, p)));
+        }
+        union.into_values().cloned().collect()
     }
 
     pub(super) fn member_count(&self, room: &str) -> usize {
-        read(&self.by_name).get(room).map_or(0, BTreeMap::len)
+        read(&self.by_name).get(room).map_or(0, |r| r.members.len())
     }
 
     /// The rooms that have members, by name.
@@ -125,10 +142,11 @@ impl Rooms {
 }
 
 /// Takes `id` out of `room`, and the room away once it is empty.
-fn remove_member(rooms: &mut FxHashMap<Arc<str>, BTreeMap<PlayerId, Player>>, room: &str, id: PlayerId) {
+fn remove_member(rooms: &mut FxHashMap<Arc<str>, Room>, room: &str, id: PlayerId) {
     if let Some(members) = rooms.get_mut(room) {
-        members.remove(&id);
-        if members.is_empty() {
+        members.snapshot = OnceLock::new();
+        members.members.remove(&id);
+        if members.members.is_empty() {
             rooms.remove(room);
         }
     }
