@@ -398,3 +398,68 @@ async fn a_player_over_its_call_limit_answers_overloaded() {
     assert_eq!(answers[&players[1].id()], Ok(1));
     drop(busy);
 }
+
+#[tokio::test]
+async fn encoded_traffic_is_relayed_without_decoding() {
+    let (server, mut clients, players, _) = setup(3).await;
+    // An event encoded elsewhere, fired at one player and at a group.
+    let payload = server.encode_event(NEWS, &"relayed".to_string()).unwrap();
+    players[0].fire_encoded("News", &payload).unwrap();
+    assert_eq!(clients[0].news.recv().await.as_deref(), Some("relayed"));
+    let sent = server
+        .to_all()
+        .except(&players[0])
+        .fire_encoded("News", &payload)
+        .unwrap();
+    assert_eq!(sent.sent, 2);
+    assert_eq!(clients[1].news.recv().await.as_deref(), Some("relayed"));
+    assert_eq!(clients[2].news.recv().await.as_deref(), Some("relayed"));
+
+    // A call encoded elsewhere; the answer stays encoded until decoded.
+    let request = server.encode_request(ASK, &EVERYONE_ANSWERS).unwrap();
+    let answer = players[2]
+        .invoke_encoded("Ask", &request, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(server.decode_response(ASK, &answer), Ok(2));
+    assert_eq!(
+        server.decode_response(ASK, &[0xff, 0xff]),
+        Err(FunctionError::InvalidResult)
+    );
+    let answers = server
+        .to_all()
+        .invoke_encoded("Ask", &request, Duration::from_secs(5))
+        .all()
+        .await;
+    let mut decoded: Vec<_> = answers
+        .into_iter()
+        .map(|(id, a)| (id, server.decode_response(ASK, &a.unwrap()).unwrap()))
+        .collect();
+    decoded.sort();
+    assert_eq!(
+        decoded,
+        players
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id(), i as u32))
+            .collect::<Vec<_>>()
+    );
+
+    // Only client-bound remotes of the protocol, of the right kind.
+    assert!(matches!(
+        players[0].fire_encoded("Nope", &payload),
+        Err(EventError::Encode(_))
+    ));
+    assert!(matches!(
+        players[0].fire_encoded("Ask", &payload),
+        Err(EventError::Encode(_))
+    ));
+    assert!(matches!(
+        players[0].fire_encoded("WhoAmI", &payload),
+        Err(EventError::Encode(_))
+    ));
+    let wrong = players[0]
+        .invoke_encoded("News", &request, Duration::from_secs(1))
+        .await;
+    assert_eq!(wrong, Err(FunctionError::Unprocessed));
+}

@@ -13,6 +13,8 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
+use bytes::Bytes;
+
 use super::{Player, Server};
 use crate::checks::Checks;
 use crate::completion::CallResult;
@@ -32,18 +34,20 @@ use crate::remote::Payload;
 /// the answers cancels every call still pending, at each player's client too.
 #[must_use = "the calls are cancelled when the answers are dropped"]
 pub struct Answers<Resp> {
-    server: Server,
     /// The players asked (and maybe others, left out by `except`): each
     /// call names its player by its place here.
     players: Arc<[Player]>,
     name: &'static str,
-    checks: Checks<Resp>,
+    /// Turns a player's raw answer into its result.
+    decode: Decode<Resp>,
     /// Answers known without waiting (refused calls, players not connected).
     ready: VecDeque<(PlayerId, Result<Resp, FunctionError>)>,
     pending: FuturesUnordered<Call>,
     deadline: Pin<Box<Sleep>>,
     asked: usize,
 }
+
+type Decode<Resp> = Box<dyn Fn(&Player, CallResult) -> Result<Resp, FunctionError> + Send + Sync>;
 
 // Nothing in it is pinned in place: the calls are polled through
 // `FuturesUnordered`, which pins each on its own, and the deadline is boxed.
@@ -66,19 +70,33 @@ impl Future for Call {
 }
 
 impl<Resp: Payload> Answers<Resp> {
-    /// Answers due from `asked` players, by `timeout` from now.
-    pub(super) fn new(
+    /// Answers of typed calls: decoded and checked as `invoke`'s are.
+    pub(super) fn typed(
         server: Server,
         players: Arc<[Player]>,
         name: &'static str,
         checks: Checks<Resp>,
         timeout: Duration,
     ) -> Self {
+        let decode = move |player: &Player, result| server.inner.endpoint.decode_answer(player, name, &checks, result);
+        Self::new(players, name, Box::new(decode), timeout)
+    }
+}
+
+impl Answers<Bytes> {
+    /// Answers left encoded, for a relay to pass on.
+    pub(super) fn encoded(players: Arc<[Player]>, name: &'static str, timeout: Duration) -> Self {
+        let decode = |_: &Player, result: CallResult| result.map(|reply| Bytes::copy_from_slice(reply.as_bytes()));
+        Self::new(players, name, Box::new(decode), timeout)
+    }
+}
+
+impl<Resp> Answers<Resp> {
+    fn new(players: Arc<[Player]>, name: &'static str, decode: Decode<Resp>, timeout: Duration) -> Self {
         Self {
-            server,
             players,
             name,
-            checks,
+            decode,
             ready: VecDeque::new(),
             pending: FuturesUnordered::new(),
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
@@ -125,7 +143,7 @@ impl<Resp: Payload> Answers<Resp> {
     }
 }
 
-impl<Resp: Payload> Stream for Answers<Resp> {
+impl<Resp> Stream for Answers<Resp> {
     type Item = (PlayerId, Result<Resp, FunctionError>);
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -139,8 +157,7 @@ impl<Resp: Payload> Stream for Answers<Resp> {
         // Answers already in count, even when the deadline has passed too.
         if let Poll::Ready(Some((index, result))) = this.pending.poll_next_unpin(cx) {
             let player = &this.players[index];
-            let endpoint = &this.server.inner.endpoint;
-            let result = endpoint.decode_answer(player, this.name, &this.checks, result);
+            let result = (this.decode)(player, result);
             return Poll::Ready(Some((player.id(), result)));
         }
         if this.deadline.as_mut().poll(cx).is_ready() {

@@ -38,6 +38,7 @@ mod data;
 mod directory;
 mod player;
 mod recipients;
+mod relay;
 mod rooms;
 
 pub use answers::Answers;
@@ -725,15 +726,7 @@ impl Server {
     /// Fires `remote` at one player.
     pub fn fire<T: Payload>(&self, player: &Player, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
         let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
-        let sent = match self
-            .inner
-            .endpoint
-            .chains
-            .admit_outgoing(player, remote.name, payload.len())
-        {
-            Ok(()) => player.inner.conn.send_event(id, &payload),
-            Err(_) => Err(EventError::Refused),
-        };
+        let sent = self.fire_one_encoded(player, id, remote.name, &payload);
         crate::payload::recycle(payload);
         sent
     }
@@ -774,19 +767,8 @@ impl Server {
         remote: ClientEvent<T>,
         value: &T,
     ) -> Result<Broadcast, EventError> {
-        let endpoint = &self.inner.endpoint;
-        let (id, payload) = endpoint.encode_event(&remote, value)?;
-        let mut outcome = Broadcast::default();
-        for player in players {
-            let sent = match endpoint.chains.admit_outgoing(player, remote.name, payload.len()) {
-                Ok(()) => player.inner.conn.send_event(id, &payload),
-                Err(_) => Err(EventError::Refused),
-            };
-            match sent {
-                Ok(()) => outcome.sent += 1,
-                Err(error) => outcome.skipped.push((player.id(), error)),
-            }
-        }
+        let (id, payload) = self.inner.endpoint.encode_event(&remote, value)?;
+        let outcome = self.fire_many_encoded(players, id, remote.name, &payload);
         crate::payload::recycle(payload);
         Ok(outcome)
     }

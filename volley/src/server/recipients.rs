@@ -11,6 +11,7 @@ use crate::error::{EventError, FunctionError};
 use crate::locks::read;
 use crate::peer::PlayerId;
 use crate::remote::{ClientEvent, ClientFn, Payload};
+use volley_proto::RemoteId;
 
 /// A group of players to fire at or to invoke, from [`Server::to_all`],
 /// [`Server::to_room`], [`Server::to_rooms`], [`Server::to_players`] or
@@ -155,28 +156,65 @@ impl Recipients {
         let (players, missing) = self.resolve();
         let endpoint = &self.server.inner.endpoint;
         let checks = endpoint.protocol.response_checks(&remote);
-        let mut answers = Answers::new(self.server.clone(), players.clone(), remote.name, checks, timeout);
-        for id in missing {
-            answers.push_ready(id, Err(FunctionError::Disconnected));
-        }
+        let answers = Answers::typed(self.server.clone(), players.clone(), remote.name, checks, timeout);
         let encoded = endpoint
             .function_id(&remote)
             .and_then(|id| Ok((id, endpoint.encode_request(remote.name, &req)?)));
+        self.start_calls(answers, &players, missing, encoded, remote.name, timeout)
+    }
+
+    /// Fires an event whose payload another process already encoded (a
+    /// relay's path: see [`Player::fire_encoded`]).
+    pub fn fire_encoded(&self, remote: &str, payload: &[u8]) -> Result<Broadcast, EventError> {
+        let (id, name) = self.server.relayed_event(remote)?;
+        let (players, missing) = self.resolve();
+        let included = players.iter().filter(|p| self.included(p.id()));
+        let mut outcome = self.server.fire_many_encoded(included, id, name, payload);
+        outcome
+            .skipped
+            .extend(missing.into_iter().map(|id| (id, EventError::Disconnected)));
+        Ok(outcome)
+    }
+
+    /// Calls a function with a request another process already encoded, and
+    /// leaves the answers encoded (a relay's path: see
+    /// [`Player::invoke_encoded`]).
+    pub fn invoke_encoded(&self, remote: &str, payload: &[u8], timeout: Duration) -> Answers<bytes::Bytes> {
+        let (players, missing) = self.resolve();
+        let relayed = self.server.relayed_function(remote);
+        let name = relayed.as_ref().map_or("<unknown>", |(_, name)| name);
+        let answers = Answers::encoded(players.clone(), name, timeout);
+        let encoded = relayed.map(|(id, _)| (id, payload.to_vec()));
+        self.start_calls(answers, &players, missing, encoded, name, timeout)
+    }
+
+    /// Sends the encoded request to each included player, into `answers`.
+    fn start_calls<Resp>(
+        &self,
+        mut answers: Answers<Resp>,
+        players: &[Player],
+        missing: Vec<PlayerId>,
+        encoded: Result<(RemoteId, Vec<u8>), FunctionError>,
+        name: &'static str,
+        timeout: Duration,
+    ) -> Answers<Resp> {
+        for id in missing {
+            answers.push_ready(id, Err(FunctionError::Disconnected));
+        }
+        let included = players.iter().enumerate().filter(|(_, p)| self.included(p.id()));
         let (id, payload) = match encoded {
             Ok(encoded) => encoded,
             Err(error) => {
-                for player in players.iter().filter(|p| self.included(p.id())) {
+                for (_, player) in included {
                     answers.push_ready(player.id(), Err(error.clone()));
                 }
                 return answers;
             }
         };
-        for (index, player) in players.iter().enumerate() {
-            if !self.included(player.id()) {
-                continue;
-            }
+        let endpoint = &self.server.inner.endpoint;
+        for (index, player) in included {
             let conn = player.inner.conn.clone();
-            match endpoint.send_call(conn, player, id, remote.name, &payload, timeout) {
+            match endpoint.send_call(conn, player, id, name, &payload, timeout) {
                 Ok(call) => answers.push_call(index, call),
                 Err(error) => answers.push_ready(player.id(), Err(error)),
             }
