@@ -129,6 +129,11 @@ impl<D, Req, Resp> Function<D, Req, Resp> {
     pub const fn name(&self) -> &'static str {
         self.name
     }
+
+    /// The timeout declared with [`with_timeout`](Self::with_timeout), if any.
+    pub const fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
 }
 
 /// A one-way event handled on side `D`, carrying a `T`. Use the aliases

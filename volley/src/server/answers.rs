@@ -44,7 +44,8 @@ pub struct Answers<Resp> {
     ready: VecDeque<(PlayerId, Result<Resp, FunctionError>)>,
     pending: FuturesUnordered<Call>,
     deadline: Pin<Box<Sleep>>,
-    asked: usize,
+    /// Every player asked, in the order they were.
+    asked: Vec<PlayerId>,
 }
 
 type Decode<Resp> = Box<dyn Fn(&Player, CallResult) -> Result<Resp, FunctionError> + Send + Sync>;
@@ -100,25 +101,30 @@ impl<Resp> Answers<Resp> {
             ready: VecDeque::new(),
             pending: FuturesUnordered::new(),
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
-            asked: 0,
+            asked: Vec::new(),
         }
     }
 
     /// A call sent to `players[index]`.
     pub(super) fn push_call(&mut self, index: usize, call: PendingCall) {
-        self.asked += 1;
+        self.asked.push(self.players[index].id());
         self.pending.push(Call { index, call });
     }
 
     /// An answer known already.
     pub(super) fn push_ready(&mut self, id: PlayerId, result: Result<Resp, FunctionError>) {
-        self.asked += 1;
+        self.asked.push(id);
         self.ready.push_back((id, result));
     }
 
     /// How many players were asked (the number of items the stream yields).
     pub fn asked(&self) -> usize {
-        self.asked
+        self.asked.len()
+    }
+
+    /// The players asked, each of which the stream names once.
+    pub fn asked_ids(&self) -> &[PlayerId] {
+        &self.asked
     }
 
     /// How many answers are still to come.
@@ -181,7 +187,7 @@ impl<Resp> fmt::Debug for Answers<Resp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Answers")
             .field("remote", &self.name)
-            .field("asked", &self.asked)
+            .field("asked", &self.asked.len())
             .field("pending", &self.pending.len())
             .field("ready", &self.ready.len())
             .finish()

@@ -155,6 +155,7 @@ impl Server {
         if let Err(e) = config.validate() {
             panic!("invalid ServerConfig: {e}");
         }
+        let first_id = config.player_id_base.saturating_add(1);
         Self {
             inner: Arc::new(ServerInner {
                 endpoint: Endpoint::new(protocol),
@@ -163,7 +164,7 @@ impl Server {
                 rooms: Rooms::default(),
                 room_joined: RwLock::new(Vec::new()),
                 room_left: RwLock::new(Vec::new()),
-                next_id: AtomicU64::new(1),
+                next_id: AtomicU64::new(first_id),
                 added: RwLock::new(Vec::new()),
                 removed: RwLock::new(Vec::new()),
                 authenticator: RwLock::new(None),
@@ -177,6 +178,11 @@ impl Server {
     /// Its settings.
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// The remotes it was built with.
+    pub fn protocol(&self) -> &Protocol {
+        &self.inner.endpoint.protocol
     }
 
     // ---- accepting clients ----

@@ -1,0 +1,162 @@
+//! A game protocol whose handlers act across the cluster, as a game's
+//! would: a player whispers to, asks, or moves a player of any node, talks
+//! to a room spanning nodes, and polls it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use volley::*;
+use volley_cluster::ClusterNode;
+
+/// A client's id, as the cluster knows it.
+pub const WHO_AM_I: ServerFn<(), u64> = ServerFn::new("WhoAmI");
+/// Whisper `text` to player `to`, wherever it is.
+pub const WHISPER: ServerFn<(u64, String), ()> = ServerFn::new("Whisper");
+/// Ask player `to` a question, wherever it is; the answer or the error's name.
+pub const ASK: ServerFn<(u64, String), String> = ServerFn::new("Ask");
+/// Put player `who` in `room`, wherever it is.
+pub const JOIN: ServerFn<(u64, String), bool> = ServerFn::new("Join");
+/// Say `text` to everyone in `room` but the caller, on every node.
+pub const SAY: ServerFn<(String, String), u32> = ServerFn::new("Say");
+/// Say `text` to every player of the cluster but the caller.
+pub const SHOUT: ServerFn<String, u32> = ServerFn::new("Shout");
+/// Each player's answer (or error's name), and the silent nodes.
+pub type PollResult = (Vec<(u64, String)>, Vec<u32>);
+/// Ask everyone in `room` `text` within `ms`.
+pub const POLL: ServerFn<(String, String, u64), PollResult> = ServerFn::new("Poll");
+/// The players of `room` (or all), across the cluster, and silent nodes.
+pub const COUNT: ServerFn<Option<String>, (Vec<u64>, Vec<u32>)> = ServerFn::new("Count");
+/// Disconnect player `who`, wherever it is.
+pub const KICK: ServerFn<u64, bool> = ServerFn::new("Kick");
+
+/// What players hear.
+pub const INBOX: ClientEvent<String> = ClientEvent::new("Inbox");
+/// A question for a player: answered `true` at once, unless it contains
+/// "never" (then never answered).
+pub const QUESTION: ClientFn<String, bool> = ClientFn::new("Question").with_timeout(Duration::from_secs(10));
+
+pub fn protocol() -> Protocol {
+    Protocol::builder()
+        .remote(WHO_AM_I)
+        .remote(WHISPER)
+        .remote(ASK)
+        .remote(JOIN)
+        .remote(SAY)
+        .remote(SHOUT)
+        .remote(POLL)
+        .remote(COUNT)
+        .remote(KICK)
+        .remote(INBOX)
+        .remote(QUESTION)
+        .build()
+}
+
+fn outcome(result: Result<bool, FunctionError>) -> String {
+    match result {
+        Ok(answer) => answer.to_string(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+/// Registers the game's handlers on `node`'s server.
+pub fn serve(node: &ClusterNode) {
+    let server = node.server();
+    server.on_request_sync(WHO_AM_I, |player: Player, ()| Ok(player.id().0));
+    let n = node.clone();
+    server.on_request(WHISPER, move |_, (to, text): (u64, String)| {
+        let n = n.clone();
+        async move {
+            n.fire(PlayerId(to), INBOX, text)
+                .await
+                .map_err(|e| Reject::new(e.to_string()))
+        }
+    });
+    let n = node.clone();
+    server.on_request(ASK, move |_, (to, text): (u64, String)| {
+        let n = n.clone();
+        async move { Ok(outcome(n.invoke(PlayerId(to), QUESTION, text).await)) }
+    });
+    let n = node.clone();
+    server.on_request(JOIN, move |_, (who, room): (u64, String)| {
+        let n = n.clone();
+        async move {
+            n.join(PlayerId(who), &room)
+                .await
+                .map_err(|e| Reject::new(e.to_string()))
+        }
+    });
+    let n = node.clone();
+    server.on_request(SAY, move |player: Player, (room, text): (String, String)| {
+        let n = n.clone();
+        async move {
+            let sent = n.to_room(&room).except(player.id()).fire(INBOX, text).await;
+            sent.map(|b| b.local.sent as u32)
+                .map_err(|e| Reject::new(e.to_string()))
+        }
+    });
+    let n = node.clone();
+    server.on_request(SHOUT, move |player: Player, text: String| {
+        let n = n.clone();
+        async move {
+            let sent = n.to_all().except(player.id()).fire(INBOX, text).await;
+            sent.map(|b| b.local.sent as u32)
+                .map_err(|e| Reject::new(e.to_string()))
+        }
+    });
+    let n = node.clone();
+    server.on_request(POLL, move |_, (room, text, ms): (String, String, u64)| {
+        let n = n.clone();
+        async move {
+            let group = n.to_room(&room);
+            let mut answers = group
+                .invoke_with_timeout(QUESTION, text, Duration::from_millis(ms))
+                .await
+                .map_err(|e| Reject::new(e.to_string()))?;
+            let mut all = Vec::new();
+            while let Some((player, answer)) = answers.next().await {
+                all.push((player.0, outcome(answer)));
+            }
+            all.sort();
+            Ok((all, answers.silent_nodes().to_vec()))
+        }
+    });
+    let n = node.clone();
+    server.on_request(COUNT, move |_, room: Option<String>| {
+        let n = n.clone();
+        async move {
+            let census = match room {
+                Some(room) => n.room_members(&room).await,
+                None => n.players().await,
+            };
+            let census = census.map_err(|e| Reject::new(e.to_string()))?;
+            Ok((census.players.iter().map(|p| p.0).collect(), census.silent_nodes))
+        }
+    });
+    let n = node.clone();
+    server.on_request(KICK, move |_, who: u64| {
+        let n = n.clone();
+        async move {
+            n.kick(PlayerId(who), "kicked across the cluster")
+                .await
+                .map_err(|e| Reject::new(e.to_string()))
+        }
+    });
+}
+
+/// A client of the game: what it hears goes to `inbox`.
+pub async fn client(addr: std::net::SocketAddr) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>, u64) {
+    let client = Client::new(protocol(), ClientConfig::default());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    client.on_event(INBOX, move |text| {
+        let _ = tx.send(text);
+    });
+    client.on_request(QUESTION, |text: String| async move {
+        if text.contains("never") {
+            std::future::pending::<()>().await;
+        }
+        Ok(true)
+    });
+    client.connect_tcp(addr).await.expect("connects to its node");
+    let id = client.invoke(WHO_AM_I, ()).await.expect("knows its id");
+    (client, rx, id)
+}
