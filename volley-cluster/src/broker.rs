@@ -56,4 +56,6 @@ pub trait Broker: Send + Sync + 'static {
     fn new_inbox(&self) -> String;
     /// Whether the broker is reachable now.
     fn is_connected(&self) -> bool;
+    /// Sends what is queued, then closes the connection for good.
+    fn close(&self) -> BoxFuture<'_, ()>;
 }

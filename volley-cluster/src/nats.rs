@@ -56,6 +56,7 @@ impl NatsBroker {
                                 "broker client dropped messages: this node is a slow consumer"
                             );
                         }
+                        Event::Closed | Event::Draining => tracing::debug!(%event, "broker connection closing"),
                         Event::Disconnected => {
                             counted.disconnects.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!("lost the broker; reconnecting");
@@ -134,5 +135,14 @@ impl Broker for NatsBroker {
 
     fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // Draining unsubscribes, flushes and closes; nothing reconnects.
+            if let Err(e) = self.client.drain().await {
+                tracing::debug!(error = %e, "broker connection not drained");
+            }
+        })
     }
 }

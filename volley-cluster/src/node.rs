@@ -184,8 +184,9 @@ impl ClusterNode {
     }
 
     /// Leaves the cluster: tells the others (so they stop counting this
-    /// node's players at once), and stops the background tasks. The server
-    /// itself is not shut down.
+    /// node's players at once), stops the background tasks and closes the
+    /// broker connection. The server itself is not shut down. (Handlers that
+    /// hold the node keep it alive: this is how a node stops.)
     pub async fn leave_cluster(&self) {
         let inner = &self.inner;
         let goodbye = Message::Heartbeat {
@@ -204,6 +205,7 @@ impl ClusterNode {
         for (_, task) in lock(&inner.rooms).drain() {
             task.abort();
         }
+        inner.broker.close().await;
     }
 
     pub(crate) fn next_call(&self) -> u64 {
