@@ -4,6 +4,7 @@
 //! cargo run --release -p volley-net-bench -- --quick   # under 3 minutes after the build
 //! cargo run --release -p volley-net-bench              # longer, steadier figures
 //! cargo run --release -p volley-net-bench -- --rooms-only 40   # only room_fanout and invoke_many, 40 rounds
+//! cargo run --release -p volley-net-bench -- --quick --cluster-only  # only the cluster rows (needs nats-server)
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
@@ -12,6 +13,7 @@
 //! so drift on a shared machine hits all alike.
 
 mod alloc;
+mod cluster;
 mod idle;
 mod load;
 mod proxy;
@@ -40,6 +42,8 @@ struct Plan {
     fanout_clients: usize,
     fanout_events: usize,
     idle_clients: usize,
+    /// Players of the room spread over three cluster nodes.
+    cluster_players: usize,
 }
 
 impl Plan {
@@ -52,6 +56,7 @@ impl Plan {
                 fanout_clients: 1_000,
                 fanout_events: 20,
                 idle_clients: 5_000,
+                cluster_players: 10_000,
             }
         } else {
             Self {
@@ -61,6 +66,7 @@ impl Plan {
                 fanout_clients: 1_000,
                 fanout_events: 200,
                 idle_clients: 5_000,
+                cluster_players: 10_000,
             }
         }
     }
@@ -628,6 +634,20 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .and_then(|v| v.parse::<u64>().ok())
     };
+    if args.iter().any(|a| a == "--cluster-only") {
+        // Only the cluster rows (they need nats-server).
+        let mut results = Results::default();
+        let results = runtime.block_on(async move {
+            tokio::spawn(async move {
+                cluster::scenario(&mut results, &plan).await;
+                results
+            })
+            .await
+            .unwrap()
+        });
+        results.print();
+        std::process::exit(0);
+    }
     if let Some(rounds) = flag("--rooms-only") {
         // Only the rooms scenarios, with this many rounds: steadier figures
         // for those two rows when tuning them.
@@ -639,6 +659,7 @@ fn main() {
         let results = runtime.block_on(async move {
             tokio::spawn(async move {
                 rooms::scenario(&mut results, &plan).await;
+                cluster::scenario(&mut results, &plan).await;
                 results
             })
             .await
@@ -702,6 +723,7 @@ fn main() {
             scenario_server_to_client(&mut results, &plan).await;
             scenario_fanout(&mut results, &plan).await;
             rooms::scenario(&mut results, &plan).await;
+            cluster::scenario(&mut results, &plan).await;
             scenario_wire_bytes(&mut results).await;
             scenario_allocations(&mut results).await;
             results

@@ -29,6 +29,7 @@
 //!   3    group.rs player.rs             reaching groups, reaching one player
 //!   2    node.rs                        a node: start, presence, serving other nodes
 //!   1    nats.rs presence.rs            the NATS broker, who is alive
+//!        local_nats.rs                  a nats-server process for tests
 //!   0    broker.rs wire.rs subjects.rs  the broker trait, messages, subjects,
 //!        config.rs error.rs             settings, errors
 //! ```
@@ -37,6 +38,7 @@ mod broker;
 mod config;
 mod error;
 mod group;
+mod local_nats;
 mod nats;
 mod node;
 mod player;
@@ -48,5 +50,6 @@ pub use broker::{Broker, BrokerError, Inbound, Subscription};
 pub use config::ClusterConfig;
 pub use error::ClusterError;
 pub use group::{Census, ClusterAnswers, ClusterBroadcast, ClusterGroup, ANSWER_GRACE};
+pub use local_nats::LocalNats;
 pub use nats::NatsBroker;
 pub use node::{ClusterNode, ClusterStats};
