@@ -48,8 +48,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("node {} serving players on {addr}", node.node_id());
         nodes.push((node, addr));
     }
-    let (alice, mut alice_inbox, alice_id) = client(nodes[0].1).await;
-    let (bob, mut bob_inbox, bob_id) = client(nodes[1].1).await;
+    let Player {
+        client: alice,
+        inbox: mut alice_inbox,
+        id: alice_id,
+        ..
+    } = client(nodes[0].1).await;
+    let Player {
+        client: bob,
+        inbox: mut bob_inbox,
+        id: bob_id,
+        ..
+    } = client(nodes[1].1).await;
     println!(
         "alice is player {alice_id} on node {}, bob is player {bob_id} on node {}",
         alice_id >> 32,

@@ -151,10 +151,16 @@ async fn run() -> Vec<String> {
     let nodes: Vec<Node> = (0..3).map(|_| start_node(&nats, cluster)).collect();
     let mut c = Checks::default();
 
-    let (a, mut a_inbox, a_id) = client(nodes[0].addr).await;
-    let (b, mut b_inbox, b_id) = client(nodes[1].addr).await;
-    let (cc, mut c_inbox, c_id) = client(nodes[2].addr).await;
-    let (_late, _late_inbox, late_id) = client(nodes[2].addr).await;
+    let pa = client(nodes[0].addr).await;
+    let pb = client(nodes[1].addr).await;
+    let pc = client(nodes[2].addr).await;
+    let late = client(nodes[2].addr).await;
+    let (a, mut a_inbox, a_id) = (pa.client.clone(), pa.inbox, pa.id);
+    let (b, mut b_inbox, b_id) = (pb.client.clone(), pb.inbox, pb.id);
+    let (mut c_inbox, c_id) = (pc.inbox, pc.id);
+    let late_id = late.id;
+    let cancelled = |p: &game::Cancelled| p.0.load(std::sync::atomic::Ordering::SeqCst);
+    let (b_cancelled, c_cancelled, late_cancelled) = (pb.cancelled, pc.cancelled, late.cancelled);
     let node_of = |id: u64| id >> 32;
     c.check(
         "player ids are unique and name their node",
@@ -271,6 +277,51 @@ async fn run() -> Vec<String> {
         poll,
     );
 
+    // Dropping a call cancels it at the player on the other node.
+    let gave_up = a
+        .invoke_with_timeout(ASK, (c_id, "never".into()), Duration::from_millis(300))
+        .await;
+    let stopped = eventually(Duration::from_secs(3), || async { cancelled(&c_cancelled) == 1 }).await;
+    c.check(
+        "a dropped cross-node call stops the player's handler",
+        gave_up == Err(FunctionError::Timeout) && stopped,
+        gave_up,
+    );
+    // Dropping a group call cancels it on every node.
+    let before = [&b_cancelled, &late_cancelled].map(cancelled);
+    let gave_up = a
+        .invoke_with_timeout(
+            POLL,
+            ("lobby".into(), "never".into(), 5_000),
+            Duration::from_millis(300),
+        )
+        .await;
+    let stopped = eventually(Duration::from_secs(3), || async {
+        [&b_cancelled, &late_cancelled]
+            .iter()
+            .zip(before)
+            .all(|(p, was)| cancelled(p) == was + 1)
+    })
+    .await;
+    c.check(
+        "a dropped group call stops the handlers on every node",
+        gave_up == Err(FunctionError::Timeout) && stopped,
+        gave_up,
+    );
+
+    // A node that is alive but does not answer (stopped, SIGSTOP) is named.
+    let stopped_node = nodes[2].child.id();
+    let _ = Command::new("kill").args(["-STOP", &stopped_node.to_string()]).status();
+    let poll = a.invoke(POLL, ("lobby".into(), "ready?".into(), 300)).await;
+    let _ = Command::new("kill").args(["-CONT", &stopped_node.to_string()]).status();
+    c.check(
+        "a node that never answers a group call is named silent; the others' answers come",
+        matches!(&poll, Ok((answers, silent)) if answers.len() == 2 && silent == &vec![(c_id >> 32) as u32]),
+        poll,
+    );
+    // Back, and seen alive again, before going on.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
     // Kick across nodes.
     let kicked = a.invoke(KICK, late_id).await;
     c.check("a player on another node is kicked", kicked == Ok(true), kicked);
@@ -293,7 +344,6 @@ async fn run() -> Vec<String> {
         answer.as_deref() == Ok("Disconnected") && took < Duration::from_secs(4),
         (&answer, took),
     );
-    let _ = cc;
     let counted = eventually(Duration::from_secs(4), || async {
         matches!(a.invoke(COUNT, None).await, Ok((players, _)) if players.len() == 2)
     })

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use volley::*;
+use volley::Player as Caller;
+use volley::{Client, ClientConfig, ClientEvent, ClientFn, FunctionError, PlayerId, Protocol, Reject, ServerFn};
 use volley_cluster::ClusterNode;
 
 /// A client's id, as the cluster knows it.
@@ -61,7 +62,7 @@ fn outcome(result: Result<bool, FunctionError>) -> String {
 /// Registers the game's handlers on `node`'s server.
 pub fn serve(node: &ClusterNode) {
     let server = node.server();
-    server.on_request_sync(WHO_AM_I, |player: Player, ()| Ok(player.id().0));
+    server.on_request_sync(WHO_AM_I, |player: Caller, ()| Ok(player.id().0));
     let n = node.clone();
     server.on_request(WHISPER, move |_, (to, text): (u64, String)| {
         let n = n.clone();
@@ -86,7 +87,7 @@ pub fn serve(node: &ClusterNode) {
         }
     });
     let n = node.clone();
-    server.on_request(SAY, move |player: Player, (room, text): (String, String)| {
+    server.on_request(SAY, move |player: Caller, (room, text): (String, String)| {
         let n = n.clone();
         async move {
             let sent = n.to_room(&room).except(player.id()).fire(INBOX, text).await;
@@ -95,7 +96,7 @@ pub fn serve(node: &ClusterNode) {
         }
     });
     let n = node.clone();
-    server.on_request(SHOUT, move |player: Player, text: String| {
+    server.on_request(SHOUT, move |player: Caller, text: String| {
         let n = n.clone();
         async move {
             let sent = n.to_all().except(player.id()).fire(INBOX, text).await;
@@ -143,20 +144,52 @@ pub fn serve(node: &ClusterNode) {
     });
 }
 
+/// Counts questions whose handler was stopped before it answered (the
+/// caller cancelled, across the wire).
+#[derive(Clone, Default)]
+pub struct Cancelled(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+struct CountIfDropped(Cancelled);
+
+impl Drop for CountIfDropped {
+    fn drop(&mut self) {
+        self.0 .0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A client of the game, what it hears, its id, and its cancelled questions.
+pub struct Player {
+    pub client: Client,
+    pub inbox: tokio::sync::mpsc::UnboundedReceiver<String>,
+    pub id: u64,
+    pub cancelled: Cancelled,
+}
+
 /// A client of the game: what it hears goes to `inbox`.
-pub async fn client(addr: std::net::SocketAddr) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>, u64) {
+pub async fn client(addr: std::net::SocketAddr) -> Player {
     let client = Client::new(protocol(), ClientConfig::default());
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, inbox) = tokio::sync::mpsc::unbounded_channel();
     client.on_event(INBOX, move |text| {
         let _ = tx.send(text);
     });
-    client.on_request(QUESTION, |text: String| async move {
-        if text.contains("never") {
-            std::future::pending::<()>().await;
+    let cancelled = Cancelled::default();
+    let counter = cancelled.clone();
+    client.on_request(QUESTION, move |text: String| {
+        let guard = CountIfDropped(counter.clone());
+        async move {
+            if text.contains("never") {
+                std::future::pending::<()>().await;
+            }
+            std::mem::forget(guard);
+            Ok(true)
         }
-        Ok(true)
     });
     client.connect_tcp(addr).await.expect("connects to its node");
     let id = client.invoke(WHO_AM_I, ()).await.expect("knows its id");
-    (client, rx, id)
+    Player {
+        client,
+        inbox,
+        id,
+        cancelled,
+    }
 }
