@@ -1,0 +1,61 @@
+//! Remote events as Bevy messages: read incoming ones with `MessageReader`,
+//! fire outgoing ones with `MessageWriter`.
+
+use bevy_ecs::prelude::{Entity, Message};
+use volley::PlayerId;
+
+/// An event a client fired, on the server: read with
+/// `MessageReader<FromClient<T>>`.
+#[derive(Message, Debug, Clone)]
+pub struct FromClient<T: Send + Sync + 'static> {
+    /// Who fired it.
+    pub player: PlayerId,
+    /// Its player entity, if it has been spawned (it has, unless the event
+    /// came in the frame the player joined and left).
+    pub entity: Option<Entity>,
+    /// The event.
+    pub event: T,
+}
+
+/// An event for clients, written on the server with
+/// `MessageWriter<ToClients<T>>`; sent late in the frame.
+#[derive(Message, Debug, Clone)]
+pub struct ToClients<T: Send + Sync + 'static> {
+    /// Who gets it.
+    pub to: Target,
+    /// The event.
+    pub event: T,
+}
+
+/// Which players an event goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One player.
+    Player(PlayerId),
+    /// These players.
+    Players(Vec<PlayerId>),
+    /// The members of a room.
+    Room(String),
+    /// The members of a room but one (the sender of a chat line).
+    RoomExcept(String, PlayerId),
+    /// Everyone.
+    All,
+    /// Everyone but one.
+    AllExcept(PlayerId),
+}
+
+/// An event the server fired, on a client: read with
+/// `MessageReader<FromServer<T>>`.
+#[derive(Message, Debug, Clone)]
+pub struct FromServer<T: Send + Sync + 'static> {
+    /// The event.
+    pub event: T,
+}
+
+/// An event for the server, written on a client with
+/// `MessageWriter<ToServer<T>>`; sent late in the frame.
+#[derive(Message, Debug, Clone)]
+pub struct ToServer<T: Send + Sync + 'static> {
+    /// The event.
+    pub event: T,
+}
