@@ -72,6 +72,13 @@ impl Plan {
     }
 }
 
+/// The scenario groups that can run alone.
+#[derive(Clone, Copy)]
+enum Alone {
+    Rooms,
+    Cluster,
+}
+
 /// Whether a bigger figure is better.
 #[derive(Clone, Copy, PartialEq)]
 enum Better {
@@ -634,32 +641,25 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .and_then(|v| v.parse::<u64>().ok())
     };
-    if args.iter().any(|a| a == "--cluster-only") {
-        // Only the cluster rows (they need nats-server).
+    // One group of scenarios alone: steadier figures for those rows when
+    // tuning them (`--rooms-only N`: N rounds), or the rows that need
+    // nats-server (`--cluster-only`).
+    let alone = if let Some(rounds) = flag("--rooms-only") {
+        Some((Alone::Rooms, rounds as usize))
+    } else if args.iter().any(|a| a == "--cluster-only") {
+        Some((Alone::Cluster, plan.rounds))
+    } else {
+        None
+    };
+    if let Some((which, rounds)) = alone {
+        let plan = Plan { rounds, ..plan };
         let mut results = Results::default();
         let results = runtime.block_on(async move {
             tokio::spawn(async move {
-                cluster::scenario(&mut results, &plan).await;
-                results
-            })
-            .await
-            .unwrap()
-        });
-        results.print();
-        std::process::exit(0);
-    }
-    if let Some(rounds) = flag("--rooms-only") {
-        // Only the rooms scenarios, with this many rounds: steadier figures
-        // for those two rows when tuning them.
-        let plan = Plan {
-            rounds: rounds as usize,
-            ..plan
-        };
-        let mut results = Results::default();
-        let results = runtime.block_on(async move {
-            tokio::spawn(async move {
-                rooms::scenario(&mut results, &plan).await;
-                cluster::scenario(&mut results, &plan).await;
+                match which {
+                    Alone::Rooms => rooms::scenario(&mut results, &plan).await,
+                    Alone::Cluster => cluster::scenario(&mut results, &plan).await,
+                }
                 results
             })
             .await
