@@ -77,6 +77,8 @@ async fn cross_node_rtt(results: &mut Results, plan: &Plan, url: &str) {
     let requester = async_nats::connect(url).await.expect("connects to nats");
     let responder = async_nats::connect(url).await.expect("connects to nats");
     let mut requests = responder.subscribe("floor").await.unwrap();
+    // The subscription is the server's once the flush returns.
+    responder.flush().await.unwrap();
     tokio::spawn(async move {
         while let Some(request) = requests.next().await {
             if let Some(reply) = request.reply {
