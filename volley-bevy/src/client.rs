@@ -25,8 +25,8 @@ enum Target {
 
 /// Adds a volley client to the app: a [`VolleyClient`] resource, the
 /// [`ConnectionState`] resource, and [`Connected`] / [`Disconnected`] /
-/// [`Reconnected`] messages. It connects when added (and fails the app's
-/// build if it cannot: see [`VolleyClientPlugin::lazy`]). Then say which
+/// [`Reconnected`] messages. It starts connecting when added; a connection
+/// that cannot be made shows as [`ConnectionState::Failed`]. Then say which
 /// remotes the systems use, with [`ClientAppExt`].
 pub struct VolleyClientPlugin {
     protocol: Protocol,

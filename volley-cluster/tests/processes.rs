@@ -312,6 +312,15 @@ async fn run() -> Vec<String> {
     // A node that is alive but does not answer (stopped, SIGSTOP) is named.
     let stopped_node = nodes[2].child.id();
     let _ = Command::new("kill").args(["-STOP", &stopped_node.to_string()]).status();
+    // Stopped for sure (state T in /proc) before the call goes out.
+    let is_stopped = || {
+        std::fs::read_to_string(format!("/proc/{stopped_node}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit(')').next().map(|rest| rest.trim_start().starts_with('T')))
+            .unwrap_or(false)
+    };
+    let stop_seen = eventually(Duration::from_secs(2), || async { is_stopped() }).await;
+    c.check("the node process is stopped (SIGSTOP)", stop_seen, stopped_node);
     let poll = a.invoke(POLL, ("lobby".into(), "ready?".into(), 300)).await;
     let _ = Command::new("kill").args(["-CONT", &stopped_node.to_string()]).status();
     c.check(

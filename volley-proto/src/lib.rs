@@ -30,6 +30,6 @@ mod varint;
 pub use codec::{DecodeError, GoodbyeCode, Message, RefuseCode, Status, PROTOCOL_VERSION};
 pub use remotes::{stable_hash, Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
 pub use session::{
-    CallId, CallOutcome, CloseReason, ConfigError, Role, SendError, Session, SessionConfig, SessionEvent,
+    CallId, CallOutcome, CloseReason, ConfigError, Role, SendError, Session, SessionConfig, SessionEvent, Traffic,
     MAX_FRAME_LEN_LIMIT,
 };

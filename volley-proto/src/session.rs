@@ -375,6 +375,22 @@ enum Slot {
     Ended,
 }
 
+/// What crossed a session so far: whole frames (datagrams included) and
+/// their bytes, framing included, each way. Counted as frames are decoded and
+/// queued, so bytes queued but not yet written count as out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Traffic {
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames queued to send.
+    pub frames_out: u64,
+    /// Bytes of the frames received.
+    pub bytes_in: u64,
+    /// Bytes of the frames queued to send.
+    pub bytes_out: u64,
+}
+
 /// One connection's protocol state: handshake, calls both ways, deadlines,
 /// keep-alive and limits. No I/O, no clock, no async.
 ///
@@ -426,6 +442,7 @@ pub struct Session {
     incoming: FxHashSet<CallId>,
     /// Unreliable events dropped because the output was backed up.
     unreliable_dropped: u64,
+    traffic: Traffic,
     /// Largest datagram the transport takes, if it has datagrams: unreliable
     /// events then go as datagrams instead of on the stream.
     datagram_limit: Option<usize>,
@@ -472,6 +489,7 @@ impl Session {
             state,
             draining: false,
             unreliable_dropped: 0,
+            traffic: Traffic::default(),
             datagram_limit: None,
             datagrams: VecDeque::new(),
             handshake_deadline: now + config.handshake_timeout,
@@ -592,6 +610,8 @@ impl Session {
         if self.state != State::Open {
             return;
         }
+        self.traffic.frames_in += 1;
+        self.traffic.bytes_in += datagram.len() as u64;
         match codec::decode_frame(&mut datagram, self.config.max_frame_len) {
             Ok(Some(Message::Event { remote, payload }))
                 if datagram.is_empty() && self.incoming_remote(remote, |k| k == RemoteKind::UnreliableEvent) =>
@@ -602,6 +622,11 @@ impl Session {
             Ok(_) => self.violation("datagram that is not one unreliable event".into()),
             Err(e) => self.violation(format!("datagram: {e}")),
         }
+    }
+
+    /// Frames and bytes in and out so far, datagrams included.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
     }
 
     /// Unreliable events dropped so far because the output was backed up.
@@ -624,9 +649,12 @@ impl Session {
         self.last_now = now;
         let mut received = false;
         while self.state != State::Closed && !self.is_backed_up() {
+            let before = buf.len();
             match codec::decode_frame(buf, self.config.max_frame_len) {
                 Ok(Some(msg)) => {
                     received = true;
+                    self.traffic.frames_in += 1;
+                    self.traffic.bytes_in += (before - buf.len()) as u64;
                     self.handle_message(msg);
                 }
                 Ok(None) => break,
@@ -876,6 +904,8 @@ impl Session {
                 }
                 let mut datagram = Vec::with_capacity(msg.frame_len());
                 msg.encode(&mut datagram);
+                self.traffic.frames_out += 1;
+                self.traffic.bytes_out += datagram.len() as u64;
                 self.datagrams.push_back(datagram);
                 return Ok(());
             }
@@ -950,7 +980,10 @@ impl Session {
     }
 
     fn queue<P: AsRef<[u8]>>(&mut self, msg: &Message<P>) {
+        let before = self.transmit.len();
         msg.encode(&mut self.transmit);
+        self.traffic.frames_out += 1;
+        self.traffic.bytes_out += (self.transmit.len() - before) as u64;
     }
 
     /// Whether `remote` is a `kind` the peer may send to us.

@@ -784,3 +784,29 @@ fn input_stops_while_the_output_is_at_its_limit() {
     }
     assert_eq!(closed, Some(CloseReason::PeerTooSlow));
 }
+
+#[test]
+fn traffic_counts_every_frame_and_byte_each_way() {
+    let mut p = Pair::connected();
+    let (client_before, server_before) = (p.client.traffic(), p.server.traffic());
+    // The handshake crossed already, each side's out being the other's in.
+    assert!(client_before.frames_out >= 1 && client_before.bytes_out > 0);
+    assert_eq!(client_before.bytes_out, server_before.bytes_in);
+    assert_eq!(server_before.frames_out, client_before.frames_in);
+    let id = p
+        .client
+        .call(SERVER_FN, b"ping", Duration::from_secs(10), p.now)
+        .unwrap();
+    p.drive();
+    assert!(p.server.respond(id, Status::Ok, b"pong"));
+    p.drive();
+    let (client, server) = (p.client.traffic(), p.server.traffic());
+    assert_eq!(client.frames_out - client_before.frames_out, 1, "one request");
+    assert_eq!(server.frames_in - server_before.frames_in, 1);
+    assert_eq!(server.frames_out - server_before.frames_out, 1, "one response");
+    // A request of 4 payload bytes: tag, id, remote and length prefix around it.
+    let request_bytes = client.bytes_out - client_before.bytes_out;
+    assert!((4 + 4..=4 + 12).contains(&request_bytes), "{request_bytes}");
+    assert_eq!(client.bytes_out, server.bytes_in);
+    assert_eq!(server.bytes_out, client.bytes_in);
+}

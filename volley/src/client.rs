@@ -413,7 +413,7 @@ impl Client {
                 &config.token,
                 now(),
             );
-            let conn = Conn::new(session);
+            let conn = Conn::new(session, self.inner.endpoint.figures.clone());
             *slot = Some(conn.clone());
             conn
         };
@@ -449,6 +449,19 @@ impl Client {
     /// Whether the handshake finished and the connection is open.
     pub fn is_connected(&self) -> bool {
         self.conn().is_some_and(|c| c.is_open())
+    }
+
+    /// The connection's figures: round-trip time, frames and bytes each way,
+    /// calls in flight, calls and events counted, errors by kind. `None`
+    /// when not connected.
+    pub fn figures(&self) -> Option<crate::figures::ConnectionFigures> {
+        self.conn().map(|conn| conn.figures())
+    }
+
+    /// Every remote's counters for this client (calls, events, bytes,
+    /// outcomes, latency), across its connections.
+    pub fn remote_figures(&self) -> Vec<crate::figures::RemoteFigures> {
+        self.inner.endpoint.figures.snapshot()
     }
 
     /// The smoothed round-trip time to the server, measured from the pings

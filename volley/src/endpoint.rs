@@ -18,6 +18,7 @@ use volley_proto::{RemoteId, Status};
 use crate::chains::{Chains, Layer};
 use crate::checks::Checks;
 use crate::error::Reject;
+use crate::figures::Figures;
 use crate::guard::{catch_user, panic_detail};
 use crate::locks::{read, write};
 use crate::middleware::{BoxFuture, CallResult, Next, Request, Response, Terminal};
@@ -105,6 +106,8 @@ pub(crate) struct Endpoint<C> {
     pub(crate) chains: Chains<C>,
     bad_request: RwLock<Vec<BadInputHook<C>>>,
     bad_response: RwLock<Vec<BadInputHook<C>>>,
+    /// Counters of every remote, shared with each connection.
+    pub(crate) figures: Arc<Figures>,
 }
 
 fn decode_erased<T: Payload>(checks: Checks<T>) -> Decode {
@@ -154,7 +157,9 @@ fn guard_panics(remote: &'static str, fut: BoxFuture<CallResult>) -> BoxFuture<C
 impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     pub(crate) fn new(protocol: Protocol) -> Self {
         let n = protocol.len();
+        let names = (0..n as RemoteId).map(|id| protocol.name(id));
         Self {
+            figures: Arc::new(Figures::new(names)),
             chains: Chains::new(n),
             protocol,
             functions: RwLock::new(vec![None; n]),
@@ -334,6 +339,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
 
     /// The peer's answer to our call did not decode or check.
     pub(crate) fn report_bad_response(&self, ctx: &C, remote: &'static str, reason: String) {
+        if let Some(id) = self.protocol.id(remote) {
+            self.figures.bad_input(id);
+        }
         self.report(&self.bad_response, ctx, remote, reason);
     }
 
@@ -345,6 +353,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     pub(crate) fn report_bad_request(&self, ctx: &C, remote: RemoteId, reason: String) {
+        self.figures.bad_input(remote);
         let name = self.protocol.name(remote);
         tracing::warn!(remote = name, %reason, "bad request dropped");
         self.report(&self.bad_request, ctx, name, reason);

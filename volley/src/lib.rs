@@ -59,7 +59,8 @@
 //!   4    endpoint.rs                                 handlers, listeners, hooks, dispatch through middleware
 //!   3    conn/ chains.rs                             one connection's shared state; middleware as registered
 //!   2    payload.rs broadcast.rs middleware/         encoding, broadcast results, middleware
-//!   1    completion.rs peer.rs remote.rs             a call's result slot, the peer, remote declarations
+//!   1    completion.rs peer.rs remote.rs             a call's result slot, the peer, remote declarations,
+//!        figures.rs                                  counters and their snapshots
 //!   0    locks.rs guard.rs clock.rs error.rs         named locks, panic guard, the clock, errors,
 //!        inline.rs shape.rs redacted.rs budget.rs    inline polling, type shapes, redaction, byte budget,
 //!        checks.rs                                   payload checks,
@@ -133,6 +134,7 @@ mod conn;
 mod driver;
 mod endpoint;
 mod error;
+mod figures;
 mod guard;
 mod inline;
 mod locks;
@@ -151,6 +153,7 @@ pub use client::{Client, ClientConfig, ReconnectPolicy};
 pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};
+pub use figures::{ConnectionFigures, Latency, RemoteFigures, ServerFigures};
 pub use peer::PlayerId;
 pub use remote::{ClientEvent, ClientFn, Protocol, ProtocolBuilder, ServerEvent, ServerFn};
 pub use server::{Answers, Hello, Player, Players, Recipients, Server, ServerConfig};

@@ -21,6 +21,7 @@ use volley_proto::{CallId, CallOutcome, GoodbyeCode, Message, RemoteId, SendErro
 use crate::clock::now;
 use crate::completion::{completion, Completer, Completion, Reply};
 use crate::error::{EventError, FunctionError};
+use crate::figures::{kind_of_status, ConnCounters, ConnectionFigures, Figures};
 use crate::locks::{lock, lock_for, Held};
 
 mod outbox;
@@ -98,6 +99,12 @@ pub(crate) struct Conn {
     next_seq: AtomicU64,
     max_calls: usize,
     max_payload: usize,
+    /// The counters of every remote, shared with the endpoint, and this
+    /// connection's own.
+    pub(crate) figures: Arc<Figures>,
+    pub(crate) counters: ConnCounters,
+    /// When the connection was made.
+    pub(crate) opened: Instant,
     /// Most bytes of calls the outbox holds (the session's
     /// `max_transmit_queue`): a caller faster than the connection is told
     /// `Overloaded` rather than buffered without end.
@@ -208,7 +215,7 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(session: Session) -> Arc<Self> {
+    pub(crate) fn new(session: Session, figures: Arc<Figures>) -> Arc<Self> {
         let outbox = Outbox {
             calls: Vec::new(),
             bytes: Vec::new(),
@@ -217,6 +224,9 @@ impl Conn {
         Arc::new(Self {
             outbox: CacheLine(Mutex::new(outbox)),
             wakeup: Wakeup::new(),
+            figures,
+            counters: ConnCounters::default(),
+            opened: now(),
             pending: AtomicUsize::new(0),
             next_seq: AtomicU64::new(0),
             max_calls: session.config().max_outgoing_calls,
@@ -466,11 +476,15 @@ impl Conn {
             self.wakeup.wake();
             rx
         };
+        self.figures.call_sent(remote, payload.len());
+        self.counters.call_out();
         Ok(PendingCall {
             conn: self,
             seq,
             rx,
             done: false,
+            remote,
+            started: now(),
         })
     }
 
@@ -509,6 +523,8 @@ impl Conn {
     }
 
     pub(crate) fn send_event(&self, remote: RemoteId, payload: &[u8]) -> Result<(), EventError> {
+        self.figures.event_sent(remote, payload.len());
+        self.counters.event_out();
         self.lock("send event")
             .session
             .send_event(remote, payload)
@@ -556,6 +572,42 @@ impl Conn {
     pub(crate) fn with_session(&self, f: impl FnOnce(&mut Session)) {
         f(&mut self.lock("act on the session").session);
         self.wake_driver();
+    }
+
+    /// The peer's call of `remote` was answered `status`, `started` after it
+    /// arrived.
+    pub(crate) fn answered(&self, remote: RemoteId, status: Status, started: Instant) {
+        self.figures
+            .request_answered(remote, status, now().saturating_duration_since(started));
+        self.counters.ended(kind_of_status(status));
+    }
+
+    /// This connection's figures now (the player's id and identity are the
+    /// server's to fill).
+    pub(crate) fn figures(&self) -> ConnectionFigures {
+        let state = self.lock("figures");
+        let session = &state.session;
+        let traffic = session.traffic();
+        let micros = |d: Duration| d.as_micros().try_into().unwrap_or(u64::MAX);
+        let mut figures = ConnectionFigures {
+            connected_ms: now()
+                .saturating_duration_since(self.opened)
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
+            rtt_us: session.rtt().map(micros),
+            rtt_jitter_us: session.rtt_jitter().map(micros),
+            frames_in: traffic.frames_in,
+            frames_out: traffic.frames_out,
+            bytes_in: traffic.bytes_in,
+            bytes_out: traffic.bytes_out,
+            calls_in_flight_in: session.incoming_calls(),
+            calls_in_flight_out: session.pending_calls(),
+            ..ConnectionFigures::default()
+        };
+        drop(state);
+        self.counters.fill(&mut figures);
+        figures
     }
 
     /// Says goodbye; the driver flushes it and closes the transport.

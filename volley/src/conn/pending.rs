@@ -17,6 +17,9 @@ pub(crate) struct PendingCall {
     pub(super) seq: u64,
     pub(super) rx: Completion,
     pub(super) done: bool,
+    /// For the figures: the remote called, and when.
+    pub(super) remote: volley_proto::RemoteId,
+    pub(super) started: std::time::Instant,
 }
 
 impl Future for PendingCall {
@@ -25,6 +28,9 @@ impl Future for PendingCall {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
         let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
         self.done = true;
+        let took = crate::clock::now().saturating_duration_since(self.started);
+        self.conn.figures.call_ended(self.remote, &result, took);
+        self.conn.counters.ended(crate::figures::kind_of(&result));
         Poll::Ready(result)
     }
 }

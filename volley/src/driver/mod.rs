@@ -424,20 +424,36 @@ impl<S: Side> Driver<S> {
         use volley_proto::SessionEvent as E;
         match event {
             E::Request { id, remote, payload } => {
+                let started = now();
+                self.conn.figures.request_received(remote, payload.len());
+                self.conn.counters.call_in();
                 let endpoint = self.side.endpoint();
-                match endpoint.handle_request(&mut self.snapshot, self.side.ctx().clone(), remote, &payload) {
-                    Outcome::Ready(answer) => self.answer(id, answer),
-                    Outcome::Pending(handler) => match poll_once(handler) {
-                        Ok(answer) => self.answer(id, answer),
-                        Err(handler) => self.conn.spawn_handler(id, handler),
-                    },
-                    Outcome::Bad(reason) => {
-                        endpoint.report_bad_request(self.side.ctx(), remote, reason);
-                        self.answer(id, (Status::BadRequest, Vec::new()));
-                    }
-                }
+                let answer =
+                    match endpoint.handle_request(&mut self.snapshot, self.side.ctx().clone(), remote, &payload) {
+                        Outcome::Ready(answer) => answer,
+                        Outcome::Pending(handler) => match poll_once(handler) {
+                            Ok(answer) => answer,
+                            Err(handler) => {
+                                // Counted when it answers (not if it is cancelled).
+                                let conn = self.conn.clone();
+                                let counted = futures_util::FutureExt::map(handler, move |answer| {
+                                    conn.answered(remote, answer.0, started);
+                                    answer
+                                });
+                                return self.conn.spawn_handler(id, Box::pin(counted));
+                            }
+                        },
+                        Outcome::Bad(reason) => {
+                            endpoint.report_bad_request(self.side.ctx(), remote, reason);
+                            (Status::BadRequest, Vec::new())
+                        }
+                    };
+                self.conn.answered(remote, answer.0, started);
+                self.answer(id, answer);
             }
             E::Event { remote, payload } => {
+                self.conn.figures.event_received(remote, payload.len());
+                self.conn.counters.event_in();
                 let behind = !self.events_in_chain.is_empty();
                 let endpoint = self.side.endpoint();
                 let Some(rest) = endpoint.handle_event(&mut self.snapshot, self.side.ctx(), remote, &payload, behind)
@@ -599,7 +615,8 @@ mod tests {
             Ok(ms)
         });
         let session = volley_proto::Session::client(Default::default(), protocol.table().clone(), b"", now());
-        let conn = Conn::new(session);
+        let endpoint = Endpoint::<()>::new(protocol.clone());
+        let conn = Conn::new(session, endpoint.figures.clone());
         let (broken, closed) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(None)));
         let side = Buggy {
             endpoint: Endpoint::new(protocol.clone()),

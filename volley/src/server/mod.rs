@@ -1,6 +1,7 @@
 //! The server: accepts clients, runs the handlers of server-bound remotes,
 //! calls and fires client-bound ones.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -101,9 +102,22 @@ struct ServerInner {
     shutting_down: AtomicBool,
     /// Connections accepted and not yet joined, against `max_handshakes`.
     handshakes: Arc<AtomicUsize>,
+    /// Refusals and departures, counted by reason (rare: a lock is fine).
+    tallies: Mutex<Tallies>,
+}
+
+#[derive(Default)]
+struct Tallies {
+    refused: BTreeMap<String, u64>,
+    disconnects: BTreeMap<String, u64>,
 }
 
 impl ServerInner {
+    /// Counts a connection refused before joining.
+    fn refused(&self, why: &str) {
+        *lock(&self.tallies).refused.entry(why.to_string()).or_default() += 1;
+    }
+
     /// Runs the room hooks in `hooks` for `player` and `room`.
     fn room_changed(&self, hooks: &RwLock<Vec<RoomHook>>, player: &Player, room: &str) {
         let hooks = read(hooks).clone();
@@ -171,6 +185,7 @@ impl Server {
                 listeners: Mutex::new(Vec::new()),
                 shutting_down: AtomicBool::new(false),
                 handshakes: Arc::new(AtomicUsize::new(0)),
+                tallies: Mutex::new(Tallies::default()),
             }),
         }
     }
@@ -338,6 +353,7 @@ impl Server {
         let slot = HandshakeSlot(self.inner.handshakes.clone());
         if before >= max {
             tracing::warn!(max, "too many handshakes in progress: connection closed");
+            self.inner.refused("too many handshakes");
             return None;
         }
         Some(slot)
@@ -358,7 +374,7 @@ impl Server {
             self.inner.endpoint.protocol.table().clone(),
             now(),
         );
-        let conn = Conn::new(session);
+        let conn = Conn::new(session, self.inner.endpoint.figures.clone());
         let player = Player {
             inner: Arc::new(PlayerInner {
                 id: PlayerId(self.inner.next_id.fetch_add(1, Ordering::Relaxed)),
@@ -460,6 +476,26 @@ impl Server {
     /// if it is connected more than once, the one that joined last.
     pub fn player_by_identity(&self, identity: &str) -> Option<Player> {
         read(&self.inner.players).by_identity(identity).cloned()
+    }
+
+    /// Everything counted: players, handshakes in progress, refusals and
+    /// departures by reason, every remote's calls, events, bytes, outcomes
+    /// and latency, and each player's connection figures. Plain data
+    /// (`serde`), cheap to take once a second; the per-player part grows
+    /// with the players.
+    pub fn figures(&self) -> crate::figures::ServerFigures {
+        let tallies = lock(&self.inner.tallies);
+        let (refused, disconnects) = (tallies.refused.clone(), tallies.disconnects.clone());
+        drop(tallies);
+        let players = self.all_players();
+        crate::figures::ServerFigures {
+            players: players.len(),
+            handshakes: self.inner.handshakes.load(Ordering::Acquire),
+            refused,
+            disconnects,
+            remotes: self.inner.endpoint.figures.snapshot(),
+            connections: players.iter().map(Player::figures).collect(),
+        }
     }
 
     /// Calls `hook` for each player that finishes the handshake.
@@ -802,6 +838,7 @@ impl Side for ServerSide {
 
     fn hello(&mut self, conn: &Arc<Conn>, token: Bytes) {
         if let Err(why) = self.server.admission() {
+            self.server.refused(why);
             return conn.lock("refuse hello").session.refuse(RefuseCode::Unavailable, why);
         }
         let Some(authenticator) = read(&self.server.authenticator).clone() else {
@@ -835,6 +872,10 @@ impl Side for ServerSide {
                     }
                     Err((code, reason)) => {
                         tracing::info!(%reason, "client refused");
+                        server.refused(match code {
+                            RefuseCode::Unauthorized => "unauthorized",
+                            _ => "unavailable",
+                        });
                         session.refuse(code, &reason);
                     }
                 });
@@ -861,8 +902,16 @@ impl Side for ServerSide {
         player.inner.closed_wakers.notify_waiters();
         if !self.joined {
             tracing::debug!(%reason, "connection closed before joining");
+            self.server.refused(&format!(
+                "closed before joining: {}",
+                crate::figures::reason_kind(&reason)
+            ));
             return;
         }
+        *lock(&self.server.tallies)
+            .disconnects
+            .entry(crate::figures::reason_kind(&reason))
+            .or_default() += 1;
         write(&self.server.players).remove(player);
         self.server.endpoint.chains.peer_left(player);
         let rooms = self.server.rooms.leave_all(player);

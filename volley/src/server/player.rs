@@ -83,6 +83,15 @@ impl Player {
         self.inner.conn.lock("rtt").session.rtt_jitter()
     }
 
+    /// This player's connection figures: round-trip time, frames and bytes
+    /// each way, calls in flight, calls and events counted, errors by kind.
+    pub fn figures(&self) -> crate::figures::ConnectionFigures {
+        let mut figures = self.inner.conn.figures();
+        figures.player = Some(self.id().0);
+        figures.identity = self.identity().map(str::to_string);
+        figures
+    }
+
     /// Disconnects the player, telling it `reason`: its client sees
     /// [`CloseReason::Remote`] with [`GoodbyeCode::Kicked`] and this message.
     pub fn kick(&self, reason: &str) {

@@ -1,0 +1,424 @@
+//! What volley counts, always on: per remote (calls, events, bytes, outcomes
+//! by kind, latency), per connection (calls, events, errors by kind), and
+//! the plain-data snapshots the API returns. Counting is a few relaxed
+//! atomic adds per call; latencies go into fixed-size histograms.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use volley_proto::{RemoteId, Status};
+
+use crate::error::FunctionError;
+
+/// Outcome kinds, by index: success, then each `FunctionError` kind.
+const KINDS: [&str; 11] = [
+    "ok",
+    "timeout",
+    "cancelled",
+    "bad_request",
+    "invalid_result",
+    "unprocessed",
+    "rejected",
+    "disconnected",
+    "overloaded",
+    "rate_limited",
+    "too_large",
+];
+
+/// The kind of a call's end, as an index into `KINDS`.
+pub(crate) fn kind_of<T>(result: &Result<T, FunctionError>) -> usize {
+    match result {
+        Ok(_) => 0,
+        Err(FunctionError::Timeout) => 1,
+        Err(FunctionError::Cancelled) => 2,
+        Err(FunctionError::BadRequest) => 3,
+        Err(FunctionError::InvalidResult) => 4,
+        Err(FunctionError::Rejected(_)) => 6,
+        Err(FunctionError::Disconnected) => 7,
+        Err(FunctionError::Overloaded) => 8,
+        Err(FunctionError::RateLimited) => 9,
+        Err(FunctionError::TooLarge) => 10,
+        Err(_) => 5,
+    }
+}
+
+/// The kind of an answer this side sent.
+pub(crate) fn kind_of_status(status: Status) -> usize {
+    match status {
+        Status::Ok => 0,
+        Status::BadRequest => 3,
+        Status::Rejected => 6,
+        Status::Overloaded => 8,
+        Status::RateLimited => 9,
+        Status::TooLarge => 10,
+        Status::Cancelled => 2,
+        _ => 5,
+    }
+}
+
+fn by_kind(counts: &[AtomicU64; KINDS.len()]) -> BTreeMap<String, u64> {
+    KINDS
+        .iter()
+        .zip(counts)
+        .map(|(name, n)| (name.to_string(), n.load(Relaxed)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// Sub-buckets per power of two: latencies are kept to within 1/8 (12.5 %).
+const SUB: usize = 8;
+/// Powers of two of microseconds covered: up to 2^32 µs (71 minutes).
+const OCTAVES: usize = 32;
+
+/// A latency histogram of fixed size: log-linear buckets of microseconds.
+struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    max: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: (0..SUB * (OCTAVES + 1)).map(|_| AtomicU64::new(0)).collect(),
+            max: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    fn bucket(micros: u64) -> usize {
+        if micros < SUB as u64 {
+            return micros as usize;
+        }
+        let octave = 63 - micros.leading_zeros() as usize; // >= 3
+        let sub = (micros >> (octave - 3)) as usize & (SUB - 1);
+        ((octave - 2) * SUB + sub).min(SUB * (OCTAVES + 1) - 1)
+    }
+
+    /// The largest value a bucket holds.
+    fn upper(bucket: usize) -> u64 {
+        if bucket < SUB {
+            return bucket as u64;
+        }
+        let octave = bucket / SUB + 2;
+        let sub = (bucket % SUB) as u64;
+        ((SUB as u64 + sub + 1) << (octave - 3)) - 1
+    }
+
+    fn record(&self, elapsed: Duration) {
+        let micros = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.buckets[Self::bucket(micros)].fetch_add(1, Relaxed);
+        self.max.fetch_max(micros, Relaxed);
+    }
+
+    fn snapshot(&self) -> Latency {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let count: u64 = counts.iter().sum();
+        let at = |q: f64| {
+            let rank = ((count as f64 * q).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (bucket, n) in counts.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return Self::upper(bucket);
+                }
+            }
+            0
+        };
+        if count == 0 {
+            return Latency::default();
+        }
+        Latency {
+            count,
+            p50_us: at(0.5),
+            p90_us: at(0.9),
+            p99_us: at(0.99),
+            max_us: self.max.load(Relaxed),
+        }
+    }
+}
+
+/// One remote's counters, for every connection of a server (or a client).
+#[derive(Default)]
+struct RemoteCounters {
+    calls_in: AtomicU64,
+    calls_out: AtomicU64,
+    events_in: AtomicU64,
+    events_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    bad_input: AtomicU64,
+    /// Calls this side handled, by how they ended.
+    answered: [AtomicU64; KINDS.len()],
+    /// Calls this side made, by how they ended.
+    ended: [AtomicU64; KINDS.len()],
+    handled: Histogram,
+    round_trip: Histogram,
+}
+
+/// Every remote's counters, by wire id.
+pub(crate) struct Figures {
+    remotes: Box<[(&'static str, RemoteCounters)]>,
+}
+
+impl Figures {
+    pub(crate) fn new(names: impl IntoIterator<Item = &'static str>) -> Self {
+        Self {
+            remotes: names.into_iter().map(|n| (n, RemoteCounters::default())).collect(),
+        }
+    }
+
+    fn remote(&self, id: RemoteId) -> Option<&RemoteCounters> {
+        self.remotes.get(id as usize).map(|(_, c)| c)
+    }
+
+    pub(crate) fn request_received(&self, id: RemoteId, bytes: usize) {
+        if let Some(r) = self.remote(id) {
+            r.calls_in.fetch_add(1, Relaxed);
+            r.bytes_in.fetch_add(bytes as u64, Relaxed);
+        }
+    }
+
+    pub(crate) fn request_answered(&self, id: RemoteId, status: Status, took: Duration) {
+        if let Some(r) = self.remote(id) {
+            r.answered[kind_of_status(status)].fetch_add(1, Relaxed);
+            r.handled.record(took);
+        }
+    }
+
+    pub(crate) fn call_sent(&self, id: RemoteId, bytes: usize) {
+        if let Some(r) = self.remote(id) {
+            r.calls_out.fetch_add(1, Relaxed);
+            r.bytes_out.fetch_add(bytes as u64, Relaxed);
+        }
+    }
+
+    pub(crate) fn call_ended<T>(&self, id: RemoteId, result: &Result<T, FunctionError>, took: Duration) {
+        if let Some(r) = self.remote(id) {
+            r.ended[kind_of(result)].fetch_add(1, Relaxed);
+            r.round_trip.record(took);
+        }
+    }
+
+    pub(crate) fn event_received(&self, id: RemoteId, bytes: usize) {
+        if let Some(r) = self.remote(id) {
+            r.events_in.fetch_add(1, Relaxed);
+            r.bytes_in.fetch_add(bytes as u64, Relaxed);
+        }
+    }
+
+    pub(crate) fn event_sent(&self, id: RemoteId, bytes: usize) {
+        if let Some(r) = self.remote(id) {
+            r.events_out.fetch_add(1, Relaxed);
+            r.bytes_out.fetch_add(bytes as u64, Relaxed);
+        }
+    }
+
+    pub(crate) fn bad_input(&self, id: RemoteId) {
+        if let Some(r) = self.remote(id) {
+            r.bad_input.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Every remote's figures, in declaration order of the wire table.
+    pub(crate) fn snapshot(&self) -> Vec<RemoteFigures> {
+        self.remotes
+            .iter()
+            .map(|(name, r)| RemoteFigures {
+                name: name.to_string(),
+                calls_in: r.calls_in.load(Relaxed),
+                calls_out: r.calls_out.load(Relaxed),
+                events_in: r.events_in.load(Relaxed),
+                events_out: r.events_out.load(Relaxed),
+                bytes_in: r.bytes_in.load(Relaxed),
+                bytes_out: r.bytes_out.load(Relaxed),
+                bad_input: r.bad_input.load(Relaxed),
+                answered: by_kind(&r.answered),
+                ended: by_kind(&r.ended),
+                handled: r.handled.snapshot(),
+                round_trip: r.round_trip.snapshot(),
+            })
+            .collect()
+    }
+}
+
+/// One connection's counters.
+#[derive(Default)]
+pub(crate) struct ConnCounters {
+    calls_in: AtomicU64,
+    calls_out: AtomicU64,
+    events_in: AtomicU64,
+    events_out: AtomicU64,
+    /// Calls either way that ended in an error, by kind.
+    errors: [AtomicU64; KINDS.len()],
+}
+
+impl ConnCounters {
+    pub(crate) fn call_in(&self) {
+        self.calls_in.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn call_out(&self) {
+        self.calls_out.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn event_in(&self) {
+        self.events_in.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn event_out(&self) {
+        self.events_out.fetch_add(1, Relaxed);
+    }
+    /// A call either way ended as kind `kind` (0 is success, not counted).
+    pub(crate) fn ended(&self, kind: usize) {
+        if kind != 0 {
+            self.errors[kind].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Fills the counted part of `figures`.
+    pub(crate) fn fill(&self, figures: &mut ConnectionFigures) {
+        figures.calls_in = self.calls_in.load(Relaxed);
+        figures.calls_out = self.calls_out.load(Relaxed);
+        figures.events_in = self.events_in.load(Relaxed);
+        figures.events_out = self.events_out.load(Relaxed);
+        figures.errors = by_kind(&self.errors);
+    }
+}
+
+/// Latency of calls: percentiles (each within 12.5 %) and the largest, in
+/// microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Latency {
+    /// Calls measured.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest.
+    pub max_us: u64,
+}
+
+/// One remote's figures over every connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemoteFigures {
+    /// Its declared name.
+    pub name: String,
+    /// Calls received (this side handles it).
+    pub calls_in: u64,
+    /// Calls made (the peer handles it).
+    pub calls_out: u64,
+    /// Events received.
+    pub events_in: u64,
+    /// Events sent (each player a broadcast reached counts).
+    pub events_out: u64,
+    /// Payload bytes of calls and events received.
+    pub bytes_in: u64,
+    /// Payload bytes of calls and events sent.
+    pub bytes_out: u64,
+    /// Requests and events dropped as not decoding or failing their checks,
+    /// and answers to our calls that did not.
+    pub bad_input: u64,
+    /// Calls handled here, by how they were answered (`ok`, `rejected`,
+    /// `bad_request`, …).
+    pub answered: BTreeMap<String, u64>,
+    /// Calls made from here, by how they ended (`ok`, `timeout`,
+    /// `disconnected`, …).
+    pub ended: BTreeMap<String, u64>,
+    /// Time from a request's arrival to its answer.
+    pub handled: Latency,
+    /// Time from a call's start to its end, at the caller.
+    pub round_trip: Latency,
+}
+
+/// One connection's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConnectionFigures {
+    /// The player's id (on the server).
+    pub player: Option<u64>,
+    /// The player's identity, from the authenticator (on the server).
+    pub identity: Option<String>,
+    /// Since the connection was made.
+    pub connected_ms: u64,
+    /// Smoothed round-trip time, from keep-alive pings.
+    pub rtt_us: Option<u64>,
+    /// How much the round-trip time varies.
+    pub rtt_jitter_us: Option<u64>,
+    /// Frames received (datagrams included).
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Bytes received, framing included.
+    pub bytes_in: u64,
+    /// Bytes sent, framing included.
+    pub bytes_out: u64,
+    /// The peer's calls being handled here now.
+    pub calls_in_flight_in: usize,
+    /// Our calls to the peer awaiting an answer now.
+    pub calls_in_flight_out: usize,
+    /// Calls received.
+    pub calls_in: u64,
+    /// Calls made.
+    pub calls_out: u64,
+    /// Events received.
+    pub events_in: u64,
+    /// Events sent.
+    pub events_out: u64,
+    /// Calls either way that ended in an error, by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// A server's figures: who is connected and how, every remote's counters,
+/// and why connections were refused or ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ServerFigures {
+    /// Players connected.
+    pub players: usize,
+    /// Connections accepted and not yet joined.
+    pub handshakes: usize,
+    /// Connections refused before joining, by reason (`server is full`,
+    /// `unauthorized`, `too many handshakes`, `remotes mismatch`, …).
+    pub refused: BTreeMap<String, u64>,
+    /// Players that left, by the kind of reason (`TransportClosed`,
+    /// `IdleTimeout`, `Remote`, …).
+    pub disconnects: BTreeMap<String, u64>,
+    /// Every remote's counters over every connection.
+    pub remotes: Vec<RemoteFigures>,
+    /// Each connected player's figures.
+    pub connections: Vec<ConnectionFigures>,
+}
+
+/// The kind of a close reason, for counting: its variant's name.
+pub(crate) fn reason_kind(reason: &impl std::fmt::Debug) -> String {
+    let text = format!("{reason:?}");
+    text.split(['(', ' ', '{']).next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_keeps_latencies_within_an_eighth() {
+        for micros in [0u64, 1, 7, 8, 9, 15, 16, 100, 1_000, 12_345, 1_000_000, 60_000_000] {
+            let upper = Histogram::upper(Histogram::bucket(micros));
+            assert!(upper >= micros, "{micros} -> {upper}");
+            assert!(upper <= micros + micros / 8 + 1, "{micros} -> {upper}");
+        }
+        let h = Histogram::default();
+        for micros in 1..=1000 {
+            h.record(Duration::from_micros(micros));
+        }
+        let l = h.snapshot();
+        assert_eq!((l.count, l.max_us), (1000, 1000));
+        assert!((500..=563).contains(&l.p50_us), "{l:?}");
+        assert!((990..=1_114).contains(&l.p99_us), "{l:?}");
+        assert_eq!(Histogram::default().snapshot(), Latency::default());
+    }
+}

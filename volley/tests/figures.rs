@@ -1,0 +1,103 @@
+//! The figures volley counts, as the API returns them, over TCP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use volley::*;
+
+fn buy(gold: u32) -> Purchase {
+    Purchase {
+        item: "apple".into(),
+        gold,
+    }
+}
+
+#[tokio::test]
+async fn calls_events_errors_and_traffic_are_counted() {
+    let (server, addr, _observed, _) = tcp_server(ServerConfig::default()).await;
+    let (client, _probe) = tcp_client(addr).await;
+    let player = wait_players(&server, 1).await.pop().unwrap();
+
+    for gold in [10, 20, 30] {
+        client.invoke(BUY, buy(gold)).await.unwrap();
+    }
+    assert!(matches!(
+        client.invoke(BUY, buy(5)).await,
+        Err(FunctionError::Rejected(_))
+    ));
+    assert_eq!(client.invoke(BUY, buy(5_000)).await, Err(FunctionError::BadRequest));
+    for _ in 0..2 {
+        client.invoke(ECHO, "hi".into()).await.unwrap();
+    }
+    client.fire(CHAT, "one".into()).unwrap();
+    client.fire(CHAT, "two".into()).unwrap();
+    assert_eq!(server.invoke(&player, PROMPT, "ok?".into()).await, Ok(true));
+    assert_eq!(
+        server
+            .invoke_with_timeout(&player, CLIENT_SLOW, 5_000, Duration::from_millis(100))
+            .await,
+        Err(FunctionError::Timeout)
+    );
+    // The events are in once the server answers a later call.
+    client.invoke(ECHO, "sync".into()).await.unwrap();
+
+    let figures = server.figures();
+    let remote = |name: &str| figures.remotes.iter().find(|r| r.name == name).unwrap().clone();
+    let buy_figures = remote("Buy");
+    assert_eq!(buy_figures.calls_in, 5);
+    assert_eq!(buy_figures.answered.get("ok"), Some(&3));
+    assert_eq!(buy_figures.answered.get("rejected"), Some(&1));
+    assert_eq!(buy_figures.answered.get("bad_request"), Some(&1));
+    assert_eq!(buy_figures.bad_input, 1);
+    assert_eq!(buy_figures.handled.count, 5);
+    assert!(buy_figures.bytes_in > 0);
+    assert_eq!(remote("Echo").calls_in, 3);
+    assert_eq!(remote("Chat").events_in, 2);
+    let prompt = remote("Prompt");
+    assert_eq!((prompt.calls_out, prompt.ended.get("ok")), (1, Some(&1)));
+    assert_eq!(prompt.round_trip.count, 1);
+    assert!(
+        prompt.round_trip.p50_us > 0
+            && prompt.round_trip.p50_us <= prompt.round_trip.max_us + prompt.round_trip.max_us / 8
+    );
+    assert_eq!(remote("ClientSlow").ended.get("timeout"), Some(&1));
+
+    assert_eq!(figures.players, 1);
+    let conn = &figures.connections[0];
+    assert_eq!(conn.player, Some(player.id().0));
+    assert_eq!((conn.calls_in, conn.calls_out, conn.events_in), (8, 2, 2));
+    assert_eq!(conn.errors.get("rejected"), Some(&1));
+    assert_eq!(conn.errors.get("bad_request"), Some(&1));
+    assert_eq!(conn.errors.get("timeout"), Some(&1));
+    assert!(conn.frames_in >= 12 && conn.bytes_in > conn.frames_in, "{conn:?}");
+
+    // The client counts the same traffic the other way.
+    let mine = client.figures().expect("connected");
+    assert_eq!((mine.calls_out, mine.events_out, mine.calls_in), (8, 2, 2));
+    assert_eq!(mine.errors.get("rejected"), Some(&1));
+    let client_buy = client.remote_figures().into_iter().find(|r| r.name == "Buy").unwrap();
+    assert_eq!((client_buy.calls_out, client_buy.ended.get("ok")), (5, Some(&3)));
+
+    // Plain data: it survives a trip through serde.
+    let bytes = postcard::to_allocvec(&figures).unwrap();
+    assert_eq!(postcard::from_bytes::<ServerFigures>(&bytes).unwrap(), figures);
+
+    // Departures and refusals, by reason.
+    client.disconnect();
+    let start = std::time::Instant::now();
+    while server.player_count() > 0 && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    const OTHER: ServerFn<u8, u8> = ServerFn::new("Other");
+    let stranger = Client::new(Protocol::builder().remote(OTHER).build(), ClientConfig::default());
+    assert!(stranger.connect_tcp(addr).await.is_err());
+    let start = std::time::Instant::now();
+    while server.figures().refused.is_empty() && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let figures = server.figures();
+    assert_eq!(figures.disconnects.get("Remote"), Some(&1), "{:?}", figures.disconnects);
+    assert_eq!(figures.refused.values().sum::<u64>(), 1, "{:?}", figures.refused);
+}
