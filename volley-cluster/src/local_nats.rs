@@ -2,9 +2,9 @@
 //! examples and benchmarks: started from the `nats-server` binary on the
 //! PATH (Debian: `apt-get install -y nats-server`), killed when dropped.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A nats-server child process on `127.0.0.1:<port>`.
 #[derive(Debug)]
@@ -15,19 +15,20 @@ pub struct LocalNats {
 }
 
 impl LocalNats {
-    /// Starts one on a free port and waits (up to 10 s) until it accepts
-    /// connections. Fails, saying how to install it, if there is no
-    /// `nats-server` on the PATH (or in `/usr/sbin`).
+    /// Starts one on a port the server picks itself, and waits (up to 10 s)
+    /// until it says it is ready. Fails, saying how to install it, if there
+    /// is no `nats-server` on the PATH (or in `/usr/sbin`).
+    ///
+    /// The server picks the port: a port found free here and handed over
+    /// could meanwhile become the local end of an outgoing connection, and a
+    /// connection to it would then reach itself, not the broker.
     pub fn start() -> Result<Self, String> {
         let mut nats = Self {
-            port: TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| format!("no free port: {e}"))?
-                .port(),
+            port: 0,
             binary: binary()?,
             child: None,
         };
-        nats.restart()?;
+        nats.launch("-1")?;
         Ok(nats)
     }
 
@@ -39,21 +40,45 @@ impl LocalNats {
     /// Starts it again on the same port, after [`stop`](Self::stop).
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();
-        let child = Command::new(&self.binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+        self.launch(&self.port.to_string())
+    }
+
+    /// Runs nats-server on `port` (`-1`: its choice) and reads, from its
+    /// log, where it listens once it is ready.
+    fn launch(&mut self, port: &str) -> Result<(), String> {
+        let mut child = Command::new(&self.binary)
+            .args(["-a", "127.0.0.1", "-p", port])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.binary))?;
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if start.elapsed() > Duration::from_secs(10) {
-                return Err("nats-server did not accept connections within 10 s".into());
+        let log = child.stderr.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the log to its end, so the server never blocks on it.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(log).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("Listening for client connections on ").nth(1) {
+                    let port = addr.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok());
+                    if let (Some(tx), Some(port)) = (tx.take(), port) {
+                        let _ = tx.send(port);
+                    }
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
+        });
+        self.child = Some(child);
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(port) => {
+                self.port = port;
+                Ok(())
+            }
+            Err(_) => {
+                self.stop();
+                Err(format!(
+                    "nats-server did not start listening on port {port} within 10 s"
+                ))
+            }
         }
-        Ok(())
     }
 
     /// Kills it, as a crash would.

@@ -51,7 +51,8 @@ async fn calls_events_errors_and_traffic_are_counted() {
     assert_eq!(buy_figures.answered.get("rejected"), Some(&1));
     assert_eq!(buy_figures.answered.get("bad_request"), Some(&1));
     assert_eq!(buy_figures.bad_input, 1);
-    assert_eq!(buy_figures.handled.count, 5);
+    // One call in eight per connection is timed, the first included.
+    assert_eq!(buy_figures.handled.count, 1);
     assert!(buy_figures.bytes_in > 0);
     assert_eq!(remote("Echo").calls_in, 3);
     assert_eq!(remote("Chat").events_in, 2);

@@ -477,14 +477,14 @@ impl Conn {
             rx
         };
         self.figures.call_sent(remote, payload.len());
-        self.counters.call_out();
+        let started = self.counters.call_out().then(now);
         Ok(PendingCall {
             conn: self,
             seq,
             rx,
             done: false,
             remote,
-            started: now(),
+            started,
         })
     }
 
@@ -574,11 +574,11 @@ impl Conn {
         self.wake_driver();
     }
 
-    /// The peer's call of `remote` was answered `status`, `started` after it
-    /// arrived.
-    pub(crate) fn answered(&self, remote: RemoteId, status: Status, started: Instant) {
-        self.figures
-            .request_answered(remote, status, now().saturating_duration_since(started));
+    /// The peer's call of `remote` was answered `status`; it arrived at
+    /// `started`, if it was timed.
+    pub(crate) fn answered(&self, remote: RemoteId, status: Status, started: Option<Instant>) {
+        let took = started.map(|at| now().saturating_duration_since(at));
+        self.figures.request_answered(remote, status, took);
         self.counters.ended(kind_of_status(status));
     }
 

@@ -19,7 +19,8 @@ pub(crate) struct PendingCall {
     pub(super) done: bool,
     /// For the figures: the remote called, and when.
     pub(super) remote: volley_proto::RemoteId,
-    pub(super) started: std::time::Instant,
+    /// When it was made, if it is one of the calls timed.
+    pub(super) started: Option<std::time::Instant>,
 }
 
 impl Future for PendingCall {
@@ -28,7 +29,7 @@ impl Future for PendingCall {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
         let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
         self.done = true;
-        let took = crate::clock::now().saturating_duration_since(self.started);
+        let took = self.started.map(|at| crate::clock::now().saturating_duration_since(at));
         self.conn.figures.call_ended(self.remote, &result, took);
         self.conn.counters.ended(crate::figures::kind_of(&result));
         Poll::Ready(result)

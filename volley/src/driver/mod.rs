@@ -424,9 +424,8 @@ impl<S: Side> Driver<S> {
         use volley_proto::SessionEvent as E;
         match event {
             E::Request { id, remote, payload } => {
-                let started = now();
                 self.conn.figures.request_received(remote, payload.len());
-                self.conn.counters.call_in();
+                let started = self.conn.counters.call_in().then(now);
                 let endpoint = self.side.endpoint();
                 let answer =
                     match endpoint.handle_request(&mut self.snapshot, self.side.ctx().clone(), remote, &payload) {
