@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example server -- --addr 127.0.0.1:7777                     # TCP
 //! cargo run --example server -- --addr 127.0.0.1:7777 --transport quic    # or ws, tls
+//! cargo run --example server -- --metrics 127.0.0.1:9100                  # Prometheus at http://127.0.0.1:9100/metrics
 //! ```
 //!
 //! Over TLS and QUIC it makes a self-signed certificate and writes it where
@@ -44,6 +45,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("certificate for the demo client written to {}", path.display());
     }
     println!("volley demo server on {addr} ({net:?}); Ctrl-C to stop");
+    let metrics = arg("--metrics", "");
+    if !metrics.is_empty() {
+        // Any recorder of the `metrics` facade works; this one serves
+        // Prometheus's text format over HTTP.
+        let at: std::net::SocketAddr = metrics.parse()?;
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(at)
+            .install()?;
+        server.report_metrics(Duration::from_secs(1));
+        println!("metrics on http://{at}/metrics");
+    }
 
     tokio::signal::ctrl_c().await?;
     println!("stopping: telling {} players", server.player_count());

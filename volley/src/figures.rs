@@ -27,6 +27,11 @@ const KINDS: [&str; 11] = [
     "too_large",
 ];
 
+/// The name of outcome kind `kind` (`ok`, `timeout`, …).
+pub(crate) fn kind_name(kind: usize) -> &'static str {
+    KINDS.get(kind).copied().unwrap_or("unprocessed")
+}
+
 /// The kind of a call's end, as an index into `KINDS`.
 pub(crate) fn kind_of<T>(result: &Result<T, FunctionError>) -> usize {
     match result {
@@ -174,6 +179,11 @@ impl Figures {
         Self {
             remotes: names.into_iter().map(|n| (n, RemoteCounters::default())).collect(),
         }
+    }
+
+    /// The declared name of wire id `id`, for logs.
+    pub(crate) fn name(&self, id: RemoteId) -> &'static str {
+        self.remotes.get(id as usize).map_or("<unknown>", |(name, _)| name)
     }
 
     fn remote(&self, id: RemoteId) -> Option<&RemoteCounters> {

@@ -21,7 +21,7 @@ use volley_proto::{CallId, CallOutcome, GoodbyeCode, Message, RemoteId, SendErro
 use crate::clock::now;
 use crate::completion::{completion, Completer, Completion, Reply};
 use crate::error::{EventError, FunctionError};
-use crate::figures::{kind_of_status, ConnCounters, ConnectionFigures, Figures};
+use crate::figures::{kind_name, kind_of_status, ConnCounters, ConnectionFigures, Figures};
 use crate::locks::{lock, lock_for, Held};
 
 mod outbox;
@@ -477,7 +477,14 @@ impl Conn {
             rx
         };
         self.figures.call_sent(remote, payload.len());
-        let started = self.counters.call_out().then(now);
+        let span = tracing::debug_span!(
+            "call",
+            remote = self.figures.name(remote),
+            direction = "out",
+            outcome = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        let started = (self.counters.call_out() || !span.is_disabled()).then(now);
         Ok(PendingCall {
             conn: self,
             seq,
@@ -485,6 +492,7 @@ impl Conn {
             done: false,
             remote,
             started,
+            span,
         })
     }
 
@@ -575,11 +583,17 @@ impl Conn {
     }
 
     /// The peer's call of `remote` was answered `status`; it arrived at
-    /// `started`, if it was timed.
-    pub(crate) fn answered(&self, remote: RemoteId, status: Status, started: Option<Instant>) {
+    /// `started`, if it was timed. Records both in the call's `span`.
+    pub(crate) fn answered(&self, remote: RemoteId, status: Status, started: Option<Instant>, span: &tracing::Span) {
         let took = started.map(|at| now().saturating_duration_since(at));
         self.figures.request_answered(remote, status, took);
         self.counters.ended(kind_of_status(status));
+        if !span.is_disabled() {
+            span.record("outcome", kind_name(kind_of_status(status)));
+            if let Some(took) = took {
+                span.record("duration_us", took.as_micros() as u64);
+            }
+        }
     }
 
     /// This connection's figures now (the player's id and identity are the

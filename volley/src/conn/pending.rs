@@ -21,6 +21,8 @@ pub(crate) struct PendingCall {
     pub(super) remote: volley_proto::RemoteId,
     /// When it was made, if it is one of the calls timed.
     pub(super) started: Option<std::time::Instant>,
+    /// Its `tracing` span (disabled unless a subscriber wants `debug`).
+    pub(super) span: tracing::Span,
 }
 
 impl Future for PendingCall {
@@ -31,7 +33,14 @@ impl Future for PendingCall {
         self.done = true;
         let took = self.started.map(|at| crate::clock::now().saturating_duration_since(at));
         self.conn.figures.call_ended(self.remote, &result, took);
-        self.conn.counters.ended(crate::figures::kind_of(&result));
+        let kind = crate::figures::kind_of(&result);
+        self.conn.counters.ended(kind);
+        if !self.span.is_disabled() {
+            self.span.record("outcome", crate::figures::kind_name(kind));
+            if let Some(took) = took {
+                self.span.record("duration_us", took.as_micros() as u64);
+            }
+        }
         Poll::Ready(result)
     }
 }

@@ -425,8 +425,17 @@ impl<S: Side> Driver<S> {
         match event {
             E::Request { id, remote, payload } => {
                 self.conn.figures.request_received(remote, payload.len());
-                let started = self.conn.counters.call_in().then(now);
                 let endpoint = self.side.endpoint();
+                // Inside the connection's span, which names the peer.
+                let span = tracing::debug_span!(
+                    "call",
+                    remote = endpoint.protocol.name(remote),
+                    direction = "in",
+                    outcome = tracing::field::Empty,
+                    duration_us = tracing::field::Empty,
+                );
+                let timed = self.conn.counters.call_in() || !span.is_disabled();
+                let started = timed.then(now);
                 let answer =
                     match endpoint.handle_request(&mut self.snapshot, self.side.ctx().clone(), remote, &payload) {
                         Outcome::Ready(answer) => answer,
@@ -436,7 +445,7 @@ impl<S: Side> Driver<S> {
                                 // Counted when it answers (not if it is cancelled).
                                 let conn = self.conn.clone();
                                 let counted = futures_util::FutureExt::map(handler, move |answer| {
-                                    conn.answered(remote, answer.0, started);
+                                    conn.answered(remote, answer.0, started, &span);
                                     answer
                                 });
                                 return self.conn.spawn_handler(id, Box::pin(counted));
@@ -447,7 +456,7 @@ impl<S: Side> Driver<S> {
                             (Status::BadRequest, Vec::new())
                         }
                     };
-                self.conn.answered(remote, answer.0, started);
+                self.conn.answered(remote, answer.0, started, &span);
                 self.answer(id, answer);
             }
             E::Event { remote, payload } => {

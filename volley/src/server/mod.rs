@@ -37,6 +37,8 @@ mod answers;
 mod config;
 mod data;
 mod directory;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod player;
 mod recipients;
 mod relay;
