@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --example client -- --addr 127.0.0.1:7777                   # TCP
 //! cargo run --example client -- --addr 127.0.0.1:7777 --transport quic  # or ws, tls
+//! cargo run --example client -- --addr 127.0.0.1:7777 --linger 30       # then stay, calling once a second
 //! ```
 //!
 //! Over TLS and QUIC it trusts exactly the certificate the demo server wrote
@@ -150,6 +151,12 @@ async fn main() -> ExitCode {
         &echo,
     );
 
+    // Stay connected a while, calling once a second (for the inspector).
+    let linger: u64 = arg("--linger", "0").parse().unwrap_or(0);
+    for _ in 0..linger {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = client.invoke(GET_PLAYER_DATA, GetData { name: "demo".into() }).await;
+    }
     client.disconnect();
     if c.failed == 0 {
         println!("all checks passed");

@@ -5,6 +5,7 @@
 //! cargo run --example server -- --addr 127.0.0.1:7777                     # TCP
 //! cargo run --example server -- --addr 127.0.0.1:7777 --transport quic    # or ws, tls
 //! cargo run --example server -- --metrics 127.0.0.1:9100                  # Prometheus at http://127.0.0.1:9100/metrics
+//! cargo run --example server -- --inspector 127.0.0.1:9200                # the live page at http://127.0.0.1:9200/
 //! ```
 //!
 //! Over TLS and QUIC it makes a self-signed certificate and writes it where
@@ -45,6 +46,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("certificate for the demo client written to {}", path.display());
     }
     println!("volley demo server on {addr} ({net:?}); Ctrl-C to stop");
+    let inspector = arg("--inspector", "");
+    if !inspector.is_empty() {
+        let at = server.inspector(inspector).await?;
+        println!("inspector on http://{at}/");
+    }
     let metrics = arg("--metrics", "");
     if !metrics.is_empty() {
         // Any recorder of the `metrics` facade works; this one serves

@@ -37,6 +37,8 @@ mod answers;
 mod config;
 mod data;
 mod directory;
+#[cfg(feature = "inspector")]
+mod inspector;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod player;
@@ -47,6 +49,8 @@ mod rooms;
 pub use answers::Answers;
 pub use config::ServerConfig;
 use directory::Directory;
+#[cfg(feature = "inspector")]
+pub use inspector::InspectorSnapshot;
 use player::PlayerInner;
 pub use player::{Player, Players};
 pub use recipients::Recipients;
@@ -104,20 +108,57 @@ struct ServerInner {
     shutting_down: AtomicBool,
     /// Connections accepted and not yet joined, against `max_handshakes`.
     handshakes: Arc<AtomicUsize>,
-    /// Refusals and departures, counted by reason (rare: a lock is fine).
-    tallies: Mutex<Tallies>,
+    /// Refusals and departures, counted by reason, and the latest of them
+    /// and of bad input (rare: a lock is fine).
+    tallies: Arc<Mutex<Tallies>>,
+    /// When the server was made.
+    started: std::time::Instant,
 }
 
 #[derive(Default)]
 struct Tallies {
     refused: BTreeMap<String, u64>,
     disconnects: BTreeMap<String, u64>,
+    recent: std::collections::VecDeque<Incident>,
+}
+
+/// Incidents kept for the inspector.
+const RECENT_INCIDENTS: usize = 50;
+
+impl Tallies {
+    fn incident(&mut self, started: std::time::Instant, kind: &'static str, player: Option<PlayerId>, detail: String) {
+        if self.recent.len() == RECENT_INCIDENTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Incident {
+            at_ms: started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
+            kind: kind.to_string(),
+            player: player.map(|p| p.0),
+            detail,
+        });
+    }
+}
+
+/// A refusal or a piece of bad input, as the inspector lists them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Incident {
+    /// When, in milliseconds since the server was made.
+    pub at_ms: u64,
+    /// `refused`, `bad_request` or `bad_response`.
+    pub kind: String,
+    /// The player, for bad input.
+    pub player: Option<u64>,
+    /// The reason.
+    pub detail: String,
 }
 
 impl ServerInner {
     /// Counts a connection refused before joining.
     fn refused(&self, why: &str) {
-        *lock(&self.tallies).refused.entry(why.to_string()).or_default() += 1;
+        let mut tallies = lock(&self.tallies);
+        *tallies.refused.entry(why.to_string()).or_default() += 1;
+        tallies.incident(self.started, "refused", None, why.to_string());
     }
 
     /// Runs the room hooks in `hooks` for `player` and `room`.
@@ -172,7 +213,8 @@ impl Server {
             panic!("invalid ServerConfig: {e}");
         }
         let first_id = config.player_id_base.saturating_add(1);
-        Self {
+        let tallies = Arc::new(Mutex::new(Tallies::default()));
+        let server = Self {
             inner: Arc::new(ServerInner {
                 endpoint: Endpoint::new(protocol),
                 config,
@@ -187,9 +229,25 @@ impl Server {
                 listeners: Mutex::new(Vec::new()),
                 shutting_down: AtomicBool::new(false),
                 handshakes: Arc::new(AtomicUsize::new(0)),
-                tallies: Mutex::new(Tallies::default()),
+                tallies: tallies.clone(),
+                started: std::time::Instant::now(),
             }),
+        };
+        // Bad input is kept among the recent incidents.
+        for (kind, hooks) in [("bad_request", true), ("bad_response", false)] {
+            let tallies = tallies.clone();
+            let started = server.inner.started;
+            let hook = move |player: &Player, bad: &BadInput| {
+                let detail = format!("{}: {}", bad.remote, bad.reason);
+                lock(&tallies).incident(started, kind, Some(player.id()), detail);
+            };
+            if hooks {
+                server.inner.endpoint.on_bad_request(hook);
+            } else {
+                server.inner.endpoint.on_bad_response(hook);
+            }
         }
+        server
     }
 
     /// Its settings.
