@@ -21,12 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let net = Net::from_args()?;
     // TLS and QUIC: a self-signed certificate that the clients trust explicitly.
-    let (server_tls, cert) = if net.encrypted() {
-        let (config, cert) = self_signed();
-        (Some(config), Some(cert))
-    } else {
-        (None, None)
-    };
+    let (server_tls, cert) = certificates(net);
     let server = Server::new(protocol(), ServerConfig::default());
     demo_server(&server);
     let addr = listen(&server, net, "127.0.0.1:0", server_tls).await?;

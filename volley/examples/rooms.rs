@@ -15,7 +15,7 @@ mod shared;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shared::{connect, listen, self_signed, trusting, Net};
+use shared::{certificates, connect, listen, trusting, Net};
 use tokio::sync::mpsc;
 use volley::*;
 
@@ -78,12 +78,8 @@ fn game_server() -> Server {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter("warn").init();
     let net = Net::from_args()?;
-    let (server_tls, cert) = if net.encrypted() {
-        let (config, cert) = self_signed();
-        (Some(config), Some(cert))
-    } else {
-        (None, None)
-    };
+    // TLS and QUIC: a self-signed certificate that the clients trust explicitly.
+    let (server_tls, cert) = certificates(net);
     let server = game_server();
     let addr = listen(&server, net, "127.0.0.1:0", server_tls).await?;
     println!("server listening on {addr} ({net:?}, loopback)");

@@ -32,13 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
     });
     let net = Net::from_args()?;
-    let (tls, cert) = match net.encrypted() {
-        true => {
-            let (config, cert) = self_signed();
-            (Some(config), Some(cert))
-        }
-        false => (None, None),
-    };
+    let (tls, cert) = certificates(net);
     let addr = listen(&server, net, &arg("--addr", "127.0.0.1:7777"), tls).await?;
     if let Some(cert) = cert {
         let path = cert_path(net, addr);

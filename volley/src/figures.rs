@@ -27,6 +27,29 @@ const KINDS: [&str; 11] = [
     "too_large",
 ];
 
+/// A call's `tracing` span (disabled, and nearly free, unless a subscriber
+/// wants `debug`): its outcome and duration are recorded when it ends
+/// ([`record_end`]).
+pub(crate) fn call_span(remote: &'static str, direction: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "call",
+        remote,
+        direction,
+        outcome = tracing::field::Empty,
+        duration_us = tracing::field::Empty,
+    )
+}
+
+/// Records how a call ended, kind `kind`, after `took` if it was timed.
+pub(crate) fn record_end(span: &tracing::Span, kind: usize, took: Option<Duration>) {
+    if !span.is_disabled() {
+        span.record("outcome", kind_name(kind));
+        if let Some(took) = took {
+            span.record("duration_us", took.as_micros() as u64);
+        }
+    }
+}
+
 /// The name of outcome kind `kind` (`ok`, `timeout`, …).
 pub(crate) fn kind_name(kind: usize) -> &'static str {
     KINDS.get(kind).copied().unwrap_or("unprocessed")

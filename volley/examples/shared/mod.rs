@@ -192,6 +192,17 @@ pub fn trusting(cert: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
     std::sync::Arc::new(config)
 }
 
+/// For TLS and QUIC, a self-signed certificate: the server's configuration
+/// and the certificate a client must trust; nothing for TCP and WebSocket.
+pub fn certificates(net: Net) -> (Option<std::sync::Arc<rustls::ServerConfig>>, Option<Vec<u8>>) {
+    if net.encrypted() {
+        let (config, cert) = self_signed();
+        (Some(config), Some(cert))
+    } else {
+        (None, None)
+    }
+}
+
 /// Starts `server` listening over `net` on `addr`.
 pub async fn listen(
     server: &Server,

@@ -21,7 +21,7 @@ use volley_proto::{CallId, CallOutcome, GoodbyeCode, Message, RemoteId, SendErro
 use crate::clock::now;
 use crate::completion::{completion, Completer, Completion, Reply};
 use crate::error::{EventError, FunctionError};
-use crate::figures::{kind_name, kind_of_status, ConnCounters, ConnectionFigures, Figures};
+use crate::figures::{call_span, kind_of_status, record_end, ConnCounters, ConnectionFigures, Figures};
 use crate::locks::{lock, lock_for, Held};
 
 mod outbox;
@@ -477,13 +477,7 @@ impl Conn {
             rx
         };
         self.figures.call_sent(remote, payload.len());
-        let span = tracing::debug_span!(
-            "call",
-            remote = self.figures.name(remote),
-            direction = "out",
-            outcome = tracing::field::Empty,
-            duration_us = tracing::field::Empty,
-        );
+        let span = call_span(self.figures.name(remote), "out");
         let started = (self.counters.call_out() || !span.is_disabled()).then(now);
         Ok(PendingCall {
             conn: self,
@@ -588,12 +582,7 @@ impl Conn {
         let took = started.map(|at| now().saturating_duration_since(at));
         self.figures.request_answered(remote, status, took);
         self.counters.ended(kind_of_status(status));
-        if !span.is_disabled() {
-            span.record("outcome", kind_name(kind_of_status(status)));
-            if let Some(took) = took {
-                span.record("duration_us", took.as_micros() as u64);
-            }
-        }
+        record_end(span, kind_of_status(status), took);
     }
 
     /// This connection's figures now (the player's id and identity are the

@@ -35,12 +35,7 @@ impl Future for PendingCall {
         self.conn.figures.call_ended(self.remote, &result, took);
         let kind = crate::figures::kind_of(&result);
         self.conn.counters.ended(kind);
-        if !self.span.is_disabled() {
-            self.span.record("outcome", crate::figures::kind_name(kind));
-            if let Some(took) = took {
-                self.span.record("duration_us", took.as_micros() as u64);
-            }
-        }
+        crate::figures::record_end(&self.span, kind, took);
         Poll::Ready(result)
     }
 }

@@ -427,13 +427,7 @@ impl<S: Side> Driver<S> {
                 self.conn.figures.request_received(remote, payload.len());
                 let endpoint = self.side.endpoint();
                 // Inside the connection's span, which names the peer.
-                let span = tracing::debug_span!(
-                    "call",
-                    remote = endpoint.protocol.name(remote),
-                    direction = "in",
-                    outcome = tracing::field::Empty,
-                    duration_us = tracing::field::Empty,
-                );
+                let span = crate::figures::call_span(endpoint.protocol.name(remote), "in");
                 let timed = self.conn.counters.call_in() || !span.is_disabled();
                 let started = timed.then(now);
                 let answer =
