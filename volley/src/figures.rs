@@ -299,21 +299,43 @@ pub(crate) struct ConnCounters {
     events_out: AtomicU64,
     /// Calls either way that ended in an error, by kind.
     errors: [AtomicU64; KINDS.len()],
+    /// Calls and events in and out, by remote: made on the first one, so an
+    /// idle connection carries none.
+    per_remote: std::sync::OnceLock<Box<[[AtomicU64; 4]]>>,
 }
 
+/// Places in a `per_remote` entry.
+const CALLS_IN: usize = 0;
+const CALLS_OUT: usize = 1;
+const EVENTS_IN: usize = 2;
+const EVENTS_OUT: usize = 3;
+
 impl ConnCounters {
-    /// Counts a call received; whether to time it.
-    pub(crate) fn call_in(&self) -> bool {
+    fn count(&self, figures: &Figures, remote: RemoteId, what: usize) {
+        let per_remote = self
+            .per_remote
+            .get_or_init(|| (0..figures.remotes.len()).map(|_| Default::default()).collect());
+        if let Some(counts) = per_remote.get(remote as usize) {
+            counts[what].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a call of `remote` received; whether to time it.
+    pub(crate) fn call_in(&self, figures: &Figures, remote: RemoteId) -> bool {
+        self.count(figures, remote, CALLS_IN);
         self.calls_in.fetch_add(1, Relaxed) % TIMED_ONE_IN == 0
     }
-    /// Counts a call made; whether to time it.
-    pub(crate) fn call_out(&self) -> bool {
+    /// Counts a call of `remote` made; whether to time it.
+    pub(crate) fn call_out(&self, figures: &Figures, remote: RemoteId) -> bool {
+        self.count(figures, remote, CALLS_OUT);
         self.calls_out.fetch_add(1, Relaxed) % TIMED_ONE_IN == 0
     }
-    pub(crate) fn event_in(&self) {
+    pub(crate) fn event_in(&self, figures: &Figures, remote: RemoteId) {
+        self.count(figures, remote, EVENTS_IN);
         self.events_in.fetch_add(1, Relaxed);
     }
-    pub(crate) fn event_out(&self) {
+    pub(crate) fn event_out(&self, figures: &Figures, remote: RemoteId) {
+        self.count(figures, remote, EVENTS_OUT);
         self.events_out.fetch_add(1, Relaxed);
     }
     /// A call either way ended as kind `kind` (0 is success, not counted).
@@ -323,14 +345,45 @@ impl ConnCounters {
         }
     }
 
-    /// Fills the counted part of `figures`.
-    pub(crate) fn fill(&self, figures: &mut ConnectionFigures) {
+    /// Fills the counted part of `figures`; `remotes` names the remotes.
+    pub(crate) fn fill(&self, remotes: &Figures, figures: &mut ConnectionFigures) {
         figures.calls_in = self.calls_in.load(Relaxed);
         figures.calls_out = self.calls_out.load(Relaxed);
         figures.events_in = self.events_in.load(Relaxed);
         figures.events_out = self.events_out.load(Relaxed);
         figures.errors = by_kind(&self.errors);
+        if let Some(per_remote) = self.per_remote.get() {
+            for (id, counts) in per_remote.iter().enumerate() {
+                let [calls_in, calls_out, events_in, events_out] = counts.each_ref().map(|c| c.load(Relaxed));
+                if calls_in + calls_out + events_in + events_out > 0 {
+                    let name = remotes.name(id as RemoteId).to_string();
+                    figures.remotes.insert(
+                        name,
+                        RemoteCounts {
+                            calls_in,
+                            calls_out,
+                            events_in,
+                            events_out,
+                        },
+                    );
+                }
+            }
+        }
     }
+}
+
+/// One remote's calls and events on one connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemoteCounts {
+    /// Calls received.
+    pub calls_in: u64,
+    /// Calls made.
+    pub calls_out: u64,
+    /// Events received.
+    pub events_in: u64,
+    /// Events sent.
+    pub events_out: u64,
 }
 
 /// Latency of calls: percentiles (each within 12.5 %) and the largest, in
@@ -420,6 +473,8 @@ pub struct ConnectionFigures {
     pub events_out: u64,
     /// Calls either way that ended in an error, by kind.
     pub errors: BTreeMap<String, u64>,
+    /// Calls and events by remote (those used on this connection).
+    pub remotes: BTreeMap<String, RemoteCounts>,
 }
 
 /// A server's figures: who is connected and how, every remote's counters,

@@ -153,7 +153,7 @@ pub use client::{Client, ClientConfig, ReconnectPolicy};
 pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};
-pub use figures::{ConnectionFigures, Latency, RemoteFigures, ServerFigures};
+pub use figures::{ConnectionFigures, Latency, RemoteCounts, RemoteFigures, ServerFigures};
 pub use peer::PlayerId;
 pub use remote::{ClientEvent, ClientFn, Protocol, ProtocolBuilder, ServerEvent, ServerFn};
 #[cfg(feature = "inspector")]

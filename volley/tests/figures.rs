@@ -73,6 +73,13 @@ async fn calls_events_errors_and_traffic_are_counted() {
     assert_eq!(conn.errors.get("bad_request"), Some(&1));
     assert_eq!(conn.errors.get("timeout"), Some(&1));
     assert!(conn.frames_in >= 12 && conn.bytes_in > conn.frames_in, "{conn:?}");
+    let per = |name: &str| conn.remotes.get(name).copied().unwrap_or_default();
+    assert_eq!(
+        (per("Buy").calls_in, per("Echo").calls_in, per("Chat").events_in),
+        (5, 3, 2)
+    );
+    assert_eq!((per("Prompt").calls_out, per("ClientSlow").calls_out), (1, 1));
+    assert!(!conn.remotes.contains_key("Panics"), "unused remotes are left out");
 
     // The client counts the same traffic the other way.
     let mine = client.figures().expect("connected");

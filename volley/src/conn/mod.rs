@@ -478,7 +478,7 @@ impl Conn {
         };
         self.figures.call_sent(remote, payload.len());
         let span = call_span(self.figures.name(remote), "out");
-        let started = (self.counters.call_out() || !span.is_disabled()).then(now);
+        let started = (self.counters.call_out(&self.figures, remote) || !span.is_disabled()).then(now);
         Ok(PendingCall {
             conn: self,
             seq,
@@ -526,7 +526,7 @@ impl Conn {
 
     pub(crate) fn send_event(&self, remote: RemoteId, payload: &[u8]) -> Result<(), EventError> {
         self.figures.event_sent(remote, payload.len());
-        self.counters.event_out();
+        self.counters.event_out(&self.figures, remote);
         self.lock("send event")
             .session
             .send_event(remote, payload)
@@ -609,7 +609,7 @@ impl Conn {
             ..ConnectionFigures::default()
         };
         drop(state);
-        self.counters.fill(&mut figures);
+        self.counters.fill(&self.figures, &mut figures);
         figures
     }
 

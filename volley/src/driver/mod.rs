@@ -428,7 +428,7 @@ impl<S: Side> Driver<S> {
                 let endpoint = self.side.endpoint();
                 // Inside the connection's span, which names the peer.
                 let span = crate::figures::call_span(endpoint.protocol.name(remote), "in");
-                let timed = self.conn.counters.call_in() || !span.is_disabled();
+                let timed = self.conn.counters.call_in(&self.conn.figures, remote) || !span.is_disabled();
                 let started = timed.then(now);
                 let answer =
                     match endpoint.handle_request(&mut self.snapshot, self.side.ctx().clone(), remote, &payload) {
@@ -455,7 +455,7 @@ impl<S: Side> Driver<S> {
             }
             E::Event { remote, payload } => {
                 self.conn.figures.event_received(remote, payload.len());
-                self.conn.counters.event_in();
+                self.conn.counters.event_in(&self.conn.figures, remote);
                 let behind = !self.events_in_chain.is_empty();
                 let endpoint = self.side.endpoint();
                 let Some(rest) = endpoint.handle_event(&mut self.snapshot, self.side.ctx(), remote, &payload, behind)
