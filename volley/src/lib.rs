@@ -156,9 +156,9 @@ pub use error::{ConnectError, EventError, FunctionError, Reject};
 pub use figures::{ConnectionFigures, Latency, RemoteCounts, RemoteFigures, ServerFigures};
 pub use peer::PlayerId;
 pub use remote::{ClientEvent, ClientFn, Protocol, ProtocolBuilder, ServerEvent, ServerFn};
-#[cfg(feature = "inspector")]
-pub use server::InspectorSnapshot;
 pub use server::{Answers, Hello, Incident, Player, Players, Recipients, Server, ServerConfig};
+#[cfg(feature = "inspector")]
+pub use server::{InspectorSnapshot, TrafficPoint};
 pub use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, SessionConfig};
 
 /// The protocol core, for those who drive sessions themselves.

@@ -81,6 +81,12 @@ async fn the_page_the_snapshot_and_the_stream() {
     let first: InspectorSnapshot = serde_json::from_str(event.strip_prefix("data: ").unwrap().trim_end()).unwrap();
     assert_eq!(first.figures.players, 1);
     assert_eq!(get(at, "/nothing").await.0, 404);
+
+    // A point of history a second, for the chart.
+    tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+    let (_, json) = get(at, "/snapshot").await;
+    let snapshot: InspectorSnapshot = serde_json::from_str(&json).unwrap();
+    assert!(!snapshot.history.is_empty(), "{:?}", snapshot.history);
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ use crate::locks::lock;
 const PAGE: &str = include_str!("inspector.html");
 
 /// What the inspector's `/snapshot` and `/events` carry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct InspectorSnapshot {
     /// Since the server was made, in milliseconds.
@@ -45,7 +45,25 @@ pub struct InspectorSnapshot {
     pub figures: ServerFigures,
     /// The most recent bad input and refusals (at most 50), oldest first.
     pub recent: Vec<Incident>,
+    /// Calls/s and bytes/s, one point a second over the last five minutes
+    /// (since the inspector started), oldest first.
+    pub history: Vec<TrafficPoint>,
 }
+
+/// One second of traffic, for the inspector's chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TrafficPoint {
+    /// When, in milliseconds since the server was made.
+    pub at_ms: u64,
+    /// Calls per second, both directions.
+    pub calls_per_s: f64,
+    /// Payload bytes per second, both directions.
+    pub bytes_per_s: f64,
+}
+
+/// Points of history kept: five minutes of one a second.
+const HISTORY: usize = 300;
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -84,6 +102,7 @@ impl Server {
 
     fn serve_inspector_at(&self, listener: TcpListener, bound: SocketAddr, token: Option<Arc<str>>) -> SocketAddr {
         let server = Arc::downgrade(&self.inner);
+        tokio::spawn(keep_history(server.clone()));
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -111,12 +130,44 @@ impl Server {
 
     /// What the inspector shows now.
     pub fn inspector_snapshot(&self) -> InspectorSnapshot {
-        let recent = lock(&self.inner.tallies).recent.iter().cloned().collect();
+        let tallies = lock(&self.inner.tallies);
+        let recent = tallies.recent.iter().cloned().collect();
+        let history = tallies.history.iter().copied().collect();
+        drop(tallies);
         InspectorSnapshot {
             uptime_ms: self.inner.started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
             figures: self.figures(),
             recent,
+            history,
         }
+    }
+}
+
+/// Samples the traffic once a second while the server lives.
+async fn keep_history(server: Weak<ServerInner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last: Option<(std::time::Instant, u64, u64)> = None;
+    loop {
+        tick.tick().await;
+        let Some(inner) = server.upgrade() else { return };
+        let remotes = inner.endpoint.figures.snapshot();
+        let calls = remotes.iter().map(|r| r.calls_in + r.calls_out).sum::<u64>();
+        let bytes = remotes.iter().map(|r| r.bytes_in + r.bytes_out).sum::<u64>();
+        let now = std::time::Instant::now();
+        if let Some((then, calls_then, bytes_then)) = last {
+            let seconds = now.duration_since(then).as_secs_f64().max(1e-3);
+            let point = TrafficPoint {
+                at_ms: inner.started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
+                calls_per_s: calls.saturating_sub(calls_then) as f64 / seconds,
+                bytes_per_s: bytes.saturating_sub(bytes_then) as f64 / seconds,
+            };
+            let mut tallies = lock(&inner.tallies);
+            if tallies.history.len() == HISTORY {
+                tallies.history.pop_front();
+            }
+            tallies.history.push_back(point);
+        }
+        last = Some((now, calls, bytes));
     }
 }
 

@@ -50,7 +50,7 @@ pub use answers::Answers;
 pub use config::ServerConfig;
 use directory::Directory;
 #[cfg(feature = "inspector")]
-pub use inspector::InspectorSnapshot;
+pub use inspector::{InspectorSnapshot, TrafficPoint};
 use player::PlayerInner;
 pub use player::{Player, Players};
 pub use recipients::Recipients;
@@ -120,6 +120,9 @@ struct Tallies {
     refused: BTreeMap<String, u64>,
     disconnects: BTreeMap<String, u64>,
     recent: std::collections::VecDeque<Incident>,
+    /// The inspector's traffic history.
+    #[cfg(feature = "inspector")]
+    history: std::collections::VecDeque<inspector::TrafficPoint>,
 }
 
 /// Incidents kept for the inspector.
