@@ -106,19 +106,12 @@ const SUB: usize = 8;
 /// Powers of two of microseconds covered: up to 2^32 µs (71 minutes).
 const OCTAVES: usize = 32;
 
-/// A latency histogram of fixed size: log-linear buckets of microseconds.
+/// A latency histogram of fixed size: log-linear buckets of microseconds,
+/// made on the first value (2 KiB: a remote never called costs nothing).
+#[derive(Default)]
 struct Histogram {
-    buckets: Box<[AtomicU64]>,
+    buckets: std::sync::OnceLock<Box<[AtomicU64]>>,
     max: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Self {
-            buckets: (0..SUB * (OCTAVES + 1)).map(|_| AtomicU64::new(0)).collect(),
-            max: AtomicU64::new(0),
-        }
-    }
 }
 
 impl Histogram {
@@ -143,12 +136,18 @@ impl Histogram {
 
     fn record(&self, elapsed: Duration) {
         let micros = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
-        self.buckets[Self::bucket(micros)].fetch_add(1, Relaxed);
+        let buckets = self
+            .buckets
+            .get_or_init(|| (0..SUB * (OCTAVES + 1)).map(|_| AtomicU64::new(0)).collect());
+        buckets[Self::bucket(micros)].fetch_add(1, Relaxed);
         self.max.fetch_max(micros, Relaxed);
     }
 
     fn snapshot(&self) -> Latency {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let Some(buckets) = self.buckets.get() else {
+            return Latency::default();
+        };
+        let counts: Vec<u64> = buckets.iter().map(|b| b.load(Relaxed)).collect();
         let count: u64 = counts.iter().sum();
         let at = |q: f64| {
             let rank = ((count as f64 * q).ceil() as u64).max(1);

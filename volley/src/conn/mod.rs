@@ -525,8 +525,6 @@ impl Conn {
     }
 
     pub(crate) fn send_event(&self, remote: RemoteId, payload: &[u8]) -> Result<(), EventError> {
-        self.figures.event_sent(remote, payload.len());
-        self.counters.event_out(&self.figures, remote);
         self.lock("send event")
             .session
             .send_event(remote, payload)
@@ -536,6 +534,9 @@ impl Conn {
                 _ => EventError::Disconnected,
             })?;
         self.wake_driver();
+        // Counted once it is queued.
+        self.figures.event_sent(remote, payload.len());
+        self.counters.event_out(&self.figures, remote);
         Ok(())
     }
 
