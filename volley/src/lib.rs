@@ -45,6 +45,17 @@
 //! # }
 //! ```
 //!
+//! # Features
+//!
+//! - `tls`, `websocket`, `quic`: those transports.
+//! - `metrics`: the figures ([`Server::figures`]) through the `metrics`
+//!   facade (`Server::report_metrics`).
+//! - `inspector`: a live page of the figures over HTTP (`Server::inspector`).
+//!
+//! Groups of players are rooms ([`Player::join`], [`Server::to_room`]) and
+//! [`Recipients`]; a call to many players returns [`Answers`]. Many servers
+//! as one cluster: the `volley-net-cluster` crate; Bevy: `volley-net-bevy`.
+//!
 //! # Layout
 //!
 //! volley is two crates: `volley-net-proto` (the wire codec and the session
