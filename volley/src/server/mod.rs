@@ -237,19 +237,16 @@ impl Server {
             }),
         };
         // Bad input is kept among the recent incidents.
-        for (kind, hooks) in [("bad_request", true), ("bad_response", false)] {
+        let started = server.inner.started;
+        let keep = |kind: &'static str| {
             let tallies = tallies.clone();
-            let started = server.inner.started;
-            let hook = move |player: &Player, bad: &BadInput| {
+            move |player: &Player, bad: &BadInput| {
                 let detail = format!("{}: {}", bad.remote, bad.reason);
                 lock(&tallies).incident(started, kind, Some(player.id()), detail);
-            };
-            if hooks {
-                server.inner.endpoint.on_bad_request(hook);
-            } else {
-                server.inner.endpoint.on_bad_response(hook);
             }
-        }
+        };
+        server.inner.endpoint.on_bad_request(keep("bad_request"));
+        server.inner.endpoint.on_bad_response(keep("bad_response"));
         server
     }
 
