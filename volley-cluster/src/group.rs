@@ -116,7 +116,7 @@ impl ClusterNode {
         let asked = others.iter().map(|n| self.ask(*n, &message, timeout));
         for (node, reply) in others.iter().zip(futures_util::future::join_all(asked).await) {
             match reply {
-                Ok(Reply::Players { players, .. }) => census.players.extend(players.into_iter().map(PlayerId)),
+                Ok(Reply::Players(players)) => census.players.extend(players.into_iter().map(PlayerId)),
                 _ => census.silent_nodes.push(*node),
             }
         }
@@ -144,12 +144,10 @@ impl ClusterGroup {
             .server()
             .encode_event(remote, &value)
             .map_err(|e| ClusterError::Encode(e.to_string()))?;
-        let local = match node.local(&self.to, &self.except) {
-            Some(recipients) => recipients
-                .fire_encoded(remote.name(), &payload)
-                .map_err(|e| ClusterError::Encode(e.to_string()))?,
-            None => Broadcast::default(),
-        };
+        let local = node
+            .local(&self.to, &self.except)
+            .fire_encoded(remote.name(), &payload)
+            .map_err(|e| ClusterError::Encode(e.to_string()))?;
         let subject = match &self.to {
             To::Rooms(rooms) if rooms.len() == 1 => node.inner.subjects.room(&rooms[0]),
             _ => node.inner.subjects.all(),
@@ -229,9 +227,10 @@ impl ClusterGroup {
                 });
             }
         }
-        let local = node
-            .local(&self.to, &self.except)
-            .map(|recipients| recipients.invoke_encoded(remote.name(), &payload, timeout));
+        let local = Some(
+            node.local(&self.to, &self.except)
+                .invoke_encoded(remote.name(), &payload, timeout),
+        );
         let decode = move |bytes: &[u8]| server.decode_response(remote, bytes);
         let changes = node.inner.presence.watch();
         Ok(ClusterAnswers {

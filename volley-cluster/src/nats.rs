@@ -22,7 +22,6 @@ use crate::config::ClusterConfig;
 pub(crate) struct BrokerEvents {
     pub(crate) slow_consumer: AtomicU64,
     pub(crate) disconnects: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
 }
 
 /// A NATS connection as a [`Broker`].
@@ -61,10 +60,7 @@ impl NatsBroker {
                             counted.disconnects.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!("lost the broker; reconnecting");
                         }
-                        Event::Connected => {
-                            counted.reconnects.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!("connected to the broker");
-                        }
+                        Event::Connected => tracing::info!("connected to the broker"),
                         other => tracing::info!(event = %other, "broker event"),
                     }
                 }

@@ -411,8 +411,7 @@ impl ClusterNode {
                 if origin == self.inner.node {
                     return;
                 }
-                let delivered = self.local(&to, &except).map(|r| r.fire_encoded(&remote, &payload));
-                if let Some(Err(e)) = delivered {
+                if let Err(e) = self.local(&to, &except).fire_encoded(&remote, &payload) {
                     tracing::debug!(%remote, error = %e, "cluster event not delivered");
                 }
             }
@@ -446,9 +445,7 @@ impl ClusterNode {
             } => {
                 let Some(reply) = reply else { return };
                 let node = self.clone();
-                let Some(recipients) = self.local(&to, &except) else {
-                    return;
-                };
+                let recipients = self.local(&to, &except);
                 self.run(origin, call, async move {
                     let mut answers = recipients.invoke_encoded(&remote, &payload, Duration::from_millis(timeout_ms));
                     let me = node.inner.node;
@@ -487,22 +484,21 @@ impl ClusterNode {
                     None => server.players(),
                 };
                 let players = players.iter().map(|p| p.id().0).collect();
-                let node = self.inner.node;
-                self.reply_now(reply, Reply::Players { node, players });
+                self.reply_now(reply, Reply::Players(players));
             }
             Message::Ping => self.reply_now(reply, Reply::Pong),
         }
     }
 
     /// This node's players among `to`, but `except`.
-    pub(crate) fn local(&self, to: &To, except: &[u64]) -> Option<Recipients> {
+    pub(crate) fn local(&self, to: &To, except: &[u64]) -> Recipients {
         let server = &self.inner.server;
         let recipients = match to {
             To::Player(id) => server.to_ids([PlayerId(*id)]),
             To::Rooms(rooms) => server.to_rooms(rooms),
             To::All => server.to_all(),
         };
-        Some(except.iter().fold(recipients, |r, id| r.except_id(PlayerId(*id))))
+        except.iter().fold(recipients, |r, id| r.except_id(PlayerId(*id)))
     }
 
     /// Runs a call another node asked for, until it ends or is cancelled.

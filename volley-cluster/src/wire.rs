@@ -91,10 +91,8 @@ pub(crate) enum Reply {
         node: u32,
     },
     Bool(bool),
-    Players {
-        node: u32,
-        players: Vec<u64>,
-    },
+    /// The players asked for (the asker knows which node answered).
+    Players(Vec<u64>),
     Pong,
 }
 

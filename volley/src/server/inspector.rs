@@ -80,7 +80,7 @@ impl Server {
                 "the inspector binds to loopback only; use inspector_public with a token to expose it",
             ));
         }
-        Ok(self.serve_inspector(listener, None))
+        Ok(self.serve_inspector(listener, bound, None))
     }
 
     /// Serves the inspector on any address, for requests that carry
@@ -92,15 +92,10 @@ impl Server {
         }
         let listener = TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        Ok(self.serve_inspector_at(listener, bound, Some(Arc::from(token))))
+        Ok(self.serve_inspector(listener, bound, Some(Arc::from(token))))
     }
 
-    fn serve_inspector(&self, listener: TcpListener, token: Option<Arc<str>>) -> SocketAddr {
-        let bound = listener.local_addr().expect("bound");
-        self.serve_inspector_at(listener, bound, token)
-    }
-
-    fn serve_inspector_at(&self, listener: TcpListener, bound: SocketAddr, token: Option<Arc<str>>) -> SocketAddr {
+    fn serve_inspector(&self, listener: TcpListener, bound: SocketAddr, token: Option<Arc<str>>) -> SocketAddr {
         let server = Arc::downgrade(&self.inner);
         tokio::spawn(keep_history(server.clone()));
         tokio::spawn(async move {
