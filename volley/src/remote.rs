@@ -269,11 +269,14 @@ impl<D: Dir, T: Payload> Remote for Event<D, T> {
 /// direction and the shape of its request and response types as serde sees
 /// them: primitives, options, sequences, maps, tuples, struct fields (names,
 /// order, types) and enum variants (names, order, contents), however deeply
-/// nested. A changed field type, an added or removed field, a reordered enum
-/// or a renamed type is refused; the same types moved to another module are
-/// not. Types that deserialize through `deserialize_any` (`#[serde(untagged)]`,
-/// `#[serde(flatten)]`) are compared by the remote's name only, and a warning
-/// says so when the protocol is built.
+/// nested, each instance of a generic type and each of two types sharing a
+/// name on its own, recursive types in full. A changed field type, an added
+/// or removed field, a reordered enum or a renamed type is refused; the same
+/// types moved to another module are not. Types that deserialize through
+/// `deserialize_any` (`#[serde(untagged)]`, `#[serde(flatten)]`), refuse
+/// placeholder values, or have no finite value are compared by the remote's
+/// name only, and a warning naming the type and why is logged when the
+/// protocol is built.
 ///
 /// ```
 /// use volley::{Protocol, ServerFn, ClientEvent};

@@ -16,25 +16,42 @@
 //!
 //! What it sees: every primitive, option, sequence, map, tuple and array,
 //! struct fields (names and order), enum variants (names, order and
-//! contents). Structs and enums are described once per serde name (the type's
-//! name without its module path), so the same types moved to another module
-//! describe the same; renaming a type, a field or a variant is a change.
+//! contents), however deeply nested.
+//!
+//! Which struct or enum is which: serde gives only a type's bare name, which
+//! two instances of one generic type (`Page<u32>`, `Page<String>`) and two
+//! types in different modules (`combat::Stats`, `economy::Stats`) share. So a
+//! type is told apart by the Rust type of the visitor its `Deserialize` hands
+//! over (`std::any::type_name`, generic arguments included), and each is
+//! described on its own. The description names a type by its serde name and
+//! the order in which it was first met (`Page#1`, `Page#2`), never by its
+//! module path: the same types moved to another module describe the same;
+//! renaming a type, a field or a variant is a change.
+//!
+//! Recursive types: inside itself, a type is a reference to its one
+//! description, and the describer only needs *some* finite value of it to
+//! carry on: no element for a sequence, map or option, and for an enum a
+//! variant that ends (one seen to finish without containing the enum again;
+//! until one is known, each variant is tried in turn).
+//!
 //! What it cannot see: types that deserialize through `deserialize_any`
-//! (`#[serde(untagged)]`, `#[serde(flatten)]`, self-describing values) or
-//! refuse the placeholders; such a type is described by name only, and a
-//! warning says so once, when the [`Protocol`](crate::Protocol) is built.
+//! (`#[serde(untagged)]`, `#[serde(flatten)]`, self-describing values), types
+//! that refuse the placeholders, enums without a variant that ends, and
+//! types nested more than [`MAX_DEPTH`] levels deep (only a hand-written
+//! `Deserialize` gets there). Such a type is described by name only, and a
+//! warning naming the type and the reason is logged once, when the
+//! [`Protocol`](crate::Protocol) is built.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 
-/// Containers nested deeper than this get no further options, sequence
-/// elements or map entries: what recursive types need to end.
-const MAX_DEPTH: usize = 24;
-/// Past this depth (a recursive enum whose first variant recurses too) the
-/// type is not described.
-const GIVE_UP_DEPTH: usize = 256;
+/// Structs and enums nested deeper than this are not described. Derived
+/// types never get there (a recursive type is a reference inside itself, and
+/// a generic type that contains itself with other arguments does not
+/// compile); it bounds what a hand-written `Deserialize` can ask for.
+const MAX_DEPTH: usize = 128;
 /// Passes over the type before giving up on enums still unexplored.
 const MAX_PASSES: usize = 4096;
 /// Longest fixed-size array or tuple described element by element.
@@ -58,64 +75,143 @@ pub(crate) fn remote_shape(remote: &'static str, types: &[Result<String, String>
     volley_proto::stable_hash(all.as_bytes())
 }
 
-/// The description of `T`, or why it could not be taken.
+/// The description of `T`, or which type could not be described and why.
 pub(crate) fn describe<T: DeserializeOwned>() -> Result<String, String> {
     let mut known = Known::default();
-    let mut root = String::new();
+    let mut root = None;
     for _ in 0..MAX_PASSES {
         let mut describer = Describer {
             known: &mut known,
             out: String::new(),
             stack: Vec::new(),
+            guesses: Vec::new(),
         };
-        T::deserialize(&mut describer).map_err(|e| e.0)?;
-        if root.is_empty() {
-            root = describer.out;
+        match T::deserialize(&mut describer) {
+            Ok(_) => {}
+            Err(ShapeError::Retry(guessed)) => {
+                known.guess_again(guessed)?;
+                continue;
+            }
+            Err(ShapeError::Refused(why)) => return Err(describer.at(&why)),
         }
-        if known.enums.values().all(|e| e.next >= e.variants.len()) {
-            return Ok(known.finish(&root));
+        let out = describer.out;
+        let root = root.get_or_insert(out);
+        if known.explored() {
+            return Ok(known.finish(root));
         }
     }
-    Err("enums with too many variants".into())
+    Err(format!("{}: enums with too many variants", std::any::type_name::<T>()))
 }
 
 /// What the passes have learned so far.
 #[derive(Default)]
 struct Known {
-    structs: BTreeMap<&'static str, String>,
-    enums: BTreeMap<&'static str, EnumShape>,
+    /// Every struct and enum met, in the order first met: its place here is
+    /// its number in the description.
+    types: Vec<TypeShape>,
+    /// Where each type is in `types`, by the type name of its visitor.
+    by_visitor: HashMap<&'static str, usize>,
+}
+
+struct TypeShape {
+    /// The serde name.
+    name: &'static str,
+    body: Body,
+}
+
+enum Body {
+    /// A struct's fields (or a unit, newtype or tuple struct's contents),
+    /// once described outside itself.
+    Struct(Option<String>),
+    Enum(EnumShape),
 }
 
 struct EnumShape {
-    /// Each variant's name and, once seen, its contents.
+    /// Each variant's name and, once seen outside the enum itself, its
+    /// contents.
     variants: Vec<(&'static str, Option<String>)>,
-    /// The next variant to explore.
-    next: usize,
+    /// Visits outside itself so far: they take the variants in turn.
+    visits: usize,
+    /// Times the enum was entered, anywhere: a variant during which this
+    /// does not move contains no copy of the enum.
+    entered: usize,
+    /// A variant seen to end without containing the enum again.
+    ends: Option<usize>,
+    /// While no variant is known to end: the one tried inside the enum.
+    guess: usize,
 }
 
 impl Known {
+    /// The type met with this visitor, added on first sight.
+    fn find<V>(&mut self, name: &'static str, body: impl FnOnce() -> Body) -> usize {
+        let types = &mut self.types;
+        *self.by_visitor.entry(std::any::type_name::<V>()).or_insert_with(|| {
+            types.push(TypeShape { name, body: body() });
+            types.len() - 1
+        })
+    }
+
+    fn enum_shape(&mut self, index: usize) -> &mut EnumShape {
+        match &mut self.types[index].body {
+            Body::Enum(shape) => shape,
+            Body::Struct(_) => unreachable!("a struct's visitor deserialized an enum"),
+        }
+    }
+
+    /// The variant guessed for enum `index` contained the enum again: try the
+    /// next one.
+    fn guess_again(&mut self, index: usize) -> Result<(), String> {
+        let name = self.types[index].name;
+        let shape = self.enum_shape(index);
+        shape.guess += 1;
+        if shape.guess >= shape.variants.len() {
+            return Err(format!("{name}: every variant contains {name} again"));
+        }
+        Ok(())
+    }
+
+    fn explored(&self) -> bool {
+        self.types.iter().all(|t| match &t.body {
+            Body::Struct(fields) => fields.is_some(),
+            Body::Enum(shape) => shape.variants.iter().all(|(_, contents)| contents.is_some()),
+        })
+    }
+
     fn finish(&self, root: &str) -> String {
         let mut all = format!("{root};");
-        for (name, fields) in &self.structs {
-            let _ = write!(all, "{name}={fields};");
-        }
-        for (name, shape) in &self.enums {
-            let _ = write!(all, "{name}=enum{{");
-            for (index, (variant, contents)) in shape.variants.iter().enumerate() {
-                let _ = write!(all, "{index}:{variant}{},", contents.as_deref().unwrap_or("?"));
+        for (number, shape) in self.types.iter().enumerate() {
+            let _ = write!(all, "{}#{number}=", shape.name);
+            match &shape.body {
+                Body::Struct(fields) => all.push_str(fields.as_deref().unwrap_or("?")),
+                Body::Enum(shape) => {
+                    all.push_str("enum{");
+                    for (index, (variant, contents)) in shape.variants.iter().enumerate() {
+                        let _ = write!(all, "{index}:{variant}{},", contents.as_deref().unwrap_or("?"));
+                    }
+                    all.push('}');
+                }
             }
-            all.push_str("};");
+            all.push(';');
         }
         all
     }
 }
 
 #[derive(Debug)]
-struct ShapeError(String);
+enum ShapeError {
+    /// The type cannot be described, and why.
+    Refused(String),
+    /// The variant guessed for this enum (by its place in `Known::types`)
+    /// contained the enum again: describe once more with another guess.
+    Retry(usize),
+}
 
 impl fmt::Display for ShapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Refused(why) => f.write_str(why),
+            Self::Retry(_) => f.write_str("a guessed variant recursed"),
+        }
     }
 }
 
@@ -123,7 +219,7 @@ impl std::error::Error for ShapeError {}
 
 impl de::Error for ShapeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Self(msg.to_string())
+        Self::Refused(msg.to_string())
     }
 }
 
@@ -133,19 +229,45 @@ struct Describer<'k> {
     known: &'k mut Known,
     /// The description of what is being deserialized, in order.
     out: String,
-    /// Structs and enums being described, innermost last.
-    stack: Vec<&'static str>,
+    /// Structs and enums being described (places in `known.types`),
+    /// innermost last. Left as it was when an error returns.
+    stack: Vec<usize>,
+    /// Enums inside themselves whose variant is a guess, innermost last.
+    guesses: Vec<usize>,
 }
 
 impl Describer<'_> {
-    /// Whether options, sequences and maps stop here: inside a type that
-    /// contains itself (described once already), or too deep.
-    fn deep(&self) -> bool {
-        let recursing = self
-            .stack
-            .last()
-            .is_some_and(|last| self.stack[..self.stack.len() - 1].contains(last));
-        recursing || self.stack.len() >= MAX_DEPTH
+    /// Where the description stopped, and why.
+    fn at(&self, why: &str) -> String {
+        let path: Vec<&str> = self.stack.iter().map(|&t| self.known.types[t].name).collect();
+        if path.is_empty() {
+            why.to_owned()
+        } else {
+            format!("{}: {why}", path.join(" > "))
+        }
+    }
+
+    /// Whether the innermost struct or enum is inside itself: its options,
+    /// sequences and maps are then left empty, so the value ends.
+    fn inside_itself(&self) -> bool {
+        self.stack
+            .split_last()
+            .is_some_and(|(last, outer)| outer.contains(last))
+    }
+
+    /// Enters type `index`; says whether it is inside itself.
+    fn enter(&mut self, index: usize) -> Described<bool> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(ShapeError::Refused(format!("nested more than {MAX_DEPTH} levels deep")));
+        }
+        let recursing = self.stack.contains(&index);
+        self.stack.push(index);
+        Ok(recursing)
+    }
+
+    /// Writes the reference to type `index` (its name and number).
+    fn reference(&mut self, index: usize) {
+        let _ = write!(self.out, "{}#{index}", self.known.types[index].name);
     }
 
     /// Describes a struct's (or variant's) fields as a sequence of `len`
@@ -166,12 +288,48 @@ impl Describer<'_> {
         Ok((value, inner))
     }
 
-    fn enter(&mut self, name: &'static str) -> Described<()> {
-        if self.stack.len() >= GIVE_UP_DEPTH {
-            return Err(ShapeError(format!("{name} recurses without end")));
+    /// Describes a struct of any kind: `contents` hands the visitor what is
+    /// inside it, describing it into `self.out`.
+    fn structure<'de, V, F>(&mut self, name: &'static str, visitor: V, contents: F) -> Described<V::Value>
+    where
+        V: Visitor<'de>,
+        F: FnOnce(&mut Self, V) -> Described<V::Value>,
+    {
+        let index = self.known.find::<V>(name, || Body::Struct(None));
+        self.reference(index);
+        let recursing = self.enter(index)?;
+        let outer = std::mem::take(&mut self.out);
+        let value = contents(self, visitor)?;
+        let described = std::mem::replace(&mut self.out, outer);
+        self.stack.pop();
+        if let (false, Body::Struct(fields @ None)) = (recursing, &mut self.known.types[index].body) {
+            *fields = Some(described);
         }
-        self.stack.push(name);
-        Ok(())
+        Ok(value)
+    }
+
+    /// Which variant of enum `index` to take: in turn outside itself; inside
+    /// itself, one that ends, or a guess until one is known (then also
+    /// `true`: the guess is pushed on `guesses`).
+    fn pick_variant(&mut self, index: usize, recursing: bool) -> Described<(usize, bool)> {
+        let guessing = self.guesses.contains(&index);
+        let shape = self.known.enum_shape(index);
+        shape.entered += 1;
+        if !recursing {
+            shape.visits += 1;
+            return Ok(((shape.visits - 1) % shape.variants.len(), false));
+        }
+        if let Some(ends) = shape.ends {
+            return Ok((ends, false));
+        }
+        if guessing {
+            // The guess led back into the enum: blame the innermost guess.
+            let innermost = *self.guesses.last().expect("guessing implies a guess");
+            return Err(ShapeError::Retry(innermost));
+        }
+        let guess = shape.guess;
+        self.guesses.push(index);
+        Ok((guess, true))
     }
 }
 
@@ -200,7 +358,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, '_> {
     }
 }
 
-/// Hands out one entry of a map (none when too deep).
+/// Hands out one entry of a map (none inside a recursing type).
 struct Entries<'a, 'k> {
     describer: &'a mut Describer<'k>,
     left: bool,
@@ -227,7 +385,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_> {
     }
 }
 
-/// One enum value: variant `index`, its contents described into `contents`.
+/// One enum value: variant `index`, its contents described into `out`.
 struct Variant<'a, 'k> {
     describer: &'a mut Describer<'k>,
     index: u32,
@@ -284,8 +442,8 @@ impl<'de> de::Deserializer<'de> for &mut Describer<'_> {
     type Error = ShapeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Described<V::Value> {
-        Err(ShapeError(
-            "a self-describing type (untagged, flattened or any value)".into(),
+        Err(ShapeError::Refused(
+            "deserializes as a self-describing value (untagged, flattened or any value)".into(),
         ))
     }
 
@@ -317,31 +475,37 @@ impl<'de> de::Deserializer<'de> for &mut Describer<'_> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Described<V::Value> {
         self.out.push_str("option");
-        if self.deep() {
+        if self.inside_itself() {
             return visitor.visit_none();
         }
         visitor.visit_some(self)
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Described<V::Value> {
-        self.out.push_str(name);
-        self.known.structs.entry(name).or_insert_with(|| "unit".into());
-        visitor.visit_unit()
+        self.structure(name, visitor, |describer, visitor| {
+            describer.out.push_str("unit");
+            visitor.visit_unit()
+        })
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Described<V::Value> {
-        self.tuple_struct(name, 1, visitor, true)
+        self.structure(name, visitor, |describer, visitor| {
+            describer.out.push('(');
+            let value = visitor.visit_newtype_struct(&mut *describer)?;
+            describer.out.push(')');
+            Ok(value)
+        })
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Described<V::Value> {
         self.out.push_str("seq");
-        let left = usize::from(!self.deep());
+        let left = usize::from(!self.inside_itself());
         visitor.visit_seq(Elements { describer: self, left })
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Described<V::Value> {
         if len > MAX_TUPLE {
-            return Err(ShapeError(format!("a tuple or array of {len} elements")));
+            return Err(ShapeError::Refused(format!("a tuple or array of {len} elements")));
         }
         let _ = write!(self.out, "tuple{len}");
         visitor.visit_seq(Elements {
@@ -356,12 +520,16 @@ impl<'de> de::Deserializer<'de> for &mut Describer<'_> {
         len: usize,
         visitor: V,
     ) -> Described<V::Value> {
-        self.tuple_struct(name, len, visitor, false)
+        self.structure(name, visitor, |describer, visitor| {
+            let (value, fields) = describer.fields(&vec![""; len], visitor)?;
+            describer.out.push_str(&fields);
+            Ok(value)
+        })
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Described<V::Value> {
         self.out.push_str("map");
-        let left = !self.deep();
+        let left = !self.inside_itself();
         visitor.visit_map(Entries { describer: self, left })
     }
 
@@ -371,15 +539,11 @@ impl<'de> de::Deserializer<'de> for &mut Describer<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Described<V::Value> {
-        self.out.push_str(name);
-        let recursing = self.stack.contains(&name);
-        self.enter(name)?;
-        let (value, described) = self.fields(fields, visitor)?;
-        self.stack.pop();
-        if !recursing {
-            self.known.structs.entry(name).or_insert(described);
-        }
-        Ok(value)
+        self.structure(name, visitor, |describer, visitor| {
+            let (value, described) = describer.fields(fields, visitor)?;
+            describer.out.push_str(&described);
+            Ok(value)
+        })
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -388,35 +552,38 @@ impl<'de> de::Deserializer<'de> for &mut Describer<'_> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Described<V::Value> {
-        self.out.push_str(name);
-        let recursing = self.stack.contains(&name);
-        let shape = self.known.enums.entry(name).or_insert_with(|| EnumShape {
-            variants: variants.iter().map(|v| (*v, None)).collect(),
-            next: 0,
-        });
-        if shape.variants.is_empty() {
-            return Err(ShapeError(format!("{name} has no variants")));
+        if variants.is_empty() {
+            return Err(ShapeError::Refused(format!("{name} has no variants")));
         }
-        // Inside itself, the first variant (usually the one that ends it);
-        // otherwise the next one not yet seen.
-        let index = if recursing || shape.next >= shape.variants.len() {
-            0
-        } else {
-            shape.next += 1;
-            shape.next - 1
-        };
-        self.enter(name)?;
+        let index = self.known.find::<V>(name, || {
+            Body::Enum(EnumShape {
+                variants: variants.iter().map(|v| (*v, None)).collect(),
+                visits: 0,
+                entered: 0,
+                ends: None,
+                guess: 0,
+            })
+        });
+        self.reference(index);
+        let recursing = self.enter(index)?;
+        let (variant, guessed) = self.pick_variant(index, recursing)?;
+        let entered = self.known.enum_shape(index).entered;
         let outer = std::mem::take(&mut self.out);
         let value = visitor.visit_enum(Variant {
             describer: &mut *self,
-            index: index as u32,
+            index: variant as u32,
         })?;
         let contents = std::mem::replace(&mut self.out, outer);
         self.stack.pop();
+        if guessed {
+            self.guesses.pop();
+        }
+        let shape = self.known.enum_shape(index);
+        if shape.entered == entered {
+            shape.ends.get_or_insert(variant);
+        }
         if !recursing {
-            if let Some(shape) = self.known.enums.get_mut(name) {
-                shape.variants[index].1.get_or_insert(contents);
-            }
+            shape.variants[variant].1.get_or_insert(contents);
         }
         Ok(value)
     }
@@ -428,35 +595,6 @@ impl<'de> de::Deserializer<'de> for &mut Describer<'_> {
     fn is_human_readable(&self) -> bool {
         // postcard's view of types.
         false
-    }
-}
-
-impl Describer<'_> {
-    fn tuple_struct<'de, V: Visitor<'de>>(
-        &mut self,
-        name: &'static str,
-        len: usize,
-        visitor: V,
-        newtype: bool,
-    ) -> Described<V::Value> {
-        self.out.push_str(name);
-        let recursing = self.stack.contains(&name);
-        self.enter(name)?;
-        let names = vec![""; len];
-        let (value, described) = if newtype {
-            let outer = std::mem::take(&mut self.out);
-            self.out.push('(');
-            let value = visitor.visit_newtype_struct(&mut *self)?;
-            self.out.push(')');
-            (value, std::mem::replace(&mut self.out, outer))
-        } else {
-            self.fields(&names, visitor)?
-        };
-        self.stack.pop();
-        if !recursing {
-            self.known.structs.entry(name).or_insert(described);
-        }
-        Ok(value)
     }
 }
 
@@ -600,5 +738,187 @@ mod tests {
         assert!(describe::<Loose>().is_err());
         assert_ne!(describe::<u32>(), describe::<i32>());
         assert_ne!(describe::<Vec<u8>>(), describe::<Vec<u16>>());
+    }
+
+    // Generic instances and types sharing a serde name are described apart.
+    mod generic {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) struct Page<T> {
+            pub items: Vec<T>,
+            pub next: Option<u32>,
+        }
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) struct Lists {
+            pub ids: Page<u32>,
+            pub names: Page<String>,
+        }
+        pub(super) mod changed {
+            #[derive(serde::Deserialize)]
+            #[allow(dead_code)]
+            pub(in super::super) struct Lists {
+                pub ids: super::Page<u32>,
+                pub names: super::Page<u32>,
+            }
+        }
+    }
+
+    mod combat {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) struct Stats {
+            pub hits: u32,
+        }
+    }
+    mod economy {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) struct Stats {
+            pub gold: u32,
+        }
+        pub(super) mod changed {
+            #[derive(serde::Deserialize)]
+            #[allow(dead_code)]
+            pub(in super::super) struct Stats {
+                pub gold: u64,
+            }
+        }
+    }
+
+    #[test]
+    fn generic_instances_and_namesakes_are_described_apart() {
+        let lists = describe::<generic::Lists>().unwrap();
+        assert_ne!(lists, describe::<generic::changed::Lists>().unwrap(), "{lists}");
+        assert!(lists.contains("Page#1") && lists.contains("Page#2"), "{lists}");
+        let both = describe::<(combat::Stats, economy::Stats)>().unwrap();
+        let changed = describe::<(combat::Stats, economy::changed::Stats)>().unwrap();
+        assert_ne!(both, changed, "{both}");
+        // Moved to another module, still the same.
+        assert_eq!(
+            describe::<(economy::Stats, combat::Stats)>()
+                .unwrap()
+                .replace("gold", "x")
+                .replace("hits", "x"),
+            both.replace("gold", "x").replace("hits", "x"),
+        );
+    }
+
+    mod expr_u32 {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) enum Expr {
+            Add(Box<Expr>, Box<Expr>),
+            Num(u32),
+        }
+    }
+    mod expr_i64 {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) enum Expr {
+            Add(Box<Expr>, Box<Expr>),
+            Num(i64),
+        }
+    }
+    // Mutual recursion through an enum whose first variant recurses.
+    mod statements {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) enum Stmt {
+            Expr(Expr),
+            Block(Vec<Stmt>),
+        }
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) enum Expr {
+            Call(Box<Stmt>, Box<Expr>),
+            Lit(u8),
+        }
+    }
+
+    #[test]
+    fn recursive_enums_whose_first_variant_recurses_are_described_in_full() {
+        let small = describe::<expr_u32::Expr>().unwrap();
+        assert_ne!(small, describe::<expr_i64::Expr>().unwrap());
+        assert!(small.contains("Num(u32)"), "{small}");
+        let program = describe::<statements::Stmt>().unwrap();
+        assert!(
+            program.contains("Lit(u8)") && program.contains("Block(seq(Stmt#0))"),
+            "{program}"
+        );
+    }
+
+    // An enum reached only through another enum's second variant.
+    mod behind_a_later_variant {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) enum Outer {
+            Plain,
+            Inner(Inner),
+        }
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        pub(super) enum Inner {
+            A(u8),
+            B(u16),
+            C(u32),
+        }
+    }
+
+    #[test]
+    fn enums_behind_later_variants_are_explored() {
+        let shape = describe::<behind_a_later_variant::Outer>().unwrap();
+        assert!(
+            shape.contains("A(u8)") && shape.contains("B(u16)") && shape.contains("C(u32)"),
+            "{shape}"
+        );
+    }
+
+    // Thirty levels of nesting, with a change at the bottom.
+    macro_rules! chain {
+        ($leaf:ty; $first:ident $(, $rest:ident)*) => {
+            #[derive(serde::Deserialize)]
+            #[allow(dead_code)]
+            pub(super) struct $first { pub leaf: Vec<Option<$leaf>> }
+            chain!(@next $first; $($rest),*);
+        };
+        (@next $inner:ident; $next:ident $(, $rest:ident)*) => {
+            #[derive(serde::Deserialize)]
+            #[allow(dead_code)]
+            pub(super) struct $next { pub inner: Vec<Option<$inner>> }
+            chain!(@next $next; $($rest),*);
+        };
+        (@next $inner:ident;) => {};
+    }
+    mod deep_u8 {
+        chain!(u8; L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22, L23, L24, L25, L26, L27, L28, L29);
+    }
+    mod deep_u16 {
+        chain!(u16; L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22, L23, L24, L25, L26, L27, L28, L29);
+    }
+
+    #[test]
+    fn a_change_thirty_levels_down_is_seen() {
+        assert_ne!(
+            describe::<deep_u8::L29>().unwrap(),
+            describe::<deep_u16::L29>().unwrap()
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_described_says_which_type_and_why() {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Loose {
+            A(u32),
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Holder {
+            loose: Loose,
+        }
+        let why = describe::<Holder>().unwrap_err();
+        assert!(why.starts_with("Holder: ") && why.contains("untagged"), "{why}");
     }
 }

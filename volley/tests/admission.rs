@@ -68,6 +68,64 @@ async fn a_client_built_with_other_payload_types_is_refused() {
     }
 }
 
+/// The hash tells apart two instances of one generic type, two types that
+/// share a name, and a recursive enum whose first variant recurses: each
+/// changed one is refused at the handshake.
+#[tokio::test]
+async fn generic_namesake_and_recursive_payload_changes_are_refused() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Page<T> {
+        items: Vec<T>,
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Lists {
+        ids: Page<u32>,
+        names: Page<String>,
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct ListsChanged {
+        ids: Page<u32>,
+        names: Page<u32>,
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    enum Expr {
+        Add(Box<Expr>, Box<Expr>),
+        Num(u32),
+    }
+    mod wider {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        pub(super) enum Expr {
+            Add(Box<Expr>, Box<Expr>),
+            Num(i64),
+        }
+    }
+    assert_ne!(
+        protocol_without_buy()
+            .remote(ServerFn::<Lists, u32>::new("Buy"))
+            .build()
+            .hash(),
+        protocol_without_buy()
+            .remote(ServerFn::<ListsChanged, u32>::new("Buy"))
+            .build()
+            .hash()
+    );
+    let server = Server::new(
+        protocol_without_buy().remote(ServerFn::<Expr, u32>::new("Buy")).build(),
+        ServerConfig::default(),
+    );
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let changed = protocol_without_buy()
+        .remote(ServerFn::<wider::Expr, u32>::new("Buy"))
+        .build();
+    match Client::new(changed, ClientConfig::default()).connect_tcp(addr).await {
+        Err(ConnectError::Refused {
+            code: RefuseCode::RemotesMismatch,
+            ..
+        }) => {}
+        other => panic!("expected RemotesMismatch, got {other:?}"),
+    }
+}
+
 /// Collects every log line written while it is the default subscriber.
 #[derive(Clone, Default)]
 struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
