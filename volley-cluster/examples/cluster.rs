@@ -114,8 +114,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         answers.len() == 2 && answers.iter().all(|(_, a)| a == "true") && silent.is_empty(),
     );
 
-    alice.disconnect();
-    bob.disconnect();
+    alice.close().await;
+    bob.close().await;
     for (node, _) in &nodes {
         node.leave_cluster().await;
     }

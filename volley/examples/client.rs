@@ -157,7 +157,8 @@ async fn main() -> ExitCode {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let _ = client.invoke(GET_PLAYER_DATA, GetData { name: "demo".into() }).await;
     }
-    client.disconnect();
+    // Returns once the server has the goodbye: the process may end now.
+    client.close().await;
     if c.failed == 0 {
         println!("all checks passed");
         ExitCode::SUCCESS

@@ -106,9 +106,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     for client in &clients {
-        client.disconnect();
+        client.close().await;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     println!("\nall done: {} players still connected", server.player_count());
     Ok(())
 }

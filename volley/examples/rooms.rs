@@ -163,7 +163,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     for client in &clients {
-        client.disconnect();
+        client.close().await;
     }
     while server.player_count() > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;

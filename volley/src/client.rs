@@ -169,6 +169,12 @@ type Redial = Arc<dyn Fn(Client) -> BoxFuture<Result<(), ConnectError>> + Send +
 /// Dropping the last clone says goodbye ([`GoodbyeCode::Normal`], "client
 /// dropped"), as [`disconnect`](Self::disconnect) does, and stops any
 /// reconnecting.
+///
+/// To end a program, `client.close().await` before returning from `main`:
+/// it returns once the goodbye has reached the server and the connection is
+/// closed. Dropping the client or calling `disconnect` hands the goodbye to
+/// the transport at once, which is enough over TCP, TLS and WebSocket, but a
+/// QUIC connection needs its runtime for a moment longer to send it.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<ClientInner>,
@@ -195,6 +201,8 @@ struct ClientInner {
     endpoint: Endpoint<()>,
     config: ClientConfig,
     conn: Mutex<Option<Arc<Conn>>>,
+    /// The task of the connection in `conn`, for [`Client::close`].
+    driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_close: Mutex<Option<CloseReason>>,
     disconnect_hooks: RwLock<Vec<DisconnectHook>>,
     reconnect_hooks: RwLock<Vec<ReconnectHook>>,
@@ -229,6 +237,7 @@ impl Client {
             endpoint: Endpoint::new(protocol),
             config,
             conn: Mutex::new(None),
+            driver: Mutex::new(None),
             last_close: Mutex::new(None),
             disconnect_hooks: RwLock::new(Vec::new()),
             reconnect_hooks: RwLock::new(Vec::new()),
@@ -423,7 +432,8 @@ impl Client {
             conn: conn.clone(),
             handshake: Some(done),
         };
-        tokio::spawn(Driver::new(conn, transport, side, None).run());
+        let driver = tokio::spawn(Driver::new(conn, transport, side, None).run());
+        *lock(&self.inner.driver) = Some(driver);
         match handshake.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(reason.into()),
@@ -431,15 +441,19 @@ impl Client {
         }
     }
 
-    /// Waits until the connection ends and says why; at once with the last
-    /// reason if not connected. With a [`ReconnectPolicy`] the client may
-    /// come back after: call it again to wait for the next end.
+    /// Waits until the connection ends and says why. Returns at once when
+    /// there is no connection (nor one being made): with the last reason,
+    /// or, for a client that never connected, [`CloseReason::Local`] with
+    /// [`GoodbyeCode::Normal`] and the message "never connected". With a
+    /// [`ReconnectPolicy`] the client may come back after: call it again to
+    /// wait for the next end.
     pub async fn closed(&self) -> CloseReason {
         let mut closes = self.inner.closes.subscribe();
-        if !self.is_connected() {
-            if let Some(reason) = self.close_reason() {
-                return reason;
-            }
+        if self.conn().is_none() {
+            return self.close_reason().unwrap_or_else(|| CloseReason::Local {
+                code: GoodbyeCode::Normal,
+                message: "never connected".into(),
+            });
         }
         // The sender lives as long as the client: an error is not reached.
         let _ = closes.changed().await;
@@ -476,10 +490,28 @@ impl Client {
         self.conn().and_then(|c| c.lock("rtt").session.rtt_jitter())
     }
 
-    /// Says goodbye to the server and closes; pending calls end `Disconnected`.
+    /// Says goodbye to the server and closes; pending calls end
+    /// `Disconnected`. The goodbye is handed to the transport at once; the
+    /// connection closes in the background. To end a program, use
+    /// [`close`](Self::close).
     pub fn disconnect(&self) {
         if let Some(conn) = self.conn() {
             conn.close(GoodbyeCode::Normal, "client disconnected");
+        }
+    }
+
+    /// Says goodbye as [`disconnect`](Self::disconnect) does, stops any
+    /// reconnecting, and returns once the connection is closed: the goodbye
+    /// sent and the server's close seen, or [`CLOSE_LINGER`](crate::CLOSE_LINGER)
+    /// (1 s) passed. The way to end a program: over every transport the
+    /// server then sees a clean goodbye ([`GoodbyeCode::Normal`]).
+    pub async fn close(&self) {
+        *lock(&self.inner.redial) = None;
+        self.disconnect();
+        let driver = lock(&self.inner.driver).take();
+        if let Some(driver) = driver {
+            // A connection task that panicked has already closed the session.
+            let _ = driver.await;
         }
     }
 
@@ -660,7 +692,6 @@ impl Client {
     }
 }
 
-/// Tries to reconnect by `policy`; see [`ReconnectPolicy`].
 /// A URL this client cannot connect to, as a connect error.
 #[cfg(feature = "websocket")]
 fn bad_url(url: &str, why: &str) -> ConnectError {
@@ -684,6 +715,7 @@ fn split_ws_url(url: &str) -> Result<(String, String, Option<u16>, String), Conn
     Ok((scheme, host.trim_matches(['[', ']']).to_string(), uri.port_u16(), path))
 }
 
+/// Tries to reconnect by `policy`; see [`ReconnectPolicy`].
 async fn reconnect(client: Client, policy: ReconnectPolicy, redial: Redial) {
     let mut delay = policy.initial_delay;
     // A cheap per-client jitter source: no need for a random-number crate.
@@ -694,8 +726,11 @@ async fn reconnect(client: Client, policy: ReconnectPolicy, redial: Redial) {
         jitter ^= jitter << 17;
         let shortened = delay.mul_f64(1.0 - (jitter % 1000) as f64 / 4000.0);
         tokio::time::sleep(shortened).await;
-        if client.is_connected() || client.inner.dropped.load(std::sync::atomic::Ordering::Acquire) {
-            return; // reconnected by hand meanwhile, or nobody holds the client
+        if client.is_connected()
+            || client.inner.dropped.load(std::sync::atomic::Ordering::Acquire)
+            || lock(&client.inner.redial).is_none()
+        {
+            return; // reconnected by hand meanwhile, closed, or nobody holds the client
         }
         match redial(client.clone()).await {
             Ok(()) if client.inner.dropped.load(std::sync::atomic::Ordering::Acquire) => {

@@ -489,7 +489,8 @@ pub struct ServerFigures {
     /// `unauthorized`, `too many handshakes`, `remotes mismatch`, …).
     pub refused: BTreeMap<String, u64>,
     /// Players that left, by the kind of reason (`TransportClosed`,
-    /// `IdleTimeout`, `Remote`, …).
+    /// `IdleTimeout`, `Remote` for a goodbye from the client, `Kicked`,
+    /// `ShuttingDown`, `Local` for another close by the server, …).
     pub disconnects: BTreeMap<String, u64>,
     /// Every remote's counters over every connection.
     pub remotes: Vec<RemoteFigures>,
@@ -501,6 +502,23 @@ pub struct ServerFigures {
 pub(crate) fn reason_kind(reason: &impl std::fmt::Debug) -> String {
     let text = format!("{reason:?}");
     text.split(['(', ' ', '{']).next().unwrap_or_default().to_string()
+}
+
+/// The kind of a player's departure, for counting: the reason's kind, with
+/// the server's own closes told apart (a kick is not a shutdown).
+pub(crate) fn departure_kind(reason: &volley_proto::CloseReason) -> String {
+    use volley_proto::{CloseReason, GoodbyeCode};
+    match reason {
+        CloseReason::Local {
+            code: GoodbyeCode::Kicked,
+            ..
+        } => "Kicked".into(),
+        CloseReason::Local {
+            code: GoodbyeCode::ShuttingDown,
+            ..
+        } => "ShuttingDown".into(),
+        other => reason_kind(other),
+    }
 }
 
 #[cfg(test)]

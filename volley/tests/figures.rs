@@ -109,3 +109,51 @@ async fn calls_events_errors_and_traffic_are_counted() {
     assert_eq!(figures.disconnects.get("Remote"), Some(&1), "{:?}", figures.disconnects);
     assert_eq!(figures.refused.values().sum::<u64>(), 1, "{:?}", figures.refused);
 }
+
+/// A refused handshake is counted once, under the refusal's reason; a kick
+/// and a shutdown are told apart among the departures.
+#[tokio::test]
+async fn refusals_count_once_and_kicks_are_not_shutdowns() {
+    let (server, addr, _observed, _) = tcp_server(ServerConfig::default()).await;
+    server.set_authenticator(|hello| async move {
+        if hello.token == b"let me in".as_slice() {
+            Ok("friend".to_string())
+        } else {
+            Err("who are you".to_string())
+        }
+    });
+    let stranger = Client::new(protocol(), ClientConfig::default().with_token("guess"));
+    assert!(stranger.connect_tcp(addr).await.is_err());
+    const OTHER: ServerFn<u8, u8> = ServerFn::new("Other");
+    let mismatched = Client::new(
+        Protocol::builder().remote(OTHER).build(),
+        ClientConfig::default().with_token("let me in"),
+    );
+    assert!(mismatched.connect_tcp(addr).await.is_err());
+    let friend = || Client::new(protocol(), ClientConfig::default().with_token("let me in"));
+    let (kicked, stays) = (friend(), friend());
+    kicked.connect_tcp(addr).await.unwrap();
+    stays.connect_tcp(addr).await.unwrap();
+    let players = wait_players(&server, 2).await;
+    players[0].kick("enough");
+    eventually("kick counted", || {
+        server.figures().disconnects.values().sum::<u64>() == 1
+    })
+    .await;
+    server.shutdown(Duration::ZERO).await;
+    let figures = server.figures();
+    let expected_refused = [("remotes mismatch".to_string(), 1), ("unauthorized".to_string(), 1)];
+    assert_eq!(
+        figures.refused,
+        expected_refused.into_iter().collect(),
+        "{:?}",
+        figures.refused
+    );
+    let expected_left = [("Kicked".to_string(), 1), ("ShuttingDown".to_string(), 1)];
+    assert_eq!(
+        figures.disconnects,
+        expected_left.into_iter().collect(),
+        "{:?}",
+        figures.disconnects
+    );
+}

@@ -202,3 +202,139 @@ async fn players_act_and_both_ends_wait_for_the_end() {
         }
     );
 }
+
+/// A program that says goodbye and returns from `main` (its runtime shut
+/// down right after) is seen by the server as a clean goodbye, every time:
+/// over TCP, TLS and WebSocket after `disconnect` or dropping the last
+/// client, over every transport after `close().await`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_says_goodbye_and_exits_is_seen_leaving_normally() {
+    const RUNS: usize = 20;
+    let (server_tls, client_tls) = tls_configs(true);
+    let (server, _, _) = server_with(ServerConfig::default());
+    let (left, mut departures) = tokio::sync::mpsc::unbounded_channel();
+    server.on_player_removed(move |_, reason| {
+        let _ = left.send(reason.clone());
+    });
+    let tcp = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let tls = server.listen_tls("127.0.0.1:0", server_tls.clone()).await.unwrap();
+    let ws = server.listen_ws("127.0.0.1:0", "/volley").await.unwrap();
+    let quic = server.listen_quic("127.0.0.1:0", server_tls).await.unwrap();
+    #[derive(Clone, Copy, Debug)]
+    enum Ending {
+        Disconnect,
+        Drop,
+        Close,
+    }
+    for (transport, ending) in [
+        ("tcp", Ending::Disconnect),
+        ("tcp", Ending::Drop),
+        ("tls", Ending::Disconnect),
+        ("ws", Ending::Drop),
+        ("tcp", Ending::Close),
+        ("ws", Ending::Close),
+        ("quic", Ending::Close),
+    ] {
+        for run in 0..RUNS {
+            let client_tls = client_tls.clone();
+            // A program of its own: a runtime that ends when its `main` does.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let client = Client::new(protocol(), ClientConfig::default());
+                    match transport {
+                        "tcp" => client.connect_tcp(tcp).await,
+                        "tls" => client.connect_tls(tls, "localhost", client_tls).await,
+                        "ws" => client.connect_ws(ws, "/volley").await,
+                        _ => client.connect_quic(quic, "localhost", client_tls).await,
+                    }
+                    .unwrap();
+                    assert!(client.invoke(ECHO, "hi".into()).await.is_ok());
+                    match ending {
+                        Ending::Disconnect => client.disconnect(),
+                        Ending::Drop => drop(client),
+                        Ending::Close => client.close().await,
+                    }
+                });
+            })
+            .join()
+            .unwrap();
+            let reason = tokio::time::timeout(Duration::from_secs(10), departures.recv())
+                .await
+                .expect("the player was not removed")
+                .unwrap();
+            assert!(
+                matches!(
+                    reason,
+                    CloseReason::Remote {
+                        code: GoodbyeCode::Normal,
+                        ..
+                    }
+                ),
+                "{transport} after {ending:?}, run {run}: the server saw {reason:?}"
+            );
+        }
+    }
+}
+
+/// `closed()` on a client that never connected returns at once.
+#[tokio::test]
+async fn closed_on_a_client_that_never_connected_returns_at_once() {
+    let client = Client::new(protocol(), ClientConfig::default());
+    let reason = tokio::time::timeout(Duration::from_secs(1), client.closed())
+        .await
+        .expect("closed() waited on a client that never connected");
+    assert!(
+        matches!(
+            reason,
+            CloseReason::Local {
+                code: GoodbyeCode::Normal,
+                ..
+            }
+        ),
+        "{reason:?}"
+    );
+}
+
+/// `shutdown` returns only once every leave and removal hook has returned,
+/// however long they take past the grace. (Several threads: the hooks run
+/// on the connections' tasks while `shutdown` waits on another.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_the_removal_and_leave_hooks() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let saved = Arc::new(AtomicUsize::new(0));
+    let left_rooms = Arc::new(AtomicUsize::new(0));
+    let counted = saved.clone();
+    server.on_player_removed(move |_, _| {
+        // A game saving the player's stats, synchronously.
+        std::thread::sleep(Duration::from_millis(200));
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    let counted = left_rooms.clone();
+    server.on_room_left(move |_, _| {
+        std::thread::sleep(Duration::from_millis(50));
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(tcp_client(addr).await.0);
+    }
+    for player in wait_players(&server, 3).await {
+        player.join("lobby");
+    }
+    server.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(
+        saved.load(Ordering::SeqCst),
+        3,
+        "shutdown returned before the removal hooks ran"
+    );
+    assert_eq!(
+        left_rooms.load(Ordering::SeqCst),
+        3,
+        "shutdown returned before the leave hooks ran"
+    );
+}

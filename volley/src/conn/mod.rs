@@ -614,8 +614,18 @@ impl Conn {
         figures
     }
 
-    /// Says goodbye; the driver flushes it and closes the transport.
+    /// Says goodbye, written from here when the transport is free (as a lone
+    /// call is), then wakes the driver to close the transport. A program
+    /// that says goodbye and returns from `main` ends the runtime, and with
+    /// it the driver, before the driver would have run: the goodbye is then
+    /// already with the transport.
     pub(crate) fn close(&self, code: GoodbyeCode, message: &str) {
-        self.with_session(|session| session.close(code, message));
+        let mut state = self.lock("say goodbye");
+        state.session.close(code, message);
+        if state.output_idle() {
+            (state, _) = self.flush(state, &mut Context::from_waker(Waker::noop()));
+        }
+        drop(state);
+        self.wake_driver();
     }
 }

@@ -108,6 +108,9 @@ struct ServerInner {
     shutting_down: AtomicBool,
     /// Connections accepted and not yet joined, against `max_handshakes`.
     handshakes: Arc<AtomicUsize>,
+    /// Players joined whose departure has not finished (their leave and
+    /// removal hooks included): [`Server::shutdown`] waits for none.
+    present: tokio::sync::watch::Sender<usize>,
     /// Refusals and departures, counted by reason, and the latest of them
     /// and of bad input (rare: a lock is fine).
     tallies: Arc<Mutex<Tallies>>,
@@ -232,6 +235,7 @@ impl Server {
                 listeners: Mutex::new(Vec::new()),
                 shutting_down: AtomicBool::new(false),
                 handshakes: Arc::new(AtomicUsize::new(0)),
+                present: tokio::sync::watch::Sender::new(0),
                 tallies: tallies.clone(),
                 started: std::time::Instant::now(),
             }),
@@ -477,8 +481,9 @@ impl Server {
     /// see as [`CloseReason::Remote`]). Calls still pending when the goodbye
     /// goes, either way, end [`FunctionError::Disconnected`](crate::FunctionError::Disconnected)
     /// at their callers; handlers still running are cancelled. Returns once
-    /// every player is gone (or [`CLOSE_LINGER`](crate::CLOSE_LINGER) after the
-    /// goodbyes).
+    /// every player is gone and every leave hook and
+    /// [`on_player_removed`](Self::on_player_removed) hook has returned: a
+    /// game that saves its players there can end the process after.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         for accepting in lock(&self.inner.listeners).drain(..) {
@@ -504,10 +509,8 @@ impl Server {
                 .conn
                 .close(GoodbyeCode::ShuttingDown, "server shutting down");
         }
-        let linger = tokio::time::Instant::now() + crate::CLOSE_LINGER;
-        while self.player_count() > 0 && tokio::time::Instant::now() < linger {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // The sender lives as long as the server: an error is not reached.
+        let _ = self.inner.present.subscribe().wait_for(|present| *present == 0).await;
     }
 
     // ---- players ----
@@ -949,6 +952,15 @@ impl Side for ServerSide {
         self.handshake = None;
         let player = &self.player;
         write(&self.server.players).insert(player);
+        self.server.present.send_modify(|present| *present += 1);
+        if self.server.shutting_down.load(Ordering::SeqCst) {
+            // Admitted just before shutdown began, and joined after it took
+            // its list of players: it would wait for this one forever.
+            player
+                .inner
+                .conn
+                .close(GoodbyeCode::ShuttingDown, "server shutting down");
+        }
         tracing::info!("player joined");
         let hooks = read(&self.server.added).clone();
         for hook in hooks {
@@ -962,15 +974,31 @@ impl Side for ServerSide {
         player.inner.closed_wakers.notify_waiters();
         if !self.joined {
             tracing::debug!(%reason, "connection closed before joining");
-            self.server.refused(&format!(
-                "closed before joining: {}",
-                crate::figures::reason_kind(&reason)
-            ));
+            match &reason {
+                // Counted with their reason when the server refused.
+                CloseReason::RefusedPeer {
+                    code: RefuseCode::Unauthorized | RefuseCode::Unavailable,
+                    ..
+                } => {}
+                // Refused by the session itself.
+                CloseReason::RefusedPeer {
+                    code: RefuseCode::RemotesMismatch,
+                    ..
+                } => self.server.refused("remotes mismatch"),
+                CloseReason::RefusedPeer {
+                    code: RefuseCode::VersionMismatch,
+                    ..
+                } => self.server.refused("version mismatch"),
+                _ => self.server.refused(&format!(
+                    "closed before joining: {}",
+                    crate::figures::reason_kind(&reason)
+                )),
+            }
             return;
         }
         *lock(&self.server.tallies)
             .disconnects
-            .entry(crate::figures::reason_kind(&reason))
+            .entry(crate::figures::departure_kind(&reason))
             .or_default() += 1;
         write(&self.server.players).remove(player);
         self.server.endpoint.chains.peer_left(player);
@@ -990,5 +1018,6 @@ impl Side for ServerSide {
         }
         // After the hooks, which may still read it.
         player.inner.data.clear();
+        self.server.present.send_modify(|present| *present -= 1);
     }
 }
