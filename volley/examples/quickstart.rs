@@ -9,7 +9,6 @@
 
 mod shared;
 
-use std::time::Duration;
 
 use shared::*;
 use tokio::sync::mpsc;
