@@ -9,7 +9,6 @@
 
 mod shared;
 
-
 use shared::*;
 use tokio::sync::mpsc;
 use volley::*;

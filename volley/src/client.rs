@@ -234,7 +234,7 @@ impl Client {
             panic!("invalid ClientConfig: {e}");
         }
         let inner = Arc::new(ClientInner {
-            endpoint: Endpoint::new(protocol),
+            endpoint: Endpoint::new(protocol, volley_proto::Direction::ToClient),
             config,
             conn: Mutex::new(None),
             driver: Mutex::new(None),

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use futures_util::FutureExt;
-use volley_proto::{RemoteId, Status};
+use volley_proto::{Direction, RemoteId, Status};
 
 use crate::chains::{Chains, Layer};
 use crate::checks::Checks;
@@ -155,11 +155,17 @@ fn guard_panics(remote: &'static str, fut: BoxFuture<CallResult>) -> BoxFuture<C
 }
 
 impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
-    pub(crate) fn new(protocol: Protocol) -> Self {
+    /// The endpoint of the side that handles the remotes going `handles`.
+    pub(crate) fn new(protocol: Protocol, handles: Direction) -> Self {
         let n = protocol.len();
-        let names = (0..n as RemoteId).map(|id| protocol.name(id));
+        let remotes = (0..n as RemoteId)
+            .filter_map(|id| protocol.table().spec(id))
+            .map(|spec| {
+                let event = !matches!(spec.kind, volley_proto::RemoteKind::Function);
+                (spec.name, event, spec.direction == handles)
+            });
         Self {
-            figures: Arc::new(Figures::new(names)),
+            figures: Arc::new(Figures::new(remotes)),
             chains: Chains::new(n),
             protocol,
             functions: RwLock::new(vec![None; n]),

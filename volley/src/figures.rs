@@ -149,13 +149,16 @@ impl Histogram {
         };
         let counts: Vec<u64> = buckets.iter().map(|b| b.load(Relaxed)).collect();
         let count: u64 = counts.iter().sum();
+        // A bucket's bound can pass the largest value in it: a percentile
+        // is capped at the maximum seen, so it never reads above it.
+        let max = self.max.load(Relaxed);
         let at = |q: f64| {
             let rank = ((count as f64 * q).ceil() as u64).max(1);
             let mut seen = 0;
             for (bucket, n) in counts.iter().enumerate() {
                 seen += n;
                 if seen >= rank {
-                    return Self::upper(bucket);
+                    return Self::upper(bucket).min(max);
                 }
             }
             0
@@ -168,7 +171,7 @@ impl Histogram {
             p50_us: at(0.5),
             p90_us: at(0.9),
             p99_us: at(0.99),
-            max_us: self.max.load(Relaxed),
+            max_us: max,
         }
     }
 }
@@ -193,19 +196,41 @@ struct RemoteCounters {
 
 /// Every remote's counters, by wire id.
 pub(crate) struct Figures {
-    remotes: Box<[(&'static str, RemoteCounters)]>,
+    remotes: Box<[(Declared, RemoteCounters)]>,
+}
+
+/// What the figures say of a remote besides its counters.
+#[derive(Clone, Copy)]
+struct Declared {
+    name: &'static str,
+    event: bool,
+    handled_here: bool,
 }
 
 impl Figures {
-    pub(crate) fn new(names: impl IntoIterator<Item = &'static str>) -> Self {
+    /// Counters for each remote: its name, whether it is an event, and
+    /// whether this side handles it.
+    pub(crate) fn new(remotes: impl IntoIterator<Item = (&'static str, bool, bool)>) -> Self {
         Self {
-            remotes: names.into_iter().map(|n| (n, RemoteCounters::default())).collect(),
+            remotes: remotes
+                .into_iter()
+                .map(|(name, event, handled_here)| {
+                    let declared = Declared {
+                        name,
+                        event,
+                        handled_here,
+                    };
+                    (declared, RemoteCounters::default())
+                })
+                .collect(),
         }
     }
 
     /// The declared name of wire id `id`, for logs.
     pub(crate) fn name(&self, id: RemoteId) -> &'static str {
-        self.remotes.get(id as usize).map_or("<unknown>", |(name, _)| name)
+        self.remotes
+            .get(id as usize)
+            .map_or("<unknown>", |(declared, _)| declared.name)
     }
 
     fn remote(&self, id: RemoteId) -> Option<&RemoteCounters> {
@@ -271,8 +296,10 @@ impl Figures {
     pub(crate) fn snapshot(&self) -> Vec<RemoteFigures> {
         self.remotes
             .iter()
-            .map(|(name, r)| RemoteFigures {
-                name: name.to_string(),
+            .map(|(declared, r)| RemoteFigures {
+                name: declared.name.to_string(),
+                event: declared.event,
+                handled_here: declared.handled_here,
                 calls_in: r.calls_in.load(Relaxed),
                 calls_out: r.calls_out.load(Relaxed),
                 events_in: r.events_in.load(Relaxed),
@@ -409,6 +436,11 @@ pub struct Latency {
 pub struct RemoteFigures {
     /// Its declared name.
     pub name: String,
+    /// An event (reliable or not), not a function: it has no calls.
+    pub event: bool,
+    /// This side handles it (receives its calls or events); otherwise this
+    /// side makes or fires it.
+    pub handled_here: bool,
     /// Calls received (this side handles it).
     pub calls_in: u64,
     /// Calls made (the peer handles it).
@@ -541,5 +573,15 @@ mod tests {
         assert!((500..=563).contains(&l.p50_us), "{l:?}");
         assert!((990..=1_114).contains(&l.p99_us), "{l:?}");
         assert_eq!(Histogram::default().snapshot(), Latency::default());
+    }
+
+    #[test]
+    fn percentiles_never_pass_the_maximum() {
+        let h = Histogram::default();
+        for _ in 0..100 {
+            h.record(Duration::from_micros(1_174));
+        }
+        let l = h.snapshot();
+        assert_eq!((l.p50_us, l.p90_us, l.p99_us, l.max_us), (1_174, 1_174, 1_174, 1_174));
     }
 }

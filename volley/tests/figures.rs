@@ -157,3 +157,36 @@ async fn refusals_count_once_and_kicks_are_not_shutdowns() {
         figures.disconnects
     );
 }
+
+/// A group call whose member does not answer in time counts that timeout
+/// among the remote's outcomes, every time (its own deadline and the
+/// session's are the same instant: whichever wins, it is counted once).
+#[tokio::test]
+async fn a_group_call_timeout_is_counted() {
+    const ROUNDS: u64 = 6;
+    let (server, addr, _observed, _) = tcp_server(ServerConfig::default()).await;
+    let (_quick, _) = tcp_client(addr).await;
+    let (_slow, _) = tcp_client(addr).await;
+    for player in wait_players(&server, 2).await {
+        player.join("table");
+    }
+    for _ in 0..ROUNDS {
+        // CLIENT_SLOW sleeps for the milliseconds asked: a minute.
+        let answers = server
+            .to_room("table")
+            .invoke_with_timeout(CLIENT_SLOW, 60_000, Duration::from_millis(50))
+            .all()
+            .await;
+        assert!(
+            answers.iter().all(|(_, r)| *r == Err(FunctionError::Timeout)),
+            "{answers:?}"
+        );
+    }
+    let slow = server
+        .figures()
+        .remotes
+        .into_iter()
+        .find(|r| r.name == "ClientSlow")
+        .unwrap();
+    assert_eq!(slow.ended.get("timeout"), Some(&(2 * ROUNDS)), "{:?}", slow.ended);
+}

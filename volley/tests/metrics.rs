@@ -50,6 +50,26 @@ async fn counters_reach_prometheus_and_move() {
     )
     .is_some());
     assert!(!text.contains("player="), "no per-player labels");
+    // Only series that can exist: Buy is handled here and Announce is a
+    // server → client event; neither has the other direction's calls.
+    for impossible in [
+        r#"volley_calls_total{remote="Buy",direction="out"}"#,
+        r#"volley_events_total{remote="Buy""#,
+        r#"volley_calls_total{remote="Announce""#,
+        r#"volley_call_latency_us{remote="Announce""#,
+        r#"volley_events_total{remote="Announce",direction="in"}"#,
+        r#"volley_calls_total{remote="Prompt",direction="in"}"#,
+    ] {
+        assert!(!text.contains(impossible), "{impossible} exported:\n{text}");
+    }
+    assert!(
+        text.contains(r#"volley_events_total{remote="Announce",direction="out"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"volley_calls_total{remote="Prompt",direction="out"}"#),
+        "{text}"
+    );
 
     client.invoke(BUY, buy(30)).await.unwrap();
     server.publish_metrics();

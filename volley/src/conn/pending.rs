@@ -31,12 +31,26 @@ impl Future for PendingCall {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
         let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
         self.done = true;
+        self.count_end(&result);
+        Poll::Ready(result)
+    }
+}
+
+impl PendingCall {
+    /// Ends the call at its caller's own deadline (a group call's, which
+    /// can pass before the session's): counted as a timeout, like one the
+    /// session ends, then cancelled at the peer, like a dropped call.
+    pub(crate) fn time_out(self) {
+        self.count_end(&Err(crate::error::FunctionError::Timeout));
+    }
+
+    /// Counts how the call ended, in the figures and its span.
+    fn count_end(&self, result: &CallResult) {
         let took = self.started.map(|at| crate::clock::now().saturating_duration_since(at));
-        self.conn.figures.call_ended(self.remote, &result, took);
-        let kind = crate::figures::kind_of(&result);
+        self.conn.figures.call_ended(self.remote, result, took);
+        let kind = crate::figures::kind_of(result);
         self.conn.counters.ended(kind);
         crate::figures::record_end(&self.span, kind, took);
-        Poll::Ready(result)
     }
 }
 

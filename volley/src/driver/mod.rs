@@ -617,11 +617,11 @@ mod tests {
             Ok(ms)
         });
         let session = volley_proto::Session::client(Default::default(), protocol.table().clone(), b"", now());
-        let endpoint = Endpoint::<()>::new(protocol.clone());
+        let endpoint = Endpoint::<()>::new(protocol.clone(), volley_proto::Direction::ToClient);
         let conn = Conn::new(session, endpoint.figures.clone());
         let (broken, closed) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(None)));
         let side = Buggy {
-            endpoint: Endpoint::new(protocol.clone()),
+            endpoint: Endpoint::new(protocol.clone(), volley_proto::Direction::ToClient),
             broken: broken.clone(),
             closed: closed.clone(),
         };

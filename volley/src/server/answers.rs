@@ -167,10 +167,11 @@ impl<Resp> Stream for Answers<Resp> {
             return Poll::Ready(Some((player.id(), result)));
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
-            // Dropping each call cancels it at its player.
+            // Ending each call cancels it at its player.
             for late in std::mem::take(&mut this.pending) {
                 this.ready
                     .push_back((this.players[late.index].id(), Err(FunctionError::Timeout)));
+                late.call.time_out();
             }
             return Poll::Ready(this.ready.pop_front());
         }

@@ -14,6 +14,11 @@
 //! | `volley_call_outcomes_total` | counter | `remote`, `direction`, `outcome` (`ok`, `timeout`, `rejected`, …) |
 //! | `volley_events_total` | counter | `remote`, `direction` |
 //! | `volley_bytes_total` | counter | `remote`, `direction` (payload bytes) |
+//!
+//! Only the series a remote can have exist: a function's calls, outcomes
+//! and latency in the one direction it goes (`in` for a client → server
+//! function, `out` for a server → client one) and its bytes both ways
+//! (requests and answers); an event's events and bytes in its direction.
 //! | `volley_bad_input_total` | counter | `remote` |
 //! | `volley_call_latency_us` | gauge | `remote`, `direction`, `quantile` (`0.5`, `0.9`, `0.99`, `1`) |
 
@@ -59,16 +64,23 @@ impl Server {
     }
 }
 
+/// One remote's series: only those it can have. A function has calls (in
+/// if handled here, out if made from here) and bytes both ways (requests
+/// and answers); an event has events and bytes in its one direction.
 fn publish_remote(r: &RemoteFigures) {
     let name = r.name.clone();
-    for (direction, calls, events, bytes, outcomes, latency) in [
-        ("in", r.calls_in, r.events_in, r.bytes_in, &r.answered, &r.handled),
-        ("out", r.calls_out, r.events_out, r.bytes_out, &r.ended, &r.round_trip),
-    ] {
-        let labels = [("remote", name.clone()), ("direction", direction.to_string())];
-        counter!("volley_calls_total", &labels).absolute(calls);
-        counter!("volley_events_total", &labels).absolute(events);
-        counter!("volley_bytes_total", &labels).absolute(bytes);
+    let labels = |direction: &'static str| [("remote", name.clone()), ("direction", direction.to_string())];
+    let (direction, calls, events, outcomes, latency) = if r.handled_here {
+        ("in", r.calls_in, r.events_in, &r.answered, &r.handled)
+    } else {
+        ("out", r.calls_out, r.events_out, &r.ended, &r.round_trip)
+    };
+    if r.event {
+        counter!("volley_events_total", &labels(direction)).absolute(events);
+        let bytes = if r.handled_here { r.bytes_in } else { r.bytes_out };
+        counter!("volley_bytes_total", &labels(direction)).absolute(bytes);
+    } else {
+        counter!("volley_calls_total", &labels(direction)).absolute(calls);
         for (outcome, n) in outcomes {
             let labels = [
                 ("remote", name.clone()),
@@ -78,6 +90,8 @@ fn publish_remote(r: &RemoteFigures) {
             counter!("volley_call_outcomes_total", &labels).absolute(*n);
         }
         publish_latency(&name, direction, latency);
+        counter!("volley_bytes_total", &labels("in")).absolute(r.bytes_in);
+        counter!("volley_bytes_total", &labels("out")).absolute(r.bytes_out);
     }
     counter!("volley_bad_input_total", "remote" => name).absolute(r.bad_input);
 }

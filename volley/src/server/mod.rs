@@ -222,7 +222,7 @@ impl Server {
         let tallies = Arc::new(Mutex::new(Tallies::default()));
         let server = Self {
             inner: Arc::new(ServerInner {
-                endpoint: Endpoint::new(protocol),
+                endpoint: Endpoint::new(protocol, volley_proto::Direction::ToServer),
                 config,
                 players: RwLock::new(Directory::default()),
                 rooms: Rooms::default(),
