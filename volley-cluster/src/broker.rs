@@ -19,6 +19,9 @@ pub struct Inbound {
     pub reply: Option<String>,
     /// Its bytes.
     pub payload: Bytes,
+    /// The broker's own answer to a request nobody subscribed to (NATS:
+    /// status 503, no payload): the node asked is not there.
+    pub no_responders: bool,
 }
 
 /// Messages for one subscription; dropping it unsubscribes.
@@ -37,6 +40,15 @@ pub enum BrokerError {
     /// No answer within the timeout.
     #[error("timed out")]
     TimedOut,
+    /// The message is larger than the broker takes
+    /// ([`Broker::max_payload`]).
+    #[error("a message of {len} bytes is over the broker's limit of {max}")]
+    TooLarge {
+        /// The message's size.
+        len: usize,
+        /// The broker's limit.
+        max: usize,
+    },
     /// Anything else, as the broker client said it.
     #[error("{0}")]
     Other(String),
@@ -52,10 +64,18 @@ pub trait Broker: Send + Sync + 'static {
     /// Subscribes to `subject` (which may end in a wildcard the broker
     /// understands).
     fn subscribe(&self, subject: String) -> BoxFuture<'_, Result<Subscription, BrokerError>>;
+    /// Returns once the broker has processed everything this client sent
+    /// before (a subscription included: a message published to its subject
+    /// from anywhere after this returns reaches it).
+    fn flush(&self) -> BoxFuture<'_, Result<(), BrokerError>>;
     /// A fresh subject to receive answers on.
     fn new_inbox(&self) -> String;
     /// Whether the broker is reachable now.
     fn is_connected(&self) -> bool;
+    /// The largest message the broker takes, in bytes (NATS: the server's
+    /// `max_payload`, 1 MiB by default). Larger ones fail
+    /// [`BrokerError::TooLarge`] before anything is sent.
+    fn max_payload(&self) -> usize;
     /// Sends what is queued, then closes the connection for good.
     fn close(&self) -> BoxFuture<'_, ()>;
 }

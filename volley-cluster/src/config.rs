@@ -13,9 +13,10 @@ pub struct ClusterConfig {
     pub cluster: String,
     /// How often a node announces itself. Default: 500 ms.
     pub heartbeat: Duration,
-    /// A node not heard from for this long is gone: its players count as
-    /// disconnected and calls pending to them end `Disconnected`. Default:
-    /// 3 heartbeats (1.5 s).
+    /// A node not heard from for this long is gone at the next check (every
+    /// heartbeat): its players count as disconnected and calls pending to
+    /// them end `Disconnected`, within `dead_after` plus one heartbeat of its
+    /// last one. Default: 3 heartbeats (1.5 s).
     pub dead_after: Duration,
     /// How long cluster-wide questions (counts, member lists, joins on
     /// another node) wait for each node's answer. Default: 2 s.

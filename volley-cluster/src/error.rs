@@ -11,6 +11,15 @@ pub enum ClusterError {
     /// The broker refused or failed the operation.
     #[error("broker error: {0}")]
     Broker(String),
+    /// The message is larger than the broker takes: nothing was sent, to
+    /// any node (this one included).
+    #[error("a message of {len} bytes is over the broker's limit of {max}")]
+    TooLarge {
+        /// The message's size.
+        len: usize,
+        /// The broker's limit.
+        max: usize,
+    },
     /// The value could not be encoded.
     #[error("could not encode: {0}")]
     Encode(String),

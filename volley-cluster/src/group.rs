@@ -136,7 +136,8 @@ impl ClusterGroup {
     /// once; this node delivers to its own members, the others get it
     /// through the broker (a room's subject reaches only the nodes with
     /// members in it). Fails at once, delivering nothing, while the broker
-    /// is unreachable.
+    /// is unreachable, or with [`ClusterError::TooLarge`] if the message is
+    /// over the broker's limit.
     pub async fn fire<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<ClusterBroadcast, ClusterError> {
         let node = &self.node;
         node.require_broker()?;
@@ -144,22 +145,24 @@ impl ClusterGroup {
             .server()
             .encode_event(remote, &value)
             .map_err(|e| ClusterError::Encode(e.to_string()))?;
-        let local = node
-            .local(&self.to, &self.except)
-            .fire_encoded(remote.name(), &payload)
-            .map_err(|e| ClusterError::Encode(e.to_string()))?;
         let subject = match &self.to {
             To::Rooms(rooms) if rooms.len() == 1 => node.inner.subjects.room(&rooms[0]),
             _ => node.inner.subjects.all(),
         };
-        let message = Message::Fire {
+        let message = wire::encode(&Message::Fire {
             origin: node.node_id(),
             to: self.to.clone(),
             except: self.except.clone(),
             remote: remote.name().to_string(),
-            payload,
-        };
-        node.publish(subject, &message).await?;
+            payload: payload.clone(),
+        });
+        // Checked before this node's members get it: all or nothing.
+        node.fits_broker(message.len())?;
+        let local = node
+            .local(&self.to, &self.except)
+            .fire_encoded(remote.name(), &payload)
+            .map_err(|e| ClusterError::Encode(e.to_string()))?;
+        node.publish_encoded(subject, message).await?;
         let other_nodes = node.live_nodes().iter().filter(|n| **n != node.node_id()).count();
         Ok(ClusterBroadcast { local, other_nodes })
     }
@@ -207,6 +210,7 @@ impl ClusterGroup {
             timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
         };
         let bytes = wire::encode(&message);
+        node.fits_broker(bytes.len())?;
         let mut nodes = BTreeMap::new();
         let mut cancels = Vec::new();
         for other in node.live_nodes().into_iter().filter(|n| *n != node.node_id()) {
@@ -400,7 +404,13 @@ impl<Resp> Stream for ClusterAnswers<Resp> {
             }
             if let Some(replies) = &mut this.replies {
                 if let Poll::Ready(Some(message)) = replies.poll_next_unpin(cx) {
-                    let from = message.subject.rsplit('.').next().and_then(|n| n.parse().ok());
+                    let from: Option<u32> = message.subject.rsplit('.').next().and_then(|n| n.parse().ok());
+                    if message.no_responders {
+                        // The node is not there (it stopped since its last
+                        // heartbeat): gone now, as for a single call.
+                        this.end_nodes(|n| Some(n) == from, FunctionError::Disconnected);
+                        continue;
+                    }
                     match wire::decode::<Reply>(&message.payload) {
                         Ok(reply) => this.take_reply(from, reply),
                         Err(reason) => tracing::warn!(%reason, "unreadable answer from another node"),

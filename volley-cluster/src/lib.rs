@@ -17,8 +17,9 @@
 //! - Payloads are encoded once, by the node that sends them, and cross the
 //!   broker as they are. Every message between nodes carries a version
 //!   byte.
-//! - Nodes heartbeat every 500 ms; one silent for 1.5 s is gone, and calls
-//!   pending to its players end `Disconnected` then.
+//! - Nodes heartbeat every 500 ms; one silent for 1.5 s is gone at the next
+//!   check (every heartbeat: within 2 s of its last one), and calls pending
+//!   to its players end `Disconnected` then.
 //! - The broker is behind the [`Broker`] trait; [`NatsBroker`] is the NATS
 //!   one (`async-nats`).
 //!

@@ -73,6 +73,21 @@ impl NatsBroker {
     }
 }
 
+impl NatsBroker {
+    /// Refuses a message the server would not take (it would close the
+    /// connection over it).
+    fn fits(&self, payload: &Bytes) -> Result<(), BrokerError> {
+        let max = self.client.max_payload();
+        if payload.len() > max {
+            return Err(BrokerError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Broker for NatsBroker {
     fn publish(
         &self,
@@ -84,6 +99,7 @@ impl Broker for NatsBroker {
             if !self.is_connected() {
                 return Err(BrokerError::Unavailable);
             }
+            self.fits(&payload)?;
             let sent = match reply {
                 Some(reply) => self.client.publish_with_reply(subject, reply, payload).await,
                 None => self.client.publish(subject, payload).await,
@@ -97,6 +113,7 @@ impl Broker for NatsBroker {
             if !self.is_connected() {
                 return Err(BrokerError::Unavailable);
             }
+            self.fits(&payload)?;
             let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
             match self.client.send_request(subject, request).await {
                 Ok(message) => Ok(message.payload),
@@ -120,6 +137,7 @@ impl Broker for NatsBroker {
                 subject: message.subject.to_string(),
                 reply: message.reply.map(|r| r.to_string()),
                 payload: message.payload,
+                no_responders: message.status == Some(async_nats::StatusCode::NO_RESPONDERS),
             });
             Ok(Box::pin(messages) as Subscription)
         })
@@ -131,6 +149,14 @@ impl Broker for NatsBroker {
 
     fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async move { self.client.flush().await.map_err(|e| BrokerError::Other(e.to_string())) })
+    }
+
+    fn max_payload(&self) -> usize {
+        self.client.max_payload()
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

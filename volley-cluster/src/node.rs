@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use volley::{PlayerId, Protocol, Recipients, Server, ServerConfig};
 
-use crate::broker::{Broker, Inbound, Subscription};
+use crate::broker::{Broker, BrokerError, Inbound, Subscription};
 use crate::config::ClusterConfig;
 use crate::error::ClusterError;
 use crate::nats::{BrokerEvents, NatsBroker};
@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     running: Mutex<HashMap<(u32, u64), AbortHandle>>,
     /// Room subscriptions, by room name.
     rooms: Mutex<HashMap<String, AbortHandle>>,
+    /// Room changes for [`follow_rooms`], in order.
+    room_changes: mpsc::UnboundedSender<RoomChange>,
     /// Background tasks, stopped with the node.
     tasks: Mutex<Vec<AbortHandle>>,
     events: Option<Arc<BrokerEvents>>,
@@ -66,8 +68,10 @@ impl ClusterNode {
     /// Connects to the broker of `cluster`, picks a node number nobody in the
     /// cluster holds, and builds this node's server with `protocol` and
     /// `config` (its player ids start at `node << 32`, so they are unique
-    /// across the cluster).
+    /// across the cluster). The player ids are the cluster's to number: a
+    /// `config` with [`ServerConfig::player_id_base`] set is refused.
     pub async fn start(protocol: Protocol, config: ServerConfig, cluster: ClusterConfig) -> Result<Self, ClusterError> {
+        ids_left_to_the_cluster(&config)?;
         let broker = NatsBroker::connect(&cluster, "volley node")
             .await
             .map_err(|e| ClusterError::Broker(e.to_string()))?;
@@ -92,9 +96,11 @@ impl ClusterNode {
         config: ServerConfig,
         cluster: ClusterConfig,
     ) -> Result<Self, ClusterError> {
+        ids_left_to_the_cluster(&config)?;
         let subjects = Subjects::new(&cluster.cluster)?;
         let node = free_node_number(&*broker, &subjects).await?;
         let server = Server::new(protocol, config.with_player_id_base(u64::from(node) << 32));
+        let (room_changes, rooms_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             server,
             broker,
@@ -105,6 +111,7 @@ impl ClusterNode {
             next_call: AtomicU64::new(1),
             running: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
+            room_changes,
             tasks: Mutex::new(Vec::new()),
             events,
         });
@@ -127,14 +134,14 @@ impl ClusterNode {
         spawn(tokio::spawn(serve(weak.clone(), all)));
         spawn(tokio::spawn(listen_presence(weak.clone(), presence)));
         spawn(tokio::spawn(heartbeat(weak.clone())));
-        let (rooms_tx, rooms_rx) = mpsc::unbounded_channel();
         spawn(tokio::spawn(follow_rooms(weak.clone(), rooms_rx)));
-        let tx = rooms_tx.clone();
+        let changes = inner.room_changes.clone();
         inner.server.on_room_joined(move |_, room| {
-            let _ = tx.send(room.to_string());
+            let _ = changes.send((room.to_string(), None));
         });
+        let changes = inner.room_changes.clone();
         inner.server.on_room_left(move |_, room| {
-            let _ = rooms_tx.send(room.to_string());
+            let _ = changes.send((room.to_string(), None));
         });
         tracing::info!(node, cluster = %inner.config.cluster, "joined the cluster");
         Ok(Self { inner })
@@ -232,23 +239,43 @@ impl ClusterNode {
         let subject = self.inner.subjects.node(node);
         match self.inner.broker.request(subject, wire::encode(message), timeout).await {
             Ok(bytes) => wire::decode(&bytes).map_err(ClusterError::Broker),
-            Err(crate::broker::BrokerError::NoResponders) => Err(ClusterError::NotConnected),
-            Err(crate::broker::BrokerError::Unavailable) => Err(ClusterError::BrokerUnavailable),
-            Err(e) => Err(ClusterError::Broker(e.to_string())),
+            Err(e) => Err(cluster_error(e)),
         }
     }
 
     /// Publishes `message` on `subject`.
     pub(crate) async fn publish(&self, subject: String, message: &Message) -> Result<(), ClusterError> {
+        self.publish_encoded(subject, wire::encode(message)).await
+    }
+
+    /// Publishes a message already encoded on `subject`.
+    pub(crate) async fn publish_encoded(&self, subject: String, message: bytes::Bytes) -> Result<(), ClusterError> {
         self.require_broker()?;
         self.inner
             .broker
-            .publish(subject, None, wire::encode(message))
+            .publish(subject, None, message)
             .await
-            .map_err(|e| match e {
-                crate::broker::BrokerError::Unavailable => ClusterError::BrokerUnavailable,
-                e => ClusterError::Broker(e.to_string()),
-            })
+            .map_err(cluster_error)
+    }
+
+    /// Fails if an encoded message of `len` bytes is over the broker's
+    /// limit: checked before anything of a group's message is delivered.
+    pub(crate) fn fits_broker(&self, len: usize) -> Result<(), ClusterError> {
+        let max = self.inner.broker.max_payload();
+        if len > max {
+            return Err(ClusterError::TooLarge { len, max });
+        }
+        Ok(())
+    }
+}
+
+/// A broker error in the cluster's terms.
+pub(crate) fn cluster_error(error: BrokerError) -> ClusterError {
+    match error {
+        BrokerError::NoResponders => ClusterError::NotConnected,
+        BrokerError::Unavailable => ClusterError::BrokerUnavailable,
+        BrokerError::TooLarge { len, max } => ClusterError::TooLarge { len, max },
+        e => ClusterError::Broker(e.to_string()),
     }
 }
 
@@ -275,6 +302,17 @@ impl fmt::Debug for ClusterNode {
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Refuses a server configuration that numbers its own players: the
+/// cluster numbers them from `node << 32`.
+fn ids_left_to_the_cluster(config: &ServerConfig) -> Result<(), ClusterError> {
+    if config.player_id_base != 0 {
+        return Err(ClusterError::Broker(
+            "ServerConfig::player_id_base is the cluster's to set (node << 32): leave it at 0".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A random node number that no node of the cluster answers to.
@@ -326,6 +364,14 @@ async fn heartbeat(inner: std::sync::Weak<Inner>) {
             .broker
             .publish(inner.subjects.presence(), None, wire::encode(&beat))
             .await;
+        // Judged only once this node hears its own heartbeats again: after
+        // a pause (a stopped process, a stalled machine) the others' beats
+        // are still waiting to be read, and would be misread as silence.
+        let behind = inner.broker.is_connected() && !inner.presence.heard_within(inner.node, inner.config.dead_after);
+        if behind {
+            tracing::debug!("not judging other nodes: this node's own heartbeats are not back yet");
+            continue;
+        }
         for node in inner.presence.sweep(inner.config.dead_after) {
             tracing::warn!(node, after = ?inner.config.dead_after, "node silent: gone");
         }
@@ -360,9 +406,26 @@ fn unreadable(message: &Inbound, reason: &str) {
     tracing::warn!(subject = %message.subject, %reason, "unreadable cluster message dropped");
 }
 
-/// Subscribes to a room's subject while the node has members there.
-async fn follow_rooms(inner: std::sync::Weak<Inner>, mut changes: mpsc::UnboundedReceiver<String>) {
-    while let Some(room) = changes.recv().await {
+/// A room whose membership on this node changed, and who waits until the
+/// node follows it (or stops) accordingly.
+type RoomChange = (String, Option<oneshot::Sender<()>>);
+
+impl ClusterNode {
+    /// Returns once this node follows `room`'s subject as its members here
+    /// require, and the broker knows it: a fire at the room from any node
+    /// after this reaches the members of this node.
+    pub(crate) async fn room_followed(&self, room: &str) {
+        let (done, followed) = oneshot::channel();
+        if self.inner.room_changes.send((room.to_string(), Some(done))).is_ok() {
+            let _ = followed.await;
+        }
+    }
+}
+
+/// Subscribes to a room's subject while the node has members there, one
+/// change at a time, in order.
+async fn follow_rooms(inner: std::sync::Weak<Inner>, mut changes: mpsc::UnboundedReceiver<RoomChange>) {
+    while let Some((room, done)) = changes.recv().await {
         let Some(inner) = inner.upgrade() else { return };
         let wanted = inner.server.room_size(&room) > 0;
         let followed = lock(&inner.rooms).contains_key(&room);
@@ -370,7 +433,10 @@ async fn follow_rooms(inner: std::sync::Weak<Inner>, mut changes: mpsc::Unbounde
             match inner.broker.subscribe(inner.subjects.room(&room)).await {
                 Ok(messages) => {
                     let task = tokio::spawn(serve(Arc::downgrade(&inner), messages));
-                    lock(&inner.rooms).insert(room, task.abort_handle());
+                    lock(&inner.rooms).insert(room.clone(), task.abort_handle());
+                    if let Err(e) = inner.broker.flush().await {
+                        tracing::warn!(%room, error = %e, "room subscription not confirmed by the broker");
+                    }
                 }
                 Err(e) => tracing::warn!(%room, error = %e, "could not follow a room's cluster events"),
             }
@@ -378,6 +444,9 @@ async fn follow_rooms(inner: std::sync::Weak<Inner>, mut changes: mpsc::Unbounde
             if let Some(task) = lock(&inner.rooms).remove(&room) {
                 task.abort();
             }
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
         }
     }
 }
@@ -468,7 +537,13 @@ impl ClusterNode {
             }
             Message::Join { player, room } => {
                 let joined = server.join(PlayerId(player), &room);
-                self.reply_now(reply, Reply::Bool(joined));
+                let (node, reply) = (self.clone(), reply);
+                tokio::spawn(async move {
+                    node.room_followed(&room).await;
+                    if let Some(subject) = reply {
+                        node.answer(subject, &Reply::Bool(joined)).await;
+                    }
+                });
             }
             Message::Leave { player, room } => {
                 let left = server.leave(PlayerId(player), &room);
@@ -512,9 +587,22 @@ impl ClusterNode {
         running.insert((origin, call), task.abort_handle());
     }
 
+    /// Sends `reply` to the node that asked. An answer too large for the
+    /// broker goes as [`FunctionError::TooLarge`](volley::FunctionError::TooLarge)
+    /// instead, so the caller learns it at once rather than at its deadline.
     async fn answer(&self, subject: String, reply: &Reply) {
-        if let Err(e) = self.inner.broker.publish(subject, None, wire::encode(reply)).await {
-            tracing::debug!(error = %e, "answer to another node not sent");
+        let broker = &self.inner.broker;
+        match broker.publish(subject.clone(), None, wire::encode(reply)).await {
+            Ok(()) => {}
+            Err(BrokerError::TooLarge { len, max }) => {
+                tracing::warn!(len, max, "answer too large for the broker: the caller is told TooLarge");
+                if let Some(refusal) = reply.too_large() {
+                    if let Err(e) = broker.publish(subject, None, wire::encode(&refusal)).await {
+                        tracing::debug!(error = %e, "answer to another node not sent");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "answer to another node not sent"),
         }
     }
 

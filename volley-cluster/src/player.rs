@@ -107,6 +107,10 @@ impl ClusterNode {
         let bytes = match reply {
             Ok(bytes) => bytes,
             Err(crate::broker::BrokerError::TimedOut) => return Err(FunctionError::Timeout),
+            Err(crate::broker::BrokerError::TooLarge { len, max }) => {
+                tracing::warn!(node, len, max, "request too large for the broker");
+                return Err(FunctionError::TooLarge);
+            }
             Err(e) => {
                 tracing::debug!(node, error = %e, "call to another node failed");
                 return Err(FunctionError::Disconnected);
@@ -123,9 +127,14 @@ impl ClusterNode {
 
     /// Puts `player` in `room`, on whichever node it is connected to;
     /// whether it joined now (see [`Server::join`](volley::Server::join)).
+    ///
+    /// Returns once the broker knows that the player's node follows the
+    /// room: a fire at the room from any node after this reaches the player.
     pub async fn join(&self, player: PlayerId, room: &str) -> Result<bool, ClusterError> {
         if self.is_local(player) {
-            return Ok(self.server().join(player, room));
+            let joined = self.server().join(player, room);
+            self.room_followed(room).await;
+            return Ok(joined);
         }
         let message = Message::Join {
             player: player.0,

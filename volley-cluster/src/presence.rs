@@ -75,6 +75,14 @@ impl Presence {
         dead
     }
 
+    /// Whether `node` was heard from within the last `within`.
+    pub(crate) fn heard_within(&self, node: u32, within: Duration) -> bool {
+        self.lock()
+            .live
+            .get(&node)
+            .is_some_and(|(at, _)| at.elapsed() <= within)
+    }
+
     pub(crate) fn is_live(&self, node: u32) -> bool {
         self.lock().live.contains_key(&node)
     }

@@ -98,6 +98,22 @@ pub(crate) enum Reply {
 
 /// A call's outcome: the encoded answer, or the error a local caller would
 /// have seen.
+impl Reply {
+    /// This answer as a `TooLarge` error, for an answer the broker would
+    /// not take; `None` for replies that are not answers.
+    pub(crate) fn too_large(&self) -> Option<Reply> {
+        let error = || WireResult::from(Err::<Bytes, _>(FunctionError::TooLarge));
+        match self {
+            Reply::Answer(_) => Some(Reply::Answer(error())),
+            Reply::Answered { player, .. } => Some(Reply::Answered {
+                player: *player,
+                result: error(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum WireResult {
     Ok(Vec<u8>),

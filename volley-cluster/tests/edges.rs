@@ -1,0 +1,283 @@
+//! The cluster's edge cases, against a real nats-server: room names of any
+//! length, messages over the broker's limit, a join followed at once by a
+//! fire from another node, a group call reaching a node that has stopped,
+//! and a node that pauses past the presence timeout.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use volley::*;
+use volley_cluster::{ClusterConfig, ClusterError, ClusterNode};
+
+const NEWS: ClientEvent<String> = ClientEvent::new("News");
+const BLOB: ClientEvent<Vec<u8>> = ClientEvent::new("Blob");
+const ECHO: ClientFn<Vec<u8>, Vec<u8>> = ClientFn::new("Echo");
+const BIG_ANSWER: ClientFn<u32, Vec<u8>> = ClientFn::new("BigAnswer");
+const SLOW: ClientFn<u64, u64> = ClientFn::new("Slow");
+
+fn protocol() -> Protocol {
+    Protocol::builder()
+        .remote(NEWS)
+        .remote(BLOB)
+        .remote(ECHO)
+        .remote(BIG_ANSWER)
+        .remote(SLOW)
+        .build()
+}
+
+/// Frames and queues big enough for 2 MiB payloads: only the broker's
+/// 1 MiB limit stands in their way.
+fn session() -> SessionConfig {
+    SessionConfig::default()
+        .with_max_frame_len(4 << 20)
+        .with_max_transmit_queue(16 << 20)
+}
+
+async fn node(broker: &support::Broker) -> ClusterNode {
+    let config = ClusterConfig::new(broker.url(), "edges");
+    ClusterNode::start(protocol(), ServerConfig::default().with_session(session()), config)
+        .await
+        .unwrap()
+}
+
+/// A client of `node` that forwards the news it hears, answers `Echo` with
+/// its request, `BigAnswer` with that many bytes, and `Slow` after the
+/// milliseconds asked.
+async fn player(node: &ClusterNode) -> (Client, PlayerId, mpsc::UnboundedReceiver<String>) {
+    let client = Client::new(protocol(), ClientConfig::default().with_session(session()));
+    let (heard, news) = mpsc::unbounded_channel();
+    client.on_event(NEWS, move |line| {
+        let _ = heard.send(line);
+    });
+    client.on_request(ECHO, |bytes: Vec<u8>| async move { Ok(bytes) });
+    client.on_request(BIG_ANSWER, |len: u32| async move { Ok(vec![7u8; len as usize]) });
+    client.on_request(SLOW, |millis: u64| async move {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        Ok(millis)
+    });
+    let before: Vec<PlayerId> = node.server().players().iter().map(|p| p.id()).collect();
+    client.connect(node.server().connect_memory()).await.unwrap();
+    let began = Instant::now();
+    loop {
+        if let Some(p) = node.server().players().iter().find(|p| !before.contains(&p.id())) {
+            return (client, p.id(), news);
+        }
+        assert!(began.elapsed() < Duration::from_secs(5), "the player never joined");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn see_each_other(nodes: &[&ClusterNode]) {
+    let began = Instant::now();
+    while nodes.iter().any(|n| n.live_nodes().len() < nodes.len()) {
+        let live: Vec<Vec<u32>> = nodes.iter().map(|n| n.live_nodes()).collect();
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "nodes never saw each other: {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn hear(news: &mut mpsc::UnboundedReceiver<String>) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(2), news.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_names_of_any_length_reach_their_members_and_keep_the_node_in_the_cluster() {
+    let broker = support::Broker::start().expect("a nats-server (apt-get install -y nats-server)");
+    let (a, b) = (node(&broker).await, node(&broker).await);
+    see_each_other(&[&a, &b]).await;
+    let (_client, on_b, mut news) = player(&b).await;
+    for len in [0, 1, 64, 65, 2_100, 100_000] {
+        let room = "r".repeat(len);
+        assert_eq!(a.join(on_b, &room).await, Ok(true), "room of {len} bytes");
+        a.to_room(&room).fire(NEWS, format!("to {len}")).await.unwrap();
+        assert_eq!(hear(&mut news).await, Some(format!("to {len}")), "room of {len} bytes");
+        assert_eq!(a.leave(on_b, &room).await, Ok(true));
+    }
+    // Still one cluster: B sees A, and A reaches B's player directly.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(b.live_nodes().len(), 2, "{:?}", b.live_nodes());
+    assert_eq!(b.stats().broker_disconnects, 0);
+    a.fire(on_b, NEWS, "direct".into()).await.unwrap();
+    assert_eq!(hear(&mut news).await.as_deref(), Some("direct"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_brokers_limit_fail_too_large_at_once() {
+    let broker = support::Broker::start().expect("a nats-server (apt-get install -y nats-server)");
+    let (a, b) = (node(&broker).await, node(&broker).await);
+    see_each_other(&[&a, &b]).await;
+    let (_on_a_client, on_a, mut news_a) = player(&a).await;
+    let (_on_b_client, on_b, _news_b) = player(&b).await;
+    const TWO_MIB: usize = 2 << 20;
+
+    let began = Instant::now();
+    assert_eq!(
+        a.invoke(on_b, ECHO, vec![1; TWO_MIB]).await,
+        Err(FunctionError::TooLarge)
+    );
+    assert_eq!(
+        a.invoke(on_b, BIG_ANSWER, TWO_MIB as u32).await,
+        Err(FunctionError::TooLarge)
+    );
+    assert!(began.elapsed() < Duration::from_secs(2), "took {:?}", began.elapsed());
+    // Small ones still go through.
+    assert_eq!(a.invoke(on_b, BIG_ANSWER, 10).await, Ok(vec![7; 10]));
+
+    a.join(on_a, "hall").await.unwrap();
+    a.join(on_b, "hall").await.unwrap();
+    let fired = a.to_room("hall").fire(BLOB, vec![0; TWO_MIB]).await;
+    assert!(matches!(fired, Err(ClusterError::TooLarge { .. })), "{fired:?}");
+    let asked = a.to_room("hall").invoke(ECHO, vec![0; TWO_MIB]).await;
+    assert!(matches!(asked, Err(ClusterError::TooLarge { .. })), "{:?}", asked.err());
+    // All or nothing: this node's own member got nothing either.
+    a.to_room("hall").fire(NEWS, "after".into()).await.unwrap();
+    assert_eq!(hear(&mut news_a).await.as_deref(), Some("after"));
+    // A group call whose answer is too large names it at once.
+    let began = Instant::now();
+    a.join(on_b, "solo").await.unwrap();
+    let answers = a
+        .to_room("solo")
+        .invoke_with_timeout(BIG_ANSWER, TWO_MIB as u32, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .all()
+        .await;
+    assert!(began.elapsed() < Duration::from_secs(2), "took {:?}", began.elapsed());
+    assert_eq!(answers, vec![(on_b, Err(FunctionError::TooLarge))]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fire_right_after_a_join_reaches_the_new_member() {
+    let broker = support::Broker::start().expect("a nats-server (apt-get install -y nats-server)");
+    let (a, b) = (node(&broker).await, node(&broker).await);
+    see_each_other(&[&a, &b]).await;
+    let (_client, on_b, mut news) = player(&b).await;
+    for round in 0..20 {
+        let room = format!("room {round}");
+        // Joined through its own node, or through another one.
+        let joiner = if round % 2 == 0 { &b } else { &a };
+        assert_eq!(joiner.join(on_b, &room).await, Ok(true));
+        a.to_room(&room).fire(NEWS, room.clone()).await.unwrap();
+        assert_eq!(hear(&mut news).await, Some(room.clone()), "missed in round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_call_to_a_node_that_stopped_names_it_silent_at_once() {
+    let broker = support::Broker::start().expect("a nats-server (apt-get install -y nats-server)");
+    let (a, b) = (node(&broker).await, node(&broker).await);
+    see_each_other(&[&a, &b]).await;
+    let (_client, _on_a, _) = player(&a).await;
+    let gone = b.node_id();
+    // B stops without a goodbye: A still counts it alive for up to 2 s.
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(a.live_nodes().contains(&gone));
+    let began = Instant::now();
+    let mut answers = a
+        .to_all()
+        .invoke_with_timeout(SLOW, 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    while let Some(answer) = answers.next().await {
+        all.push(answer);
+    }
+    assert!(
+        began.elapsed() < Duration::from_millis(1_000),
+        "took {:?}",
+        began.elapsed()
+    );
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(answers.silent_nodes(), &[gone]);
+}
+
+/// A node whose process stalls (here: its runtime's only thread blocked)
+/// for longer than `dead_after` reads the heartbeats waiting for it before
+/// judging anyone: it does not declare the cluster gone, and its own call
+/// pending meanwhile gets the answer that arrived during the pause.
+#[test]
+fn a_node_that_pauses_past_the_presence_timeout_keeps_the_cluster() {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let broker = support::Broker::start().expect("a nats-server (apt-get install -y nats-server)");
+    let a = main.block_on(node(&broker));
+    let (_client, on_a, _) = main.block_on(player(&a));
+    // B on a runtime of its own, with one thread that can be stopped.
+    let paused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let b_runtime = paused.handle().clone();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    // B's tasks all run on this thread: its log is what B says.
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let b_thread = std::thread::spawn(move || {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        paused.block_on(async move { tokio::task::spawn_blocking(move || stopped.recv()).await })
+    });
+    let url = broker.url();
+    let b = b_runtime.block_on(async move {
+        let config = ClusterConfig::new(url, "edges");
+        let start = ClusterNode::start(protocol(), ServerConfig::default().with_session(session()), config);
+        tokio::spawn(start).await.unwrap().unwrap()
+    });
+    main.block_on(see_each_other(&[&a, &b]));
+    let (result_tx, result) = std::sync::mpsc::channel();
+    let caller = b.clone();
+    b_runtime.spawn(async move {
+        // Answered 300 ms in: while B is stopped.
+        let _ = result_tx.send(caller.invoke(on_a, SLOW, 300).await);
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    b_runtime.spawn(async { std::thread::sleep(Duration::from_millis(2_500)) });
+    std::thread::sleep(Duration::from_millis(2_550));
+    // Resumed: for the next second, B always counts A alive.
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(1) {
+        let live = b.live_nodes();
+        assert!(
+            live.contains(&a.node_id()),
+            "B declared A gone after its pause: {live:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(result.recv_timeout(Duration::from_secs(5)).unwrap(), Ok(300));
+    let said = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        !said.contains("node silent"),
+        "B declared nodes gone after its pause:\n{said}"
+    );
+    drop(stop);
+    let _ = b_thread.join();
+}
+
+/// Collects the log lines written while it is the default subscriber.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
