@@ -59,24 +59,9 @@
 //! # Layout
 //!
 //! volley is two crates: `volley-net-proto` (the wire codec and the session
-//! state machine, no I/O) and this one. Inside this one, each file belongs to
-//! a layer and imports only from layers below it (`bash .ci/layers` checks
-//! every `crate::` path against this table in CI):
-//!
-//! ```text
-//! layer  files                                       what
-//!   6    server/ client.rs                           the typed API: Server, Player, Client
-//!   5    driver/ call.rs                             one task per connection; the typed call path, predict
-//!   4    endpoint.rs                                 handlers, listeners, hooks, dispatch through middleware
-//!   3    conn/ chains.rs                             one connection's shared state; middleware as registered
-//!   2    payload.rs broadcast.rs middleware/         encoding, broadcast results, middleware
-//!   1    completion.rs peer.rs remote.rs             a call's result slot, the peer, remote declarations,
-//!        figures.rs                                  counters and their snapshots
-//!   0    locks.rs guard.rs clock.rs error.rs         named locks, panic guard, the clock, errors,
-//!        inline.rs shape.rs redacted.rs budget.rs    inline polling, type shapes, redaction, byte budget,
-//!        checks.rs                                   payload checks,
-//!        transport/                                  TCP, memory, TLS, WebSocket, QUIC
-//! ```
+//! state machine, no I/O) and this one, in layers that each depend only on
+//! those below; `ARCHITECTURE.md` in the repository has the table (and CI
+//! keeps it true).
 //!
 //! # Data flow of a call
 //!
