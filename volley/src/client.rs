@@ -316,13 +316,13 @@ impl Client {
     #[cfg(feature = "quic")]
     pub async fn connect_quic(
         &self,
-        addr: std::net::SocketAddr,
+        addr: impl ToSocketAddrs + Clone + Send + Sync + 'static,
         server_name: &str,
         config: Arc<crate::transport::tls::rustls::ClientConfig>,
     ) -> Result<(), ConnectError> {
         let server_name = server_name.to_string();
         self.dial(move || {
-            let (server_name, config) = (server_name.clone(), config.clone());
+            let (addr, server_name, config) = (addr.clone(), server_name.clone(), config.clone());
             Box::pin(async move { crate::transport::quic::connect(addr, &server_name, config).await })
         })
         .await
@@ -349,7 +349,7 @@ impl Client {
     #[cfg(feature = "websocket")]
     pub async fn connect_url(&self, url: &str) -> Result<(), ConnectError> {
         let (scheme, host, port, path) = split_ws_url(url)?;
-        if scheme != "ws" {
+        if !scheme.eq_ignore_ascii_case("ws") {
             return Err(bad_url(url, "the scheme must be ws:// (wss:// takes connect_wss_url)"));
         }
         self.connect_ws((host, port.unwrap_or(80)), &path).await
@@ -365,7 +365,7 @@ impl Client {
         config: Arc<crate::transport::tls::rustls::ClientConfig>,
     ) -> Result<(), ConnectError> {
         let (scheme, host, port, path) = split_ws_url(url)?;
-        if scheme != "wss" {
+        if !scheme.eq_ignore_ascii_case("wss") {
             return Err(bad_url(url, "the scheme must be wss://"));
         }
         let addr = (host.clone(), port.unwrap_or(443));
@@ -614,10 +614,16 @@ impl Client {
     }
 
     // ---- handlers ----
+    //
+    // Register them before connecting: the server may call or fire as soon
+    // as the handshake ends, and what arrives before its handler is
+    // registered is answered `Unprocessed` (a call) or dropped (an event).
 
     /// Handles server → client calls of `remote` with an async handler; each
     /// runs as its own task, aborted if the server cancels or the connection
     /// ends. Registering again replaces the handler and logs a warning.
+    /// Register before connecting: a call that arrives first is answered
+    /// [`FunctionError::Unprocessed`].
     ///
     /// # Panics
     ///
@@ -649,7 +655,8 @@ impl Client {
         self.inner.endpoint.on_request_sync(remote, move |(), req| handler(req));
     }
 
-    /// Adds a listener for `remote`.
+    /// Adds a listener for `remote`. Add it before connecting: an event that
+    /// arrives with no listener is dropped.
     ///
     /// # Panics
     ///

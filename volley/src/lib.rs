@@ -150,6 +150,11 @@ pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};
 pub use figures::{ConnectionFigures, Latency, RemoteCounts, RemoteFigures, ServerFigures};
+// The two middleware traits a game implements; what their methods take
+// (`middleware::Request`, `middleware::Next`) stays in `middleware`, where a
+// glob import of volley and volley-bevy (which has its own `Request`) does
+// not meet it.
+pub use middleware::{Admit, Middleware};
 pub use peer::PlayerId;
 pub use remote::{ClientEvent, ClientFn, Protocol, ProtocolBuilder, ServerEvent, ServerFn};
 pub use server::{Answers, Hello, Incident, Player, Players, Recipients, Server, ServerConfig};
@@ -157,5 +162,8 @@ pub use server::{Answers, Hello, Incident, Player, Players, Recipients, Server, 
 pub use server::{InspectorSnapshot, TrafficPoint};
 pub use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, SessionConfig};
 
-/// The protocol core, for those who drive sessions themselves.
+/// The protocol core (`volley-net-proto`, documented there), for those who
+/// drive sessions themselves and for sibling crates; not part of the API a
+/// game uses.
+#[doc(hidden)]
 pub use volley_proto as proto;

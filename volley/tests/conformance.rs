@@ -86,7 +86,9 @@ async fn over_quic() -> Env {
     let (server, observed, cancelled) = server_with(ServerConfig::default());
     let addr = server.listen_quic("127.0.0.1:0", server_config).await.unwrap();
     let (client, probe) = client_with(ClientConfig::default());
-    client.connect_quic(addr, "localhost", client_config).await.unwrap();
+    // As a string, as every connect_* takes it.
+    let named = format!("127.0.0.1:{}", addr.port());
+    client.connect_quic(named, "localhost", client_config).await.unwrap();
     finish(server, observed, cancelled, client, probe).await
 }
 

@@ -199,6 +199,10 @@ async fn a_client_connects_by_websocket_url() {
     let (client, _probe) = client_with(ClientConfig::default());
     client.connect_url(&format!("ws://{addr}/volley")).await.unwrap();
     assert!(client.invoke(ECHO, "hi".into()).await.is_ok());
+    // Schemes are case-insensitive (RFC 3986).
+    let (shouting, _probe) = client_with(ClientConfig::default());
+    shouting.connect_url(&format!("WS://{addr}/volley")).await.unwrap();
+    assert!(shouting.invoke(ECHO, "hi".into()).await.is_ok());
     let (other, _probe) = client_with(ClientConfig::default());
     let wrong = other.connect_url(&format!("http://{addr}/volley")).await.unwrap_err();
     assert!(wrong.to_string().contains("ws://"), "{wrong}");

@@ -245,6 +245,25 @@ async fn firing_at_rooms_encodes_once_and_says_who_was_reached() {
     for client in &mut clients {
         assert!(client.news.try_recv().is_err(), "nothing more");
     }
+    // Every way of naming players to leave out leaves out the same ones.
+    let (one, two) = (&players[1], &players[2]);
+    let leave_out: [Box<dyn Fn(Recipients) -> Recipients>; 5] = [
+        Box::new(|r| r.except_ids([one.id(), two.id()])),
+        Box::new(|r| r.except(vec![one.clone(), two.clone()])),
+        Box::new(|r| r.except(&[one, two])),
+        Box::new(|r| r.except(&vec![one, two])),
+        Box::new(|r| r.except(&[one, two][..])),
+    ];
+    for except in leave_out {
+        assert_eq!(except(server.to_all()).fire(NEWS, "x".into()).unwrap().sent, 4);
+    }
+    for _ in 0..5 {
+        for (index, client) in clients.iter_mut().enumerate() {
+            if index != 1 && index != 2 {
+                assert_eq!(client.news.recv().await.as_deref(), Some("x"));
+            }
+        }
+    }
 
     // The payload is encoded once for the whole room.
     let before = ENCODED.load(Ordering::SeqCst);

@@ -269,3 +269,39 @@ impl<const N: usize> Players for &[Player; N] {
         self.as_slice().to_vec()
     }
 }
+
+impl Players for Vec<Player> {
+    fn contains(&self, player: &Player) -> bool {
+        self.as_slice().contains(player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        self.clone()
+    }
+}
+
+impl Players for &[&Player] {
+    fn contains(&self, player: &Player) -> bool {
+        <[&Player]>::contains(self, &player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        self.iter().map(|p| (*p).clone()).collect()
+    }
+}
+
+impl Players for &Vec<&Player> {
+    fn contains(&self, player: &Player) -> bool {
+        Players::contains(&self.as_slice(), player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        Players::to_vec(&self.as_slice())
+    }
+}
+
+impl<const N: usize> Players for &[&Player; N] {
+    fn contains(&self, player: &Player) -> bool {
+        Players::contains(&self.as_slice(), player)
+    }
+    fn to_vec(&self) -> Vec<Player> {
+        Players::to_vec(&self.as_slice())
+    }
+}

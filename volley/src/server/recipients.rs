@@ -86,6 +86,12 @@ impl Recipients {
         self
     }
 
+    /// Leaves the players `ids` out.
+    pub fn except_ids(mut self, ids: impl IntoIterator<Item = PlayerId>) -> Self {
+        self.except.extend(ids);
+        self
+    }
+
     /// Who is in the group now: the players connected (a shared list: a
     /// room's or everyone's is not copied), and the ids asked for by
     /// [`Server::to_ids`] that are not connected. `except` is not applied

@@ -92,13 +92,18 @@ pub async fn accept(incoming: quinn::Incoming) -> io::Result<QuicTransport> {
     })
 }
 
-/// Connects to `addr`, verifying the certificate for `server_name` against
-/// `config`'s roots, and opens the connection's stream.
+/// Connects to `addr` (the first address it resolves to), verifying the
+/// certificate for `server_name` against `config`'s roots, and opens the
+/// connection's stream.
 pub async fn connect(
-    addr: SocketAddr,
+    addr: impl tokio::net::ToSocketAddrs,
     server_name: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> io::Result<QuicTransport> {
+    let addr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing"))?;
     let mut config = (*config).clone();
     config.alpn_protocols = vec![ALPN.to_vec()];
     let crypto =
