@@ -48,9 +48,9 @@ async fn node(url: &str, cluster: &str) -> ClusterNode {
 /// them fit in one process), counting the events it hears.
 async fn member(node: &ClusterNode, delivered: &Arc<AtomicU64>) -> Client {
     let client = Client::new(rpc_volley::protocol(), ClientConfig::default());
-    client.on_request_sync(rpc_volley::CLIENT_ADD_ONE, |x: u32| Ok(x.wrapping_add(1)));
+    client.on_request_sync(rpc_volley::CLIENT_ADD_ONE, |_, x: u32| Ok(x.wrapping_add(1)));
     let d = delivered.clone();
-    client.on_event(rpc_volley::NEWS, move |_| {
+    client.on_event(rpc_volley::NEWS, move |_, _| {
         d.fetch_add(1, Ordering::Relaxed);
     });
     client.connect(node.server().connect_memory()).await.expect("connects");

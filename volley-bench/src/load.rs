@@ -39,7 +39,7 @@ pub fn client_process(args: &[String]) {
                 let events = events.clone();
                 async move {
                     let client = rpc_volley::client(addr).await;
-                    client.on_event(rpc_volley::NEWS, move |_| {
+                    client.on_event(rpc_volley::NEWS, move |_, _| {
                         events.fetch_add(1, Ordering::Relaxed);
                     });
                     client

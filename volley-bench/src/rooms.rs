@@ -31,7 +31,7 @@ pub async fn scenario(results: &mut Results, plan: &Plan) {
     for _ in 0..players {
         let client = rpc_volley::client(addr).await;
         let d = delivered.clone();
-        client.on_event(rpc_volley::NEWS, move |_| {
+        client.on_event(rpc_volley::NEWS, move |_, _| {
             d.fetch_add(1, Ordering::Relaxed);
         });
         keep.push(client);

@@ -210,7 +210,7 @@ impl ClientAppExt for App {
     fn receive_from_server<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self {
         register_once::<FromServer<T>>(self, remote.name());
         let (tx, events) = inbox::<FromServer<T>>();
-        client_of(self).on_event(remote, move |event: T| {
+        client_of(self).on_event(remote, move |_, event: T| {
             let _ = tx.send(FromServer { event });
         });
         self.insert_resource(events)
@@ -228,7 +228,7 @@ impl ClientAppExt for App {
     fn answer_server<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ClientFn<Req, Resp>) -> &mut Self {
         register_once::<Request<Req, Resp>>(self, remote.name());
         let (tx, incoming) = inbox();
-        client_of(self).on_request(remote, move |request: Req| ask_systems(&tx, None, request));
+        client_of(self).on_request(remote, move |_, request: Req| ask_systems(&tx, None, request));
         self.insert_resource(incoming)
             .init_resource::<Responder<Resp>>()
             .add_message::<Request<Req, Resp>>()

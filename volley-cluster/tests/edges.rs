@@ -48,12 +48,12 @@ async fn node(broker: &support::Broker) -> ClusterNode {
 async fn player(node: &ClusterNode) -> (Client, PlayerId, mpsc::UnboundedReceiver<String>) {
     let client = Client::new(protocol(), ClientConfig::default().with_session(session()));
     let (heard, news) = mpsc::unbounded_channel();
-    client.on_event(NEWS, move |line| {
+    client.on_event(NEWS, move |_, line| {
         let _ = heard.send(line);
     });
-    client.on_request(ECHO, |bytes: Vec<u8>| async move { Ok(bytes) });
-    client.on_request(BIG_ANSWER, |len: u32| async move { Ok(vec![7u8; len as usize]) });
-    client.on_request(SLOW, |millis: u64| async move {
+    client.on_request(ECHO, |_, bytes: Vec<u8>| async move { Ok(bytes) });
+    client.on_request(BIG_ANSWER, |_, len: u32| async move { Ok(vec![7u8; len as usize]) });
+    client.on_request(SLOW, |_, millis: u64| async move {
         tokio::time::sleep(Duration::from_millis(millis)).await;
         Ok(millis)
     });

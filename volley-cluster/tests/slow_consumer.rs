@@ -19,7 +19,7 @@ fn protocol() -> Protocol {
 
 async fn player_on(node: &ClusterNode, received: Arc<AtomicUsize>) -> (Client, PlayerId) {
     let client = Client::new(protocol(), ClientConfig::default());
-    client.on_event(NEWS, move |_| {
+    client.on_event(NEWS, move |_, _| {
         received.fetch_add(1, Ordering::Relaxed);
     });
     client.connect(node.server().connect_memory()).await.unwrap();

@@ -41,11 +41,11 @@ async fn main() -> ExitCode {
 
     let client = Client::new(protocol(), ClientConfig::default());
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
-    client.on_event(ANNOUNCE, move |line: String| {
+    client.on_event(ANNOUNCE, move |_, line: String| {
         let _ = heard_tx.send(line);
     });
     let (asked_tx, mut asked) = mpsc::unbounded_channel();
-    client.on_request_sync(PROMPT_ACTION, move |prompt: Prompt| {
+    client.on_request_sync(PROMPT_ACTION, move |_, prompt: Prompt| {
         let _ = asked_tx.send(prompt.question);
         Ok(Confirm { confirmed: true })
     });

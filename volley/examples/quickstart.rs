@@ -31,10 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for name in ["alice", "bob"] {
         let client = Client::new(protocol(), ClientConfig::default());
         let tx = heard_tx.clone();
-        client.on_event(ANNOUNCE, move |line: String| {
+        client.on_event(ANNOUNCE, move |_, line: String| {
             let _ = tx.send((name, line));
         });
-        client.on_request_sync(PROMPT_ACTION, move |prompt: Prompt| {
+        client.on_request_sync(PROMPT_ACTION, move |_, prompt: Prompt| {
             println!("  {name} is asked {:?} and answers yes", prompt.question);
             Ok(Confirm { confirmed: true })
         });

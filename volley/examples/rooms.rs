@@ -90,10 +90,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, _) in SEATS {
         let client = Client::new(protocol(), ClientConfig::default().with_token(name));
         let tx = heard_tx.clone();
-        client.on_event(CHAT, move |line: String| {
+        client.on_event(CHAT, move |_, line: String| {
             let _ = tx.send((name, line));
         });
-        client.on_request(READY, move |question: String| async move {
+        client.on_request(READY, move |_, question: String| async move {
             if name == "carol" {
                 // Away from the keyboard.
                 tokio::time::sleep(Duration::from_secs(60)).await;

@@ -183,6 +183,24 @@ pub struct Client {
     _handle: Option<Arc<Handle>>,
 }
 
+/// The client, for its own handlers: see [`Client::for_handlers`].
+#[derive(Clone)]
+struct HandlerClient(std::sync::Weak<ClientInner>);
+
+impl HandlerClient {
+    fn get(&self) -> Client {
+        Client {
+            // A handler is only called by the client's connection or by
+            // `predict`, both of which hold the client.
+            inner: self
+                .0
+                .upgrade()
+                .expect("a client's handler runs while the client lives"),
+            _handle: None,
+        }
+    }
+}
+
 /// Says goodbye when the application's last [`Client`] goes.
 struct Handle(Arc<ClientInner>);
 
@@ -619,7 +637,8 @@ impl Client {
     // as the handshake ends, and what arrives before its handler is
     // registered is answered `Unprocessed` (a call) or dropped (an event).
 
-    /// Handles server → client calls of `remote` with an async handler; each
+    /// Handles server → client calls of `remote` with an async handler, given
+    /// this client (as a server's handler is given the calling player); each
     /// runs as its own task, aborted if the server cancels or the connection
     /// ends. Registering again replaces the handler and logs a warning.
     /// Register before connecting: a call that arrives first is answered
@@ -633,14 +652,17 @@ impl Client {
     where
         Req: Payload,
         Resp: Payload,
-        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        F: Fn(Client, Req) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, Reject>> + Send + 'static,
     {
-        self.inner.endpoint.on_request(remote, move |(), req| handler(req));
+        let me = self.for_handlers();
+        self.inner
+            .endpoint
+            .on_request(remote, move |(), req| handler(me.get(), req));
     }
 
     /// Handles server → client calls of `remote` inline on the connection's
-    /// task, for handlers that never wait.
+    /// task, for handlers that never wait; given this client.
     ///
     /// # Panics
     ///
@@ -650,13 +672,16 @@ impl Client {
     where
         Req: Payload,
         Resp: Payload,
-        F: Fn(Req) -> Result<Resp, Reject> + Send + Sync + 'static,
+        F: Fn(Client, Req) -> Result<Resp, Reject> + Send + Sync + 'static,
     {
-        self.inner.endpoint.on_request_sync(remote, move |(), req| handler(req));
+        let me = self.for_handlers();
+        self.inner
+            .endpoint
+            .on_request_sync(remote, move |(), req| handler(me.get(), req));
     }
 
-    /// Adds a listener for `remote`. Add it before connecting: an event that
-    /// arrives with no listener is dropped.
+    /// Adds a listener for `remote`, given this client. Add it before
+    /// connecting: an event that arrives with no listener is dropped.
     ///
     /// # Panics
     ///
@@ -665,21 +690,33 @@ impl Client {
     pub fn on_event<T, F>(&self, remote: ClientEvent<T>, listener: F)
     where
         T: Payload + Clone,
-        F: Fn(T) + Send + Sync + 'static,
+        F: Fn(Client, T) + Send + Sync + 'static,
     {
-        self.inner.endpoint.on_event(remote, move |(), value| listener(value));
+        let me = self.for_handlers();
+        self.inner
+            .endpoint
+            .on_event(remote, move |(), value| listener(me.get(), value));
     }
 
     /// Calls `hook` when a request or event from the server is dropped because
     /// it did not decode or failed validation.
-    pub fn on_bad_request(&self, hook: impl Fn(&BadInput) + Send + Sync + 'static) {
-        self.inner.endpoint.on_bad_request(move |(), bad| hook(bad));
+    pub fn on_bad_request(&self, hook: impl Fn(&Client, &BadInput) + Send + Sync + 'static) {
+        let me = self.for_handlers();
+        self.inner.endpoint.on_bad_request(move |(), bad| hook(&me.get(), bad));
     }
 
     /// Calls `hook` when the server's answer to [`invoke`](Self::invoke) did
     /// not decode or failed validation.
-    pub fn on_bad_response(&self, hook: impl Fn(&BadInput) + Send + Sync + 'static) {
-        self.inner.endpoint.on_bad_response(move |(), bad| hook(bad));
+    pub fn on_bad_response(&self, hook: impl Fn(&Client, &BadInput) + Send + Sync + 'static) {
+        let me = self.for_handlers();
+        self.inner.endpoint.on_bad_response(move |(), bad| hook(&me.get(), bad));
+    }
+
+    /// This client as its own handlers are given it: held weakly (a handler
+    /// lives inside the client: a strong hold would keep it forever), and
+    /// without the handle whose drop says goodbye.
+    fn for_handlers(&self) -> HandlerClient {
+        HandlerClient(Arc::downgrade(&self.inner))
     }
 
     /// Runs this client's own handler of `remote` as if the server had called

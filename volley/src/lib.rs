@@ -29,7 +29,7 @@
 //! });
 //!
 //! let client = Client::new(protocol(), ClientConfig::default());
-//! client.on_request(CONFIRM, |question: String| async move { Ok(question.ends_with('?')) });
+//! client.on_request(CONFIRM, |_, question: String| async move { Ok(question.ends_with('?')) });
 //! client.connect(server.connect_memory()).await?; // or connect_tcp("127.0.0.1:7777")
 //!
 //! let left = client.invoke(BUY, Buy { item: "sword".into(), gold: 25 }).await?;

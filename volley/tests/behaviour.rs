@@ -293,7 +293,7 @@ async fn bad_requests_from_the_server_are_refused_by_the_client_too() {
     let (client, _probe) = client_with(ClientConfig::default());
     let bad = Arc::new(Mutex::new(Vec::new()));
     let seen = bad.clone();
-    client.on_bad_request(move |input| seen.lock().unwrap().push(input.clone()));
+    client.on_bad_request(move |_, input| seen.lock().unwrap().push(input.clone()));
     client.connect_tcp(addr).await.unwrap();
     let player = wait_players(&server, 1).await.pop().unwrap();
 
@@ -311,7 +311,7 @@ async fn invalid_results_are_caught_at_the_caller() {
     let (client, _probe) = client_with(ClientConfig::default());
     let bad = Arc::new(Mutex::new(Vec::new()));
     let seen = bad.clone();
-    client.on_bad_response(move |input| seen.lock().unwrap().push(input.clone()));
+    client.on_bad_response(move |_, input| seen.lock().unwrap().push(input.clone()));
     client.connect_tcp(addr).await.unwrap();
 
     // The response check (even numbers only) runs at the caller.
@@ -825,4 +825,26 @@ async fn both_ends_measure_the_round_trip_time() {
     assert!(player.rtt_jitter().is_some() && client.rtt_jitter().is_some());
     client.disconnect();
     eventually("no rtt once disconnected", || client.rtt().is_none()).await;
+}
+
+/// A client's handlers are given the client, as a server's are given the
+/// player: a handler can call the server back without a captured clone.
+#[tokio::test]
+async fn client_handlers_are_given_the_client() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let client = Client::new(protocol(), ClientConfig::default());
+    client.on_request(PROMPT, |client: Client, question: String| async move {
+        let echoed = client
+            .invoke(ECHO, question)
+            .await
+            .map_err(|e| Reject::new(e.to_string()))?;
+        Ok(echoed.ends_with('?'))
+    });
+    client.connect_tcp(addr).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    assert_eq!(server.invoke(&player, PROMPT, "ready?".into()).await, Ok(true));
+    // Given clients do not keep the connection: dropping the only one the
+    // application holds still says goodbye.
+    drop(client);
+    eventually("goodbye", || server.player_count() == 0).await;
 }

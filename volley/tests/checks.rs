@@ -88,7 +88,7 @@ async fn checks_given_to_the_protocol_use_configuration() {
     let client = Client::new(protocol(&settings), ClientConfig::default());
     let bad_responses = Arc::new(Mutex::new(Vec::new()));
     let seen = bad_responses.clone();
-    client.on_bad_response(move |input| seen.lock().unwrap().push(input.reason.clone()));
+    client.on_bad_response(move |_, input| seen.lock().unwrap().push(input.reason.clone()));
     client.connect_tcp(addr).await.unwrap();
 
     let rename = |name: &str| client.invoke(RENAME, name.to_string());

@@ -390,7 +390,7 @@ async fn quic_carries_unreliable_events_as_datagrams() {
     let (server, addr, client_config) = quic_echo_server(&protocol).await;
     let client = Client::new(protocol, ClientConfig::default());
     let (tx, mut rx) = mpsc::unbounded_channel();
-    client.on_event(POSITION, move |p| {
+    client.on_event(POSITION, move |_, p| {
         let _ = tx.send(p);
     });
     client.connect_quic(addr, "localhost", client_config).await.unwrap();
@@ -464,7 +464,7 @@ async fn over_a_lossy_link_calls_all_complete_and_unreliable_events_are_partly_l
     let client = Client::new(protocol, ClientConfig::default());
     let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let r = received.clone();
-    client.on_event(POSITION, move |_| {
+    client.on_event(POSITION, move |_, _| {
         r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     });
     client.connect_quic(relay, "localhost", client_config).await.unwrap();

@@ -51,7 +51,7 @@ async fn panics_in_hooks_and_middleware_leave_the_connection_up() {
     let (client, _probe) = client_with(ClientConfig::default());
     client.admit_outgoing(Panicky);
     client.on_disconnect(|_| panic!("disconnect hook bug"));
-    client.on_bad_response(|_| panic!("bad response hook bug"));
+    client.on_bad_response(|_, _| panic!("bad response hook bug"));
     client.connect_tcp(addr).await.unwrap();
     let player = wait_players(&server, 1).await.pop().unwrap();
 

@@ -65,10 +65,10 @@ impl Drop for CountOnDrop {
 async fn connect(addr: std::net::SocketAddr, number: u32, cancelled: Cancelled, token: &str) -> TestClient {
     let client = Client::new(protocol(), ClientConfig::default().with_token(token));
     let (tx, news) = mpsc::unbounded_channel();
-    client.on_event(NEWS, move |line| {
+    client.on_event(NEWS, move |_, line| {
         let _ = tx.send(line);
     });
-    client.on_request(ASK, move |n: u32| {
+    client.on_request(ASK, move |_, n: u32| {
         let guard = CountOnDrop(Some(cancelled.clone()));
         async move {
             if number >= n {
@@ -78,8 +78,8 @@ async fn connect(addr: std::net::SocketAddr, number: u32, cancelled: Cancelled, 
             Ok(number)
         }
     });
-    client.on_request_sync(COUNTED_ASK, move |Counted(n)| Ok(n + number));
-    client.on_event(COUNTED_NEWS, |_| {});
+    client.on_request_sync(COUNTED_ASK, move |_, Counted(n)| Ok(n + number));
+    client.on_event(COUNTED_NEWS, |_, _| {});
     client.connect_tcp(addr).await.unwrap();
     TestClient { client, news }
 }

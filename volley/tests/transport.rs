@@ -117,7 +117,7 @@ async fn unreliable_events_over_tcp_arrive_and_are_size_limited() {
     let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
     let client = Client::new(protocol, ClientConfig::default());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    client.on_event(POSITION, move |p| {
+    client.on_event(POSITION, move |_, p| {
         let _ = tx.send(p);
     });
     client.connect_tcp(addr).await.unwrap();

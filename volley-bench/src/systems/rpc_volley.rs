@@ -39,7 +39,7 @@ pub async fn serve() -> (Server, SocketAddr) {
 /// A client that also answers the server's calls and counts events.
 pub async fn client(addr: SocketAddr) -> Client {
     let client = Client::new(protocol(), ClientConfig::default().with_session(session()));
-    client.on_request_sync(CLIENT_ADD_ONE, |x: u32| Ok(x.wrapping_add(1)));
+    client.on_request_sync(CLIENT_ADD_ONE, |_, x: u32| Ok(x.wrapping_add(1)));
     client.connect_tcp(addr).await.unwrap();
     client
 }

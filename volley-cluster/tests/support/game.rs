@@ -169,12 +169,12 @@ pub struct Player {
 pub async fn client(addr: std::net::SocketAddr) -> Player {
     let client = Client::new(protocol(), ClientConfig::default());
     let (tx, inbox) = tokio::sync::mpsc::unbounded_channel();
-    client.on_event(INBOX, move |text| {
+    client.on_event(INBOX, move |_, text| {
         let _ = tx.send(text);
     });
     let cancelled = Cancelled::default();
     let counter = cancelled.clone();
-    client.on_request(QUESTION, move |text: String| {
+    client.on_request(QUESTION, move |_, text: String| {
         let guard = CountIfDropped(counter.clone());
         async move {
             if text.contains("never") {

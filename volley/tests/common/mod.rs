@@ -152,9 +152,9 @@ pub struct ClientProbe {
 /// A client with the standard handlers.
 pub fn client_with(config: ClientConfig) -> (Client, ClientProbe) {
     let client = Client::new(protocol(), config);
-    client.on_request_sync(PROMPT, |q: String| Ok(q.ends_with('?')));
+    client.on_request_sync(PROMPT, |_, q: String| Ok(q.ends_with('?')));
     let (dropped_tx, slow_dropped) = mpsc::unbounded_channel();
-    client.on_request(CLIENT_SLOW, move |millis: u64| {
+    client.on_request(CLIENT_SLOW, move |_, millis: u64| {
         let guard = DropSignal(Some(dropped_tx.clone()));
         async move {
             tokio::time::sleep(Duration::from_millis(millis)).await;
@@ -162,14 +162,14 @@ pub fn client_with(config: ClientConfig) -> (Client, ClientProbe) {
             Ok(millis)
         }
     });
-    client.on_request(CLIENT_PANICS, |()| async move {
+    client.on_request(CLIENT_PANICS, |_, ()| async move {
         if true {
             panic!("client secret");
         }
         Ok(())
     });
     let (tx, announcements) = mpsc::unbounded_channel();
-    client.on_event(ANNOUNCE, move |s| {
+    client.on_event(ANNOUNCE, move |_, s| {
         let _ = tx.send(s);
     });
     (
