@@ -427,10 +427,7 @@ impl Client {
     async fn handshake<T: Transport>(&self, transport: T) -> Result<(), ConnectError> {
         let conn = {
             let mut slot = lock(&self.inner.conn);
-            if slot
-                .as_ref()
-                .is_some_and(|c| !c.lock("connect: still open?").session.is_closed())
-            {
+            if slot.as_ref().is_some_and(|c| !c.is_closed()) {
                 return Err(ConnectError::AlreadyConnected);
             }
             let config = &self.inner.config;
@@ -500,12 +497,12 @@ impl Client {
     /// volley sends on connecting and every keep-alive interval (10 s)
     /// after; `None` while not connected or before the first pong.
     pub fn rtt(&self) -> Option<Duration> {
-        self.conn().and_then(|c| c.lock("rtt").session.rtt())
+        self.conn().and_then(|c| c.rtt())
     }
 
     /// How much [`rtt`](Self::rtt) varies: the jitter.
     pub fn rtt_jitter(&self) -> Option<Duration> {
-        self.conn().and_then(|c| c.lock("rtt").session.rtt_jitter())
+        self.conn().and_then(|c| c.rtt_jitter())
     }
 
     /// Says goodbye to the server and closes; pending calls end

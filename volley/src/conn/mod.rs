@@ -572,9 +572,47 @@ impl Conn {
     }
 
     /// Acts on the session from outside the driver, then wakes it.
-    pub(crate) fn with_session(&self, f: impl FnOnce(&mut Session)) {
+    fn with_session(&self, f: impl FnOnce(&mut Session)) {
         f(&mut self.lock("act on the session").session);
         self.wake_driver();
+    }
+
+    // What the typed API asks of the session: only `conn/` touches it.
+
+    /// The smoothed round-trip time, once a pong has come back.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.lock("rtt").session.rtt()
+    }
+
+    /// How much the round-trip time varies.
+    pub(crate) fn rtt_jitter(&self) -> Option<Duration> {
+        self.lock("rtt jitter").session.rtt_jitter()
+    }
+
+    /// Whether the session has closed (a connection being made has not).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock("is_closed").session.is_closed()
+    }
+
+    /// The peer's calls still being handled here.
+    pub(crate) fn incoming_calls(&self) -> usize {
+        self.lock("incoming calls").session.incoming_calls()
+    }
+
+    /// Takes no new calls from the peer (answered `Unprocessed`), for a
+    /// graceful shutdown; the ones in flight finish.
+    pub(crate) fn drain(&self) {
+        self.with_session(Session::drain);
+    }
+
+    /// Server: lets the client that said hello join.
+    pub(crate) fn accept_hello(&self) {
+        self.with_session(Session::accept);
+    }
+
+    /// Server: turns the client that said hello away, telling it why.
+    pub(crate) fn refuse_hello(&self, code: volley_proto::RefuseCode, why: &str) {
+        self.with_session(|session| session.refuse(code, why));
     }
 
     /// The peer's call of `remote` was answered `status`; it arrived at

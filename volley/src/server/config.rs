@@ -53,7 +53,7 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Checks that every setting can work: the session's (see
     /// [`SessionConfig::validate`]), a non-zero `default_timeout`,
-    /// `max_players` and `max_handshakes`, and a receive budget of at least a
+    /// `max_players` and `max_handshakes` (at most 2^61 - 1), and a receive budget of at least a
     /// byte a second with a burst of at least one frame.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.session.validate()?;
@@ -65,6 +65,11 @@ impl ServerConfig {
             (self.default_timeout.is_zero(), "default_timeout", "is zero"),
             (self.max_players == 0, "max_players", "is zero"),
             (self.max_handshakes == 0, "max_handshakes", "is zero"),
+            (
+                self.max_handshakes > tokio::sync::Semaphore::MAX_PERMITS,
+                "max_handshakes",
+                "is over 2^61 - 1 (a tokio semaphore's limit)",
+            ),
             (
                 budget_bad(|b, _| !(b.per_second >= 1.0 && b.per_second.is_finite())),
                 "receive_budget.per_second",

@@ -49,7 +49,7 @@ impl Server {
     pub fn publish_metrics(&self) {
         let inner = &self.inner;
         gauge!("volley_players").set(self.player_count() as f64);
-        gauge!("volley_handshakes").set(inner.handshakes.load(std::sync::atomic::Ordering::Acquire) as f64);
+        gauge!("volley_handshakes").set(inner.handshakes_in_progress() as f64);
         let tallies = crate::locks::lock(&inner.tallies);
         for (reason, n) in &tallies.refused {
             counter!("volley_refused_total", "reason" => reason.clone()).absolute(*n);

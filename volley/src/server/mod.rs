@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -107,7 +107,7 @@ struct ServerInner {
     listeners: Mutex<Vec<AbortHandle>>,
     shutting_down: AtomicBool,
     /// Connections accepted and not yet joined, against `max_handshakes`.
-    handshakes: Arc<AtomicUsize>,
+    handshakes: Arc<tokio::sync::Semaphore>,
     /// Players joined whose departure has not finished (their leave and
     /// removal hooks included): [`Server::shutdown`] waits for none.
     present: tokio::sync::watch::Sender<usize>,
@@ -175,6 +175,11 @@ impl ServerInner {
         }
     }
 
+    /// Connections accepted and not yet joined.
+    fn handshakes_in_progress(&self) -> usize {
+        self.config.max_handshakes - self.handshakes.available_permits()
+    }
+
     /// Whether a client may join now, and why not.
     fn admission(&self) -> Result<(), &'static str> {
         if self.shutting_down.load(Ordering::SeqCst) {
@@ -189,13 +194,7 @@ impl ServerInner {
 
 /// One of the `max_handshakes` places, held from accept until the player
 /// joins or the connection ends.
-struct HandshakeSlot(Arc<AtomicUsize>);
-
-impl Drop for HandshakeSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+type HandshakeSlot = tokio::sync::OwnedSemaphorePermit;
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -220,6 +219,7 @@ impl Server {
         }
         let first_id = config.player_id_base.saturating_add(1);
         let tallies = Arc::new(Mutex::new(Tallies::default()));
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes));
         let server = Self {
             inner: Arc::new(ServerInner {
                 endpoint: Endpoint::new(protocol, volley_proto::Direction::ToServer),
@@ -234,7 +234,7 @@ impl Server {
                 authenticator: RwLock::new(None),
                 listeners: Mutex::new(Vec::new()),
                 shutting_down: AtomicBool::new(false),
-                handshakes: Arc::new(AtomicUsize::new(0)),
+                handshakes,
                 present: tokio::sync::watch::Sender::new(0),
                 tallies: tallies.clone(),
                 started: std::time::Instant::now(),
@@ -412,15 +412,13 @@ impl Server {
 
     /// A place among the connections in their handshake, if one is free.
     fn handshake_slot(&self) -> Option<HandshakeSlot> {
-        let max = self.inner.config.max_handshakes;
-        let before = self.inner.handshakes.fetch_add(1, Ordering::AcqRel);
-        let slot = HandshakeSlot(self.inner.handshakes.clone());
-        if before >= max {
+        let slot = self.inner.handshakes.clone().try_acquire_owned().ok();
+        if slot.is_none() {
+            let max = self.inner.config.max_handshakes;
             tracing::warn!(max, "too many handshakes in progress: connection closed");
             self.inner.refused("too many handshakes");
-            return None;
         }
-        Some(slot)
+        slot
     }
 
     /// Runs the server end of a connection over any transport, in its own
@@ -492,13 +490,9 @@ impl Server {
         let players = self.players();
         tracing::info!(players = players.len(), ?grace, "shutting down");
         for player in &players {
-            player.inner.conn.with_session(|session| session.drain());
+            player.inner.conn.drain();
         }
-        let busy = || {
-            players
-                .iter()
-                .any(|p| p.inner.conn.lock("shutdown: busy?").session.incoming_calls() > 0)
-        };
+        let busy = || players.iter().any(|p| p.inner.conn.incoming_calls() > 0);
         let deadline = tokio::time::Instant::now() + grace;
         while busy() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -553,7 +547,7 @@ impl Server {
         let players = self.all_players();
         crate::figures::ServerFigures {
             players: players.len(),
-            handshakes: self.inner.handshakes.load(Ordering::Acquire),
+            handshakes: self.inner.handshakes_in_progress(),
             refused,
             disconnects,
             remotes: self.inner.endpoint.figures.snapshot(),
@@ -902,10 +896,10 @@ impl Side for ServerSide {
     fn hello(&mut self, conn: &Arc<Conn>, token: Bytes) {
         if let Err(why) = self.server.admission() {
             self.server.refused(why);
-            return conn.lock("refuse hello").session.refuse(RefuseCode::Unavailable, why);
+            return conn.refuse_hello(RefuseCode::Unavailable, why);
         }
         let Some(authenticator) = read(&self.server.authenticator).clone() else {
-            return conn.lock("accept hello").session.accept();
+            return conn.accept_hello();
         };
         let hello = Hello {
             token,
@@ -928,10 +922,10 @@ impl Side for ServerSide {
                 };
                 // The handshake deadline may have closed the session meanwhile;
                 // then accept and refuse do nothing.
-                conn.with_session(|session| match verdict {
+                match verdict {
                     Ok(identity) => {
                         let _ = player.inner.identity.set(identity);
-                        session.accept();
+                        conn.accept_hello();
                     }
                     Err((code, reason)) => {
                         tracing::info!(%reason, "client refused");
@@ -939,9 +933,9 @@ impl Side for ServerSide {
                             RefuseCode::Unauthorized => "unauthorized",
                             _ => "unavailable",
                         });
-                        session.refuse(code, &reason);
+                        conn.refuse_hello(code, &reason);
                     }
-                });
+                }
             }
             .in_current_span(),
         );

@@ -75,12 +75,12 @@ impl Player {
     /// volley sends when the player joins and every keep-alive interval
     /// (10 s) after; `None` until the first pong, a round trip after joining.
     pub fn rtt(&self) -> Option<Duration> {
-        self.inner.conn.lock("rtt").session.rtt()
+        self.inner.conn.rtt()
     }
 
     /// How much [`rtt`](Self::rtt) varies: the jitter.
     pub fn rtt_jitter(&self) -> Option<Duration> {
-        self.inner.conn.lock("rtt").session.rtt_jitter()
+        self.inner.conn.rtt_jitter()
     }
 
     /// This player's connection figures: round-trip time, frames and bytes
