@@ -925,6 +925,11 @@ impl Session {
         self.draining = true;
     }
 
+    /// Whether [`drain`](Self::drain) was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
     /// Says goodbye and closes: pending calls end [`CallOutcome::Disconnected`].
     pub fn close(&mut self, code: GoodbyeCode, message: &str) {
         if self.state == State::Closed {

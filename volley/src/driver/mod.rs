@@ -83,6 +83,12 @@ impl<S: Side> Drop for Driver<S> {
     }
 }
 
+/// Whether the session is draining with none of the peer's calls left:
+/// checked wherever answers reach the session in a round.
+fn is_drained(state: &ConnState) -> bool {
+    state.session.is_draining() && state.session.incoming_calls() == 0
+}
+
 /// What one write step did.
 enum Write {
     /// Nothing to write; the round did nothing else either: the driver sleeps.
@@ -103,6 +109,9 @@ pub(crate) trait Side: Send + 'static {
     fn connected(&mut self);
     /// The session ended.
     fn closed(&mut self, reason: CloseReason);
+    /// The session is draining and the peer's calls have all been answered
+    /// (told after every round while it stays so).
+    fn drained(&mut self) {}
 }
 
 pub(crate) struct Driver<S: Side> {
@@ -322,7 +331,13 @@ impl<S: Side> Driver<S> {
         } else if self.timer_at.is_none() {
             state.timer_armed = None;
         }
-        (state.session.is_closed(), arm)
+        let drained = is_drained(&state);
+        let closed = state.session.is_closed();
+        drop(state);
+        if drained {
+            self.side.drained();
+        }
+        (closed, arm)
     }
 
     /// The last step of a round once the session has closed: drop the
@@ -410,7 +425,11 @@ impl<S: Side> Driver<S> {
             }
             state.drain_events(&mut events, &mut self.ended);
             self.conn.uncount_ended_calls(&mut state);
+            let drained = is_drained(&state);
             drop(state);
+            if drained {
+                self.side.drained();
+            }
             self.answer_bytes.clear();
             if self.answer_bytes.capacity() > KEEP_BUFFER {
                 self.answer_bytes = Vec::new();

@@ -111,6 +111,9 @@ struct ServerInner {
     /// Players joined whose departure has not finished (their leave and
     /// removal hooks included): [`Server::shutdown`] waits for none.
     present: tokio::sync::watch::Sender<usize>,
+    /// Told when a draining connection has answered all its peer's calls,
+    /// for [`Server::shutdown`].
+    drained: tokio::sync::Notify,
     /// Refusals and departures, counted by reason, and the latest of them
     /// and of bad input (rare: a lock is fine).
     tallies: Arc<Mutex<Tallies>>,
@@ -236,6 +239,7 @@ impl Server {
                 shutting_down: AtomicBool::new(false),
                 handshakes,
                 present: tokio::sync::watch::Sender::new(0),
+                drained: tokio::sync::Notify::new(),
                 tallies: tallies.clone(),
                 started: std::time::Instant::now(),
             }),
@@ -494,8 +498,18 @@ impl Server {
         }
         let busy = || players.iter().any(|p| p.inner.conn.incoming_calls() > 0);
         let deadline = tokio::time::Instant::now() + grace;
-        while busy() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        loop {
+            // Listening before looking: an answer between the two is heard.
+            let drained = self.inner.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if !busy() {
+                break;
+            }
+            tokio::select! {
+                () = drained => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
         }
         for player in &players {
             player
@@ -960,6 +974,10 @@ impl Side for ServerSide {
         for hook in hooks {
             catch_user("on_player_added hook", None, || hook(player));
         }
+    }
+
+    fn drained(&mut self) {
+        self.server.drained.notify_waiters();
     }
 
     fn closed(&mut self, reason: CloseReason) {
