@@ -222,7 +222,7 @@ fn a_node_that_pauses_past_the_presence_timeout_keeps_the_cluster() {
     let b_runtime = paused.handle().clone();
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     // B's tasks all run on this thread: its log is what B says.
-    let logs = Logs::default();
+    let logs = support::Logs::default();
     let writer = logs.clone();
     let b_thread = std::thread::spawn(move || {
         let subscriber = tracing_subscriber::fmt()
@@ -259,25 +259,11 @@ fn a_node_that_pauses_past_the_presence_timeout_keeps_the_cluster() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(result.recv_timeout(Duration::from_secs(5)).unwrap(), Ok(300));
-    let said = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let said = logs.text();
     assert!(
         !said.contains("node silent"),
         "B declared nodes gone after its pause:\n{said}"
     );
     drop(stop);
     let _ = b_thread.join();
-}
-
-/// Collects the log lines written while it is the default subscriber.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

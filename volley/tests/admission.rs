@@ -126,20 +126,6 @@ async fn generic_namesake_and_recursive_payload_changes_are_refused() {
     }
 }
 
-/// Collects every log line written while it is the default subscriber.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The token never shows in `Debug` output (client, its config, the hello
 /// the authenticator sees) nor in any log line, at any level.
 #[tokio::test]
@@ -174,7 +160,7 @@ async fn the_auth_token_never_shows_in_debug_output_or_logs() {
         format!("{config:?}"),
         format!("{client:?}"),
         seen.lock().unwrap().clone(),
-        String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned(),
+        logs.text(),
     ];
     assert!(all[2].contains("redacted"), "{}", all[2]);
     for shown in all {

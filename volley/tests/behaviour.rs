@@ -172,20 +172,20 @@ async fn a_missing_handler_answers_unprocessed_at_once() {
 
 #[test]
 fn registering_a_second_handler_replaces_the_first_and_warns() {
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let writer = {
-        let logs = logs.clone();
-        move || LogWriter(logs.clone())
-    };
-    let subscriber = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).finish();
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
     let server = Server::new(protocol(), ServerConfig::default());
     tracing::subscriber::with_default(subscriber, || {
         server.on_request_sync(ECHO, |_, s: String| Ok(s));
         server.on_request_sync(ECHO, |_, _s: String| Ok("second".to_string()));
     });
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    assert_eq!(logs.matches("handler replaced").count(), 1, "{logs}");
-    assert!(logs.contains("WARN") && logs.contains("Echo"), "{logs}");
+    let text = logs.text();
+    assert_eq!(text.matches("handler replaced").count(), 1, "{text}");
+    assert!(text.contains("WARN") && text.contains("Echo"), "{text}");
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -217,17 +217,6 @@ async fn handlers_and_listeners_changed_on_a_live_connection_take_effect() {
     client.fire(CHAT, "hello".into()).unwrap();
     let heard = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
     assert_eq!(heard.as_deref(), Some("hello"));
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -250,3 +250,25 @@ pub fn tls_configs(
         .with_no_client_auth();
     (Arc::new(server_config), Arc::new(client_config))
 }
+
+/// Collects every log line written while it is the default subscriber
+/// (`tracing_subscriber::fmt().with_writer(move || logs.clone())`).
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
