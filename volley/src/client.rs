@@ -11,17 +11,16 @@ use tokio::net::ToSocketAddrs;
 use tokio::sync::oneshot;
 use volley_proto::{CloseReason, ConfigError, GoodbyeCode, Session, SessionConfig};
 
-use crate::chains::Layer;
 use crate::clock::now;
 use crate::conn::Conn;
 use crate::driver::{Driver, Side};
-use crate::endpoint::{BadInput, Endpoint};
-use crate::error::{ConnectError, EventError, FunctionError, Reject};
+use crate::endpoint::Endpoint;
+use crate::error::{ConnectError, EventError, FunctionError};
 use crate::guard::catch_user;
 use crate::locks::{lock, read, write};
-use crate::middleware::{Admit, BoxFuture, Middleware};
+use crate::middleware::BoxFuture;
 use crate::redacted::Redacted;
-use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToClient};
+use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, ServerEvent, ServerFn, ToClient};
 use crate::transport::{tcp, Transport};
 
 /// Client settings. Every field is documented with its default.
@@ -583,130 +582,20 @@ impl Client {
         sent
     }
 
-    // ---- middleware ----
-
-    /// Adds middleware that wraps the handler of every remote the client
-    /// receives (and per-remote middleware). See [`middleware`](crate::middleware).
-    pub fn middleware(&self, middleware: impl Middleware<()>) {
-        self.inner.endpoint.chains.add(Layer::Wrap(Arc::new(middleware)));
+    crate::registration::registration_methods! {
+        end: "client",
+        peer: Client,
+        ctx: (),
+        handles: ToClient,
+        function: ClientFn,
+        event: ClientEvent,
     }
 
-    /// Adds middleware for one client-bound function or event.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the client's [`Protocol`].
-    #[track_caller]
-    pub fn middleware_for<R: Remote<Direction = ToClient>>(&self, remote: R, middleware: impl Middleware<()>) {
-        let layer = Layer::Wrap(Arc::new(middleware));
-        self.inner.endpoint.add_middleware_for(remote.name(), layer);
-    }
-
-    /// Adds an admission check (a rate limit, say) for every remote the
-    /// client receives, run before the payload is decoded. See
-    /// [`middleware`](crate::middleware).
-    pub fn admit(&self, admit: impl Admit<()>) {
-        self.inner.endpoint.chains.add(Layer::Admit(Arc::new(admit)));
-    }
-
-    /// Adds an admission check for one client-bound function or event.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the client's [`Protocol`].
-    #[track_caller]
-    pub fn admit_for<R: Remote<Direction = ToClient>>(&self, remote: R, admit: impl Admit<()>) {
-        let layer = Layer::Admit(Arc::new(admit));
-        self.inner.endpoint.add_middleware_for(remote.name(), layer);
-    }
-
-    /// Adds an admission check that runs before the client sends: it sees
-    /// each call or event about to leave and may refuse it; a refused call
-    /// fails at once with the error the refusal names, a refused event is not
-    /// sent ([`EventError::Refused`]).
-    pub fn admit_outgoing(&self, admit: impl Admit<()>) {
-        self.inner.endpoint.chains.add_outgoing(Arc::new(admit));
-    }
-
-    // ---- handlers ----
-    //
-    // Register them before connecting: the server may call or fire as soon
-    // as the handshake ends, and what arrives before its handler is
-    // registered is answered `Unprocessed` (a call) or dropped (an event).
-
-    /// Handles server → client calls of `remote` with an async handler, given
-    /// this client (as a server's handler is given the calling player); each
-    /// runs as its own task, aborted if the server cancels or the connection
-    /// ends. Registering again replaces the handler and logs a warning.
-    /// Register before connecting: a call that arrives first is answered
-    /// [`FunctionError::Unprocessed`].
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the client's [`Protocol`].
-    #[track_caller]
-    pub fn on_request<Req, Resp, F, Fut>(&self, remote: ClientFn<Req, Resp>, handler: F)
-    where
-        Req: Payload,
-        Resp: Payload,
-        F: Fn(Client, Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Resp, Reject>> + Send + 'static,
-    {
+    /// What a handler is given: this client (see
+    /// [`for_handlers`](Self::for_handlers)).
+    fn peer_of(&self) -> impl Fn(()) -> Client + Send + Sync + 'static {
         let me = self.for_handlers();
-        self.inner
-            .endpoint
-            .on_request(remote, move |(), req| handler(me.get(), req));
-    }
-
-    /// Handles server → client calls of `remote` inline on the connection's
-    /// task, for handlers that never wait; given this client.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the client's [`Protocol`].
-    #[track_caller]
-    pub fn on_request_sync<Req, Resp, F>(&self, remote: ClientFn<Req, Resp>, handler: F)
-    where
-        Req: Payload,
-        Resp: Payload,
-        F: Fn(Client, Req) -> Result<Resp, Reject> + Send + Sync + 'static,
-    {
-        let me = self.for_handlers();
-        self.inner
-            .endpoint
-            .on_request_sync(remote, move |(), req| handler(me.get(), req));
-    }
-
-    /// Adds a listener for `remote`, given this client. Add it before
-    /// connecting: an event that arrives with no listener is dropped.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the client's [`Protocol`].
-    #[track_caller]
-    pub fn on_event<T, F>(&self, remote: ClientEvent<T>, listener: F)
-    where
-        T: Payload + Clone,
-        F: Fn(Client, T) + Send + Sync + 'static,
-    {
-        let me = self.for_handlers();
-        self.inner
-            .endpoint
-            .on_event(remote, move |(), value| listener(me.get(), value));
-    }
-
-    /// Calls `hook` when a request or event from the server is dropped because
-    /// it did not decode or failed validation.
-    pub fn on_bad_request(&self, hook: impl Fn(&Client, &BadInput) + Send + Sync + 'static) {
-        let me = self.for_handlers();
-        self.inner.endpoint.on_bad_request(move |(), bad| hook(&me.get(), bad));
-    }
-
-    /// Calls `hook` when the server's answer to [`invoke`](Self::invoke) did
-    /// not decode or failed validation.
-    pub fn on_bad_response(&self, hook: impl Fn(&Client, &BadInput) + Send + Sync + 'static) {
-        let me = self.for_handlers();
-        self.inner.endpoint.on_bad_response(move |(), bad| hook(&me.get(), bad));
+        move |()| me.get()
     }
 
     /// This client as its own handlers are given it: held weakly (a handler

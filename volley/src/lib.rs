@@ -138,6 +138,7 @@ pub mod middleware;
 mod payload;
 mod peer;
 mod redacted;
+mod registration;
 pub mod remote;
 mod server;
 mod shape;

@@ -19,18 +19,17 @@ use tracing::Instrument;
 use volley_proto::{CloseReason, GoodbyeCode, RefuseCode, Session};
 
 use crate::broadcast::Broadcast;
-use crate::chains::Layer;
 use crate::clock::now;
 use crate::conn::Conn;
 use crate::driver::{Driver, Side};
 use crate::endpoint::{BadInput, Endpoint};
-use crate::error::{EventError, FunctionError, Reject};
+use crate::error::{EventError, FunctionError};
 use crate::guard::catch_user;
 use crate::locks::{lock, read, write};
-use crate::middleware::{Admit, BoxFuture, Middleware};
+use crate::middleware::BoxFuture;
 use crate::peer::{PeerState, PlayerId};
 use crate::redacted::Redacted;
-use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, Remote, ServerEvent, ServerFn, ToServer};
+use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, ServerEvent, ServerFn, ToServer};
 use crate::transport::{memory, tcp, Transport};
 
 mod answers;
@@ -594,112 +593,18 @@ impl Server {
         *write(&self.inner.authenticator) = Some(Arc::new(move |hello| Box::pin(authenticator(hello))));
     }
 
-    // ---- middleware ----
-
-    /// Adds middleware that wraps the handler of every remote the server
-    /// receives (and per-remote middleware). See [`middleware`](crate::middleware).
-    pub fn middleware(&self, middleware: impl Middleware<Player>) {
-        self.inner.endpoint.chains.add(Layer::Wrap(Arc::new(middleware)));
+    crate::registration::registration_methods! {
+        end: "server",
+        peer: Player,
+        ctx: Player,
+        handles: ToServer,
+        function: ServerFn,
+        event: ServerEvent,
     }
 
-    /// Adds middleware for one server-bound function or event.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the server's [`Protocol`].
-    #[track_caller]
-    pub fn middleware_for<R: Remote<Direction = ToServer>>(&self, remote: R, middleware: impl Middleware<Player>) {
-        let layer = Layer::Wrap(Arc::new(middleware));
-        self.inner.endpoint.add_middleware_for(remote.name(), layer);
-    }
-
-    /// Adds an admission check (a rate limit, say) for every remote the
-    /// server receives, run before the payload is decoded. See
-    /// [`middleware`](crate::middleware).
-    pub fn admit(&self, admit: impl Admit<Player>) {
-        self.inner.endpoint.chains.add(Layer::Admit(Arc::new(admit)));
-    }
-
-    /// Adds an admission check for one server-bound function or event.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the server's [`Protocol`].
-    #[track_caller]
-    pub fn admit_for<R: Remote<Direction = ToServer>>(&self, remote: R, admit: impl Admit<Player>) {
-        let layer = Layer::Admit(Arc::new(admit));
-        self.inner.endpoint.add_middleware_for(remote.name(), layer);
-    }
-
-    /// Adds an admission check that runs before the server sends: it sees
-    /// each call or event about to leave and may refuse it; a refused call
-    /// fails at once with the error the refusal names, a refused event is not
-    /// sent ([`EventError::Refused`]).
-    pub fn admit_outgoing(&self, admit: impl Admit<Player>) {
-        self.inner.endpoint.chains.add_outgoing(Arc::new(admit));
-    }
-
-    // ---- handlers ----
-
-    /// Handles `remote` with an async handler, given the calling player.
-    /// Each call runs as its own task; it is aborted if the caller cancels,
-    /// times out or disconnects. Registering again replaces the handler and
-    /// logs a warning.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the server's [`Protocol`].
-    #[track_caller]
-    pub fn on_request<Req, Resp, F, Fut>(&self, remote: ServerFn<Req, Resp>, handler: F)
-    where
-        Req: Payload,
-        Resp: Payload,
-        F: Fn(Player, Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Resp, Reject>> + Send + 'static,
-    {
-        self.inner.endpoint.on_request(remote, handler);
-    }
-
-    /// Handles `remote` with a synchronous handler, run inline on the
-    /// connection's task: the fastest path, for handlers that never wait.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the server's [`Protocol`].
-    #[track_caller]
-    pub fn on_request_sync<Req, Resp, F>(&self, remote: ServerFn<Req, Resp>, handler: F)
-    where
-        Req: Payload,
-        Resp: Payload,
-        F: Fn(Player, Req) -> Result<Resp, Reject> + Send + Sync + 'static,
-    {
-        self.inner.endpoint.on_request_sync(remote, handler);
-    }
-
-    /// Adds a listener for `remote`; every listener sees every valid event.
-    ///
-    /// # Panics
-    ///
-    /// If `remote` is not in the server's [`Protocol`].
-    #[track_caller]
-    pub fn on_event<T, F>(&self, remote: ServerEvent<T>, listener: F)
-    where
-        T: Payload + Clone,
-        F: Fn(Player, T) + Send + Sync + 'static,
-    {
-        self.inner.endpoint.on_event(remote, listener);
-    }
-
-    /// Calls `hook` when a client's request or event is dropped because it did
-    /// not decode or failed validation.
-    pub fn on_bad_request(&self, hook: impl Fn(&Player, &BadInput) + Send + Sync + 'static) {
-        self.inner.endpoint.on_bad_request(hook);
-    }
-
-    /// Calls `hook` when a client's answer to [`invoke`](Self::invoke) did
-    /// not decode or failed validation.
-    pub fn on_bad_response(&self, hook: impl Fn(&Player, &BadInput) + Send + Sync + 'static) {
-        self.inner.endpoint.on_bad_response(hook);
+    /// What a handler is given: the calling player, as the connection has it.
+    fn peer_of(&self) -> impl Fn(Player) -> Player + Send + Sync + 'static {
+        |player| player
     }
 
     // ---- rooms ----
