@@ -1,0 +1,107 @@
+//! Reaching one player, or a list: calls to a client, events to it, and
+//! running the server's own handlers locally (`predict`).
+
+use super::*;
+
+impl Server {
+    /// Calls `remote` on `player`'s client with the remote's timeout (or the
+    /// configured default, 10 s): [`invoke_with_timeout`](Self::invoke_with_timeout)
+    /// with that timeout.
+    pub fn invoke<'a, Req: Payload, Resp: Payload>(
+        &'a self,
+        player: &'a Player,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+    ) -> impl Future<Output = Result<Resp, FunctionError>> + Send + 'a {
+        let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
+        self.invoke_with_timeout(player, remote, req, timeout)
+    }
+
+    /// Calls `remote` on `player`'s client with this timeout. Dropping the
+    /// future cancels the call at the client too.
+    pub async fn invoke_with_timeout<Req: Payload, Resp: Payload>(
+        &self,
+        player: &Player,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+        timeout: Duration,
+    ) -> Result<Resp, FunctionError> {
+        let endpoint = &self.inner.endpoint;
+        let pending = endpoint.start_call(Some(player.inner.conn.clone()), player, &remote, &req, timeout)?;
+        endpoint.finish_call(player, &remote, pending.await)
+    }
+
+    /// Runs this server's own handler of `remote` as if `player` had called
+    /// it: the same decoding, validation and errors, without the network.
+    pub async fn predict<Req: Payload, Resp: Payload>(
+        &self,
+        player: &Player,
+        remote: ServerFn<Req, Resp>,
+        req: Req,
+    ) -> Result<Resp, FunctionError> {
+        self.inner.endpoint.predict(player.clone(), remote, &req).await
+    }
+
+    /// Hands `value` to this server's listeners of `remote` as if `player`
+    /// had fired it.
+    pub fn predict_event<T: Payload>(
+        &self,
+        player: &Player,
+        remote: ServerEvent<T>,
+        value: T,
+    ) -> Result<(), EventError> {
+        self.inner.endpoint.predict_event(player, remote, &value)
+    }
+
+    // ---- events ----
+
+    /// Fires `remote` at one player.
+    pub fn fire<T: Payload>(&self, player: &Player, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
+        let (id, payload) = self.inner.endpoint.encode_event(&remote, &value)?;
+        let sent = self.fire_one_encoded(player, id, remote.name, &payload);
+        crate::payload::recycle(payload);
+        sent
+    }
+
+    /// Fires `remote` at each of `players`. The payload is encoded once;
+    /// the result says who it was queued for and who was skipped, and why.
+    /// Fails only if the value cannot be encoded.
+    pub fn fire_to<T: Payload>(
+        &self,
+        players: impl Players,
+        remote: ClientEvent<T>,
+        value: T,
+    ) -> Result<Broadcast, EventError> {
+        self.fire_many(&players.to_vec(), remote, &value)
+    }
+
+    /// Fires `remote` at every connected player; see [`fire_to`](Self::fire_to).
+    pub fn fire_all<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<Broadcast, EventError> {
+        self.fire_many(self.all_players().iter(), remote, &value)
+    }
+
+    /// Fires `remote` at every connected player but `except`; see
+    /// [`fire_to`](Self::fire_to).
+    pub fn fire_except<T: Payload>(
+        &self,
+        except: impl Players,
+        remote: ClientEvent<T>,
+        value: T,
+    ) -> Result<Broadcast, EventError> {
+        let all = self.all_players();
+        self.fire_many(all.iter().filter(|p| !except.contains(p)), remote, &value)
+    }
+
+    /// Encodes once, queues for each player.
+    pub(super) fn fire_many<'p, T: Payload>(
+        &self,
+        players: impl IntoIterator<Item = &'p Player>,
+        remote: ClientEvent<T>,
+        value: &T,
+    ) -> Result<Broadcast, EventError> {
+        let (id, payload) = self.inner.endpoint.encode_event(&remote, value)?;
+        let outcome = self.fire_many_encoded(players, id, remote.name, &payload);
+        crate::payload::recycle(payload);
+        Ok(outcome)
+    }
+}
