@@ -120,7 +120,6 @@
 
 mod broadcast;
 mod budget;
-mod call;
 mod chains;
 mod checks;
 mod client;

@@ -1,7 +1,8 @@
 //! What both sides share above the connection: the registry of handlers and
 //! listeners for the remotes this side receives, the bad-input hooks, and the
 //! dispatch of each request and event through middleware to them. The
-//! outgoing call path is `call.rs`; middleware lists are `chains.rs`.
+//! outgoing call path, and `predict`, is `call.rs` beside this; middleware
+//! lists are `chains.rs`.
 //!
 //! `C` is what a handler is given about the peer: the calling
 //! [`Player`](crate::Player) on the server, `()` on a client.
@@ -24,6 +25,8 @@ use crate::locks::{read, write};
 use crate::middleware::{BoxFuture, CallResult, Next, Request, Response, Terminal};
 use crate::payload::{decode, encode, Answer};
 use crate::remote::{Event, Function, Payload, Protocol};
+
+mod call;
 
 /// What a function handler gives the driver for one request.
 pub(crate) enum Outcome {

@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use volley_proto::{RemoteId, Status};
 
+use super::{Endpoint, Outcome, Snapshot};
 use crate::checks::Checks;
 use crate::completion::Reply;
 use crate::conn::{Conn, PendingCall};
-use crate::endpoint::{Endpoint, Outcome, Snapshot};
 use crate::error::{EventError, FunctionError};
 use crate::inline::run_soon;
 use crate::payload::{decode, encode, with_encoded};
