@@ -482,3 +482,62 @@ async fn encoded_traffic_is_relayed_without_decoding() {
         .await;
     assert_eq!(wrong, Err(FunctionError::Unprocessed));
 }
+
+/// Two matchmakers taking two players each from one queue at once never
+/// take the same player, and every move runs the room hooks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_members_between_rooms_is_atomic() {
+    let (server, _clients, players, _) = setup(8).await;
+    let hooks = Arc::new(AtomicUsize::new(0));
+    let (left, joined) = (hooks.clone(), hooks.clone());
+    server.on_room_left(move |_, room| {
+        if room == "queue" {
+            left.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    server.on_room_joined(move |_, room| {
+        if room.starts_with("match") {
+            joined.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    for p in &players {
+        p.join("queue");
+    }
+    let matchmakers: Vec<_> = (0..4)
+        .map(|n| {
+            let server = server.clone();
+            tokio::spawn(async move { server.move_members("queue", &format!("match:{n}"), 2) })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for (n, matchmaker) in matchmakers.into_iter().enumerate() {
+        let moved = matchmaker.await.unwrap();
+        assert_eq!(moved.len(), 2, "match {n} got {moved:?}");
+        assert_eq!(server.room_size(&format!("match:{n}")), 2);
+        taken.extend(moved.iter().map(Player::id));
+    }
+    taken.sort();
+    taken.dedup();
+    assert_eq!(taken.len(), 8, "a player was taken twice");
+    assert_eq!(server.room_size("queue"), 0);
+    assert_eq!(hooks.load(Ordering::SeqCst), 16);
+    // An empty queue, or a move into itself, moves no one.
+    assert!(server.move_members("queue", "match:9", 2).is_empty());
+    assert!(server.move_members("match:0", "match:0", 2).is_empty());
+}
+
+/// The answers name each player asked by id, and still give its handle
+/// (identity, data) after it has left.
+#[tokio::test]
+async fn answers_give_the_player_asked_even_after_it_left() {
+    let (server, clients, players, _) = setup(3).await;
+    // Nobody answers 0: every call waits.
+    let mut answers = server.to_all().except(&players[0]).invoke(ASK, 0);
+    clients[1].client.close().await;
+    let (id, result) = answers.next().await.unwrap();
+    assert_eq!((id, result), (players[1].id(), Err(FunctionError::Disconnected)));
+    let gone = answers.player(id).expect("asked");
+    assert_eq!(gone.identity(), Some("p1"));
+    assert!(answers.player(players[0].id()).is_none(), "left out by except");
+    assert!(answers.player(PlayerId(999_999)).is_none());
+}

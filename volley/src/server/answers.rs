@@ -127,6 +127,17 @@ impl<Resp> Answers<Resp> {
         &self.asked
     }
 
+    /// The player the stream names `id`, as it was when asked: its
+    /// identity and data stay readable though it may have left since (its
+    /// data until its removal hooks have run). `None` for an id that was not
+    /// connected when asked.
+    pub fn player(&self, id: PlayerId) -> Option<&Player> {
+        if !self.asked.contains(&id) {
+            return None;
+        }
+        self.players.iter().find(|player| player.id() == id)
+    }
+
     /// How many answers are still to come.
     pub fn remaining(&self) -> usize {
         self.ready.len() + self.pending.len()

@@ -52,6 +52,25 @@ impl Server {
         write(&self.inner.room_left).push(Arc::new(hook));
     }
 
+    /// Moves up to `at_most` members of `from` into `to` in one step, the
+    /// first to have joined the server first (matchmaking: take two players
+    /// from the queue into a match). Two tasks moving from the same room at
+    /// once never take the same player; no lock of the game's own is needed.
+    /// A member of both leaves `from` and stays in `to`. Returns the players
+    /// moved; runs the [`on_room_left`](Self::on_room_left) and
+    /// [`on_room_joined`](Self::on_room_joined) hooks for each.
+    pub fn move_members(&self, from: &str, to: &str, at_most: usize) -> Vec<Player> {
+        let inner = &self.inner;
+        let moved = inner.rooms.move_members(from, to, at_most);
+        for (player, joined) in &moved {
+            inner.room_changed(&inner.room_left, player, from);
+            if *joined {
+                inner.room_changed(&inner.room_joined, player, to);
+            }
+        }
+        moved.into_iter().map(|(player, _)| player).collect()
+    }
+
     // ---- many players at once ----
 
     /// Every connected player, to fire at or invoke: see [`Recipients`].

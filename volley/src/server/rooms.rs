@@ -96,6 +96,39 @@ impl Rooms {
         true
     }
 
+    /// Moves up to `at_most` members of `from` (the first to have joined
+    /// the server) to `to`, in one step under the lock: two callers moving
+    /// from one room never take the same player. A member of both leaves
+    /// `from` and stays in `to`. Returns the players moved, and for each
+    /// whether it joined `to` now.
+    pub(super) fn move_members(&self, from: &str, to: &str, at_most: usize) -> Vec<(Player, bool)> {
+        let mut rooms = write(&self.by_name);
+        let Some(source) = rooms.get(from).filter(|_| from != to) else {
+            return Vec::new();
+        };
+        let taken: Vec<Player> = source.members.values().take(at_most).cloned().collect();
+        let to_name: Arc<str> = match rooms.get_key_value(to) {
+            Some((name, _)) => name.clone(),
+            None => to.into(),
+        };
+        let mut moved = Vec::with_capacity(taken.len());
+        for player in taken {
+            let mut membership = lock(&player.inner.rooms.0);
+            if let Some(at) = membership.names.iter().position(|name| &**name == from) {
+                membership.names.swap_remove(at);
+            }
+            remove_member(&mut rooms, from, player.id());
+            let joined = !membership.names.iter().any(|name| &**name == to);
+            if joined {
+                membership.names.push(to_name.clone());
+                rooms.entry(to_name.clone()).or_default().insert(&player);
+            }
+            drop(membership);
+            moved.push((player, joined));
+        }
+        moved
+    }
+
     /// Takes a departing player out of every room; returns them.
     pub(super) fn leave_all(&self, player: &Player) -> Vec<Arc<str>> {
         let mut rooms = write(&self.by_name);
