@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
                 let target = if arg & 0x80 != 0 { &mut server } else { &mut client };
                 target.handle_input(&mut BytesMut::from(&junk[..]), now);
             }
-            9 => server.accept(),
+            9 => server.accept(1),
             _ => {
                 deliver(&mut client, &mut server, now);
                 deliver(&mut server, &mut client, now);

@@ -59,7 +59,7 @@ fn session_pair() -> (Session, Session, Instant) {
     client.take_transmit(&mut wire);
     server.handle_input(&mut BytesMut::from(&wire[..]), now);
     while server.poll_event().is_some() {}
-    server.accept();
+    server.accept(1);
     wire.clear();
     server.take_transmit(&mut wire);
     client.handle_input(&mut BytesMut::from(&wire[..]), now);

@@ -590,7 +590,7 @@ fn session_round_trip_allocations(n: u32) -> f64 {
     };
     pump(&mut client, &mut server, &mut wire, &mut buf);
     while server.poll_event().is_some() {}
-    server.accept();
+    server.accept(1);
     pump(&mut server, &mut client, &mut wire, &mut buf);
     while client.poll_event().is_some() {}
     let mut round = |client: &mut Session, server: &mut Session| {

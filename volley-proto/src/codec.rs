@@ -8,7 +8,7 @@
 //! ```text
 //! tag  message    fields after the tag
 //! 0    Hello      version (varint) · remotes hash (8 bytes LE) · token (rest)
-//! 1    Welcome    —
+//! 1    Welcome    player id (varint)
 //! 2    Refuse     code (u8) · message (UTF-8, rest)
 //! 3    Event      remote (varint) · payload (rest)
 //! 4    Request    id (varint) · remote (varint) · payload (rest)
@@ -28,7 +28,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::varint::{self, Varint};
 
 /// Version of the wire protocol; peers with different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame body accepted unless configured otherwise: 1 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 20;
@@ -62,7 +62,10 @@ pub enum Message<P = Bytes> {
         token: P,
     },
     /// The server accepted the hello; the session is open.
-    Welcome,
+    Welcome {
+        /// The id the server gave this client's player.
+        player: u64,
+    },
     /// The server refused the hello; the connection closes.
     Refuse {
         /// Why, for programs.
@@ -321,10 +324,14 @@ struct Fields {
 
 impl Fields {
     fn varint_u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        u32::try_from(self.varint_u64()?).map_err(|_| DecodeError::OutOfRange(field))
+    }
+
+    fn varint_u64(&mut self) -> Result<u64, DecodeError> {
         match varint::get(&self.body) {
             Varint::Done(value, n) => {
                 self.body.advance(n);
-                u32::try_from(value).map_err(|_| DecodeError::OutOfRange(field))
+                Ok(value)
             }
             Varint::Incomplete => Err(DecodeError::Truncated(self.what)),
             Varint::Overflow => Err(DecodeError::BadVarint),
@@ -382,8 +389,10 @@ impl Message {
                 }
             }
             TAG_WELCOME => {
-                fields("welcome").end()?;
-                Message::Welcome
+                let mut f = fields("welcome");
+                let player = f.varint_u64()?;
+                f.end()?;
+                Message::Welcome { player }
             }
             TAG_REFUSE => {
                 let mut f = fields("refuse");
@@ -491,7 +500,10 @@ impl<P: AsRef<[u8]>> Message<P> {
                 out.extend_from_slice(&remotes_hash.to_le_bytes());
                 out.extend_from_slice(token.as_ref());
             }
-            Message::Welcome => out.push(TAG_WELCOME),
+            Message::Welcome { player } => {
+                out.push(TAG_WELCOME);
+                varint::put(out, *player);
+            }
             Message::Refuse { code, message } => {
                 out.push(TAG_REFUSE);
                 out.push(*code as u8);
@@ -545,7 +557,7 @@ impl<P: AsRef<[u8]>> Message<P> {
         let v = |n: u32| varint::len(u64::from(n));
         1 + match self {
             Message::Hello { version, token, .. } => v(*version) + 8 + token.as_ref().len(),
-            Message::Welcome => 0,
+            Message::Welcome { player } => varint::len(*player),
             Message::Ping { seq } | Message::Pong { seq } => v(*seq),
             Message::Refuse { message, .. } | Message::Goodbye { message, .. } => 1 + message.len(),
             Message::Event { remote, payload } => v(*remote) + payload.as_ref().len(),
@@ -595,7 +607,7 @@ mod tests {
                     token,
                 }
             }),
-            Just(Message::Welcome),
+            any::<u64>().prop_map(|player| Message::Welcome { player }),
             (0u8..4, ".{0,20}").prop_map(|(c, message)| Message::Refuse {
                 code: RefuseCode::from_u8(c),
                 message

@@ -451,6 +451,8 @@ pub struct Session {
     /// No new requests from the peer are taken (shutting down): each is
     /// answered [`Status::Unprocessed`] at once.
     draining: bool,
+    /// Client: the id the server gave this client's player, from Welcome.
+    player: Option<u64>,
     handshake_deadline: Instant,
     last_received: Instant,
     /// When the next ping goes out: every keep-alive interval while open,
@@ -488,6 +490,7 @@ impl Session {
             role,
             state,
             draining: false,
+            player: None,
             unreliable_dropped: 0,
             traffic: Traffic::default(),
             datagram_limit: None,
@@ -544,6 +547,11 @@ impl Session {
     /// The peer's calls we are handling.
     pub fn incoming_calls(&self) -> usize {
         self.incoming.len()
+    }
+
+    /// Client: the id the server gave this client's player, once welcomed.
+    pub fn player(&self) -> Option<u64> {
+        self.player
     }
 
     /// The smoothed round-trip time (RFC 6298), measured from the pings the
@@ -775,10 +783,11 @@ impl Session {
 
     // ---- commands ----
 
-    /// Server: lets the client in after [`SessionEvent::Hello`].
-    pub fn accept(&mut self) {
+    /// Server: lets the client in after [`SessionEvent::Hello`], telling it
+    /// the id of its player.
+    pub fn accept(&mut self, player: u64) {
         if self.state == State::Authenticating {
-            self.queue(&Message::<&[u8]>::Welcome);
+            self.queue(&Message::<&[u8]>::Welcome { player });
             self.state = State::Open;
             self.ping_now();
             self.events.push_back(SessionEvent::Connected);
@@ -1027,7 +1036,8 @@ impl Session {
                     self.events.push_back(SessionEvent::Hello { token });
                 }
             }
-            (State::HelloSent, Message::Welcome) => {
+            (State::HelloSent, Message::Welcome { player }) => {
+                self.player = Some(player);
                 self.state = State::Open;
                 self.ping_now();
                 self.events.push_back(SessionEvent::Connected);
@@ -1176,7 +1186,7 @@ impl Session {
 fn message_name<P>(msg: &Message<P>) -> &'static str {
     match msg {
         Message::Hello { .. } => "hello",
-        Message::Welcome => "welcome",
+        Message::Welcome { .. } => "welcome",
         Message::Refuse { .. } => "refuse",
         Message::Event { .. } => "event",
         Message::Request { .. } => "request",

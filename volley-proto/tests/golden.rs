@@ -7,14 +7,14 @@ use volley_proto::*;
 fn messages() -> Vec<(&'static str, Message<&'static [u8]>)> {
     vec![
         (
-            "hello v2, hash 0x0123456789abcdef, token \"tk\"",
+            "hello v3, hash 0x0123456789abcdef, token \"tk\"",
             Message::Hello {
                 version: PROTOCOL_VERSION,
                 remotes_hash: 0x0123_4567_89ab_cdef,
                 token: b"tk",
             },
         ),
-        ("welcome", Message::Welcome),
+        ("welcome player 300", Message::Welcome { player: 300 }),
         (
             "refuse RemotesMismatch \"no\"",
             Message::Refuse {

@@ -93,7 +93,7 @@ impl Pair {
                 token: Bytes::from_static(b"token")
             }]
         );
-        pair.server.accept();
+        pair.server.accept(1);
         pair.drive();
         assert!(pair.client.is_open() && pair.server.is_open());
         // Each side pings at once on opening (the round-trip time); the
@@ -721,7 +721,7 @@ fn unreliable_events_are_size_limited_and_dropped_when_backed_up() {
         .with_max_unreliable_len(100);
     let mut p = Pair::with_tables(config, t.clone(), t);
     p.drive();
-    p.server.accept();
+    p.server.accept(1);
     p.drive();
     p.client_events.clear();
 

@@ -346,7 +346,7 @@ impl Sim {
     fn on_event(&mut self, conn: usize, side: Side, event: SessionEvent) {
         let now = self.now;
         match event {
-            SessionEvent::Hello { .. } => self.conns[conn].server.session.accept(),
+            SessionEvent::Hello { .. } => self.conns[conn].server.session.accept(1),
             SessionEvent::Request { id, .. } => {
                 self.generation += 1;
                 let generation = self.generation;

@@ -109,6 +109,8 @@ macro_rules! conformance {
             #[tokio::test]
             async fn calls_both_ways_with_results_and_rejections() {
                 let e = $setup().await;
+                // The client knows its player's id from the handshake.
+                assert_eq!(e.client.player_id(), Some(e.player.id()));
                 assert_eq!(
                     e.client
                         .invoke(

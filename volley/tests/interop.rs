@@ -35,7 +35,8 @@ async fn joined_ws(addr: SocketAddr) -> WebSocketStream<TcpStream> {
     ws.send(WsMessage::Binary(hello.into())).await.unwrap();
     match ws.next().await {
         // The welcome, perhaps with the opening ping behind it.
-        Some(Ok(WsMessage::Binary(welcome))) => assert!(welcome.starts_with(&[1, 1]), "{welcome:?}"),
+        // (Length 2, tag 1, the player id: ids here are under 128.)
+        Some(Ok(WsMessage::Binary(welcome))) => assert!(welcome.starts_with(&[2, 1]), "{welcome:?}"),
         other => panic!("expected a welcome, got {other:?}"),
     }
     ws
@@ -166,15 +167,15 @@ async fn quic_handshake(
         .map_err(|e| e.to_string())
 }
 
-/// Both ends negotiate ALPN `volley/2`; a peer offering another protocol, or
+/// Both ends negotiate ALPN `volley/3`; a peer offering another protocol, or
 /// none, is refused in the handshake with the TLS alert that says so.
 #[tokio::test]
 async fn quic_negotiates_the_volley_alpn_and_refuses_others() {
     let (server_config, client_config) = tls_configs(true);
     let (server, _, _) = server_with(ServerConfig::default());
     let addr = server.listen_quic("127.0.0.1:0", server_config).await.unwrap();
-    assert_eq!(volley::transport::quic::ALPN, b"volley/2");
-    quic_handshake(addr, &client_config, &[b"volley/2"]).await.unwrap();
+    assert_eq!(volley::transport::quic::ALPN, b"volley/3");
+    quic_handshake(addr, &client_config, &[b"volley/3"]).await.unwrap();
     let other = quic_handshake(addr, &client_config, &[b"h3"]).await.unwrap_err();
     assert!(other.contains("120") || other.contains("protocol"), "{other}");
     let none = quic_handshake(addr, &client_config, &[]).await.unwrap_err();

@@ -50,7 +50,7 @@ async fn unknown_codes_from_a_newer_peer_end_the_call_not_the_connection() {
         };
         assert!(matches!(next(&mut socket, &mut buf).await, Message::Hello { .. }));
         let mut out = Vec::new();
-        Message::<&[u8]>::Welcome.encode(&mut out);
+        Message::<&[u8]>::Welcome { player: 1 }.encode(&mut out);
         socket.write_all(&out).await.unwrap();
         let Message::Request { id, .. } = next(&mut socket, &mut buf).await else {
             panic!("expected a request")

@@ -172,6 +172,13 @@ impl Client {
         self.close_reason().unwrap_or(CloseReason::TransportClosed)
     }
 
+    /// The id the server gave this client's player (what the server's
+    /// [`Player::id`](crate::Player::id) says), while connected; a new one
+    /// after each reconnect.
+    pub fn player_id(&self) -> Option<crate::PlayerId> {
+        self.conn().and_then(|c| c.player()).map(crate::PlayerId)
+    }
+
     /// Whether the handshake finished and the connection is open.
     pub fn is_connected(&self) -> bool {
         self.conn().is_some_and(|c| c.is_open())

@@ -605,9 +605,14 @@ impl Conn {
         self.with_session(Session::drain);
     }
 
-    /// Server: lets the client that said hello join.
-    pub(crate) fn accept_hello(&self) {
-        self.with_session(Session::accept);
+    /// Server: lets the client that said hello join as player `player`.
+    pub(crate) fn accept_hello(&self, player: u64) {
+        self.with_session(|session| session.accept(player));
+    }
+
+    /// Client: the id the server gave this client's player, once welcomed.
+    pub(crate) fn player(&self) -> Option<u64> {
+        self.lock("player id").session.player()
     }
 
     /// Server: turns the client that said hello away, telling it why.

@@ -42,7 +42,7 @@ impl Side for ServerSide {
             return conn.refuse_hello(RefuseCode::Unavailable, why);
         }
         let Some(authenticator) = read(&self.server.authenticator).clone() else {
-            return conn.accept_hello();
+            return conn.accept_hello(self.player.id().0);
         };
         let hello = Hello {
             token,
@@ -68,7 +68,7 @@ impl Side for ServerSide {
                 match verdict {
                     Ok(identity) => {
                         let _ = player.inner.identity.set(identity);
-                        conn.accept_hello();
+                        conn.accept_hello(player.id().0);
                     }
                     Err((code, reason)) => {
                         tracing::info!(%reason, "client refused");

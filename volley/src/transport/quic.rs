@@ -3,7 +3,7 @@
 //! queued behind reliable traffic). Encrypted always; certificates verified
 //! against the roots of the rustls configuration given.
 //!
-//! Both ends negotiate the application protocol [`ALPN`] (`volley/2`), as RFC
+//! Both ends negotiate the application protocol [`ALPN`] (`volley/3`), as RFC
 //! 9001 §8.1 expects; it replaces any ALPN list in the configuration given. A
 //! peer that offers another protocol, or none, is refused in the TLS
 //! handshake (alert 120, "no application protocol").
@@ -19,9 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Datagrams, Transport};
 
-/// The ALPN protocol id volley speaks over QUIC: `volley/2`. The number
+/// The ALPN protocol id volley speaks over QUIC: `volley/3`. The number
 /// follows [`PROTOCOL_VERSION`](crate::proto::PROTOCOL_VERSION).
-pub const ALPN: &[u8] = b"volley/2";
+pub const ALPN: &[u8] = b"volley/3";
 
 /// One QUIC connection's stream (and datagrams) as a transport.
 #[derive(Debug)]
