@@ -665,3 +665,47 @@ async fn more_handshakes_than_the_cap() {
     })
     .await;
 }
+
+/// A TLS peer that stops reading is dropped as too slow, and its
+/// connection's task ends within the linger: closing TLS (its close_notify)
+/// into a socket that never drains must not wait forever.
+#[tokio::test]
+async fn a_tls_peer_that_stops_reading_does_not_keep_its_task() {
+    let (server_tls, client_tls) = tls_configs(true);
+    let (server, _, _) = server_with(ServerConfig::default());
+    let addr = server.listen_tls("127.0.0.1:0", server_tls).await.unwrap();
+    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let before = alive();
+    let mut stream = volley::transport::tls::connect(addr, "localhost", client_tls)
+        .await
+        .unwrap();
+    let mut hello = Vec::new();
+    Message::Hello {
+        version: PROTOCOL_VERSION,
+        remotes_hash: protocol().hash(),
+        token: &b""[..],
+    }
+    .encode(&mut hello);
+    stream.write_all(&hello).await.unwrap();
+    stream.flush().await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    // The server pours events at it; it reads nothing from now on.
+    let line = "x".repeat(60_000);
+    for _ in 0..2_000 {
+        if server.fire(&player, ANNOUNCE, line.clone()).is_err() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    eventually("dropped as too slow", || server.player_count() == 0).await;
+    let began = Instant::now();
+    while alive() > before && began.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        alive() <= before,
+        "{} tasks still alive after 5 s ({before} before the peer came)",
+        alive()
+    );
+    drop(stream);
+}

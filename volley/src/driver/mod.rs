@@ -197,7 +197,11 @@ impl<S: Side> Driver<S> {
         poll_fn(|cx| self.poll_drive(cx)).await;
         // Best effort: the peer may already be gone.
         let writer = self.conn.lock("take the writer").take_writer();
-        if let Some(mut writer) = writer {
+        let Some(mut writer) = writer else { return };
+        // One linger for all of the closing: shutting the write side down
+        // writes too (TLS's close_notify, a WebSocket Close), which a peer
+        // that stopped reading would hold up forever, and this task with it.
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
             let _ = poll_fn(|cx| writer.as_mut().poll_shutdown(cx)).await;
             // Wait (briefly) for the peer to close its side too: a transport
             // torn down at once can discard what is still in flight, the
@@ -206,25 +210,24 @@ impl<S: Side> Driver<S> {
             // bytes unread resets the connection (a WebSocket peer's Close
             // reply would meet a reset). Read until the end of the stream,
             // even after the session closed on a goodbye.
-            if !self.reader.ended {
-                // On the heap: an array here would sit in every connection's
-                // task for its whole life.
-                let mut rest = vec![0u8; 1024];
-                let _ = tokio::time::timeout(CLOSE_LINGER, async {
-                    // A peer closing in order sends little more (its goodbye, a
-                    // WebSocket Close); one still flooding is cut off here
-                    // rather than read for the whole linger.
-                    let mut left = CLOSE_DRAIN_LIMIT;
-                    while let Ok(n @ 1..) = self.transport.read(&mut rest).await {
-                        left = left.saturating_sub(n);
-                        if left == 0 {
-                            break;
-                        }
-                    }
-                })
-                .await;
+            if self.reader.ended {
+                return;
             }
-        }
+            // On the heap: an array here would sit in every connection's
+            // task for its whole life.
+            let mut rest = vec![0u8; 1024];
+            // A peer closing in order sends little more (its goodbye, a
+            // WebSocket Close); one still flooding is cut off here rather
+            // than read for the whole linger.
+            let mut left = CLOSE_DRAIN_LIMIT;
+            while let Ok(n @ 1..) = self.transport.read(&mut rest).await {
+                left = left.saturating_sub(n);
+                if left == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// One wake-up of the connection, in rounds of named steps:
