@@ -434,8 +434,11 @@ async fn follow_rooms(inner: std::sync::Weak<Inner>, mut changes: mpsc::Unbounde
                 Ok(messages) => {
                     let task = tokio::spawn(serve(Arc::downgrade(&inner), messages));
                     lock(&inner.rooms).insert(room.clone(), task.abort_handle());
-                    if let Err(e) = inner.broker.flush().await {
-                        tracing::warn!(%room, error = %e, "room subscription not confirmed by the broker");
+                    // Bounded: without the broker (it reconnects by itself,
+                    // subscriptions included) a join must not wait for it.
+                    let confirmed = tokio::time::timeout(inner.config.query_timeout, inner.broker.flush()).await;
+                    if !matches!(confirmed, Ok(Ok(()))) {
+                        tracing::warn!(%room, "room subscription not confirmed by the broker in time");
                     }
                 }
                 Err(e) => tracing::warn!(%room, error = %e, "could not follow a room's cluster events"),
