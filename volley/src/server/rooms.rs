@@ -75,10 +75,7 @@ impl Rooms {
         if membership.left || membership.names.iter().any(|name| &**name == room) {
             return false;
         }
-        let name: Arc<str> = match rooms.get_key_value(room) {
-            Some((name, _)) => name.clone(),
-            None => room.into(),
-        };
+        let name = shared_name(&rooms, room);
         membership.names.push(name.clone());
         rooms.entry(name).or_default().insert(player);
         true
@@ -107,10 +104,7 @@ impl Rooms {
             return Vec::new();
         };
         let taken: Vec<Player> = source.members.values().take(at_most).cloned().collect();
-        let to_name: Arc<str> = match rooms.get_key_value(to) {
-            Some((name, _)) => name.clone(),
-            None => to.into(),
-        };
+        let to_name = shared_name(&rooms, to);
         let mut moved = Vec::with_capacity(taken.len());
         for player in taken {
             let mut membership = lock(&player.inner.rooms.0);
@@ -171,6 +165,15 @@ impl Rooms {
         let mut names: Vec<String> = read(&self.by_name).keys().map(|name| name.to_string()).collect();
         names.sort_unstable();
         names
+    }
+}
+
+/// The room's name as the table holds it (one allocation per room, shared
+/// by every member's list), or a new one for a room not made yet.
+fn shared_name(rooms: &FxHashMap<Arc<str>, Room>, room: &str) -> Arc<str> {
+    match rooms.get_key_value(room) {
+        Some((name, _)) => name.clone(),
+        None => room.into(),
     }
 }
 
