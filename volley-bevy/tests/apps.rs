@@ -274,8 +274,9 @@ fn events_and_players_over_memory() {
 
     // Leaving despawns the entity.
     client.world().resource::<VolleyClient>().client.disconnect();
+    // The server and the client learn of it each in its own frame: wait for both.
     update_until(&mut [&mut server, &mut client], "the player to leave", |apps| {
-        seen(apps[0]).left == [player]
+        seen(apps[0]).left == [player] && seen(apps[1]).disconnected > 0
     });
     assert!(server.world().get_entity(entity).is_err(), "the entity is despawned");
     assert_eq!(seen(&client).disconnected, 1);
