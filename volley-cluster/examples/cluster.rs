@@ -1,7 +1,10 @@
-//! Two volley servers as one cluster through NATS, a client on each: a
-//! whisper from one node's player to the other's, a room spanning both
-//! nodes, and a question to the whole room with every answer collected
-//! from both nodes. Exits 0 when every outcome was as expected.
+//! One game, unchanged, on one volley server and then on a cluster of three
+//! through NATS. The game's handlers (`serve` in `tests/support/game.rs`)
+//! take a `volley::Server` and nothing else: a whisper to a player by id, a
+//! room its players join by id, a line said to the room, its members
+//! counted, a question to the whole room with every answer collected.
+//! Three players play it twice: all on one server, then one on each node.
+//! Exits 0 when every outcome was as expected, both times.
 //!
 //! ```text
 //! apt-get install -y nats-server                       # once (Debian's package)
@@ -14,11 +17,12 @@ mod game;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use game::*;
-use volley::ServerConfig;
-use volley_cluster::{ClusterConfig, ClusterNode};
+use volley::{Server, ServerConfig};
+use volley_cluster::{ClusterConfig, NatsAdapter};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +33,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .position(|a| a == "--nats")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    let mut failures = Vec::new();
+
+    println!("== one server ==");
+    let server = Server::new(protocol(), ServerConfig::default());
+    serve(&server);
+    let addr = server.listen_tcp("127.0.0.1:0").await?;
+    failures.extend(play(&[addr]).await?);
+
+    println!("\n== a cluster of three nodes ==");
     // Our own broker unless one was given; stopped when `_broker` drops.
     let (_broker, url) = match given {
         Some(url) => (None, url),
@@ -39,35 +52,49 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(broker), url)
         }
     };
-
     let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let node = ClusterNode::start(protocol(), ServerConfig::default(), ClusterConfig::new(&url, "demo")).await?;
-        serve(&node);
-        let addr = node.server().listen_tcp("127.0.0.1:0").await?;
-        println!("node {} serving players on {addr}", node.node_id());
-        nodes.push((node, addr));
+    let mut addrs = Vec::new();
+    for _ in 0..3 {
+        let adapter = NatsAdapter::connect(ClusterConfig::new(&url, "demo")).await?;
+        let server = Server::with_adapter(protocol(), ServerConfig::default(), adapter.clone());
+        serve(&server);
+        let addr = server.listen_tcp("127.0.0.1:0").await?;
+        println!("node {} serving players on {addr}", adapter.node_id());
+        addrs.push(addr);
+        nodes.push(adapter);
     }
-    let Player {
-        client: alice,
-        inbox: mut alice_inbox,
-        id: alice_id,
-        ..
-    } = client(nodes[0].1).await;
-    let Player {
-        client: bob,
-        inbox: mut bob_inbox,
-        id: bob_id,
-        ..
-    } = client(nodes[1].1).await;
-    println!(
-        "alice is player {alice_id} on node {}, bob is player {bob_id} on node {}",
-        alice_id >> 32,
-        bob_id >> 32
-    );
-    while nodes[0].0.live_nodes().len() < 2 || nodes[1].0.live_nodes().len() < 2 {
+    while nodes.iter().any(|node| node.live_nodes().len() < 3) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    failures.extend(play(&addrs).await?);
+    for node in &nodes {
+        node.leave_cluster().await;
+    }
+
+    if failures.is_empty() {
+        println!("\nevery outcome as expected, on one server and on three");
+        Ok(())
+    } else {
+        Err(failures.join("; ").into())
+    }
+}
+
+/// Alice, Bob and Carol play, each on the next of `servers`; what did not
+/// go as expected.
+async fn play(servers: &[SocketAddr]) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut players = Vec::new();
+    for (i, name) in ["alice", "bob", "carol"].into_iter().enumerate() {
+        let player = client(servers[i % servers.len()]).await;
+        println!(
+            "{name} is player {} on the server at {}",
+            player.id,
+            servers[i % servers.len()]
+        );
+        players.push(player);
+    }
+    let [alice, bob, carol] = &mut players[..] else {
+        unreachable!("three players")
+    };
     let mut failures = Vec::new();
     let mut expect = |what: &str, ok: bool| {
         println!("  {} {what}", if ok { "ok:" } else { "FAILED:" });
@@ -76,53 +103,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    println!("\n1. a whisper from alice (node A) to bob (node B)");
-    alice.invoke(WHISPER, (bob_id, "meet at the bridge".into())).await?;
-    let heard = tokio::time::timeout(Duration::from_secs(3), bob_inbox.recv())
-        .await
-        .ok()
-        .flatten();
-    println!("  bob hears {heard:?}");
+    println!("1. a whisper from alice to bob");
+    alice
+        .client
+        .invoke(WHISPER, (bob.id, "meet at the bridge".into()))
+        .await?;
+    let heard = hear(&mut bob.inbox).await;
     expect("bob heard the whisper", heard.as_deref() == Some("meet at the bridge"));
 
-    println!("\n2. a room spanning both nodes");
-    for who in [alice_id, bob_id] {
-        alice.invoke(JOIN, (who, "raid".into())).await?;
+    println!("2. a raid of all three, joined by alice");
+    for who in [alice.id, bob.id, carol.id] {
+        alice.client.invoke(JOIN, (who, "raid".into())).await?;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (members, _) = bob.invoke(COUNT, Some("raid".into())).await?;
-    println!(
-        "  the raid has {} members across the cluster: {members:?}",
-        members.len()
+    let (members, silent) = bob.client.invoke(COUNT, Some("raid".into())).await?;
+    println!("  the raid's members: {members:?}");
+    expect(
+        "three members, every server heard",
+        members.len() == 3 && silent.is_empty(),
     );
-    expect("both players are in the raid", members.len() == 2);
-    bob.invoke(SAY, ("raid".into(), "pull in 3".into())).await?;
-    let heard = tokio::time::timeout(Duration::from_secs(3), alice_inbox.recv())
-        .await
-        .ok()
-        .flatten();
-    println!("  alice hears {heard:?} (bob, the sender, does not)");
-    expect("alice heard bob's room message", heard.as_deref() == Some("pull in 3"));
+    let reached = bob.client.invoke(SAY, ("raid".into(), "pull in 3".into())).await?;
+    let (to_alice, to_carol) = (hear(&mut alice.inbox).await, hear(&mut carol.inbox).await);
+    println!("  bob says \"pull in 3\" ({reached} of them on bob's own server)");
+    expect(
+        "alice and carol heard bob's line",
+        to_alice.as_deref() == Some("pull in 3") && to_carol.as_deref() == Some("pull in 3"),
+    );
 
-    println!("\n3. a question to the whole raid, answers collected from both nodes");
-    let (answers, silent) = alice.invoke(POLL, ("raid".into(), "ready?".into(), 2_000)).await?;
+    println!("3. a question to the whole raid, every answer collected");
+    let (answers, silent) = carol
+        .client
+        .invoke(POLL, ("raid".into(), "ready?".into(), 2_000))
+        .await?;
     for (player, answer) in &answers {
-        println!("  player {player} (node {}) -> {answer}", player >> 32);
+        println!("  player {player} -> {answer}");
     }
     expect(
-        "both answered yes, no node silent",
-        answers.len() == 2 && answers.iter().all(|(_, a)| a == "true") && silent.is_empty(),
+        "all three answered yes, no server silent",
+        answers.len() == 3 && answers.iter().all(|(_, a)| a == "true") && silent.is_empty(),
     );
+    for player in &players {
+        player.client.close().await;
+    }
+    Ok(failures)
+}
 
-    alice.close().await;
-    bob.close().await;
-    for (node, _) in &nodes {
-        node.leave_cluster().await;
-    }
-    if failures.is_empty() {
-        println!("\nevery outcome as expected");
-        Ok(())
-    } else {
-        Err(failures.join("; ").into())
-    }
+async fn hear(inbox: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(3), inbox.recv())
+        .await
+        .ok()
+        .flatten()
 }

@@ -1,32 +1,22 @@
-//! What can go wrong with the cluster itself.
+//! What can stop a node from joining its cluster. Once it has joined, game
+//! code sees volley's own errors only (`EventError`, `FunctionError`,
+//! `PlayerError`): a broker outage is their `Unreachable`.
 
-/// A cluster operation that could not be carried out.
+use crate::broker::BrokerError;
+
+/// Why [`NatsAdapter::connect`](crate::NatsAdapter::connect) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterError {
-    /// The node is not connected to the broker now (it reconnects by itself);
-    /// local traffic goes on.
-    #[error("the broker is unreachable")]
-    BrokerUnavailable,
-    /// The broker refused or failed the operation.
-    #[error("broker error: {0}")]
-    Broker(String),
-    /// The message is larger than the broker takes: nothing was sent, to
-    /// any node (this one included).
-    #[error("a message of {len} bytes is over the broker's limit of {max}")]
-    TooLarge {
-        /// The message's size.
-        len: usize,
-        /// The broker's limit.
-        max: usize,
-    },
-    /// The value could not be encoded.
-    #[error("could not encode: {0}")]
-    Encode(String),
-    /// No node answered for this player: it is connected nowhere.
-    #[error("player not connected anywhere in the cluster")]
-    NotConnected,
-    /// The event could not be queued for the player (see the error).
-    #[error(transparent)]
-    Event(volley::EventError),
+    /// The cluster's name is not one broker subject token.
+    #[error("cluster name {0:?}: use 1 to 64 letters, digits, '-' and '_'")]
+    InvalidName(String),
+    /// The broker could not be reached, or refused what joining needs
+    /// (connecting, subscribing).
+    #[error("broker: {0}")]
+    Broker(#[from] BrokerError),
+    /// Sixteen random node numbers were all taken (or the broker did not
+    /// say in time whether they were).
+    #[error("no free node number after 16 tries")]
+    NoFreeNodeNumber,
 }

@@ -39,9 +39,7 @@ impl Subjects {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid {
-            return Err(ClusterError::Broker(format!(
-                "cluster name {cluster:?}: use 1 to {MAX_CLUSTER_NAME} letters, digits, '-' and '_'"
-            )));
+            return Err(ClusterError::InvalidName(cluster.to_string()));
         }
         Ok(Self {
             prefix: format!("volley.{cluster}"),

@@ -10,12 +10,12 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use volley::FunctionError;
 
 /// The version of these messages.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// Who a message is for, on the node that receives it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum To {
-    Player(u64),
+    Ids(Vec<u64>),
     Rooms(Vec<String>),
     All,
 }
@@ -38,15 +38,6 @@ pub(crate) enum Message {
         remote: String,
         payload: Vec<u8>,
     },
-    /// A call to one of the receiving node's players; answered `Answer`.
-    Invoke {
-        origin: u32,
-        call: u64,
-        player: u64,
-        remote: String,
-        payload: Vec<u8>,
-        timeout_ms: u64,
-    },
     /// A call to the receiving node's players among `to`, but `except`;
     /// answered `Manifest`, then an `Answered` for each player, then `Done`.
     InvokeGroup {
@@ -60,15 +51,16 @@ pub(crate) enum Message {
     },
     /// The caller gave up on call `call`.
     Cancel { origin: u32, call: u64 },
-    /// Put a local player in a room (answered `Bool`).
+    /// Put a local player in a room (answered `Changed`).
     Join { player: u64, room: String },
-    /// Take a local player out of a room (answered `Bool`).
+    /// Take a local player out of a room (answered `Changed`).
     Leave { player: u64, room: String },
-    /// Disconnect a local player (answered `Bool`).
+    /// Disconnect a local player (answered `Changed`).
     Kick { player: u64, reason: String },
-    /// Which local players are in `room`, or connected at all (answered
-    /// `Players`).
-    Members { room: Option<String> },
+    /// Which local players are among `to`, but `except` (answered `Players`).
+    Members { to: To, except: Vec<u64> },
+    /// The local player with this identity (answered `Found`).
+    Identity { identity: String },
     /// Whether anyone holds this node number (answered `Pong`).
     Ping,
 }
@@ -76,7 +68,6 @@ pub(crate) enum Message {
 /// An answer from a node.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
-    Answer(WireResult),
     /// The players a group call asked on `node`.
     Manifest {
         node: u32,
@@ -90,7 +81,11 @@ pub(crate) enum Reply {
     Done {
         node: u32,
     },
-    Bool(bool),
+    /// Whether a join, leave or kick changed something; `None`: the player
+    /// is not connected.
+    Changed(Option<bool>),
+    /// A local player found by identity.
+    Found(Option<u64>),
     /// The players asked for (the asker knows which node answered).
     Players(Vec<u64>),
     Pong,
@@ -104,7 +99,6 @@ impl Reply {
     pub(crate) fn too_large(&self) -> Option<Reply> {
         let error = || WireResult::from(Err::<Bytes, _>(FunctionError::TooLarge));
         match self {
-            Reply::Answer(_) => Some(Reply::Answer(error())),
             Reply::Answered { player, .. } => Some(Reply::Answered {
                 player: *player,
                 result: error(),
@@ -135,6 +129,7 @@ impl From<Result<Bytes, FunctionError>> for WireResult {
                     FunctionError::Overloaded => (8, String::new()),
                     FunctionError::RateLimited => (9, String::new()),
                     FunctionError::TooLarge => (10, String::new()),
+                    FunctionError::Unreachable => (11, String::new()),
                     // Unprocessed, and kinds a later volley adds.
                     _ => (5, String::new()),
                 };
@@ -158,6 +153,7 @@ impl WireResult {
                 8 => FunctionError::Overloaded,
                 9 => FunctionError::RateLimited,
                 10 => FunctionError::TooLarge,
+                11 => FunctionError::Unreachable,
                 _ => FunctionError::Unprocessed,
             }),
         }

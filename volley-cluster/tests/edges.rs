@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use volley::*;
-use volley_cluster::{ClusterConfig, ClusterError, ClusterNode};
+use volley_cluster::{ClusterConfig, NatsAdapter};
 
 const NEWS: ClientEvent<String> = ClientEvent::new("News");
 const BLOB: ClientEvent<Vec<u8>> = ClientEvent::new("Blob");
@@ -35,17 +35,39 @@ fn session() -> SessionConfig {
         .with_max_transmit_queue(16 << 20)
 }
 
-async fn node(broker: &support::Broker) -> ClusterNode {
-    let config = ClusterConfig::new(broker.url(), "edges");
-    ClusterNode::start(protocol(), ServerConfig::default().with_session(session()), config)
-        .await
-        .unwrap()
+/// A node of the cluster: its server, and its adapter (for what only the
+/// cluster knows: its number, the nodes alive).
+#[derive(Clone)]
+struct Node {
+    server: Server,
+    adapter: NatsAdapter,
+}
+
+impl Node {
+    fn live_nodes(&self) -> Vec<u32> {
+        self.adapter.live_nodes()
+    }
+}
+
+async fn start_node(url: String) -> Node {
+    let config = ClusterConfig::new(url, "edges");
+    let adapter = NatsAdapter::connect(config).await.unwrap();
+    let server = Server::with_adapter(
+        protocol(),
+        ServerConfig::default().with_session(session()),
+        adapter.clone(),
+    );
+    Node { server, adapter }
+}
+
+async fn node(broker: &support::Broker) -> Node {
+    start_node(broker.url()).await
 }
 
 /// A client of `node` that forwards the news it hears, answers `Echo` with
 /// its request, `BigAnswer` with that many bytes, and `Slow` after the
 /// milliseconds asked.
-async fn player(node: &ClusterNode) -> (Client, PlayerId, mpsc::UnboundedReceiver<String>) {
+async fn player(node: &Node) -> (Client, PlayerId, mpsc::UnboundedReceiver<String>) {
     let client = Client::new(protocol(), ClientConfig::default().with_session(session()));
     let (heard, news) = mpsc::unbounded_channel();
     client.on_event(NEWS, move |_, line| {
@@ -57,11 +79,11 @@ async fn player(node: &ClusterNode) -> (Client, PlayerId, mpsc::UnboundedReceive
         tokio::time::sleep(Duration::from_millis(millis)).await;
         Ok(millis)
     });
-    let before: Vec<PlayerId> = node.server().players().iter().map(|p| p.id()).collect();
-    client.connect(node.server().connect_memory()).await.unwrap();
+    let before: Vec<PlayerId> = node.server.players().iter().map(|p| p.id()).collect();
+    client.connect(node.server.connect_memory()).await.unwrap();
     let began = Instant::now();
     loop {
-        if let Some(p) = node.server().players().iter().find(|p| !before.contains(&p.id())) {
+        if let Some(p) = node.server.players().iter().find(|p| !before.contains(&p.id())) {
             return (client, p.id(), news);
         }
         assert!(began.elapsed() < Duration::from_secs(5), "the player never joined");
@@ -69,7 +91,7 @@ async fn player(node: &ClusterNode) -> (Client, PlayerId, mpsc::UnboundedReceive
     }
 }
 
-async fn see_each_other(nodes: &[&ClusterNode]) {
+async fn see_each_other(nodes: &[&Node]) {
     let began = Instant::now();
     while nodes.iter().any(|n| n.live_nodes().len() < nodes.len()) {
         let live: Vec<Vec<u32>> = nodes.iter().map(|n| n.live_nodes()).collect();
@@ -96,16 +118,16 @@ async fn room_names_of_any_length_reach_their_members_and_keep_the_node_in_the_c
     let (_client, on_b, mut news) = player(&b).await;
     for len in [0, 1, 64, 65, 2_100, 100_000] {
         let room = "r".repeat(len);
-        assert_eq!(a.join(on_b, &room).await, Ok(true), "room of {len} bytes");
-        a.to_room(&room).fire(NEWS, format!("to {len}")).await.unwrap();
+        assert_eq!(a.server.join(on_b, &room).await, Ok(true), "room of {len} bytes");
+        a.server.to_room(&room).fire(NEWS, format!("to {len}")).unwrap();
         assert_eq!(hear(&mut news).await, Some(format!("to {len}")), "room of {len} bytes");
-        assert_eq!(a.leave(on_b, &room).await, Ok(true));
+        assert_eq!(a.server.leave(on_b, &room).await, Ok(true));
     }
     // Still one cluster: B sees A, and A reaches B's player directly.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(b.live_nodes().len(), 2, "{:?}", b.live_nodes());
-    assert_eq!(b.stats().broker_disconnects, 0);
-    a.fire(on_b, NEWS, "direct".into()).await.unwrap();
+    assert_eq!(b.adapter.stats().broker_disconnects, 0);
+    a.server.fire_id(on_b, NEWS, "direct".into()).unwrap();
     assert_eq!(hear(&mut news).await.as_deref(), Some("direct"));
 }
 
@@ -119,35 +141,44 @@ async fn messages_over_the_brokers_limit_fail_too_large_at_once() {
     const TWO_MIB: usize = 2 << 20;
 
     let began = Instant::now();
+    let a_server = &a.server;
     assert_eq!(
-        a.invoke(on_b, ECHO, vec![1; TWO_MIB]).await,
+        a_server.invoke_id(on_b, ECHO, vec![1; TWO_MIB]).await,
         Err(FunctionError::TooLarge)
     );
     assert_eq!(
-        a.invoke(on_b, BIG_ANSWER, TWO_MIB as u32).await,
+        a_server.invoke_id(on_b, BIG_ANSWER, TWO_MIB as u32).await,
         Err(FunctionError::TooLarge)
     );
     assert!(began.elapsed() < Duration::from_secs(2), "took {:?}", began.elapsed());
     // Small ones still go through.
-    assert_eq!(a.invoke(on_b, BIG_ANSWER, 10).await, Ok(vec![7; 10]));
+    assert_eq!(a_server.invoke_id(on_b, BIG_ANSWER, 10).await, Ok(vec![7; 10]));
 
-    a.join(on_a, "hall").await.unwrap();
-    a.join(on_b, "hall").await.unwrap();
-    let fired = a.to_room("hall").fire(BLOB, vec![0; TWO_MIB]).await;
-    assert!(matches!(fired, Err(ClusterError::TooLarge { .. })), "{fired:?}");
-    let asked = a.to_room("hall").invoke(ECHO, vec![0; TWO_MIB]).await;
-    assert!(matches!(asked, Err(ClusterError::TooLarge { .. })), "{:?}", asked.err());
+    a_server.join(on_a, "hall").await.unwrap();
+    a_server.join(on_b, "hall").await.unwrap();
+    let fired = a_server.to_room("hall").fire(BLOB, vec![0; TWO_MIB]);
+    assert!(matches!(fired, Err(EventError::TooLarge { .. })), "{fired:?}");
     // All or nothing: this node's own member got nothing either.
-    a.to_room("hall").fire(NEWS, "after".into()).await.unwrap();
+    a_server.to_room("hall").fire(NEWS, "after".into()).unwrap();
     assert_eq!(hear(&mut news_a).await.as_deref(), Some("after"));
+    // A group call too large for the broker: the other node cannot be asked
+    // (named silent at once); this node's own player (frames of 4 MiB)
+    // answers. Players asked by id are told TooLarge (above).
+    let began = Instant::now();
+    let mut answers = a_server.to_room("hall").invoke(ECHO, vec![0; TWO_MIB]);
+    let mut asked = Vec::new();
+    while let Some((id, answer)) = answers.next().await {
+        asked.push((id, answer.map(|v| v.len())));
+    }
+    assert!(began.elapsed() < Duration::from_secs(2), "took {:?}", began.elapsed());
+    assert_eq!(asked, vec![(on_a, Ok(TWO_MIB))]);
+    assert_eq!(answers.silent_nodes(), &[b.adapter.node_id()]);
     // A group call whose answer is too large names it at once.
     let began = Instant::now();
-    a.join(on_b, "solo").await.unwrap();
-    let answers = a
+    a_server.join(on_b, "solo").await.unwrap();
+    let answers = a_server
         .to_room("solo")
         .invoke_with_timeout(BIG_ANSWER, TWO_MIB as u32, Duration::from_secs(10))
-        .await
-        .unwrap()
         .all()
         .await;
     assert!(began.elapsed() < Duration::from_secs(2), "took {:?}", began.elapsed());
@@ -164,8 +195,8 @@ async fn a_fire_right_after_a_join_reaches_the_new_member() {
         let room = format!("room {round}");
         // Joined through its own node, or through another one.
         let joiner = if round % 2 == 0 { &b } else { &a };
-        assert_eq!(joiner.join(on_b, &room).await, Ok(true));
-        a.to_room(&room).fire(NEWS, room.clone()).await.unwrap();
+        assert_eq!(joiner.server.join(on_b, &room).await, Ok(true));
+        a.server.to_room(&room).fire(NEWS, room.clone()).unwrap();
         assert_eq!(hear(&mut news).await, Some(room.clone()), "missed in round {round}");
     }
 }
@@ -176,17 +207,13 @@ async fn a_group_call_to_a_node_that_stopped_names_it_silent_at_once() {
     let (a, b) = (node(&broker).await, node(&broker).await);
     see_each_other(&[&a, &b]).await;
     let (_client, _on_a, _) = player(&a).await;
-    let gone = b.node_id();
+    let gone = b.adapter.node_id();
     // B stops without a goodbye: A still counts it alive for up to 2 s.
     drop(b);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(a.live_nodes().contains(&gone));
     let began = Instant::now();
-    let mut answers = a
-        .to_all()
-        .invoke_with_timeout(SLOW, 1, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let mut answers = a.server.to_all().invoke_with_timeout(SLOW, 1, Duration::from_secs(10));
     let mut all = Vec::new();
     while let Some(answer) = answers.next().await {
         all.push(answer);
@@ -233,17 +260,13 @@ fn a_node_that_pauses_past_the_presence_timeout_keeps_the_cluster() {
         paused.block_on(async move { tokio::task::spawn_blocking(move || stopped.recv()).await })
     });
     let url = broker.url();
-    let b = b_runtime.block_on(async move {
-        let config = ClusterConfig::new(url, "edges");
-        let start = ClusterNode::start(protocol(), ServerConfig::default().with_session(session()), config);
-        tokio::spawn(start).await.unwrap().unwrap()
-    });
+    let b = b_runtime.block_on(async move { tokio::spawn(start_node(url)).await.unwrap() });
     main.block_on(see_each_other(&[&a, &b]));
     let (result_tx, result) = std::sync::mpsc::channel();
     let caller = b.clone();
     b_runtime.spawn(async move {
         // Answered 300 ms in: while B is stopped.
-        let _ = result_tx.send(caller.invoke(on_a, SLOW, 300).await);
+        let _ = result_tx.send(caller.server.invoke_id(on_a, SLOW, 300).await);
     });
     std::thread::sleep(Duration::from_millis(50));
     b_runtime.spawn(async { std::thread::sleep(Duration::from_millis(2_500)) });
@@ -253,7 +276,7 @@ fn a_node_that_pauses_past_the_presence_timeout_keeps_the_cluster() {
     while began.elapsed() < Duration::from_secs(1) {
         let live = b.live_nodes();
         assert!(
-            live.contains(&a.node_id()),
+            live.contains(&a.adapter.node_id()),
             "B declared A gone after its pause: {live:?}"
         );
         std::thread::sleep(Duration::from_millis(5));

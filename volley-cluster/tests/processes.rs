@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use game::*;
-use volley::{FunctionError, ServerConfig};
-use volley_cluster::{ClusterConfig, ClusterNode};
+use volley::{FunctionError, Server, ServerConfig};
+use volley_cluster::{ClusterConfig, NatsAdapter};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -57,12 +57,11 @@ async fn node_process(nats: String, cluster: String) {
         .with_writer(std::io::stderr)
         .init();
     let config = ClusterConfig::new(nats, cluster);
-    let node = ClusterNode::start(protocol(), ServerConfig::default(), config)
-        .await
-        .expect("joins the cluster");
-    serve(&node);
-    let addr = node.server().listen_tcp("127.0.0.1:0").await.unwrap();
-    println!("NODE {addr} {}", node.node_id());
+    let adapter = NatsAdapter::connect(config).await.expect("joins the cluster");
+    let server = Server::with_adapter(protocol(), ServerConfig::default(), adapter.clone());
+    serve(&server);
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    println!("NODE {addr} {}", adapter.node_id());
     // Until killed, or until the test's end of stdin closes.
     let _ = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
@@ -374,9 +373,16 @@ async fn run() -> Vec<String> {
     let whisper = a.invoke(WHISPER, (b_id, "anyone?".into())).await;
     c.check(
         "cluster operations fail fast without the broker",
-        matches!(&whisper, Err(FunctionError::Rejected(m)) if m.contains("broker"))
+        matches!(&whisper, Err(FunctionError::Rejected(m)) if m.contains("cannot be reached"))
             && started.elapsed() < Duration::from_secs(1),
         (&whisper, started.elapsed()),
+    );
+    let started = Instant::now();
+    let answer = a.invoke(ASK, (b_id, "anyone?".into())).await;
+    c.check(
+        "a call to another node fails Unreachable at once without the broker",
+        answer.as_deref() == Ok("Unreachable") && started.elapsed() < Duration::from_secs(1),
+        (&answer, started.elapsed()),
     );
     if let Err(why) = broker.restart() {
         c.0.push(why);

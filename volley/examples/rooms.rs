@@ -110,7 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut failures = Vec::new();
     for room in ["match:1", "match:2"] {
         let names: Vec<String> = server
-            .room_members(room)
+            .local_room_members(room)
             .iter()
             .filter_map(|p| p.identity().map(str::to_string))
             .collect();

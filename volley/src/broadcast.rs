@@ -14,10 +14,15 @@ pub struct Broadcast {
     pub sent: usize,
     /// Players it was not queued for, with why.
     pub skipped: Vec<(PlayerId, EventError)>,
+    /// On a cluster: the other nodes it was passed to, each of which
+    /// queues it for its own players (what they skip, they log). 0 on one
+    /// server.
+    pub other_nodes: usize,
 }
 
 impl Broadcast {
-    /// Whether every player it was fired at got it.
+    /// Whether every player it was fired at (here, and those of other
+    /// nodes known to be gone) got it.
     pub fn reached_all(&self) -> bool {
         self.skipped.is_empty()
     }

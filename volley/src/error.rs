@@ -46,10 +46,15 @@ pub enum FunctionError {
     #[error("too many requests; slow down")]
     RateLimited,
     /// The request (at the caller) or the answer (at the receiver, which logs
-    /// it) was too large for one frame (`max_frame_len`, 1 MiB by default);
-    /// it was not sent.
+    /// it) was too large for one frame (`max_frame_len`, 1 MiB by default),
+    /// or for a cluster's broker; it was not sent.
     #[error("the request or its answer was too large to send")]
     TooLarge,
+    /// The player is connected to another node of a cluster, and the
+    /// cluster's broker is unreachable now (it reconnects by itself); the
+    /// call was not sent.
+    #[error("the player's node cannot be reached now")]
+    Unreachable,
 }
 
 impl FunctionError {
@@ -217,7 +222,8 @@ pub enum EventError {
     #[error("not sent: refused by outgoing middleware")]
     Refused,
     /// The encoded argument is over the largest frame the peer accepts, or
-    /// over the size limit of an unreliable event.
+    /// over the size limit of an unreliable event, or over a cluster
+    /// broker's limit (then nobody got it).
     #[error("event of {len} bytes is over the limit of {max}")]
     TooLarge {
         /// Encoded size.
@@ -225,4 +231,8 @@ pub enum EventError {
         /// The limit.
         max: usize,
     },
+    /// It had to reach other nodes of a cluster, and the cluster's broker is
+    /// unreachable now (it reconnects by itself): nobody got it.
+    #[error("not sent: the cluster's other nodes cannot be reached now")]
+    Unreachable,
 }

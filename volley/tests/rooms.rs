@@ -135,27 +135,32 @@ async fn rooms_hold_members_and_empty_when_players_leave() {
     server.on_room_left(move |p, room| seen.lock().unwrap().push((p.id(), room.to_string())));
     let [a, b, c] = [0, 1, 2].map(|i| players[i].clone());
 
-    assert!(server.join(a.id(), "match:1"));
-    assert!(server.join(b.id(), "match:1"));
-    assert!(!server.join(b.id(), "match:1"), "already in it");
+    assert_eq!(server.join(a.id(), "match:1").await, Ok(true));
+    assert_eq!(server.join(b.id(), "match:1").await, Ok(true));
+    assert_eq!(server.join(b.id(), "match:1").await, Ok(false), "already in it");
     assert!(b.join("lobby"));
     assert!(c.join("lobby"));
-    assert!(!server.join(PlayerId(999_999), "lobby"), "no such player");
-    assert_eq!(server.room_size("match:1"), 2);
-    assert_eq!(server.room_members("match:1"), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        server.join(PlayerId(999_999), "lobby").await,
+        Err(PlayerError::NotConnected),
+        "no such player"
+    );
+    assert_eq!(server.room_size("match:1").await, 2);
+    assert_eq!(server.room_members("match:1").await.players, vec![a.id(), b.id()]);
+    assert_eq!(server.local_room_members("match:1"), vec![a.clone(), b.clone()]);
     assert_eq!(server.rooms(), vec!["lobby".to_string(), "match:1".to_string()]);
     let mut rooms_of_b = server.rooms_of(b.id());
     rooms_of_b.sort();
     assert_eq!(rooms_of_b, vec!["lobby".to_string(), "match:1".to_string()]);
     assert!(b.in_room("lobby") && !a.in_room("lobby"));
-    assert_eq!(server.room_size("nowhere"), 0);
-    assert!(server.room_members("nowhere").is_empty());
+    assert_eq!(server.room_size("nowhere").await, 0);
+    assert!(server.room_members("nowhere").await.is_empty());
 
     // Leaving the last member removes the room.
-    assert!(server.leave(a.id(), "match:1"));
-    assert!(!server.leave(a.id(), "match:1"));
+    assert_eq!(server.leave(a.id(), "match:1").await, Ok(true));
+    assert_eq!(server.leave(a.id(), "match:1").await, Ok(false));
     assert!(c.leave("lobby"));
-    assert_eq!(server.room_members("match:1"), vec![b.clone()]);
+    assert_eq!(server.local_room_members("match:1"), vec![b.clone()]);
 
     // A player leaving the server leaves every room.
     clients.remove(1).client.disconnect();
@@ -418,71 +423,6 @@ async fn a_player_over_its_call_limit_answers_overloaded() {
     drop(busy);
 }
 
-#[tokio::test]
-async fn encoded_traffic_is_relayed_without_decoding() {
-    let (server, mut clients, players, _) = setup(3).await;
-    // An event encoded elsewhere, fired at one player and at a group.
-    let payload = server.encode_event(NEWS, &"relayed".to_string()).unwrap();
-    players[0].fire_encoded("News", &payload).unwrap();
-    assert_eq!(clients[0].news.recv().await.as_deref(), Some("relayed"));
-    let sent = server
-        .to_all()
-        .except(&players[0])
-        .fire_encoded("News", &payload)
-        .unwrap();
-    assert_eq!(sent.sent, 2);
-    assert_eq!(clients[1].news.recv().await.as_deref(), Some("relayed"));
-    assert_eq!(clients[2].news.recv().await.as_deref(), Some("relayed"));
-
-    // A call encoded elsewhere; the answer stays encoded until decoded.
-    let request = server.encode_request(ASK, &EVERYONE_ANSWERS).unwrap();
-    let answer = players[2]
-        .invoke_encoded("Ask", &request, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(server.decode_response(ASK, &answer), Ok(2));
-    assert_eq!(
-        server.decode_response(ASK, &[0xff, 0xff]),
-        Err(FunctionError::InvalidResult)
-    );
-    let answers = server
-        .to_all()
-        .invoke_encoded("Ask", &request, Duration::from_secs(5))
-        .all()
-        .await;
-    let mut decoded: Vec<_> = answers
-        .into_iter()
-        .map(|(id, a)| (id, server.decode_response(ASK, &a.unwrap()).unwrap()))
-        .collect();
-    decoded.sort();
-    assert_eq!(
-        decoded,
-        players
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.id(), i as u32))
-            .collect::<Vec<_>>()
-    );
-
-    // Only client-bound remotes of the protocol, of the right kind.
-    assert!(matches!(
-        players[0].fire_encoded("Nope", &payload),
-        Err(EventError::Encode(_))
-    ));
-    assert!(matches!(
-        players[0].fire_encoded("Ask", &payload),
-        Err(EventError::Encode(_))
-    ));
-    assert!(matches!(
-        players[0].fire_encoded("WhoAmI", &payload),
-        Err(EventError::Encode(_))
-    ));
-    let wrong = players[0]
-        .invoke_encoded("News", &request, Duration::from_secs(1))
-        .await;
-    assert_eq!(wrong, Err(FunctionError::Unprocessed));
-}
-
 /// Two matchmakers taking two players each from one queue at once never
 /// take the same player, and every move runs the room hooks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,13 +453,13 @@ async fn moving_members_between_rooms_is_atomic() {
     for (n, matchmaker) in matchmakers.into_iter().enumerate() {
         let moved = matchmaker.await.unwrap();
         assert_eq!(moved.len(), 2, "match {n} got {moved:?}");
-        assert_eq!(server.room_size(&format!("match:{n}")), 2);
+        assert_eq!(server.room_size(&format!("match:{n}")).await, 2);
         taken.extend(moved.iter().map(Player::id));
     }
     taken.sort();
     taken.dedup();
     assert_eq!(taken.len(), 8, "a player was taken twice");
-    assert_eq!(server.room_size("queue"), 0);
+    assert_eq!(server.room_size("queue").await, 0);
     assert_eq!(hooks.load(Ordering::SeqCst), 16);
     // An empty queue, or a move into itself, moves no one.
     assert!(server.move_members("queue", "match:9", 2).is_empty());

@@ -6,8 +6,10 @@
 use std::time::Duration;
 
 use volley::Player as Caller;
-use volley::{Client, ClientConfig, ClientEvent, ClientFn, FunctionError, PlayerId, Protocol, Reject, ServerFn};
-use volley_cluster::ClusterNode;
+use volley::{
+    Client, ClientConfig, ClientEvent, ClientFn, FunctionError, PlayerError, PlayerId, Protocol, Reject, Server,
+    ServerFn,
+};
 
 /// A client's id, as the cluster knows it.
 pub const WHO_AM_I: ServerFn<(), u64> = ServerFn::new("WhoAmI");
@@ -59,87 +61,66 @@ fn outcome(result: Result<bool, FunctionError>) -> String {
     }
 }
 
-/// Registers the game's handlers on `node`'s server.
-pub fn serve(node: &ClusterNode) {
-    let server = node.server();
+/// Registers the game's handlers on `server`: the same code for one server
+/// and for a node of a cluster (a server built with a `NatsAdapter`).
+pub fn serve(server: &Server) {
     server.on_request_sync(WHO_AM_I, |player: Caller, ()| Ok(player.id().0));
-    let n = node.clone();
-    server.on_request(WHISPER, move |_, (to, text): (u64, String)| {
-        let n = n.clone();
-        async move {
-            n.fire(PlayerId(to), INBOX, text)
-                .await
-                .map_err(|e| Reject::new(e.to_string()))
-        }
+    server.on_request_sync(WHISPER, |player: Caller, (to, text): (u64, String)| {
+        let server = player.server();
+        server
+            .fire_id(PlayerId(to), INBOX, text)
+            .map_err(|e| Reject::new(e.to_string()))
     });
-    let n = node.clone();
-    server.on_request(ASK, move |_, (to, text): (u64, String)| {
-        let n = n.clone();
-        async move { Ok(outcome(n.invoke(PlayerId(to), QUESTION, text).await)) }
+    server.on_request(ASK, |player: Caller, (to, text): (u64, String)| async move {
+        let server = player.server();
+        Ok(outcome(server.invoke_id(PlayerId(to), QUESTION, text).await))
     });
-    let n = node.clone();
-    server.on_request(JOIN, move |_, (who, room): (u64, String)| {
-        let n = n.clone();
-        async move {
-            n.join(PlayerId(who), &room)
-                .await
-                .map_err(|e| Reject::new(e.to_string()))
-        }
+    server.on_request(JOIN, |player: Caller, (who, room): (u64, String)| async move {
+        let server = player.server();
+        server
+            .join(PlayerId(who), &room)
+            .await
+            .map_err(|e| Reject::new(e.to_string()))
     });
-    let n = node.clone();
-    server.on_request(SAY, move |player: Caller, (room, text): (String, String)| {
-        let n = n.clone();
-        async move {
-            let sent = n.to_room(&room).except(player.id()).fire(INBOX, text).await;
-            sent.map(|b| b.local.sent as u32)
-                .map_err(|e| Reject::new(e.to_string()))
-        }
+    server.on_request_sync(SAY, |player: Caller, (room, text): (String, String)| {
+        let server = player.server();
+        let sent = server.to_room(&room).except(&player).fire(INBOX, text);
+        sent.map(|b| b.sent as u32).map_err(|e| Reject::new(e.to_string()))
     });
-    let n = node.clone();
-    server.on_request(SHOUT, move |player: Caller, text: String| {
-        let n = n.clone();
-        async move {
-            let sent = n.to_all().except(player.id()).fire(INBOX, text).await;
-            sent.map(|b| b.local.sent as u32)
-                .map_err(|e| Reject::new(e.to_string()))
-        }
+    server.on_request_sync(SHOUT, |player: Caller, text: String| {
+        let server = player.server();
+        let sent = server.to_all().except(&player).fire(INBOX, text);
+        sent.map(|b| b.sent as u32).map_err(|e| Reject::new(e.to_string()))
     });
-    let n = node.clone();
-    server.on_request(POLL, move |_, (room, text, ms): (String, String, u64)| {
-        let n = n.clone();
-        async move {
-            let group = n.to_room(&room);
-            let mut answers = group
-                .invoke_with_timeout(QUESTION, text, Duration::from_millis(ms))
-                .await
-                .map_err(|e| Reject::new(e.to_string()))?;
+    server.on_request(
+        POLL,
+        |player: Caller, (room, text, ms): (String, String, u64)| async move {
+            let server = player.server();
+            let mut answers = server
+                .to_room(&room)
+                .invoke_with_timeout(QUESTION, text, Duration::from_millis(ms));
             let mut all = Vec::new();
             while let Some((player, answer)) = answers.next().await {
                 all.push((player.0, outcome(answer)));
             }
             all.sort();
             Ok((all, answers.silent_nodes().to_vec()))
-        }
+        },
+    );
+    server.on_request(COUNT, |player: Caller, room: Option<String>| async move {
+        let server = player.server();
+        let census = match room {
+            Some(room) => server.room_members(&room).await,
+            None => server.to_all().members().await,
+        };
+        Ok((census.players.iter().map(|p| p.0).collect(), census.silent_nodes))
     });
-    let n = node.clone();
-    server.on_request(COUNT, move |_, room: Option<String>| {
-        let n = n.clone();
-        async move {
-            let census = match room {
-                Some(room) => n.room_members(&room).await,
-                None => n.players().await,
-            };
-            let census = census.map_err(|e| Reject::new(e.to_string()))?;
-            Ok((census.players.iter().map(|p| p.0).collect(), census.silent_nodes))
-        }
-    });
-    let n = node.clone();
-    server.on_request(KICK, move |_, who: u64| {
-        let n = n.clone();
-        async move {
-            n.kick(PlayerId(who), "kicked across the cluster")
-                .await
-                .map_err(|e| Reject::new(e.to_string()))
+    server.on_request(KICK, |player: Caller, who: u64| async move {
+        let server = player.server();
+        match server.kick(PlayerId(who), "kicked across the cluster").await {
+            Ok(()) => Ok(true),
+            Err(PlayerError::NotConnected) => Ok(false),
+            Err(e) => Err(Reject::new(e.to_string())),
         }
     });
 }

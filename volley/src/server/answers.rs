@@ -15,11 +15,13 @@ use tokio::time::{Instant, Sleep};
 
 use bytes::Bytes;
 
+use super::adapter::{Remote, RemoteAnswers};
 use super::{Player, Server};
 use crate::checks::Checks;
 use crate::completion::CallResult;
 use crate::conn::PendingCall;
 use crate::error::FunctionError;
+use crate::payload::decode;
 use crate::peer::PlayerId;
 use crate::remote::Payload;
 
@@ -32,6 +34,13 @@ use crate::remote::Payload;
 /// meanwhile appears with [`FunctionError::Disconnected`] at once; one over
 /// its limit of calls in flight with [`FunctionError::Overloaded`]. Dropping
 /// the answers cancels every call still pending, at each player's client too.
+///
+/// On a cluster (a server built with a cluster adapter), the players of other
+/// nodes are in the same stream, as their nodes say whom they asked: they
+/// count in [`asked`](Self::asked) as their answers come. A node that never
+/// says is named in [`silent_nodes`](Self::silent_nodes); other nodes'
+/// players still owed an answer at the deadline come with `Timeout` a little
+/// after it (their answers cross the broker).
 #[must_use = "the calls are cancelled when the answers are dropped"]
 pub struct Answers<Resp> {
     /// The players asked (and maybe others, left out by `except`): each
@@ -46,9 +55,16 @@ pub struct Answers<Resp> {
     deadline: Pin<Box<Sleep>>,
     /// Every player asked, in the order they were.
     asked: Vec<PlayerId>,
+    /// Other processes' answers, from the adapter.
+    remote: Option<RemoteAnswers>,
+    /// Turns another process's encoded answer into its result.
+    decode_remote: DecodeRemote<Resp>,
+    /// Processes that never said whom they asked.
+    silent: Vec<u32>,
 }
 
 type Decode<Resp> = Box<dyn Fn(&Player, CallResult) -> Result<Resp, FunctionError> + Send + Sync>;
+type DecodeRemote<Resp> = Box<dyn Fn(Bytes) -> Result<Resp, FunctionError> + Send + Sync>;
 
 // Nothing in it is pinned in place: the calls are polled through
 // `FuturesUnordered`, which pins each on its own, and the deadline is boxed.
@@ -79,8 +95,17 @@ impl<Resp: Payload> Answers<Resp> {
         checks: Checks<Resp>,
         timeout: Duration,
     ) -> Self {
-        let decode = move |player: &Player, result| server.inner.endpoint.decode_answer(player, name, &checks, result);
-        Self::new(players, name, Box::new(decode), timeout)
+        let remote_checks = checks.clone();
+        let decode_local =
+            move |player: &Player, result| server.inner.endpoint.decode_answer(player, name, &checks, result);
+        // No `on_bad_response` hook: no player of this server sent it.
+        let decode_remote = move |bytes: Bytes| {
+            decode(&bytes, &remote_checks).map_err(|reason| {
+                tracing::warn!(remote = name, %reason, "bad answer from another process dropped");
+                FunctionError::InvalidResult
+            })
+        };
+        Self::new(players, name, Box::new(decode_local), Box::new(decode_remote), timeout)
     }
 }
 
@@ -88,16 +113,25 @@ impl Answers<Bytes> {
     /// Answers left encoded, for a relay to pass on.
     pub(super) fn encoded(players: Arc<[Player]>, name: &'static str, timeout: Duration) -> Self {
         let decode = |_: &Player, result: CallResult| result.map(|reply| Bytes::copy_from_slice(reply.as_bytes()));
-        Self::new(players, name, Box::new(decode), timeout)
+        Self::new(players, name, Box::new(decode), Box::new(Ok), timeout)
     }
 }
 
 impl<Resp> Answers<Resp> {
-    fn new(players: Arc<[Player]>, name: &'static str, decode: Decode<Resp>, timeout: Duration) -> Self {
+    fn new(
+        players: Arc<[Player]>,
+        name: &'static str,
+        decode: Decode<Resp>,
+        decode_remote: DecodeRemote<Resp>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             players,
             name,
             decode,
+            remote: None,
+            decode_remote,
+            silent: Vec::new(),
             ready: VecDeque::new(),
             pending: FuturesUnordered::new(),
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
@@ -111,13 +145,19 @@ impl<Resp> Answers<Resp> {
         self.pending.push(Call { index, call });
     }
 
+    /// The answers of other processes.
+    pub(super) fn push_remote(&mut self, remote: RemoteAnswers) {
+        self.remote = Some(remote);
+    }
+
     /// An answer known already.
     pub(super) fn push_ready(&mut self, id: PlayerId, result: Result<Resp, FunctionError>) {
         self.asked.push(id);
         self.ready.push_back((id, result));
     }
 
-    /// How many players were asked (the number of items the stream yields).
+    /// How many players were asked so far (the number of items the stream
+    /// yields; on a cluster, other nodes' players count as they answer).
     pub fn asked(&self) -> usize {
         self.asked.len()
     }
@@ -138,7 +178,14 @@ impl<Resp> Answers<Resp> {
         self.players.iter().find(|player| player.id() == id)
     }
 
-    /// How many answers are still to come.
+    /// Processes (cluster nodes, by number) that never said whom they asked:
+    /// their players are not in the stream. Complete once it has ended.
+    pub fn silent_nodes(&self) -> &[u32] {
+        &self.silent
+    }
+
+    /// How many answers of this server's players are still to come (other
+    /// nodes' are not known ahead).
     pub fn remaining(&self) -> usize {
         self.ready.len() + self.pending.len()
     }
@@ -165,33 +212,54 @@ impl<Resp> Stream for Answers<Resp> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(answer) = this.ready.pop_front() {
-            return Poll::Ready(Some(answer));
-        }
-        if this.pending.is_empty() {
-            return Poll::Ready(None);
-        }
-        // Answers already in count, even when the deadline has passed too.
-        if let Poll::Ready(Some((index, result))) = this.pending.poll_next_unpin(cx) {
-            let player = &this.players[index];
-            let result = (this.decode)(player, result);
-            return Poll::Ready(Some((player.id(), result)));
-        }
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            // Ending each call cancels it at its player.
-            for late in std::mem::take(&mut this.pending) {
-                this.ready
-                    .push_back((this.players[late.index].id(), Err(FunctionError::Timeout)));
-                late.call.time_out();
+        loop {
+            if let Some(answer) = this.ready.pop_front() {
+                return Poll::Ready(Some(answer));
             }
-            return Poll::Ready(this.ready.pop_front());
+            // Answers already in count, even when the deadline has passed too.
+            if let Poll::Ready(Some((index, result))) = this.pending.poll_next_unpin(cx) {
+                let player = &this.players[index];
+                let result = (this.decode)(player, result);
+                return Poll::Ready(Some((player.id(), result)));
+            }
+            if let Some(remote) = &mut this.remote {
+                match remote.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Remote::Answer(id, result))) => {
+                        this.asked.push(id);
+                        let result = result.and_then(&this.decode_remote);
+                        return Poll::Ready(Some((id, result)));
+                    }
+                    Poll::Ready(Some(Remote::Silent(node))) => {
+                        this.silent.push(node);
+                        continue;
+                    }
+                    Poll::Ready(None) => this.remote = None,
+                    Poll::Pending => {}
+                }
+            }
+            if this.pending.is_empty() {
+                return if this.remote.is_none() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                };
+            }
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                // Ending each call cancels it at its player.
+                for late in std::mem::take(&mut this.pending) {
+                    this.ready
+                        .push_back((this.players[late.index].id(), Err(FunctionError::Timeout)));
+                    late.call.time_out();
+                }
+                continue;
+            }
+            return Poll::Pending;
         }
-        Poll::Pending
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let remaining = self.remaining();
-        (remaining, Some(remaining))
+        (remaining, self.remote.is_none().then_some(remaining))
     }
 }
 

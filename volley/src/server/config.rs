@@ -30,10 +30,6 @@ pub struct ServerConfig {
     /// WebSocket to this server; others get HTTP 403. Requests without an
     /// `Origin` header (not from a browser) pass. Default: none (any origin).
     pub allowed_origins: Option<Vec<String>>,
-    /// Player ids count up from this plus one. Servers that must not hand
-    /// out the same id (nodes of one cluster) each take a range of their
-    /// own: `volley-net-cluster` gives node `n` the base `n << 32`. Default: 0.
-    pub player_id_base: u64,
 }
 
 impl Default for ServerConfig {
@@ -45,7 +41,6 @@ impl Default for ServerConfig {
             max_players: 50_000,
             max_handshakes: 512,
             allowed_origins: None,
-            player_id_base: 0,
         }
     }
 }
@@ -107,11 +102,6 @@ impl ServerConfig {
     /// Sets [`ServerConfig::default_timeout`].
     pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = timeout;
-        self
-    }
-    /// Sets [`ServerConfig::player_id_base`].
-    pub fn with_player_id_base(mut self, base: u64) -> Self {
-        self.player_id_base = base;
         self
     }
     /// Sets [`ServerConfig::receive_budget`].

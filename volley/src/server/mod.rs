@@ -32,6 +32,7 @@ use crate::redacted::Redacted;
 use crate::remote::{ClientEvent, ClientFn, Payload, Protocol, ServerEvent, ServerFn, ToServer};
 use crate::transport::{memory, tcp, Transport};
 
+pub mod adapter;
 mod answers;
 mod config;
 mod data;
@@ -58,6 +59,7 @@ pub use inspector::{InspectorSnapshot, TrafficPoint};
 use player::PlayerInner;
 pub use player::{Player, Players};
 pub use recipients::Recipients;
+use relay::Relay;
 use rooms::Rooms;
 use side::ServerSide;
 pub use tallies::Incident;
@@ -102,6 +104,8 @@ pub struct Server {
 struct ServerInner {
     endpoint: Endpoint<Player>,
     config: ServerConfig,
+    /// Who else its groups reach: nobody ([`adapter::Local`]) or a cluster.
+    adapter: adapter::SharedAdapter,
     players: RwLock<Directory>,
     rooms: Rooms,
     room_joined: RwLock<Vec<RoomHook>>,
@@ -136,8 +140,10 @@ impl ServerInner {
         tallies.incident(self.started, "refused", None, why.to_string());
     }
 
-    /// Runs the room hooks in `hooks` for `player` and `room`.
+    /// Tells the adapter, and runs the room hooks in `hooks` for `player`
+    /// and `room`.
     fn room_changed(&self, hooks: &RwLock<Vec<RoomHook>>, player: &Player, room: &str) {
+        self.adapter.room_changed(room);
         let hooks = read(hooks).clone();
         for hook in hooks {
             catch_user("room hook", None, || hook(player, room));
@@ -175,7 +181,8 @@ impl fmt::Debug for Server {
 }
 
 impl Server {
-    /// A server for `protocol`'s remotes; it accepts nobody until told where.
+    /// A server for `protocol`'s remotes, on its own: its groups are its own
+    /// players. It accepts nobody until told where.
     ///
     /// # Panics
     ///
@@ -183,16 +190,39 @@ impl Server {
     /// in code, refused here rather than on a connection later.
     #[track_caller]
     pub fn new(protocol: Protocol, config: ServerConfig) -> Self {
+        Self::with_adapter(protocol, config, adapter::Local)
+    }
+
+    /// A server whose groups reach as far as `adapter` does: a cluster
+    /// adapter (`volley-net-cluster`'s `NatsAdapter`) makes `to_room`,
+    /// `to_all`, `to_ids`, `invoke` to a group, `room_members`, `join`,
+    /// `leave` and `kick` span every node, with the same code a single
+    /// server runs. Must be called within a Tokio runtime when the adapter
+    /// runs tasks (a cluster's does).
+    ///
+    /// ```no_run
+    /// # use volley::*;
+    /// # fn example(protocol: Protocol, adapter: impl volley::adapter::Adapter) {
+    /// let server = Server::with_adapter(protocol, ServerConfig::default(), adapter);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
+    #[track_caller]
+    pub fn with_adapter(protocol: Protocol, config: ServerConfig, adapter: impl adapter::Adapter) -> Self {
         if let Err(e) = config.validate() {
             panic!("invalid ServerConfig: {e}");
         }
-        let first_id = config.player_id_base.saturating_add(1);
+        let first_id = adapter.player_id_base().saturating_add(1);
         let tallies = Arc::new(Mutex::new(Tallies::default()));
         let handshakes = Arc::new(tokio::sync::Semaphore::new(config.max_handshakes));
         let server = Self {
             inner: Arc::new(ServerInner {
                 endpoint: Endpoint::new(protocol, volley_proto::Direction::ToServer),
                 config,
+                adapter: Arc::new(adapter),
                 players: RwLock::new(Directory::default()),
                 rooms: Rooms::default(),
                 room_joined: RwLock::new(Vec::new()),
@@ -221,6 +251,7 @@ impl Server {
         };
         server.inner.endpoint.on_bad_request(keep("bad_request"));
         server.inner.endpoint.on_bad_response(keep("bad_response"));
+        server.inner.adapter.attach(Relay::new(&server));
         server
     }
 

@@ -31,6 +31,38 @@ impl Server {
         endpoint.finish_call(player, &remote, pending.await)
     }
 
+    /// Calls `remote` on the player `id` wherever it is connected (on a
+    /// cluster, on any node), with the remote's timeout: the one answer of
+    /// `to_ids([id]).invoke(..)`. A player connected nowhere is
+    /// [`FunctionError::Disconnected`] at once; dropping the future cancels
+    /// the call at the player. (With the [`Player`] at hand,
+    /// [`invoke`](Self::invoke) skips the lookup.)
+    pub async fn invoke_id<Req: Payload, Resp: Payload>(
+        &self,
+        id: PlayerId,
+        remote: ClientFn<Req, Resp>,
+        req: Req,
+    ) -> Result<Resp, FunctionError> {
+        let mut answers = self.to_ids([id]).invoke(remote, req);
+        match answers.next().await {
+            Some((_, result)) => result,
+            None => Err(FunctionError::Disconnected),
+        }
+    }
+
+    /// Fires `remote` at the player `id` wherever it is connected (on a
+    /// cluster, on any node): `to_ids([id]).fire(..)`, its one skip as the
+    /// error. For a player of another node it returns once the event is
+    /// queued for the broker; a node found gone is
+    /// [`EventError::Disconnected`].
+    pub fn fire_id<T: Payload>(&self, id: PlayerId, remote: ClientEvent<T>, value: T) -> Result<(), EventError> {
+        let sent = self.to_ids([id]).fire(remote, value)?;
+        match sent.skipped.into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
+    }
+
     /// Runs this server's own handler of `remote` as if `player` had called
     /// it: the same decoding, validation and errors, without the network.
     pub async fn predict<Req: Payload, Resp: Payload>(

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::adapter::{Census, Group as TargetGroup, Relayed, Target};
 use super::{Answers, Player, Players, Server};
 use crate::broadcast::Broadcast;
 use crate::error::{EventError, FunctionError};
@@ -16,7 +17,9 @@ use volley_proto::RemoteId;
 /// A group of players to fire at or to invoke, from [`Server::to_all`],
 /// [`Server::to_room`], [`Server::to_rooms`], [`Server::to_players`] or
 /// [`Server::to_ids`], narrowed with [`except`](Self::except). Who is in it is
-/// decided when it is used, not when it is built.
+/// decided when it is used, not when it is built. On a server built with a
+/// cluster adapter ([`Server::with_adapter`]), a group spans every node: the
+/// same code reaches one process or many.
 ///
 /// ```no_run
 /// # use volley::*;
@@ -39,6 +42,9 @@ pub struct Recipients {
     server: Server,
     group: Group,
     except: Vec<PlayerId>,
+    /// Only this server's players, never the adapter: what the adapter's
+    /// [`Relay`](super::relay::Relay) asks for other processes.
+    here_only: bool,
 }
 
 #[derive(Clone)]
@@ -66,11 +72,27 @@ impl Recipients {
         Self::new(server, Group::Ids(ids))
     }
 
+    /// This server's players of `target`, for the adapter's relay.
+    pub(super) fn here(server: Server, target: &Target) -> Self {
+        let group = match &target.group {
+            TargetGroup::Rooms(rooms) => Group::Rooms(rooms.clone()),
+            TargetGroup::Ids(ids) => Group::Ids(ids.clone()),
+            // `All`, and any group a later volley adds.
+            _ => Group::All,
+        };
+        Self {
+            here_only: true,
+            except: target.except.clone(),
+            ..Self::new(server, group)
+        }
+    }
+
     fn new(server: Server, group: Group) -> Self {
         Self {
             server,
             group,
             except: Vec::new(),
+            here_only: false,
         }
     }
 
@@ -80,7 +102,7 @@ impl Recipients {
         self
     }
 
-    /// Leaves the player `id` out.
+    /// Leaves the player `id` out (of any process, on a cluster).
     pub fn except_id(mut self, id: PlayerId) -> Self {
         self.except.push(id);
         self
@@ -92,11 +114,16 @@ impl Recipients {
         self
     }
 
-    /// Who is in the group now: the players connected (a shared list: a
-    /// room's or everyone's is not copied), and the ids asked for by
-    /// [`Server::to_ids`] that are not connected. `except` is not applied
-    /// yet: see [`included`](Self::included).
-    fn resolve(&self) -> (Arc<[Player]>, Vec<PlayerId>) {
+    /// Whether the player `id` would be connected to this server.
+    fn is_local(&self, id: PlayerId) -> bool {
+        self.here_only || self.server.inner.adapter.is_local(id)
+    }
+
+    /// Who is in the group on this server now: the players connected (a
+    /// shared list: a room's or everyone's is not copied), and the ids asked
+    /// for by [`Server::to_ids`] that would be here but are not connected.
+    /// `except` is not applied yet: see [`included`](Self::included).
+    pub(super) fn resolve(&self) -> (Arc<[Player]>, Vec<PlayerId>) {
         let inner = &self.server.inner;
         match &self.group {
             Group::All => (self.server.all_players(), Vec::new()),
@@ -106,7 +133,7 @@ impl Recipients {
                 let directory = read(&inner.players);
                 let mut found = Vec::with_capacity(ids.len());
                 let mut missing = Vec::new();
-                for &id in ids {
+                for &id in ids.iter().filter(|id| self.is_local(**id)) {
                     match directory.get(id) {
                         Some(player) => found.push(player.clone()),
                         None if !self.except.contains(&id) => missing.push(id),
@@ -118,27 +145,83 @@ impl Recipients {
         }
     }
 
+    /// The part of the group the adapter reaches (other processes), if any.
+    fn elsewhere(&self) -> Option<Target> {
+        if self.here_only {
+            return None;
+        }
+        let group = match &self.group {
+            Group::All => TargetGroup::All,
+            Group::Rooms(rooms) => TargetGroup::Rooms(rooms.clone()),
+            Group::Players(_) => return None,
+            Group::Ids(ids) => {
+                let adapter = &self.server.inner.adapter;
+                let remote: Vec<PlayerId> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| !adapter.is_local(*id) && !self.except.contains(id))
+                    .collect();
+                if remote.is_empty() {
+                    return None;
+                }
+                TargetGroup::Ids(remote)
+            }
+        };
+        Some(Target::new(group, self.except.clone()))
+    }
+
     /// Whether the player `id` is not left out by [`except`](Self::except).
-    fn included(&self, id: PlayerId) -> bool {
+    pub(super) fn included(&self, id: PlayerId) -> bool {
         !self.except.contains(&id)
     }
 
-    /// The players in the group now.
+    /// The players of this server in the group now (for every process, see
+    /// [`members`](Self::members)).
     pub fn players(&self) -> Vec<Player> {
         let (players, _) = self.resolve();
         players.iter().filter(|p| self.included(p.id())).cloned().collect()
     }
 
+    /// The ids of every player in the group now, in every process the
+    /// server's adapter reaches (on one server, those of
+    /// [`players`](Self::players)), with the processes that did not say.
+    pub async fn members(&self) -> Census {
+        let here = Census::of(self.players().iter().map(Player::id).collect());
+        match self.elsewhere() {
+            Some(target) => here.merge(self.server.inner.adapter.members(&target).await),
+            None => here,
+        }
+    }
+
     /// Fires `remote` at each player in the group. The payload is encoded
-    /// once; the result says how many it was queued for and who was skipped,
-    /// and why. Fails only if the value cannot be encoded.
+    /// once; the result says how many of this server's players it was
+    /// queued for, how many other processes it went to (on a cluster), and
+    /// who was skipped, and why. Fails, delivering to nobody, if the value
+    /// cannot be encoded, or if the adapter cannot pass it on
+    /// ([`EventError::Unreachable`], [`EventError::TooLarge`]).
     pub fn fire<T: Payload>(&self, remote: ClientEvent<T>, value: T) -> Result<Broadcast, EventError> {
+        let endpoint = &self.server.inner.endpoint;
+        let (id, payload) = endpoint.encode_event(&remote, &value)?;
+        let relayed = match self.elsewhere() {
+            Some(target) => self.server.inner.adapter.fire(&target, remote.name, &payload),
+            None => Ok(Relayed::default()),
+        };
+        let relayed = match relayed {
+            Ok(relayed) => relayed,
+            Err(error) => {
+                crate::payload::recycle(payload);
+                return Err(error);
+            }
+        };
         let (players, missing) = self.resolve();
         let included = players.iter().filter(|p| self.included(p.id()));
-        let mut outcome = self.server.fire_many(included, remote, &value)?;
+        let mut outcome = self.server.fire_many_encoded(included, id, remote.name, &payload);
+        crate::payload::recycle(payload);
         outcome
             .skipped
             .extend(missing.into_iter().map(|id| (id, EventError::Disconnected)));
+        outcome.skipped.extend(relayed.skipped);
+        outcome.other_nodes = relayed.nodes;
         Ok(outcome)
     }
 
@@ -162,40 +245,19 @@ impl Recipients {
         let (players, missing) = self.resolve();
         let endpoint = &self.server.inner.endpoint;
         let checks = endpoint.protocol.response_checks(&remote);
-        let answers = Answers::typed(self.server.clone(), players.clone(), remote.name, checks, timeout);
+        let mut answers = Answers::typed(self.server.clone(), players.clone(), remote.name, checks, timeout);
         let encoded = endpoint
             .function_id(&remote)
             .and_then(|id| Ok((id, endpoint.encode_request(remote.name, &req)?)));
+        if let (Some(target), Ok((_, payload))) = (self.elsewhere(), &encoded) {
+            let adapter = &self.server.inner.adapter;
+            answers.push_remote(adapter.invoke(&target, remote.name, payload, timeout));
+        }
         self.start_calls(answers, &players, missing, encoded, remote.name, timeout)
     }
 
-    /// Fires an event whose payload another process already encoded (a
-    /// relay's path: see [`Player::fire_encoded`]).
-    pub fn fire_encoded(&self, remote: &str, payload: &[u8]) -> Result<Broadcast, EventError> {
-        let (id, name) = self.server.relayed_event(remote)?;
-        let (players, missing) = self.resolve();
-        let included = players.iter().filter(|p| self.included(p.id()));
-        let mut outcome = self.server.fire_many_encoded(included, id, name, payload);
-        outcome
-            .skipped
-            .extend(missing.into_iter().map(|id| (id, EventError::Disconnected)));
-        Ok(outcome)
-    }
-
-    /// Calls a function with a request another process already encoded, and
-    /// leaves the answers encoded (a relay's path: see
-    /// [`Player::invoke_encoded`]).
-    pub fn invoke_encoded(&self, remote: &str, payload: &[u8], timeout: Duration) -> Answers<bytes::Bytes> {
-        let (players, missing) = self.resolve();
-        let relayed = self.server.relayed_function(remote);
-        let name = relayed.as_ref().map_or("<unknown>", |(_, name)| name);
-        let answers = Answers::encoded(players.clone(), name, timeout);
-        let encoded = relayed.map(|(id, _)| (id, payload.to_vec()));
-        self.start_calls(answers, &players, missing, encoded, name, timeout)
-    }
-
     /// Sends the encoded request to each included player, into `answers`.
-    fn start_calls<Resp>(
+    pub(super) fn start_calls<Resp>(
         &self,
         mut answers: Answers<Resp>,
         players: &[Player],
@@ -213,6 +275,11 @@ impl Recipients {
             Err(error) => {
                 for (_, player) in included {
                     answers.push_ready(player.id(), Err(error.clone()));
+                }
+                if let Some(TargetGroup::Ids(ids)) = self.elsewhere().map(|t| t.group) {
+                    for id in ids {
+                        answers.push_ready(id, Err(error.clone()));
+                    }
                 }
                 return answers;
             }

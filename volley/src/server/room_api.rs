@@ -1,41 +1,92 @@
 //! Rooms and groups, as the game uses them: who is in which room, and the
 //! groups (`to_room`, `to_all`, ...) that events and calls go to.
 
+use super::adapter::{Census, PlayerError};
 use super::*;
 
 impl Server {
     /// Puts the player `id` in `room`, creating the room if it has no
-    /// members yet; room names are the game's own (`"match:42"`). Returns
-    /// whether it joined now: `false` if it was in the room already or is not
-    /// connected. Runs the [`on_room_joined`](Self::on_room_joined) hooks.
-    pub fn join(&self, id: PlayerId, room: &str) -> bool {
-        self.player(id).is_some_and(|player| player.join(room))
+    /// members yet; room names are the game's own (`"match:42"`). `Ok(true)`
+    /// if it joined now, `Ok(false)` if it was a member already; runs the
+    /// [`on_room_joined`](Self::on_room_joined) hooks (on the player's own
+    /// server). On a cluster the player may be on any node; this returns
+    /// once a fire at the room from any node reaches it.
+    ///
+    /// # Errors
+    ///
+    /// [`PlayerError::NotConnected`] if no player `id` is connected;
+    /// [`PlayerError::Unreachable`] if it is on a node the cluster cannot
+    /// reach now.
+    pub async fn join(&self, id: PlayerId, room: &str) -> Result<bool, PlayerError> {
+        let adapter = &self.inner.adapter;
+        if !adapter.is_local(id) {
+            return adapter.join(id, room).await;
+        }
+        let player = self.player(id).ok_or(PlayerError::NotConnected)?;
+        let joined = player.join(room);
+        adapter.room_ready(room).await;
+        Ok(joined)
     }
 
-    /// Takes the player `id` out of `room`; whether it was in it. A room
-    /// with no members left is gone. Runs the
-    /// [`on_room_left`](Self::on_room_left) hooks.
-    pub fn leave(&self, id: PlayerId, room: &str) -> bool {
-        self.player(id).is_some_and(|player| player.leave(room))
+    /// Takes the player `id` out of `room`: `Ok(true)` if it was a member.
+    /// A room with no members left is gone. Runs the
+    /// [`on_room_left`](Self::on_room_left) hooks. Errors as [`join`](Self::join).
+    pub async fn leave(&self, id: PlayerId, room: &str) -> Result<bool, PlayerError> {
+        let adapter = &self.inner.adapter;
+        if !adapter.is_local(id) {
+            return adapter.leave(id, room).await;
+        }
+        Ok(self.player(id).ok_or(PlayerError::NotConnected)?.leave(room))
     }
 
-    /// The members of `room`, in the order they joined the server; empty
-    /// for a room nobody is in.
-    pub fn room_members(&self, room: &str) -> Vec<Player> {
+    /// Disconnects the player `id` wherever it is connected, telling it
+    /// `reason` (see [`Player::kick`]). Errors as [`join`](Self::join).
+    pub async fn kick(&self, id: PlayerId, reason: &str) -> Result<(), PlayerError> {
+        let adapter = &self.inner.adapter;
+        if !adapter.is_local(id) {
+            return adapter.kick(id, reason).await;
+        }
+        self.player(id).ok_or(PlayerError::NotConnected)?.kick(reason);
+        Ok(())
+    }
+
+    /// The player the authenticator gave this identity, wherever it is
+    /// connected ([`player_by_identity`](Self::player_by_identity) looks on
+    /// this server only, and gives the handle). This server's is preferred;
+    /// among several elsewhere, the adapter's choice.
+    pub async fn find_identity(&self, identity: &str) -> Result<Option<PlayerId>, PlayerError> {
+        if let Some(player) = self.player_by_identity(identity) {
+            return Ok(Some(player.id()));
+        }
+        self.inner.adapter.find_identity(identity).await
+    }
+
+    /// The members of `room`, on every node of a cluster (this server's
+    /// with their handles: [`local_room_members`](Self::local_room_members)).
+    pub async fn room_members(&self, room: &str) -> Census {
+        self.to_room(room).members().await
+    }
+
+    /// How many players are in `room`, on every node of a cluster (nodes
+    /// that do not answer in time count none: see
+    /// [`room_members`](Self::room_members)).
+    pub async fn room_size(&self, room: &str) -> usize {
+        self.room_members(room).await.len()
+    }
+
+    /// The members of `room` connected to this server, in the order they
+    /// joined it; empty for a room nobody here is in.
+    pub fn local_room_members(&self, room: &str) -> Vec<Player> {
         self.inner.rooms.members(room).to_vec()
     }
 
-    /// How many players are in `room`.
-    pub fn room_size(&self, room: &str) -> usize {
-        self.inner.rooms.member_count(room)
-    }
-
-    /// The rooms that have members, sorted by name.
+    /// The rooms that have members on this server, sorted by name.
     pub fn rooms(&self) -> Vec<String> {
         self.inner.rooms.names()
     }
 
-    /// The rooms the player `id` is in (empty if it is not connected).
+    /// The rooms the player `id` of this server is in (empty if it is not
+    /// connected here).
     pub fn rooms_of(&self, id: PlayerId) -> Vec<String> {
         self.player(id).map(|player| player.rooms()).unwrap_or_default()
     }
@@ -52,7 +103,8 @@ impl Server {
         write(&self.inner.room_left).push(Arc::new(hook));
     }
 
-    /// Moves up to `at_most` members of `from` into `to` in one step, the
+    /// Moves up to `at_most` of this server's members of `from` into `to` in
+    /// one step, the
     /// first to have joined the server first (matchmaking: take two players
     /// from the queue into a match). Two tasks moving from the same room at
     /// once never take the same player; no lock of the game's own is needed.
@@ -73,7 +125,9 @@ impl Server {
 
     // ---- many players at once ----
 
-    /// Every connected player, to fire at or invoke: see [`Recipients`].
+    /// Every connected player (of every node, on a cluster), to fire at or
+    /// invoke: see [`Recipients`]. Its [`members`](Recipients::members)
+    /// count every player.
     pub fn to_all(&self) -> Recipients {
         Recipients::all(self.clone())
     }
@@ -96,8 +150,8 @@ impl Server {
         Recipients::listed(self.clone(), players.to_vec())
     }
 
-    /// The players with these ids; an id not connected is reported as
-    /// disconnected. See [`Recipients`].
+    /// The players with these ids (on any node, on a cluster); an id not
+    /// connected is reported as disconnected. See [`Recipients`].
     pub fn to_ids(&self, ids: impl IntoIterator<Item = PlayerId>) -> Recipients {
         Recipients::ids(self.clone(), ids.into_iter().collect())
     }
