@@ -20,11 +20,12 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
-use volley::adapter::{Remote, RemoteAnswers, Target};
+use volley::adapter::{Group, Remote, RemoteAnswers, Target};
 use volley::{FunctionError, PlayerId};
 
 use crate::adapter::NatsAdapter;
-use crate::broker::Subscription;
+use crate::broker::{BrokerError, Subscription};
+use crate::subjects::node_of;
 use crate::wire::{self, Message, Reply, To};
 
 /// How long after the call's deadline the caller still waits for other
@@ -41,8 +42,81 @@ pub(crate) fn invoke(
     payload: Vec<u8>,
     timeout: Duration,
 ) -> RemoteAnswers {
+    // One player of one other node: a plain request, the fastest path.
+    if let Group::Ids(ids) = &target.group {
+        if let [id] = ids[..] {
+            let node = node_of(id);
+            if adapter.broker_connected() && adapter.inner.presence.is_live(node) {
+                let call = invoke_one(adapter, node, id, remote, payload, timeout);
+                return Box::pin(futures_util::stream::once(call));
+            }
+        }
+    }
     let start = async move { start(adapter, target, remote, payload, timeout).await };
     Box::pin(futures_util::stream::once(start).flatten())
+}
+
+/// Calls the one player `id` of live node `node`: one request, one reply.
+/// Ends `Disconnected` if the node goes meanwhile; dropped before the
+/// answer, it cancels the call at the player.
+async fn invoke_one(
+    adapter: NatsAdapter,
+    node: u32,
+    id: PlayerId,
+    remote: &'static str,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Remote {
+    let inner = &adapter.inner;
+    let call = adapter.next_call();
+    let message = wire::encode(&Message::Invoke {
+        origin: inner.node,
+        call,
+        player: id.0,
+        remote: remote.to_string(),
+        payload,
+        timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+    });
+    let max = inner.broker.max_payload();
+    if message.len() > max {
+        tracing::warn!(
+            len = message.len(),
+            max,
+            node,
+            "request too large for the broker: not sent"
+        );
+        return Remote::Answer(id, Err(FunctionError::TooLarge));
+    }
+    let mut cancel = CancelOnDrop {
+        adapter: adapter.clone(),
+        to: node,
+        call,
+        armed: true,
+    };
+    let subject = inner.subjects.node(node);
+    let asked = inner.broker.request(subject, message, timeout + ANSWER_GRACE);
+    let reply = tokio::select! {
+        reply = asked => reply,
+        () = inner.presence.gone(node) => Err(BrokerError::NoResponders),
+    };
+    cancel.armed = false;
+    let result = match reply {
+        Ok(bytes) => match wire::decode::<Reply>(&bytes) {
+            Ok(Reply::Answer(result)) => result.into_result().map(Bytes::from),
+            _ => {
+                tracing::warn!(node, "unreadable answer from another node");
+                Err(FunctionError::InvalidResult)
+            }
+        },
+        Err(BrokerError::TimedOut) => Err(FunctionError::Timeout),
+        Err(BrokerError::TooLarge { .. }) => Err(FunctionError::TooLarge),
+        Err(BrokerError::Unavailable) => Err(FunctionError::Unreachable),
+        Err(e) => {
+            tracing::debug!(node, error = %e, "call to another node ended");
+            Err(FunctionError::Disconnected)
+        }
+    };
+    Remote::Answer(id, result)
 }
 
 async fn start(

@@ -105,4 +105,14 @@ impl Presence {
     pub(crate) fn watch(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
+
+    /// Resolves once `node` is gone (at once if it is).
+    pub(crate) async fn gone(&self, node: u32) {
+        let mut changes = self.watch();
+        while !self.is_gone(node) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
 }

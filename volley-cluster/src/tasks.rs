@@ -162,6 +162,27 @@ impl NatsAdapter {
                     tracing::debug!(%remote, error = %e, "cluster event not delivered");
                 }
             }
+            Message::Invoke {
+                origin,
+                call,
+                player,
+                remote,
+                payload,
+                timeout_ms,
+            } => {
+                let Some(reply) = reply else { return };
+                let node = self.clone();
+                let target = Target::new(Group::Ids(vec![PlayerId(player)]), Vec::new());
+                let timeout = Duration::from_millis(timeout_ms);
+                let mut answers = relay.invoke(&target, &remote, &payload, timeout);
+                self.run(origin, call, async move {
+                    let result = match answers.next().await {
+                        Some((_, result)) => result,
+                        None => Err(volley::FunctionError::Disconnected),
+                    };
+                    node.answer(reply, &Reply::Answer(WireResult::from(result))).await;
+                });
+            }
             Message::InvokeGroup {
                 origin,
                 call,

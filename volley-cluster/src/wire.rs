@@ -38,6 +38,16 @@ pub(crate) enum Message {
         remote: String,
         payload: Vec<u8>,
     },
+    /// A call to one of the receiving node's players, the fast path of a
+    /// call to one player by id: one request, one reply (`Answer`).
+    Invoke {
+        origin: u32,
+        call: u64,
+        player: u64,
+        remote: String,
+        payload: Vec<u8>,
+        timeout_ms: u64,
+    },
     /// A call to the receiving node's players among `to`, but `except`;
     /// answered `Manifest`, then an `Answered` for each player, then `Done`.
     InvokeGroup {
@@ -68,6 +78,8 @@ pub(crate) enum Message {
 /// An answer from a node.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
+    /// The one answer to `Invoke`.
+    Answer(WireResult),
     /// The players a group call asked on `node`.
     Manifest {
         node: u32,
@@ -99,6 +111,7 @@ impl Reply {
     pub(crate) fn too_large(&self) -> Option<Reply> {
         let error = || WireResult::from(Err::<Bytes, _>(FunctionError::TooLarge));
         match self {
+            Reply::Answer(_) => Some(Reply::Answer(error())),
             Reply::Answered { player, .. } => Some(Reply::Answered {
                 player: *player,
                 result: error(),

@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::wait_for;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use volley::adapter::{Adapter, Census, Relay, Relayed, Remote, RemoteAnswers, Target};
 use volley::middleware::BoxFuture;
 use volley::*;
+
+mod common;
 
 const NEWS: ClientEvent<String> = ClientEvent::new("News");
 /// Answered with the client's number, unless the number is 99 (never).
@@ -118,17 +121,6 @@ async fn pair(per_server: u32) -> ([Server; 2], Vec<TestClient>, Vec<PlayerId>) 
         }
     }
     (servers, clients, ids)
-}
-
-async fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = found() {
-            return value;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "waited 10 s in vain");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 async fn heard(client: &mut TestClient) -> Option<String> {

@@ -6,9 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::wait_for;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use volley::*;
+
+mod common;
 
 /// A payload that counts how often it is encoded.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -109,17 +112,6 @@ async fn setup(n: u32) -> (Server, Vec<TestClient>, Vec<Player>, Cancelled) {
         players.push(player);
     }
     (server, clients, players, cancelled)
-}
-
-async fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = found() {
-            return value;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "waited 10 s in vain");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 struct Team(String);

@@ -210,6 +210,18 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
+/// Waits until `found` gives a value, failing after 10 s.
+pub async fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "waited 10 s in vain");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Receives one message, failing after 5 s.
 pub async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
