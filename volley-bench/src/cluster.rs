@@ -211,7 +211,6 @@ async fn room_fanout(results: &mut Results, plan: &Plan, url: &str) {
         let start = Instant::now();
         for _ in 0..plan.fanout_events {
             fire_at_room(&nodes[0], &payload).await;
-            tokio::task::yield_now().await;
         }
         if delivered_all(&spread, target).await {
             let rate = target as f64 / start.elapsed().as_secs_f64();

@@ -313,7 +313,8 @@ impl Server {
 
     // ---- players ----
 
-    /// The players connected now, in the order they joined.
+    /// The players connected to this server now, in the order they joined
+    /// (on a cluster, every node's: `to_all().members()`).
     pub fn players(&self) -> Vec<Player> {
         read(&self.inner.players).all().cloned().collect()
     }
@@ -323,12 +324,15 @@ impl Server {
         read(&self.inner.players).snapshot()
     }
 
-    /// How many players are connected.
+    /// How many players are connected to this server (on a cluster, to
+    /// every node: `to_all().members().await.len()`).
     pub fn player_count(&self) -> usize {
         read(&self.inner.players).len()
     }
 
-    /// The player with this id, if connected.
+    /// The player with this id, if connected to this server (one of any
+    /// node is reached by id: [`to_ids`](Self::to_ids),
+    /// [`invoke_id`](Self::invoke_id), [`fire_id`](Self::fire_id)).
     pub fn player(&self, id: PlayerId) -> Option<Player> {
         read(&self.inner.players).get(id).cloned()
     }
