@@ -33,7 +33,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use volley_proto::{Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
+use volley_proto::{RemoteId, RemoteSpec, RemoteTable, TableError};
 
 use crate::checks::{both, erase, Checks, ErasedCheck};
 
@@ -214,8 +214,44 @@ pub trait Remote: sealed_remote::Sealed {
     type Direction: Dir;
     /// Its declared name.
     fn name(&self) -> &'static str;
-    /// What the wire table records for it.
-    fn spec(&self) -> RemoteSpec;
+    /// What a protocol records of it: name, kind, direction, timeout, and
+    /// the shape of its payload types.
+    fn info(&self) -> RemoteInfo;
+}
+
+pub use volley_proto::{Direction, RemoteKind};
+
+/// One remote of a [`Protocol`] ([`Protocol::remotes`]), as a generator of
+/// client code in another language needs it: the types' descriptions are
+/// the very ones the remotes hash is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteInfo {
+    /// The declared name.
+    pub name: &'static str,
+    /// Its id on the wire (its place among the names, sorted).
+    pub id: RemoteId,
+    /// Function, event or unreliable event.
+    pub kind: RemoteKind,
+    /// Who handles it.
+    pub direction: Direction,
+    /// A function's declared timeout, if any.
+    pub timeout: Option<Duration>,
+    /// The shape description of each payload type: a function's request
+    /// then response, an event's value (grammar: `volley/src/shape.rs`); or
+    /// why the type cannot be described.
+    pub types: Vec<Result<String, String>>,
+}
+
+impl RemoteInfo {
+    fn spec(&self) -> RemoteSpec {
+        RemoteSpec {
+            name: self.name,
+            kind: self.kind,
+            direction: self.direction,
+            shape: crate::shape::remote_shape(self.name, &self.types),
+        }
+    }
 }
 mod sealed_remote {
     pub trait Sealed {}
@@ -228,15 +264,14 @@ impl<D: Dir, Req: Payload, Resp: Payload> Remote for Function<D, Req, Resp> {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn spec(&self) -> RemoteSpec {
-        RemoteSpec {
+    fn info(&self) -> RemoteInfo {
+        RemoteInfo {
             name: self.name,
+            id: 0,
             kind: RemoteKind::Function,
             direction: D::DIRECTION,
-            shape: crate::shape::remote_shape(
-                self.name,
-                &[crate::shape::describe::<Req>(), crate::shape::describe::<Resp>()],
-            ),
+            timeout: self.timeout,
+            types: vec![crate::shape::describe::<Req>(), crate::shape::describe::<Resp>()],
         }
     }
 }
@@ -246,16 +281,18 @@ impl<D: Dir, T: Payload> Remote for Event<D, T> {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn spec(&self) -> RemoteSpec {
-        RemoteSpec {
+    fn info(&self) -> RemoteInfo {
+        RemoteInfo {
             name: self.name,
+            id: 0,
             kind: if self.unreliable {
                 RemoteKind::UnreliableEvent
             } else {
                 RemoteKind::Event
             },
             direction: D::DIRECTION,
-            shape: crate::shape::remote_shape(self.name, &[crate::shape::describe::<T>()]),
+            timeout: None,
+            types: vec![crate::shape::describe::<T>()],
         }
     }
 }
@@ -297,6 +334,8 @@ pub struct Protocol {
     /// The checks the protocol was built with, by wire id; empty when there
     /// are none (then nothing is looked up per message).
     checks: Arc<[ProtocolChecks]>,
+    /// Every remote, by wire id.
+    remotes: Arc<[RemoteInfo]>,
 }
 
 /// The checks given to [`ProtocolBuilder`] for one remote.
@@ -339,6 +378,13 @@ impl Protocol {
     /// The hash both sides compare in the handshake.
     pub fn hash(&self) -> u64 {
         self.table.hash()
+    }
+
+    /// Every remote, by wire id, with the descriptions of its payload types
+    /// the hash is made from: what a generator of client code in another
+    /// language reads (`volley-net-ts`).
+    pub fn remotes(&self) -> &[RemoteInfo] {
+        &self.remotes
     }
 
     pub(crate) fn table(&self) -> &Arc<RemoteTable> {
@@ -386,7 +432,7 @@ impl Protocol {
 
 /// Builds a [`Protocol`].
 pub struct ProtocolBuilder {
-    specs: Vec<RemoteSpec>,
+    specs: Vec<RemoteInfo>,
     /// Checks by remote name: `true` for a function's responses.
     checks: Vec<(&'static str, bool, ErasedCheck)>,
 }
@@ -403,14 +449,14 @@ impl fmt::Debug for ProtocolBuilder {
 impl ProtocolBuilder {
     /// Adds a remote.
     pub fn remote(mut self, remote: impl Remote) -> Self {
-        self.specs.push(remote.spec());
+        self.specs.push(remote.info());
         self
     }
 
     /// Adds `remote` unless it is listed already.
     fn listed(mut self, remote: impl Remote) -> Self {
         if !self.specs.iter().any(|spec| spec.name == remote.name()) {
-            self.specs.push(remote.spec());
+            self.specs.push(remote.info());
         }
         self
     }
@@ -482,7 +528,12 @@ impl ProtocolBuilder {
 
     /// Finishes the list, or says which name is declared twice.
     pub fn try_build(self) -> Result<Protocol, TableError> {
-        let table = RemoteTable::new(self.specs)?;
+        let table = RemoteTable::new(self.specs.iter().map(RemoteInfo::spec).collect())?;
+        let mut remotes = self.specs;
+        for remote in &mut remotes {
+            remote.id = table.id(remote.name).unwrap_or_default();
+        }
+        remotes.sort_by_key(|remote| remote.id);
         let by_address = (0..table.len() as RemoteId)
             .filter_map(|id| Some((address(table.spec(id)?.name), id)))
             .collect();
@@ -508,6 +559,7 @@ impl ProtocolBuilder {
             table: Arc::new(table),
             by_address: Arc::new(by_address),
             checks: checks.into(),
+            remotes: remotes.into(),
         })
     }
 }

@@ -1,0 +1,462 @@
+// A volley client over WebSocket: the client side of PROTOCOL.md.
+
+import { decode, DecodeError, encode, Reader, Writer } from "./codec.js";
+import type { ClientEvent, ClientFn, ProtocolInfo, ServerEvent, ServerFn } from "./remotes.js";
+
+/** The wire protocol version this client speaks (PROTOCOL.md). */
+export const PROTOCOL_VERSION = 3;
+
+const enum Tag {
+  Hello = 0,
+  Welcome = 1,
+  Refuse = 2,
+  Event = 3,
+  Request = 4,
+  ResponseOk = 5,
+  ResponseStatus = 6,
+  Cancel = 7,
+  Ping = 8,
+  Pong = 9,
+  Goodbye = 10,
+}
+
+/** How a call ended, when not with its answer: the same kinds as Rust's `FunctionError`. */
+export type FunctionErrorKind =
+  | "Timeout"
+  | "Cancelled"
+  | "BadRequest"
+  | "InvalidResult"
+  | "Unprocessed"
+  | "Rejected"
+  | "Disconnected"
+  | "Overloaded"
+  | "RateLimited"
+  | "TooLarge";
+
+export class FunctionError extends Error {
+  constructor(
+    readonly kind: FunctionErrorKind,
+    message?: string,
+  ) {
+    super(message ?? kind);
+    this.name = "FunctionError";
+  }
+}
+
+/** Thrown by a handler: the caller gets `Rejected` with this message. */
+export class Reject extends Error {}
+
+const STATUS: Record<number, FunctionErrorKind> = {
+  1: "Rejected",
+  2: "BadRequest",
+  3: "Unprocessed",
+  4: "Cancelled",
+  5: "Overloaded",
+  6: "RateLimited",
+  7: "TooLarge",
+};
+
+/** Why `connect` failed: refused by the server (with its code), or the transport. */
+export class ConnectError extends Error {
+  constructor(
+    readonly kind: "VersionMismatch" | "RemotesMismatch" | "Unauthorized" | "Unavailable" | "Refused" | "Transport",
+    message: string,
+  ) {
+    super(message);
+    this.name = "ConnectError";
+  }
+}
+
+const REFUSE: ConnectError["kind"][] = ["VersionMismatch", "RemotesMismatch", "Unauthorized", "Unavailable"];
+const GOODBYE = ["Normal", "Kicked", "ShuttingDown", "ProtocolViolation", "IdleTimeout", "TooSlow"];
+
+/** Why a connection ended. */
+export type CloseReason =
+  | { kind: "local" }
+  | { kind: "remote"; code: string; message: string }
+  | { kind: "lost"; message: string };
+
+export interface ConnectOptions {
+  /** Bytes (or text) the server's authenticator reads. */
+  token?: Uint8Array | string;
+  /** A WebSocket class, where there is no global one (Node 20 without `--experimental-websocket`). */
+  WebSocket?: new (url: string) => WebSocket;
+  /** Timeout of calls whose remote declares none. Default: 10,000 ms. */
+  defaultTimeoutMs?: number;
+  /** The largest frame sent or accepted. Default: 1 MiB, as volley's. */
+  maxFrameLen?: number;
+  /** How long the handshake may take. Default: 5,000 ms. */
+  handshakeTimeoutMs?: number;
+}
+
+interface Pending {
+  resolve(bytes: Uint8Array): void;
+  reject(error: FunctionError): void;
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** One message as a whole frame: length, then the body. */
+function frame(tag: Tag, fill: (w: Writer) => void): Uint8Array {
+  const body = new Writer();
+  body.byte(tag);
+  fill(body);
+  const bytes = body.done();
+  const out = new Writer();
+  out.varint(bytes.length);
+  out.bytes(bytes);
+  return out.done();
+}
+
+/** Connects to the volley server at `url` (`ws://` or `wss://`). */
+export async function connect(url: string, protocol: ProtocolInfo, options: ConnectOptions = {}): Promise<Client> {
+  const Socket = options.WebSocket ?? (globalThis as { WebSocket?: new (url: string) => WebSocket }).WebSocket;
+  if (Socket === undefined) {
+    throw new ConnectError("Transport", "no WebSocket: pass one in ConnectOptions.WebSocket (Node 20: --experimental-websocket)");
+  }
+  const socket = new Socket(url);
+  socket.binaryType = "arraybuffer";
+  const client = new Client(socket, protocol, options);
+  await client.handshake(options);
+  return client;
+}
+
+export class Client {
+  /** This client's player id, as the server numbered it. */
+  playerId = 0n;
+  /** The smoothed round-trip time in milliseconds, once a pong came. */
+  rtt: number | undefined;
+  /** Resolves once the connection has ended, with why. */
+  readonly closed: Promise<CloseReason>;
+
+  private input = new Uint8Array(0);
+  private nextCall = 1;
+  private pending = new Map<number, Pending>();
+  private handlers = new Map<number, (payload: Uint8Array, signal: AbortSignal) => Promise<Uint8Array>>();
+  private running = new Map<number, AbortController>();
+  private listeners = new Map<number, Set<(payload: Uint8Array) => void>>();
+  private open = false;
+  private ended: CloseReason | undefined;
+  private endedWith!: (reason: CloseReason) => void;
+  private welcomed: ((error?: Error) => void) | undefined;
+  private pingSeq = 0;
+  private pingSent = new Map<number, number>();
+  private keepAlive: ReturnType<typeof setInterval> | undefined;
+  private readonly maxFrameLen: number;
+  private readonly defaultTimeoutMs: number;
+
+  /** @internal use `connect`. */
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly protocol: ProtocolInfo,
+    options: ConnectOptions,
+  ) {
+    this.maxFrameLen = options.maxFrameLen ?? 1 << 20;
+    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
+    this.closed = new Promise((resolve) => (this.endedWith = resolve));
+    socket.onmessage = (event: MessageEvent) => {
+      if (typeof event.data === "string") return this.violation("text message");
+      this.receive(new Uint8Array(event.data as ArrayBuffer));
+    };
+    socket.onclose = () => this.end({ kind: "lost", message: "the connection closed" });
+    socket.onerror = () => this.end({ kind: "lost", message: "the connection failed" });
+  }
+
+  /** @internal */
+  async handshake(options: ConnectOptions): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.socket.close();
+        reject(new ConnectError("Transport", "handshake timed out"));
+      }, options.handshakeTimeoutMs ?? 5_000);
+      this.welcomed = (error) => {
+        clearTimeout(timer);
+        this.welcomed = undefined;
+        if (error) reject(error);
+        else resolve();
+      };
+      this.socket.onopen = () => {
+        const token = typeof options.token === "string" ? utf8.encode(options.token) : (options.token ?? new Uint8Array());
+        this.send(
+          frame(Tag.Hello, (w) => {
+            w.varint(PROTOCOL_VERSION);
+            const hash = new Uint8Array(8);
+            new DataView(hash.buffer).setBigUint64(0, this.protocol.hash, true);
+            w.bytes(hash);
+            w.bytes(token);
+          }),
+        );
+      };
+    });
+    this.open = true;
+    this.ping();
+    this.keepAlive = setInterval(() => this.ping(), 10_000);
+  }
+
+  /** Calls `remote` on the server. Rejects with a `FunctionError`. */
+  invoke<Req, Resp>(
+    remote: ServerFn<Req, Resp>,
+    req: Req,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Resp> {
+    if (!this.open) return Promise.reject(new FunctionError("Disconnected"));
+    let payload: Uint8Array;
+    try {
+      payload = encode(remote.request, req);
+    } catch (e) {
+      return Promise.reject(new FunctionError("BadRequest", `could not encode the request: ${String(e)}`));
+    }
+    const call = this.nextCall++;
+    const request = frame(Tag.Request, (w) => {
+      w.varint(call);
+      w.varint(remote.id);
+      w.bytes(payload);
+    });
+    if (request.length > this.maxFrameLen) return Promise.reject(new FunctionError("TooLarge"));
+    const timeoutMs = options.timeoutMs ?? remote.timeoutMs ?? this.defaultTimeoutMs;
+    return new Promise<Resp>((resolve, reject) => {
+      const giveUp = (error: FunctionError) => {
+        if (!this.pending.has(call)) return;
+        this.pending.delete(call);
+        clearTimeout(timer);
+        this.send(frame(Tag.Cancel, (w) => w.varint(call)));
+        reject(error);
+      };
+      const timer = setTimeout(() => giveUp(new FunctionError("Timeout")), timeoutMs);
+      options.signal?.addEventListener("abort", () => giveUp(new FunctionError("Cancelled")), { once: true });
+      this.pending.set(call, {
+        resolve: (bytes) => {
+          clearTimeout(timer);
+          try {
+            resolve(decode(remote.response, bytes));
+          } catch (e) {
+            reject(new FunctionError("InvalidResult", String(e)));
+          }
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      this.send(request);
+    });
+  }
+
+  /** Answers the server's calls of `remote`. A handler that throws `Reject` answers `Rejected`; any other throw `Unprocessed`. */
+  onRequest<Req, Resp>(remote: ClientFn<Req, Resp>, handler: (req: Req, signal: AbortSignal) => Resp | Promise<Resp>): void {
+    this.handlers.set(remote.id, async (payload, signal) => {
+      const req = decode(remote.request, payload);
+      return encode(remote.response, await handler(req, signal));
+    });
+  }
+
+  /** Fires `remote` at the server. */
+  fire<T>(remote: ServerEvent<T>, value: T): void {
+    if (!this.open) throw new FunctionError("Disconnected");
+    const payload = encode(remote.value, value);
+    this.send(
+      frame(Tag.Event, (w) => {
+        w.varint(remote.id);
+        w.bytes(payload);
+      }),
+    );
+  }
+
+  /** Calls `listener` with each `remote` the server fires; returns the unsubscribe. */
+  on<T>(remote: ClientEvent<T>, listener: (value: T) => void): () => void {
+    const set = this.listeners.get(remote.id) ?? new Set();
+    this.listeners.set(remote.id, set);
+    const wrapped = (payload: Uint8Array) => {
+      let value: T;
+      try {
+        value = decode(remote.value, payload);
+      } catch {
+        return; // a bad event is dropped, as volley's Rust client does
+      }
+      listener(value);
+    };
+    set.add(wrapped);
+    return () => set.delete(wrapped);
+  }
+
+  /** Says goodbye and closes. */
+  close(): void {
+    if (this.open) {
+      this.send(frame(Tag.Goodbye, (w) => {
+        w.byte(0);
+        w.bytes(utf8.encode("client closing"));
+      }));
+    }
+    this.end({ kind: "local" });
+  }
+
+  private send(bytes: Uint8Array): void {
+    if (this.socket.readyState === 1) this.socket.send(bytes);
+  }
+
+  private ping(): void {
+    const seq = this.pingSeq++;
+    this.pingSent.set(seq, performance.now());
+    this.send(frame(Tag.Ping, (w) => w.varint(seq)));
+  }
+
+  private receive(bytes: Uint8Array): void {
+    const all = new Uint8Array(this.input.length + bytes.length);
+    all.set(this.input);
+    all.set(bytes, this.input.length);
+    let at = 0;
+    try {
+      while (at < all.length) {
+        const r = new Reader(all.subarray(at));
+        let len: number;
+        try {
+          len = r.varint(32);
+        } catch (e) {
+          if (e instanceof DecodeError && e.message === "truncated") break;
+          throw e;
+        }
+        if (len > this.maxFrameLen) return this.violation(`frame of ${len} bytes`);
+        if (len === 0) return this.violation("empty frame");
+        if (r.buf.length - r.at < len) break;
+        this.message(new Reader(r.bytes(len)));
+        at += r.at;
+      }
+    } catch (e) {
+      return this.violation(e instanceof Error ? e.message : String(e));
+    }
+    this.input = all.slice(at);
+  }
+
+  private message(r: Reader): void {
+    const tag = r.byte();
+    switch (tag) {
+      case Tag.Welcome: {
+        this.playerId = r.varbig(64);
+        this.welcomed?.();
+        return;
+      }
+      case Tag.Refuse: {
+        const code = r.byte();
+        const message = fromUtf8.decode(r.rest());
+        this.welcomed?.(new ConnectError(REFUSE[code] ?? "Refused", message));
+        this.end({ kind: "remote", code: REFUSE[code] ?? "Refused", message });
+        return;
+      }
+      case Tag.Event: {
+        const id = r.varint();
+        const payload = r.rest();
+        for (const listener of this.listeners.get(id) ?? []) listener(payload);
+        return;
+      }
+      case Tag.Request: {
+        const call = r.varint();
+        const id = r.varint();
+        this.serve(call, id, r.rest().slice());
+        return;
+      }
+      case Tag.ResponseOk:
+      case Tag.ResponseStatus: {
+        const call = r.varint();
+        const status = tag === Tag.ResponseOk ? 0 : r.byte();
+        const payload = r.rest();
+        const pending = this.pending.get(call);
+        if (pending === undefined) return; // answered after we gave up
+        this.pending.delete(call);
+        if (status === 0) pending.resolve(payload);
+        else {
+          const kind = STATUS[status] ?? "Unprocessed";
+          pending.reject(new FunctionError(kind, kind === "Rejected" ? fromUtf8.decode(payload) : undefined));
+        }
+        return;
+      }
+      case Tag.Cancel: {
+        const call = r.varint();
+        this.running.get(call)?.abort();
+        return;
+      }
+      case Tag.Ping: {
+        const seq = r.varint();
+        this.send(frame(Tag.Pong, (w) => w.varint(seq)));
+        return;
+      }
+      case Tag.Pong: {
+        const seq = r.varint();
+        const sent = this.pingSent.get(seq);
+        this.pingSent.delete(seq);
+        if (sent !== undefined) {
+          const sample = performance.now() - sent;
+          this.rtt = this.rtt === undefined ? sample : this.rtt * 0.875 + sample * 0.125;
+        }
+        return;
+      }
+      case Tag.Goodbye: {
+        const code = r.byte();
+        const message = fromUtf8.decode(r.rest());
+        this.end({ kind: "remote", code: GOODBYE[code] ?? "Unknown", message });
+        return;
+      }
+      default:
+        throw new DecodeError(`unknown tag ${tag}`);
+    }
+  }
+
+  private serve(call: number, id: number, payload: Uint8Array): void {
+    const handler = this.handlers.get(id);
+    const answer = (status: number, body: Uint8Array) =>
+      this.send(
+        status === 0
+          ? frame(Tag.ResponseOk, (w) => {
+              w.varint(call);
+              w.bytes(body);
+            })
+          : frame(Tag.ResponseStatus, (w) => {
+              w.varint(call);
+              w.byte(status);
+              w.bytes(body);
+            }),
+      );
+    if (handler === undefined) return answer(3, new Uint8Array());
+    const controller = new AbortController();
+    this.running.set(call, controller);
+    handler(payload, controller.signal).then(
+      (bytes) => {
+        this.running.delete(call);
+        if (controller.signal.aborted) return answer(4, new Uint8Array());
+        if (bytes.length + 16 > this.maxFrameLen) return answer(7, new Uint8Array());
+        answer(0, bytes);
+      },
+      (error: unknown) => {
+        this.running.delete(call);
+        if (error instanceof DecodeError) return answer(2, new Uint8Array());
+        if (error instanceof Reject) return answer(1, utf8.encode(error.message));
+        answer(3, new Uint8Array());
+      },
+    );
+  }
+
+  private violation(reason: string): void {
+    this.send(frame(Tag.Goodbye, (w) => {
+      w.byte(3);
+      w.bytes(utf8.encode(reason));
+    }));
+    this.end({ kind: "lost", message: `protocol violation: ${reason}` });
+  }
+
+  private end(reason: CloseReason): void {
+    if (this.ended) return;
+    this.ended = reason;
+    this.open = false;
+    clearInterval(this.keepAlive);
+    this.welcomed?.(new ConnectError("Transport", reason.kind === "local" ? "closed" : reason.message));
+    for (const pending of this.pending.values()) pending.reject(new FunctionError("Disconnected"));
+    this.pending.clear();
+    for (const running of this.running.values()) running.abort();
+    try {
+      this.socket.close();
+    } catch {
+      // already closed
+    }
+    this.endedWith(reason);
+  }
+}
