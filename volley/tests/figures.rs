@@ -190,3 +190,21 @@ async fn a_group_call_timeout_is_counted() {
         .unwrap();
     assert_eq!(slow.ended.get("timeout"), Some(&(2 * ROUNDS)), "{:?}", slow.ended);
 }
+
+/// A handler stopped by the caller's cancel (its timeout here) is counted
+/// as answered `cancelled`: the server's figures show calls its callers gave
+/// up on.
+#[tokio::test]
+async fn a_handler_cancelled_by_its_caller_is_counted() {
+    let (server, addr, _observed, _) = tcp_server(ServerConfig::default()).await;
+    let (client, _probe) = tcp_client(addr).await;
+    wait_players(&server, 1).await;
+    let gave_up = client.invoke_with_timeout(SLOW, 5_000, Duration::from_millis(50)).await;
+    assert_eq!(gave_up, Err(FunctionError::Timeout));
+    let cancelled = || {
+        let figures = server.figures();
+        let slow = figures.remotes.iter().find(|r| r.name == "Slow").unwrap().clone();
+        slow.answered.get("cancelled").copied()
+    };
+    eventually("the cancel counted", || cancelled() == Some(1)).await;
+}

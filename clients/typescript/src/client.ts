@@ -87,7 +87,29 @@ export interface ConnectOptions {
   maxFrameLen?: number;
   /** How long the handshake may take. Default: 5,000 ms. */
   handshakeTimeoutMs?: number;
+  /** Whether and how to reconnect after losing an established connection. Default: none. */
+  reconnect?: ReconnectPolicy;
 }
+
+/**
+ * How a client reconnects, as the Rust client's `ReconnectPolicy`: after
+ * `initialDelayMs`, then waits doubling up to `maxDelayMs` (each shortened by
+ * up to a quarter, at random), for at most `maxAttempts` attempts. It
+ * reconnects when the connection was lost or the server shut down; not after
+ * `close()`, a kick, a refusal or a protocol violation. Calls made while
+ * disconnected fail `Disconnected` at once.
+ */
+export interface ReconnectPolicy {
+  /** Default: 100 ms. */
+  initialDelayMs?: number;
+  /** Default: 5,000 ms. */
+  maxDelayMs?: number;
+  /** Default: 10. */
+  maxAttempts?: number;
+}
+
+/** Where a client's connection stands. */
+export type ConnectionState = "connected" | "reconnecting" | "closed";
 
 interface Pending {
   resolve(bytes: Uint8Array): void;
@@ -115,10 +137,8 @@ export async function connect(url: string, protocol: ProtocolInfo, options: Conn
   if (Socket === undefined) {
     throw new ConnectError("Transport", "no WebSocket: pass one in ConnectOptions.WebSocket (Node 20: --experimental-websocket)");
   }
-  const socket = new Socket(url);
-  socket.binaryType = "arraybuffer";
-  const client = new Client(socket, protocol, options);
-  await client.handshake(options);
+  const client = new Client(() => new Socket(url), protocol, options);
+  await client.dial();
   return client;
 }
 
@@ -130,6 +150,10 @@ export class Client {
   /** Resolves once the connection has ended, with why. */
   readonly closed: Promise<CloseReason>;
 
+  /** Where the connection stands; `onStateChange` tells each change. */
+  state: ConnectionState = "connected";
+
+  private socket!: WebSocket;
   private input = new Uint8Array(0);
   private nextCall = 1;
   private pending = new Map<number, Pending>();
@@ -138,8 +162,11 @@ export class Client {
   private listeners = new Map<number, Set<(payload: Uint8Array) => void>>();
   private open = false;
   private ended: CloseReason | undefined;
+  /** No more redialing: closed by us, or for good. */
+  private final = false;
   private endedWith!: (reason: CloseReason) => void;
   private welcomed: ((error?: Error) => void) | undefined;
+  private stateListeners = new Set<(state: ConnectionState) => void>();
   private pingSeq = 0;
   private pingSent = new Map<number, number>();
   private keepAlive: ReturnType<typeof setInterval> | undefined;
@@ -148,23 +175,42 @@ export class Client {
 
   /** @internal use `connect`. */
   constructor(
-    private readonly socket: WebSocket,
+    private readonly open_socket: () => WebSocket,
     private readonly protocol: ProtocolInfo,
-    options: ConnectOptions,
+    private readonly options: ConnectOptions,
   ) {
     this.maxFrameLen = options.maxFrameLen ?? 1 << 20;
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
     this.closed = new Promise((resolve) => (this.endedWith = resolve));
+  }
+
+  /** Calls `listener` at each change of `state`; returns the unsubscribe. */
+  onStateChange(listener: (state: ConnectionState) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.state === state) return;
+    this.state = state;
+    for (const listener of this.stateListeners) listener(state);
+  }
+
+  /** @internal Opens a connection and shakes hands. */
+  async dial(): Promise<void> {
+    const socket = this.open_socket();
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    this.input = new Uint8Array(0);
+    this.ended = undefined;
     socket.onmessage = (event: MessageEvent) => {
+      if (socket !== this.socket) return;
       if (typeof event.data === "string") return this.violation("text message");
       this.receive(new Uint8Array(event.data as ArrayBuffer));
     };
-    socket.onclose = () => this.end({ kind: "lost", message: "the connection closed" });
-    socket.onerror = () => this.end({ kind: "lost", message: "the connection failed" });
-  }
-
-  /** @internal */
-  async handshake(options: ConnectOptions): Promise<void> {
+    socket.onclose = () => socket === this.socket && this.end({ kind: "lost", message: "the connection closed" });
+    socket.onerror = () => socket === this.socket && this.end({ kind: "lost", message: "the connection failed" });
+    const options = this.options;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.socket.close();
@@ -176,7 +222,7 @@ export class Client {
         if (error) reject(error);
         else resolve();
       };
-      this.socket.onopen = () => {
+      socket.onopen = () => {
         const token = typeof options.token === "string" ? utf8.encode(options.token) : (options.token ?? new Uint8Array());
         this.send(
           frame(Tag.Hello, (w) => {
@@ -190,6 +236,7 @@ export class Client {
       };
     });
     this.open = true;
+    this.setState("connected");
     this.ping();
     this.keepAlive = setInterval(() => this.ping(), 10_000);
   }
@@ -288,6 +335,7 @@ export class Client {
         w.bytes(utf8.encode("client closing"));
       }));
     }
+    this.final = true;
     this.end({ kind: "local" });
   }
 
@@ -435,6 +483,30 @@ export class Client {
     );
   }
 
+  /** Whether `reason` is worth redialing for (as the Rust client decides). */
+  private static redials(reason: CloseReason): boolean {
+    return reason.kind === "lost" && !reason.message.startsWith("protocol violation")
+      || (reason.kind === "remote" && reason.code === "ShuttingDown");
+  }
+
+  /** Redials with backoff; ends for good once the attempts are spent. */
+  private async reconnect(policy: ReconnectPolicy, reason: CloseReason): Promise<void> {
+    this.setState("reconnecting");
+    let delay = policy.initialDelayMs ?? 100;
+    const attempts = policy.maxAttempts ?? 10;
+    for (let attempt = 0; attempt < attempts && !this.final; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, delay * (1 - Math.random() / 4)));
+      if (this.final) break;
+      try {
+        await this.dial();
+        return;
+      } catch {
+        delay = Math.min(delay * 2, policy.maxDelayMs ?? 5_000);
+      }
+    }
+    this.finish(reason);
+  }
+
   private violation(reason: string): void {
     this.send(frame(Tag.Goodbye, (w) => {
       w.byte(3);
@@ -443,20 +515,38 @@ export class Client {
     this.end({ kind: "lost", message: `protocol violation: ${reason}` });
   }
 
+  /** The current connection ended: its calls fail; redial, or end for good. */
   private end(reason: CloseReason): void {
     if (this.ended) return;
     this.ended = reason;
+    const wasOpen = this.open;
     this.open = false;
     clearInterval(this.keepAlive);
-    this.welcomed?.(new ConnectError("Transport", reason.kind === "local" ? "closed" : reason.message));
+    const handshaking = this.welcomed;
+    handshaking?.(new ConnectError("Transport", reason.kind === "local" ? "closed" : reason.message));
     for (const pending of this.pending.values()) pending.reject(new FunctionError("Disconnected"));
     this.pending.clear();
     for (const running of this.running.values()) running.abort();
+    this.running.clear();
+    this.pingSent.clear();
     try {
       this.socket.close();
     } catch {
       // already closed
     }
+    // A failed redial is the reconnect loop's to judge.
+    if (handshaking && !wasOpen && this.state === "reconnecting") return;
+    const policy = this.options.reconnect;
+    if (wasOpen && policy !== undefined && !this.final && Client.redials(reason)) {
+      void this.reconnect(policy, reason);
+      return;
+    }
+    this.finish(reason);
+  }
+
+  private finish(reason: CloseReason): void {
+    this.final = true;
+    this.setState("closed");
     this.endedWith(reason);
   }
 }

@@ -7,4 +7,4 @@ export type { Desc } from "./codec.js";
 export { clientEvent, clientFn, protocolOf, serverEvent, serverFn } from "./remotes.js";
 export type { AnyRemote, ClientEvent, ClientFn, ProtocolInfo, ServerEvent, ServerFn } from "./remotes.js";
 export { Client, connect, ConnectError, FunctionError, PROTOCOL_VERSION, Reject } from "./client.js";
-export type { CloseReason, ConnectOptions, FunctionErrorKind } from "./client.js";
+export type { CloseReason, ConnectionState, ConnectOptions, FunctionErrorKind, ReconnectPolicy } from "./client.js";

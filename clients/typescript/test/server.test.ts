@@ -1,68 +1,65 @@
-// The TypeScript client against the real demo server (`cargo run --example
-// server -- --transport ws`), started here and stopped by its process id.
+// The TypeScript client against the real demo server: every kind of call and
+// error, events both ways, a refused build, a kick, a reconnect.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
 
 import { connect, ConnectError, FunctionError, protocolOf } from "../src/index.js";
 import { ANNOUNCE, ASK_ME, BUY, CHAT, GET_PLAYER_DATA, PROMPT_ACTION, PROTOCOL, REMOTES_HASH, SLOW_SEARCH } from "../examples/demo_protocol.js";
+import { answered, startDemoServer, stop, type DemoServer } from "./demo_server.js";
 
-let server: ChildProcess;
-let url = "";
+let server: DemoServer;
 
 before(async () => {
-  const repo = new URL("../../../../", import.meta.url).pathname;
-  const binary = process.env["VOLLEY_DEMO_SERVER"] ?? `${repo}target/debug/examples/server`;
-  server = spawn(binary, ["--addr", "127.0.0.1:0", "--transport", "ws"], { stdio: ["ignore", "pipe", "inherit"] });
-  const lines = createInterface({ input: server.stdout! });
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the demo server did not start")), 30_000);
-    lines.on("line", (line) => {
-      const found = /^volley demo server on ([0-9.:]+) /.exec(line);
-      if (found) {
-        clearTimeout(timer);
-        resolve(`ws://${found[1]}/volley`);
-      }
-    });
-  });
+  server = await startDemoServer();
 });
 
-after(() => {
-  server.kill("SIGKILL");
+after(async () => {
+  await stop(server);
 });
 
-test("calls to the server: answers, a rejection, a timeout", async () => {
-  const client = await connect(url, PROTOCOL);
+const failsWith = (kind: string, message?: string) => (e: unknown) =>
+  e instanceof FunctionError && e.kind === kind && (message === undefined || e.message.includes(message));
+
+test("calls to the server: answers, a rejection, a bad request", async () => {
+  const client = await connect(server.url, PROTOCOL);
   assert.ok(client.playerId > 0n);
-  const data = await client.invoke(GET_PLAYER_DATA, { name: "ada" });
-  assert.deepEqual(data, { name: "ada", level: 7, gold: 25 });
+  assert.deepEqual(await client.invoke(GET_PLAYER_DATA, { name: "ada" }), { name: "ada", level: 7, gold: 25 });
   assert.equal(await client.invoke(BUY, { item: "sword", price: 10 }), 15);
-  await assert.rejects(client.invoke(BUY, { item: "castle", price: 1000 }), (e: unknown) => {
-    return e instanceof FunctionError && e.kind === "Rejected" && e.message === "not enough gold";
-  });
-  const started = performance.now();
-  await assert.rejects(client.invoke(SLOW_SEARCH, "maps"), (e: unknown) => e instanceof FunctionError && e.kind === "Timeout");
-  const took = performance.now() - started;
-  assert.ok(took >= 450 && took < 1500, `the declared 500 ms timeout took ${took} ms`);
-  // A bad request (a name the server's check refuses) is BadRequest.
-  await assert.rejects(client.invoke(GET_PLAYER_DATA, { name: "" }), (e: unknown) => e instanceof FunctionError && e.kind === "BadRequest");
+  await assert.rejects(client.invoke(BUY, { item: "castle", price: 1000 }), failsWith("Rejected", "not enough gold"));
+  // The server's check refuses an empty name.
+  await assert.rejects(client.invoke(GET_PLAYER_DATA, { name: "" }), failsWith("BadRequest"));
+  // A request too large for a frame is refused here, nothing sent.
+  await assert.rejects(client.invoke(BUY, { item: "x".repeat(2 << 20), price: 1 }), failsWith("TooLarge"));
+  assert.equal(await client.invoke(BUY, { item: "shield", price: 5 }), 20, "the connection is still fine");
   client.close();
   assert.deepEqual(await client.closed, { kind: "local" });
 });
 
-test("an aborted call ends Cancelled at once", async () => {
-  const client = await connect(url, PROTOCOL);
+test("a timeout and an abort each send Cancel, which the server sees", async () => {
+  const client = await connect(server.url, PROTOCOL);
+  const before = (await answered(server, "SlowSearch"))["cancelled"] ?? 0;
+  const started = performance.now();
+  await assert.rejects(client.invoke(SLOW_SEARCH, "maps"), failsWith("Timeout"));
+  const took = performance.now() - started;
+  assert.ok(took >= 450 && took < 1_500, `the declared 500 ms timeout took ${took} ms`);
   const abort = new AbortController();
   const call = client.invoke(SLOW_SEARCH, "anything", { signal: abort.signal, timeoutMs: 5_000 });
   setTimeout(() => abort.abort(), 50);
-  await assert.rejects(call, (e: unknown) => e instanceof FunctionError && e.kind === "Cancelled");
+  await assert.rejects(call, failsWith("Cancelled"));
+  let cancelled = before;
+  for (let i = 0; i < 100 && cancelled < before + 2; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    cancelled = (await answered(server, "SlowSearch"))["cancelled"] ?? 0;
+  }
+  assert.equal(cancelled, before + 2, "the server cancelled both handlers");
   client.close();
 });
 
-test("the server calls the client back, and events go both ways", async () => {
-  const client = await connect(url, PROTOCOL);
+test("the server calls the client back; a missing handler answers Unprocessed", async () => {
+  const client = await connect(server.url, PROTOCOL);
+  // No handler yet: the server's call to us ends Unprocessed, and it says so.
+  await assert.rejects(client.invoke(ASK_ME, null), failsWith("Rejected", "could not be processed"));
   let asked = "";
   client.onRequest(PROMPT_ACTION, async (prompt) => {
     asked = prompt.question;
@@ -70,13 +67,53 @@ test("the server calls the client back, and events go both ways", async () => {
   });
   assert.equal(await client.invoke(ASK_ME, null), true);
   assert.match(asked, /next round/);
-  const heard = new Promise<string>((resolve) => client.on(ANNOUNCE, resolve));
-  client.fire(CHAT, "hello from TypeScript");
-  assert.equal(await heard, `player#${client.playerId}: hello from TypeScript`);
+  client.close();
+});
+
+test("events both ways, 10,000 in order", async () => {
+  const client = await connect(server.url, PROTOCOL);
+  const heard: string[] = [];
+  const all = new Promise<void>((resolve) =>
+    client.on(ANNOUNCE, (line) => {
+      if (line.startsWith(`player#${client.playerId}:`)) heard.push(line);
+      if (heard.length === 10_000) resolve();
+    }),
+  );
+  for (let i = 0; i < 10_000; i++) client.fire(CHAT, `line ${i}`);
+  await all;
+  assert.deepEqual(heard, Array.from({ length: 10_000 }, (_, i) => `player#${client.playerId}: line ${i}`));
   client.close();
 });
 
 test("a client built from other declarations is refused RemotesMismatch", async () => {
   const other = protocolOf(REMOTES_HASH ^ 1n, PROTOCOL.remotes);
-  await assert.rejects(connect(url, other), (e: unknown) => e instanceof ConnectError && e.kind === "RemotesMismatch");
+  await assert.rejects(connect(server.url, other), (e: unknown) => e instanceof ConnectError && e.kind === "RemotesMismatch");
+});
+
+test("a kick ends the client for good, with the server's reason", async () => {
+  const own = await startDemoServer();
+  const client = await connect(own.url, PROTOCOL, { reconnect: { initialDelayMs: 50 } });
+  // The demo server kicks every player when it stops (SIGINT).
+  await stop(own, "SIGINT");
+  assert.deepEqual(await client.closed, { kind: "remote", code: "Kicked", message: "server shutting down" });
+  assert.equal(client.state, "closed");
+});
+
+test("a lost connection is redialed; calls meanwhile fail Disconnected at once", async () => {
+  const first = await startDemoServer();
+  const client = await connect(first.url, PROTOCOL, { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  const states: string[] = [];
+  client.onStateChange((state) => states.push(state));
+  await stop(first); // SIGKILL: no goodbye
+  while ((client.state as string) !== "reconnecting") await new Promise((resolve) => setTimeout(resolve, 10));
+  await assert.rejects(client.invoke(BUY, { item: "x", price: 1 }), failsWith("Disconnected"));
+  const second = await startDemoServer(first.addr);
+  try {
+    while ((client.state as string) !== "connected") await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(await client.invoke(BUY, { item: "x", price: 1 }), 24);
+    assert.deepEqual(states, ["reconnecting", "connected"]);
+    client.close();
+  } finally {
+    await stop(second);
+  }
 });

@@ -458,10 +458,18 @@ impl<S: Side> Driver<S> {
                         Outcome::Pending(handler) => match poll_once(handler) {
                             Ok(answer) => answer,
                             Err(handler) => {
-                                // Counted when it answers (not if it is cancelled).
-                                let conn = self.conn.clone();
+                                // Counted when it answers, or as cancelled
+                                // when it is stopped first (dropped unanswered).
+                                let mut unanswered = Unanswered {
+                                    conn: Some(self.conn.clone()),
+                                    remote,
+                                    started,
+                                    span,
+                                };
                                 let counted = futures_util::FutureExt::map(handler, move |answer| {
-                                    conn.answered(remote, answer.0, started, &span);
+                                    if let Some(conn) = unanswered.conn.take() {
+                                        conn.answered(remote, answer.0, started, &unanswered.span);
+                                    }
                                     answer
                                 });
                                 return self.conn.spawn_handler(id, Box::pin(counted));
@@ -588,6 +596,24 @@ impl<S: Side> Driver<S> {
             }
             Flush::Done { wrote: true } | Flush::Blocked { wrote: true } | Flush::Failed => Write::Wrote,
             Flush::Blocked { wrote: false } => Write::Idle,
+        }
+    }
+}
+
+/// A handler still running in its own task: counted as cancelled if it is
+/// stopped (dropped) before it answers.
+struct Unanswered {
+    /// Taken when the handler answers.
+    conn: Option<Arc<Conn>>,
+    remote: volley_proto::RemoteId,
+    started: Option<std::time::Instant>,
+    span: tracing::Span,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.answered(self.remote, Status::Cancelled, self.started, &self.span);
         }
     }
 }
