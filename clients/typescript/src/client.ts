@@ -117,7 +117,7 @@ interface Pending {
 }
 
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder();
+const fromUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** One message as a whole frame: length, then the body. */
 function frame(tag: Tag, fill: (w: Writer) => void): Uint8Array {

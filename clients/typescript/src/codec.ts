@@ -112,7 +112,8 @@ export interface Desc<T> {
 }
 
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder("utf-8", { fatal: true });
+// `ignoreBOM`: a string that starts with U+FEFF keeps it, as in Rust.
+const fromUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function int(bits: number, signed: boolean): Desc<number> {
   const max = 2 ** bits;
