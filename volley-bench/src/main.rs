@@ -19,6 +19,7 @@ mod load;
 mod proxy;
 mod rooms;
 mod systems;
+mod ts_peer;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -630,6 +631,10 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let plan = Plan::new(quick);
+    if args.get(1).map(String::as_str) == Some("--ts-peer") {
+        let calls = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000);
+        return runtime(2).block_on(ts_peer::run(calls));
+    }
     let threads = std::env::var("BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())

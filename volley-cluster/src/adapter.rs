@@ -352,7 +352,11 @@ impl Adapter for NatsAdapter {
         let (nodes, gone) = self.nodes_of(target);
         let mut relayed = Relayed::default();
         relayed.skipped = gone.into_iter().map(|id| (id, EventError::Disconnected)).collect();
-        if nodes.is_empty() {
+        // Players named: only their nodes. A room or everyone: the broker
+        // decides who follows the subject, whatever this node last heard of
+        // presence (a node it missed a heartbeat of still gets it).
+        let by_ids = matches!(target.group, Group::Ids(_));
+        if by_ids && nodes.is_empty() {
             return Ok(relayed);
         }
         if !self.broker_connected() {

@@ -152,7 +152,18 @@ impl Broker for NatsBroker {
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
-        Box::pin(async move { self.client.flush().await.map_err(|e| BrokerError::Other(e.to_string())) })
+        Box::pin(async move {
+            // async-nats's own flush only empties the socket's buffer. A
+            // request nobody subscribes to is answered by the server itself
+            // ("no responders") once it has read it, and so everything this
+            // connection sent before it: a round trip through the server.
+            let probe = format!("{}.flush", self.client.new_inbox());
+            match self.client.request(probe, Bytes::new()).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == RequestErrorKind::NoResponders => Ok(()),
+                Err(e) => Err(BrokerError::Other(e.to_string())),
+            }
+        })
     }
 
     fn max_payload(&self) -> usize {
