@@ -1,24 +1,12 @@
 // A volley client over WebSocket: the client side of PROTOCOL.md.
 
-import { decode, DecodeError, encode, Reader, Writer } from "./codec.js";
+import { decode, DecodeError, encode, Reader } from "./codec.js";
+import { decodeBody, encodeFrame, type Message } from "./frames.js";
 import type { ClientEvent, ClientFn, ProtocolInfo, ServerEvent, ServerFn } from "./remotes.js";
 
 /** The wire protocol version this client speaks (PROTOCOL.md). */
 export const PROTOCOL_VERSION = 3;
 
-const enum Tag {
-  Hello = 0,
-  Welcome = 1,
-  Refuse = 2,
-  Event = 3,
-  Request = 4,
-  ResponseOk = 5,
-  ResponseStatus = 6,
-  Cancel = 7,
-  Ping = 8,
-  Pong = 9,
-  Goodbye = 10,
-}
 
 /** How a call ended, when not with its answer: the same kinds as Rust's `FunctionError`. */
 export type FunctionErrorKind =
@@ -117,19 +105,8 @@ interface Pending {
 }
 
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+const empty = new Uint8Array();
 
-/** One message as a whole frame: length, then the body. */
-function frame(tag: Tag, fill: (w: Writer) => void): Uint8Array {
-  const body = new Writer();
-  body.byte(tag);
-  fill(body);
-  const bytes = body.done();
-  const out = new Writer();
-  out.varint(bytes.length);
-  out.bytes(bytes);
-  return out.done();
-}
 
 /** Connects to the volley server at `url` (`ws://` or `wss://`). */
 export async function connect(url: string, protocol: ProtocolInfo, options: ConnectOptions = {}): Promise<Client> {
@@ -223,16 +200,8 @@ export class Client {
         else resolve();
       };
       socket.onopen = () => {
-        const token = typeof options.token === "string" ? utf8.encode(options.token) : (options.token ?? new Uint8Array());
-        this.send(
-          frame(Tag.Hello, (w) => {
-            w.varint(PROTOCOL_VERSION);
-            const hash = new Uint8Array(8);
-            new DataView(hash.buffer).setBigUint64(0, this.protocol.hash, true);
-            w.bytes(hash);
-            w.bytes(token);
-          }),
-        );
+        const token = typeof options.token === "string" ? utf8.encode(options.token) : (options.token ?? empty);
+        this.send({ tag: "hello", version: PROTOCOL_VERSION, hash: this.protocol.hash, token });
       };
     });
     this.open = true;
@@ -255,11 +224,7 @@ export class Client {
       return Promise.reject(new FunctionError("BadRequest", `could not encode the request: ${String(e)}`));
     }
     const call = this.nextCall++;
-    const request = frame(Tag.Request, (w) => {
-      w.varint(call);
-      w.varint(remote.id);
-      w.bytes(payload);
-    });
+    const request = encodeFrame({ tag: "request", call, remote: remote.id, payload });
     if (request.length > this.maxFrameLen) return Promise.reject(new FunctionError("TooLarge"));
     const timeoutMs = options.timeoutMs ?? remote.timeoutMs ?? this.defaultTimeoutMs;
     return new Promise<Resp>((resolve, reject) => {
@@ -267,7 +232,7 @@ export class Client {
         if (!this.pending.has(call)) return;
         this.pending.delete(call);
         clearTimeout(timer);
-        this.send(frame(Tag.Cancel, (w) => w.varint(call)));
+        this.send({ tag: "cancel", call });
         reject(error);
       };
       const timer = setTimeout(() => giveUp(new FunctionError("Timeout")), timeoutMs);
@@ -286,7 +251,7 @@ export class Client {
           reject(error);
         },
       });
-      this.send(request);
+      this.sendBytes(request);
     });
   }
 
@@ -301,13 +266,7 @@ export class Client {
   /** Fires `remote` at the server. */
   fire<T>(remote: ServerEvent<T>, value: T): void {
     if (!this.open) throw new FunctionError("Disconnected");
-    const payload = encode(remote.value, value);
-    this.send(
-      frame(Tag.Event, (w) => {
-        w.varint(remote.id);
-        w.bytes(payload);
-      }),
-    );
+    this.send({ tag: "event", remote: remote.id, payload: encode(remote.value, value) });
   }
 
   /** Calls `listener` with each `remote` the server fires; returns the unsubscribe. */
@@ -330,23 +289,24 @@ export class Client {
   /** Says goodbye and closes. */
   close(): void {
     if (this.open) {
-      this.send(frame(Tag.Goodbye, (w) => {
-        w.byte(0);
-        w.bytes(utf8.encode("client closing"));
-      }));
+      this.send({ tag: "goodbye", code: 0, message: "client closing" });
     }
     this.final = true;
     this.end({ kind: "local" });
   }
 
-  private send(bytes: Uint8Array): void {
+  private send(message: Message): void {
+    this.sendBytes(encodeFrame(message));
+  }
+
+  private sendBytes(bytes: Uint8Array): void {
     if (this.socket.readyState === 1) this.socket.send(bytes);
   }
 
   private ping(): void {
     const seq = this.pingSeq++;
     this.pingSent.set(seq, performance.now());
-    this.send(frame(Tag.Ping, (w) => w.varint(seq)));
+    this.send({ tag: "ping", seq });
   }
 
   private receive(bytes: Uint8Array): void {
@@ -367,7 +327,7 @@ export class Client {
         if (len > this.maxFrameLen) return this.violation(`frame of ${len} bytes`);
         if (len === 0) return this.violation("empty frame");
         if (r.buf.length - r.at < len) break;
-        this.message(new Reader(r.bytes(len)));
+        this.message(decodeBody(r.bytes(len)));
         at += r.at;
       }
     } catch (e) {
@@ -376,109 +336,75 @@ export class Client {
     this.input = all.slice(at);
   }
 
-  private message(r: Reader): void {
-    const tag = r.byte();
-    switch (tag) {
-      case Tag.Welcome: {
-        this.playerId = r.varbig(64);
+  private message(message: Message): void {
+    switch (message.tag) {
+      case "welcome":
+        this.playerId = message.player;
         this.welcomed?.();
         return;
-      }
-      case Tag.Refuse: {
-        const code = r.byte();
-        const message = fromUtf8.decode(r.rest());
-        this.welcomed?.(new ConnectError(REFUSE[code] ?? "Refused", message));
-        this.end({ kind: "remote", code: REFUSE[code] ?? "Refused", message });
+      case "refuse": {
+        const code = REFUSE[message.code] ?? "Refused";
+        this.welcomed?.(new ConnectError(code, message.message));
+        this.end({ kind: "remote", code, message: message.message });
         return;
       }
-      case Tag.Event: {
-        const id = r.varint();
-        const payload = r.rest();
-        for (const listener of this.listeners.get(id) ?? []) listener(payload);
+      case "event":
+        for (const listener of this.listeners.get(message.remote) ?? []) listener(message.payload);
         return;
-      }
-      case Tag.Request: {
-        const call = r.varint();
-        const id = r.varint();
-        this.serve(call, id, r.rest().slice());
+      case "request":
+        this.serve(message.call, message.remote, message.payload.slice());
         return;
-      }
-      case Tag.ResponseOk:
-      case Tag.ResponseStatus: {
-        const call = r.varint();
-        const status = tag === Tag.ResponseOk ? 0 : r.byte();
-        const payload = r.rest();
-        const pending = this.pending.get(call);
+      case "response": {
+        const pending = this.pending.get(message.call);
         if (pending === undefined) return; // answered after we gave up
-        this.pending.delete(call);
-        if (status === 0) pending.resolve(payload);
-        else {
-          const kind = STATUS[status] ?? "Unprocessed";
-          pending.reject(new FunctionError(kind, kind === "Rejected" ? fromUtf8.decode(payload) : undefined));
-        }
+        this.pending.delete(message.call);
+        if (message.status === 0) return pending.resolve(message.payload);
+        const kind = STATUS[message.status] ?? "Unprocessed";
+        const reason = kind === "Rejected" ? new TextDecoder().decode(message.payload) : undefined;
+        pending.reject(new FunctionError(kind, reason));
         return;
       }
-      case Tag.Cancel: {
-        const call = r.varint();
-        this.running.get(call)?.abort();
+      case "cancel":
+        this.running.get(message.call)?.abort();
         return;
-      }
-      case Tag.Ping: {
-        const seq = r.varint();
-        this.send(frame(Tag.Pong, (w) => w.varint(seq)));
+      case "ping":
+        this.send({ tag: "pong", seq: message.seq });
         return;
-      }
-      case Tag.Pong: {
-        const seq = r.varint();
-        const sent = this.pingSent.get(seq);
-        this.pingSent.delete(seq);
+      case "pong": {
+        const sent = this.pingSent.get(message.seq);
+        this.pingSent.delete(message.seq);
         if (sent !== undefined) {
           const sample = performance.now() - sent;
           this.rtt = this.rtt === undefined ? sample : this.rtt * 0.875 + sample * 0.125;
         }
         return;
       }
-      case Tag.Goodbye: {
-        const code = r.byte();
-        const message = fromUtf8.decode(r.rest());
-        this.end({ kind: "remote", code: GOODBYE[code] ?? "Unknown", message });
+      case "goodbye":
+        this.end({ kind: "remote", code: GOODBYE[message.code] ?? "Unknown", message: message.message });
         return;
-      }
-      default:
-        throw new DecodeError(`unknown tag ${tag}`);
+      case "hello":
+        throw new DecodeError("a Hello from the server");
     }
   }
 
   private serve(call: number, id: number, payload: Uint8Array): void {
     const handler = this.handlers.get(id);
-    const answer = (status: number, body: Uint8Array) =>
-      this.send(
-        status === 0
-          ? frame(Tag.ResponseOk, (w) => {
-              w.varint(call);
-              w.bytes(body);
-            })
-          : frame(Tag.ResponseStatus, (w) => {
-              w.varint(call);
-              w.byte(status);
-              w.bytes(body);
-            }),
-      );
-    if (handler === undefined) return answer(3, new Uint8Array());
+    const answer = (status: number, payload: Uint8Array) => this.send({ tag: "response", call, status, payload });
+    if (handler === undefined) return answer(3, empty);
     const controller = new AbortController();
     this.running.set(call, controller);
     handler(payload, controller.signal).then(
       (bytes) => {
         this.running.delete(call);
-        if (controller.signal.aborted) return answer(4, new Uint8Array());
-        if (bytes.length + 16 > this.maxFrameLen) return answer(7, new Uint8Array());
+        if (controller.signal.aborted) return answer(4, empty);
+        if (bytes.length + 16 > this.maxFrameLen) return answer(7, empty);
         answer(0, bytes);
       },
       (error: unknown) => {
         this.running.delete(call);
-        if (error instanceof DecodeError) return answer(2, new Uint8Array());
+        if (error instanceof DecodeError) return answer(2, empty);
         if (error instanceof Reject) return answer(1, utf8.encode(error.message));
-        answer(3, new Uint8Array());
+        answer(3, empty);
       },
     );
   }
@@ -508,10 +434,7 @@ export class Client {
   }
 
   private violation(reason: string): void {
-    this.send(frame(Tag.Goodbye, (w) => {
-      w.byte(3);
-      w.bytes(utf8.encode(reason));
-    }));
+    this.send({ tag: "goodbye", code: 3, message: reason });
     this.end({ kind: "lost", message: `protocol violation: ${reason}` });
   }
 

@@ -8,3 +8,5 @@ export { clientEvent, clientFn, protocolOf, serverEvent, serverFn } from "./remo
 export type { AnyRemote, ClientEvent, ClientFn, ProtocolInfo, ServerEvent, ServerFn } from "./remotes.js";
 export { Client, connect, ConnectError, FunctionError, PROTOCOL_VERSION, Reject } from "./client.js";
 export type { CloseReason, ConnectionState, ConnectOptions, FunctionErrorKind, ReconnectPolicy } from "./client.js";
+export { decodeBody, encodeBody, encodeFrame } from "./frames.js";
+export type { Message } from "./frames.js";
