@@ -77,14 +77,7 @@ async fn invoke_one(
         payload,
         timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
     });
-    let max = inner.broker.max_payload();
-    if message.len() > max {
-        tracing::warn!(
-            len = message.len(),
-            max,
-            node,
-            "request too large for the broker: not sent"
-        );
+    if !fits_broker(&adapter, node, &message) {
         return Remote::Answer(id, Err(FunctionError::TooLarge));
     }
     let mut cancel = CancelOnDrop {
@@ -117,6 +110,22 @@ async fn invoke_one(
         }
     };
     Remote::Answer(id, result)
+}
+
+/// Whether a call's message for `node` is within the broker's limit; if not,
+/// it is not sent, and a warning says so.
+fn fits_broker(adapter: &NatsAdapter, node: u32, message: &Bytes) -> bool {
+    let max = adapter.inner.broker.max_payload();
+    if message.len() > max {
+        tracing::warn!(
+            len = message.len(),
+            max,
+            node,
+            "request too large for the broker: not sent"
+        );
+        return false;
+    }
+    true
 }
 
 async fn start(
@@ -173,14 +182,7 @@ async fn start(
             payload: payload.clone(),
             timeout_ms,
         });
-        let max = broker.max_payload();
-        if message.len() > max {
-            tracing::warn!(
-                len = message.len(),
-                max,
-                node,
-                "request too large for the broker: not sent"
-            );
+        if !fits_broker(&adapter, *node, &message) {
             // Players named are told why; a room's on that node are unknown.
             match ids {
                 Some(_) => answers.fail(owed_from_start(ids), FunctionError::TooLarge),
