@@ -27,6 +27,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = Server::new(protocol(), ServerConfig::default());
     demo_server(&server);
+    // Who may join: everyone but the token "banned" (a real game checks a
+    // session or a signed ticket here).
+    server.set_authenticator(|hello| async move {
+        if &hello.token[..] == b"banned" {
+            return Err("this token is banned".to_string());
+        }
+        Ok(String::from_utf8_lossy(&hello.token).into_owned())
+    });
     let announcer = server.clone();
     server.on_player_added(move |player| {
         let _ = announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));

@@ -90,6 +90,14 @@ test("a client built from other declarations is refused RemotesMismatch", async 
   await assert.rejects(connect(server.url, other), (e: unknown) => e instanceof ConnectError && e.kind === "RemotesMismatch");
 });
 
+test("a token the server's authenticator refuses is refused Unauthorized", async () => {
+  await assert.rejects(connect(server.url, PROTOCOL, { token: "banned" }), (e: unknown) => {
+    return e instanceof ConnectError && e.kind === "Unauthorized" && e.message === "this token is banned";
+  });
+  const welcome = await connect(server.url, PROTOCOL, { token: "welcome" });
+  welcome.close();
+});
+
 test("a kick ends the client for good, with the server's reason", async () => {
   const own = await startDemoServer();
   const client = await connect(own.url, PROTOCOL, { reconnect: { initialDelayMs: 50 } });
