@@ -25,17 +25,33 @@ use crate::{register_once, VolleySet};
 /// systems use, with [`ServerAppExt`].
 #[derive(Debug)]
 pub struct VolleyServerPlugin {
-    protocol: Protocol,
-    config: ServerConfig,
+    /// The server: built from a protocol and settings, or given.
+    server: ServerSource,
     tcp: Vec<String>,
+}
+
+#[derive(Debug)]
+enum ServerSource {
+    New(Protocol, Box<ServerConfig>),
+    Given(Server),
 }
 
 impl VolleyServerPlugin {
     /// A server for `protocol`'s remotes.
     pub fn new(protocol: Protocol, config: ServerConfig) -> Self {
         Self {
-            protocol,
-            config,
+            server: ServerSource::New(protocol, Box::new(config)),
+            tcp: Vec::new(),
+        }
+    }
+
+    /// Serves the app with a server the game built: a node of a cluster
+    /// (`Server::with_adapter` with `volley-net-cluster`'s `NatsAdapter`),
+    /// or one with middleware or listeners of its own. Built
+    /// within the app's Tokio runtime ([`VolleyRuntime`](crate::VolleyRuntime)).
+    pub fn from_server(server: Server) -> Self {
+        Self {
+            server: ServerSource::Given(server),
             tcp: Vec::new(),
         }
     }
@@ -115,7 +131,10 @@ enum Presence {
 impl Plugin for VolleyServerPlugin {
     fn build(&self, app: &mut App) {
         let runtime = runtime_of(app);
-        let server = Server::new(self.protocol.clone(), self.config.clone());
+        let server = match &self.server {
+            ServerSource::New(protocol, config) => Server::new(protocol.clone(), (**config).clone()),
+            ServerSource::Given(server) => server.clone(),
+        };
         let addrs = self
             .tcp
             .iter()

@@ -67,12 +67,16 @@ struct Seen {
 }
 
 fn server_app(runtime: &VolleyRuntime, tcp: Option<&str>) -> App {
-    let mut app = App::new();
-    app.insert_resource(runtime.clone()).init_resource::<Seen>();
     let mut plugin = VolleyServerPlugin::new(protocol(), ServerConfig::default());
     if let Some(addr) = tcp {
         plugin = plugin.listen_tcp(addr);
     }
+    server_app_with(runtime, plugin)
+}
+
+fn server_app_with(runtime: &VolleyRuntime, plugin: VolleyServerPlugin) -> App {
+    let mut app = App::new();
+    app.insert_resource(runtime.clone()).init_resource::<Seen>();
     app.add_plugins(plugin)
         .receive_from_clients(INPUT)
         .send_to_clients(STATE)
@@ -280,6 +284,35 @@ fn events_and_players_over_memory() {
     });
     assert!(server.world().get_entity(entity).is_err(), "the entity is despawned");
     assert_eq!(seen(&client).disconnected, 1);
+}
+
+/// A server the game built itself (a cluster node would be built so)
+/// serves the app: its players become entities, their events reach systems.
+#[test]
+fn a_server_the_game_built_serves_the_app() {
+    let runtime = VolleyRuntime::new();
+    let built = {
+        let _inside = runtime.handle().enter();
+        volley::Server::new(protocol(), ServerConfig::default())
+    };
+    let mut server = server_app_with(&runtime, VolleyServerPlugin::from_server(built.clone()));
+    let transport = {
+        let _inside = runtime.handle().enter();
+        built.connect_memory()
+    };
+    let mut client = client_app(
+        &runtime,
+        VolleyClientPlugin::memory(protocol(), ClientConfig::default(), transport),
+    );
+    update_until(&mut [&mut server, &mut client], "the player's entity", |apps| {
+        connected(apps[1]) && seen(apps[0]).joined.len() == 1
+    });
+    assert_eq!(built.player_count(), 1, "the game's own server has the player");
+    client.world_mut().write_message(ToServer { event: Input { dx: 5 } });
+    update_until(&mut [&mut server, &mut client], "the input", |apps| {
+        !seen(apps[0]).inputs.is_empty()
+    });
+    assert_eq!(seen(&server).inputs[0].2, 5);
 }
 
 #[test]

@@ -331,7 +331,12 @@ fn write_module(registry: &Registry, remotes: &[Remote], hash: u64, options: &Op
     values.push("protocolOf");
     let _ = writeln!(out, "import {{ {} }} from \"{}\";", values.join(", "), options.runtime);
     if !types.is_empty() {
-        let _ = writeln!(out, "import type {{ {} }} from \"{}\";", types.join(", "), options.runtime);
+        let _ = writeln!(
+            out,
+            "import type {{ {} }} from \"{}\";",
+            types.join(", "),
+            options.runtime
+        );
     }
     out.push('\n');
     let _ = writeln!(out, "/** The remotes hash the handshake compares. */");
