@@ -92,6 +92,20 @@ async fn over_quic() -> Env {
     finish(server, observed, cancelled, client, probe).await
 }
 
+#[cfg(feature = "webtransport")]
+async fn over_webtransport() -> Env {
+    let (server_config, client_config) = tls_configs(true);
+    let (server, observed, cancelled) = server_with(ServerConfig::default());
+    let addr = server
+        .listen_webtransport("127.0.0.1:0", "/volley", server_config)
+        .await
+        .unwrap();
+    let (client, probe) = client_with(ClientConfig::default());
+    let url = format!("https://localhost:{}/volley", addr.port());
+    client.connect_webtransport(&url, client_config).await.unwrap();
+    finish(server, observed, cancelled, client, probe).await
+}
+
 #[cfg(feature = "websocket")]
 async fn over_websocket() -> Env {
     let (server, observed, cancelled) = server_with(ServerConfig::default());
@@ -339,6 +353,52 @@ conformance!(websocket, over_websocket);
 conformance!(secure_websocket, over_secure_websocket);
 #[cfg(feature = "quic")]
 conformance!(quic, over_quic);
+#[cfg(feature = "webtransport")]
+conformance!(webtransport, over_webtransport);
+
+#[cfg(feature = "webtransport")]
+#[tokio::test]
+async fn webtransport_refuses_other_paths_and_carries_unreliable_events_as_datagrams() {
+    const POSITION: ClientEvent<(u32, f32)> = ClientEvent::new("Position").unreliable();
+    const BIG: ClientEvent<Vec<u8>> = ClientEvent::new("Big").unreliable();
+    let protocol = Protocol::builder().remote(POSITION).remote(BIG).remote(ECHO).build();
+    let (server_config, client_config) = tls_configs(true);
+    let server = Server::new(protocol.clone(), ServerConfig::default());
+    server.on_request_sync(ECHO, |_, s: String| Ok(s));
+    let addr = server
+        .listen_webtransport("127.0.0.1:0", "/volley", server_config)
+        .await
+        .unwrap();
+    // Another path: the session is refused (HTTP 404), nobody joins.
+    let lost = Client::new(protocol.clone(), ClientConfig::default());
+    let elsewhere = format!("https://localhost:{}/elsewhere", addr.port());
+    let refused = lost.connect_webtransport(&elsewhere, client_config.clone()).await;
+    assert!(matches!(refused, Err(ConnectError::Io(_))), "{refused:?}");
+    assert_eq!(server.player_count(), 0);
+
+    let client = Client::new(protocol, ClientConfig::default());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    client.on_event(POSITION, move |_, p| {
+        let _ = tx.send(p);
+    });
+    let url = format!("https://localhost:{}/volley", addr.port());
+    client.connect_webtransport(&url, client_config).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    for i in 0..50u32 {
+        server.fire(&player, POSITION, (i, i as f32)).unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 50 {
+        got.push(recv(&mut rx).await.0);
+    }
+    got.sort();
+    assert_eq!(got, (0..50).collect::<Vec<_>>());
+    // They go as datagrams: one larger than a datagram is refused, where
+    // the stream would have taken it.
+    let err = server.fire(&player, BIG, vec![0; 1500]).unwrap_err();
+    assert!(matches!(err, EventError::TooLarge { .. }), "{err}");
+    assert_eq!(client.invoke(ECHO, "still here".into()).await.unwrap(), "still here");
+}
 
 #[cfg(feature = "websocket")]
 #[tokio::test]

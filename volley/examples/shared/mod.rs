@@ -60,13 +60,14 @@ pub fn demo_server(server: &Server) {
     });
 }
 
-/// Which transport the demo runs over: `--transport tcp|ws|tls|quic`.
+/// Which transport the demo runs over: `--transport tcp|ws|tls|quic|webtransport`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Net {
     Tcp,
     WebSocket,
     Tls,
     Quic,
+    WebTransport,
 }
 
 impl Net {
@@ -77,17 +78,20 @@ impl Net {
             "ws" | "websocket" => Ok(Net::WebSocket),
             "tls" => Ok(Net::Tls),
             "quic" => Ok(Net::Quic),
-            other => Err(format!("unknown transport {other:?}: use tcp, ws, tls or quic")),
+            "webtransport" | "wt" => Ok(Net::WebTransport),
+            other => Err(format!(
+                "unknown transport {other:?}: use tcp, ws, tls, quic or webtransport"
+            )),
         }
     }
 
     /// Whether this transport needs a certificate.
     pub fn encrypted(self) -> bool {
-        matches!(self, Net::Tls | Net::Quic)
+        matches!(self, Net::Tls | Net::Quic | Net::WebTransport)
     }
 }
 
-/// The path the demo serves WebSocket clients on.
+/// The path the demo serves WebSocket clients and WebTransport sessions on.
 pub const WS_PATH: &str = "/volley";
 
 /// Where the demo server listening over `net` on `addr` writes its
@@ -162,6 +166,11 @@ pub async fn listen(
                 .listen_quic(addr.to_string(), tls.expect("TLS configuration"))
                 .await
         }
+        Net::WebTransport => {
+            server
+                .listen_webtransport(addr.to_string(), WS_PATH, tls.expect("TLS configuration"))
+                .await
+        }
     }
 }
 
@@ -184,6 +193,10 @@ pub async fn connect(
             client
                 .connect_quic(addr, "localhost", tls.expect("TLS configuration"))
                 .await
+        }
+        Net::WebTransport => {
+            let url = format!("https://localhost:{}{WS_PATH}", addr.port());
+            client.connect_webtransport(&url, tls.expect("TLS configuration")).await
         }
     }
 }

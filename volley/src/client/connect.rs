@@ -70,6 +70,24 @@ impl Client {
         .await
     }
 
+    /// Opens a WebTransport session at `url` (`https://host:port/path`,
+    /// feature `webtransport`), verifying the server's certificate against
+    /// `config`'s roots, then completes the handshake. As over QUIC,
+    /// unreliable events travel as datagrams; reconnecting redials the URL.
+    #[cfg(feature = "webtransport")]
+    pub async fn connect_webtransport(
+        &self,
+        url: &str,
+        config: Arc<crate::transport::tls::rustls::ClientConfig>,
+    ) -> Result<(), ConnectError> {
+        let url = url.to_string();
+        self.dial(move || {
+            let (url, config) = (url.clone(), config.clone());
+            Box::pin(async move { crate::transport::webtransport::connect(&url, config).await })
+        })
+        .await
+    }
+
     /// Connects over WebSocket to `path` at `addr` (feature `websocket`), then
     /// completes the handshake.
     #[cfg(feature = "websocket")]

@@ -93,6 +93,37 @@ impl Server {
         Ok(local)
     }
 
+    /// Accepts WebTransport sessions (feature `webtransport`) on `path`
+    /// (`/volley` is [`webtransport::DEFAULT_PATH`](crate::transport::webtransport::DEFAULT_PATH))
+    /// over HTTP/3 at `addr`, with this TLS configuration (its ALPN becomes
+    /// `h3`). A session for another path is refused with HTTP 404. The
+    /// handshake deadline and `max_handshakes` cover the QUIC and HTTP/3
+    /// setup too. Returns the bound address.
+    #[cfg(feature = "webtransport")]
+    pub async fn listen_webtransport(
+        &self,
+        addr: impl ToSocketAddrs,
+        path: &str,
+        config: Arc<crate::transport::tls::rustls::ServerConfig>,
+    ) -> io::Result<SocketAddr> {
+        let addr = tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on"))?;
+        let endpoint = crate::transport::webtransport::server_endpoint(addr, config)?;
+        let local = endpoint.local_addr()?;
+        let server = self.clone();
+        let path: Arc<str> = Arc::from(path);
+        self.keep_listener(tokio::spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                let session = crate::transport::webtransport::accept(incoming, path.clone());
+                server.serve_after("WebTransport", session);
+            }
+        }));
+        tracing::info!(%local, "listening on WebTransport");
+        Ok(local)
+    }
+
     /// Binds `addr` and hands each accepted TCP connection (with
     /// `TCP_NODELAY`) to `each` from a background task that
     /// [`shutdown`](Self::shutdown) stops. Returns the bound address.

@@ -26,6 +26,8 @@ pub mod tcp;
 pub mod tls;
 #[cfg(feature = "websocket")]
 pub mod websocket;
+#[cfg(feature = "webtransport")]
+pub mod webtransport;
 
 /// A reliable, ordered byte stream to one peer.
 ///

@@ -1,0 +1,160 @@
+//! WebTransport over HTTP/3 (feature `webtransport`): how browsers reach
+//! QUIC. A session on a URL path; remote functions and reliable events on one
+//! bidirectional stream the client opens, unreliable events as WebTransport
+//! datagrams, one Event frame per datagram, exactly as over plain QUIC.
+//!
+//! Built on `web-transport-quinn` (maintained with the moq project, on the
+//! quinn volley already uses for QUIC) rather than `wtransport`, which
+//! brings its own QUIC configuration layer: one quinn, one rustls, one set
+//! of settings. The HTTP/3 handshake (SETTINGS, the extended CONNECT) is the
+//! crate's; volley answers the request: another path is refused with 404.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::{Datagrams, Transport};
+
+/// The ALPN of HTTP/3, which WebTransport sessions ride on: `h3`.
+pub const ALPN: &[u8] = b"h3";
+
+/// The URL path the server serves sessions on unless told otherwise.
+pub const DEFAULT_PATH: &str = "/volley";
+
+/// One WebTransport session's stream (and datagrams) as a transport.
+pub struct WebTransport {
+    send: web_transport_quinn::SendStream,
+    recv: web_transport_quinn::RecvStream,
+    session: web_transport_quinn::Session,
+    peer: SocketAddr,
+    /// A client's endpoint lives as long as its session.
+    _endpoint: Option<quinn::Endpoint>,
+}
+
+impl std::fmt::Debug for WebTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebTransport").field("peer", &self.peer).finish()
+    }
+}
+
+impl AsyncRead for WebTransport {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.recv).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WebTransport {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.send).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.send).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let done = std::task::ready!(Pin::new(&mut self.send).poll_shutdown(cx));
+        // The session ends with the stream, with a close capsule the peer
+        // reads as a clean end (rather than a connection that just stops).
+        self.session.close(0, b"");
+        Poll::Ready(done)
+    }
+}
+
+impl Transport for WebTransport {
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        Some(self.peer)
+    }
+
+    fn take_datagrams(&mut self) -> Option<Datagrams> {
+        let max_size = self.session.max_datagram_size();
+        if max_size == 0 {
+            return None;
+        }
+        let (sender, receiver) = (self.session.clone(), self.session.clone());
+        Some(Datagrams {
+            max_size,
+            send: Box::new(move |datagram| sender.send_datagram(datagram).map_err(io::Error::other)),
+            recv: Box::pin(futures_util::stream::unfold(receiver, |session| async move {
+                session.read_datagram().await.ok().map(|datagram| (datagram, session))
+            })),
+        })
+    }
+}
+
+/// A QUIC endpoint for HTTP/3 on `addr` with this TLS configuration.
+pub fn server_endpoint(addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<quinn::Endpoint> {
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto =
+        QuicServerConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), addr)
+}
+
+/// Completes an incoming connection's HTTP/3 handshake and its session
+/// request: a request for another path than `path` is refused with 404.
+/// Then takes the stream the client opens.
+pub async fn accept(incoming: quinn::Incoming, path: Arc<str>) -> io::Result<WebTransport> {
+    let conn = incoming.await.map_err(io::Error::other)?;
+    let peer = conn.remote_address();
+    let request = web_transport_quinn::Request::accept(conn)
+        .await
+        .map_err(io::Error::other)?;
+    let asked = request.url.path().to_string();
+    if asked != *path {
+        let _ = request.reject(http::StatusCode::NOT_FOUND).await;
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("session for path {asked:?} refused (404): volley serves {path:?}"),
+        ));
+    }
+    let session = request.ok().await.map_err(io::Error::other)?;
+    let (send, recv) = session.accept_bi().await.map_err(io::Error::other)?;
+    Ok(WebTransport {
+        send,
+        recv,
+        session,
+        peer,
+        _endpoint: None,
+    })
+}
+
+/// Opens a session at `url` (`https://host:port/path`), verifying the
+/// server's certificate against `config`'s roots, and opens its stream.
+pub async fn connect(url: &str, config: Arc<rustls::ClientConfig>) -> io::Result<WebTransport> {
+    let url = url::Url::parse(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the URL has no host"))?
+        .to_string();
+    let port = url.port().unwrap_or(443);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing"))?;
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto =
+        QuicClientConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let local: SocketAddr = if addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let endpoint = quinn::Endpoint::client(local)?;
+    let client = web_transport_quinn::Client::new(endpoint.clone(), quinn::ClientConfig::new(Arc::new(crypto)));
+    let session = client.connect(url).await.map_err(io::Error::other)?;
+    let (send, recv) = session.open_bi().await.map_err(io::Error::other)?;
+    Ok(WebTransport {
+        send,
+        recv,
+        session,
+        peer: addr,
+        _endpoint: Some(endpoint),
+    })
+}
