@@ -356,6 +356,44 @@ conformance!(quic, over_quic);
 #[cfg(feature = "webtransport")]
 conformance!(webtransport, over_webtransport);
 
+/// A browser page's session carries its origin: with an allow-list, a page
+/// of another origin is refused (HTTP 403) before anything volley reads.
+#[cfg(feature = "webtransport")]
+#[tokio::test]
+async fn webtransport_refuses_pages_of_other_origins() {
+    use std::sync::Arc;
+    let (server_config, client_config) = tls_configs(true);
+    let config = ServerConfig::default().with_allowed_origins(["https://game.example"]);
+    let (server, _, _) = server_with(config);
+    let addr = server
+        .listen_webtransport("127.0.0.1:0", "/volley", server_config)
+        .await
+        .unwrap();
+    let url = url::Url::parse(&format!("https://localhost:{}/volley", addr.port())).unwrap();
+    let session = |origin: &'static str| {
+        let (url, client_config) = (url.clone(), client_config.clone());
+        async move {
+            let mut config = (*client_config).clone();
+            config.alpn_protocols = vec![b"h3".to_vec()];
+            let crypto =
+                web_transport_quinn::quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(config)).unwrap();
+            let endpoint = web_transport_quinn::quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
+            let client = web_transport_quinn::Client::new(
+                endpoint,
+                web_transport_quinn::quinn::ClientConfig::new(Arc::new(crypto)),
+            );
+            let mut request = web_transport_quinn::proto::ConnectRequest::new(url);
+            request.headers.insert("origin", origin.parse().unwrap());
+            client.connect(request).await
+        }
+    };
+    let refused = session("https://evil.example").await;
+    assert!(refused.is_err(), "a page of another origin got a session");
+    let allowed = session("https://game.example").await;
+    assert!(allowed.is_ok(), "{:?}", allowed.err());
+    assert_eq!(server.player_count(), 0);
+}
+
 #[cfg(feature = "webtransport")]
 #[tokio::test]
 async fn webtransport_refuses_other_paths_and_carries_unreliable_events_as_datagrams() {

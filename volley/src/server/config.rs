@@ -27,7 +27,8 @@ pub struct ServerConfig {
     /// before anything is read from it. Default: 512.
     pub max_handshakes: usize,
     /// Origins (`https://game.example`) whose browser pages may open a
-    /// WebSocket to this server; others get HTTP 403. Requests without an
+    /// WebSocket or a WebTransport session to this server; others get HTTP
+    /// 403. Requests without an
     /// `Origin` header (not from a browser) pass. Default: none (any origin).
     pub allowed_origins: Option<Vec<String>>,
 }

@@ -96,7 +96,9 @@ impl Server {
     /// Accepts WebTransport sessions (feature `webtransport`) on `path`
     /// (`/volley` is [`webtransport::DEFAULT_PATH`](crate::transport::webtransport::DEFAULT_PATH))
     /// over HTTP/3 at `addr`, with this TLS configuration (its ALPN becomes
-    /// `h3`). A session for another path is refused with HTTP 404. The
+    /// `h3`). A session for another path is refused with HTTP 404, one from a
+    /// browser page of an origin not in [`ServerConfig::allowed_origins`]
+    /// (if set) with HTTP 403. The
     /// handshake deadline and `max_handshakes` cover the QUIC and HTTP/3
     /// setup too. Returns the bound address.
     #[cfg(feature = "webtransport")]
@@ -114,9 +116,10 @@ impl Server {
         let local = endpoint.local_addr()?;
         let server = self.clone();
         let path: Arc<str> = Arc::from(path);
+        let origins: Option<Arc<[String]>> = self.inner.config.allowed_origins.as_deref().map(Arc::from);
         self.keep_listener(tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
-                let session = crate::transport::webtransport::accept(incoming, path.clone());
+                let session = crate::transport::webtransport::accept(incoming, path.clone(), origins.clone());
                 server.serve_after("WebTransport", session);
             }
         }));

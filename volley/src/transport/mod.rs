@@ -84,3 +84,14 @@ impl fmt::Debug for Datagrams {
             .finish_non_exhaustive()
     }
 }
+
+/// Whether a browser page from `origin` may connect, given the server's
+/// allow-list ([`ServerConfig::allowed_origins`](crate::ServerConfig::allowed_origins)):
+/// without a list, or without an `Origin` header (not a browser), yes.
+#[cfg(any(feature = "websocket", feature = "webtransport"))]
+pub(crate) fn origin_allowed(allowed: Option<&[String]>, origin: Option<&[u8]>) -> bool {
+    match (allowed, origin) {
+        (Some(allowed), Some(origin)) => allowed.iter().any(|a| a.as_bytes() == origin),
+        _ => true,
+    }
+}

@@ -181,11 +181,9 @@ pub async fn accept<S: WsStream>(stream: S, path: &str, origins: Option<&[String
             return refuse(tungstenite::http::StatusCode::NOT_FOUND, "no volley endpoint here");
         }
         let origin = request.headers().get("origin");
-        if let (Some(allowed), Some(origin)) = (origins, origin) {
-            if !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
-                tracing::info!(origin = ?origin, "WebSocket upgrade from an origin not allowed: refused");
-                return refuse(tungstenite::http::StatusCode::FORBIDDEN, "origin not allowed");
-            }
+        if !super::origin_allowed(origins, origin.map(|o| o.as_bytes())) {
+            tracing::info!(origin = ?origin, "WebSocket upgrade from an origin not allowed: refused");
+            return refuse(tungstenite::http::StatusCode::FORBIDDEN, "origin not allowed");
         }
         Ok(response)
     };

@@ -97,9 +97,14 @@ pub fn server_endpoint(addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> i
 }
 
 /// Completes an incoming connection's HTTP/3 handshake and its session
-/// request: a request for another path than `path` is refused with 404.
+/// request: a request for another path than `path` is refused with 404, one
+/// from a browser page of an origin not in `origins` (when set) with 403.
 /// Then takes the stream the client opens.
-pub async fn accept(incoming: quinn::Incoming, path: Arc<str>) -> io::Result<WebTransport> {
+pub async fn accept(
+    incoming: quinn::Incoming,
+    path: Arc<str>,
+    origins: Option<Arc<[String]>>,
+) -> io::Result<WebTransport> {
     let conn = incoming.await.map_err(io::Error::other)?;
     let peer = conn.remote_address();
     let request = web_transport_quinn::Request::accept(conn)
@@ -112,6 +117,13 @@ pub async fn accept(incoming: quinn::Incoming, path: Arc<str>) -> io::Result<Web
             io::ErrorKind::NotFound,
             format!("session for path {asked:?} refused (404): volley serves {path:?}"),
         ));
+    }
+    let origin = request.headers.get("origin").map(|o| o.as_bytes().to_vec());
+    if !super::origin_allowed(origins.as_deref(), origin.as_deref()) {
+        let _ = request.reject(http::StatusCode::FORBIDDEN).await;
+        let origin = String::from_utf8_lossy(origin.as_deref().unwrap_or_default()).into_owned();
+        tracing::info!(%origin, "WebTransport session from an origin not allowed: refused (403)");
+        return Err(io::Error::new(io::ErrorKind::PermissionDenied, "origin not allowed"));
     }
     let session = request.ok().await.map_err(io::Error::other)?;
     let (send, recv) = session.accept_bi().await.map_err(io::Error::other)?;
