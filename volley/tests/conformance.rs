@@ -397,9 +397,7 @@ async fn webtransport_refuses_pages_of_other_origins() {
 #[cfg(feature = "webtransport")]
 #[tokio::test]
 async fn webtransport_refuses_other_paths_and_carries_unreliable_events_as_datagrams() {
-    const POSITION: ClientEvent<(u32, f32)> = ClientEvent::new("Position").unreliable();
-    const BIG: ClientEvent<Vec<u8>> = ClientEvent::new("Big").unreliable();
-    let protocol = Protocol::builder().remote(POSITION).remote(BIG).remote(ECHO).build();
+    let protocol = datagram_protocol();
     let (server_config, client_config) = tls_configs(true);
     let server = Server::new(protocol.clone(), ServerConfig::default());
     server.on_request_sync(ECHO, |_, s: String| Ok(s));
@@ -408,34 +406,16 @@ async fn webtransport_refuses_other_paths_and_carries_unreliable_events_as_datag
         .await
         .unwrap();
     // Another path: the session is refused (HTTP 404), nobody joins.
-    let lost = Client::new(protocol.clone(), ClientConfig::default());
+    let (lost, _) = datagram_client(protocol.clone());
     let elsewhere = format!("https://localhost:{}/elsewhere", addr.port());
     let refused = lost.connect_webtransport(&elsewhere, client_config.clone()).await;
     assert!(matches!(refused, Err(ConnectError::Io(_))), "{refused:?}");
     assert_eq!(server.player_count(), 0);
 
-    let client = Client::new(protocol, ClientConfig::default());
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    client.on_event(POSITION, move |_, p| {
-        let _ = tx.send(p);
-    });
+    let (client, mut positions) = datagram_client(protocol);
     let url = format!("https://localhost:{}/volley", addr.port());
     client.connect_webtransport(&url, client_config).await.unwrap();
-    let player = wait_players(&server, 1).await.pop().unwrap();
-    for i in 0..50u32 {
-        server.fire(&player, POSITION, (i, i as f32)).unwrap();
-    }
-    let mut got = Vec::new();
-    while got.len() < 50 {
-        got.push(recv(&mut rx).await.0);
-    }
-    got.sort();
-    assert_eq!(got, (0..50).collect::<Vec<_>>());
-    // They go as datagrams: one larger than a datagram is refused, where
-    // the stream would have taken it.
-    let err = server.fire(&player, BIG, vec![0; 1500]).unwrap_err();
-    assert!(matches!(err, EventError::TooLarge { .. }), "{err}");
-    assert_eq!(client.invoke(ECHO, "still here".into()).await.unwrap(), "still here");
+    unreliable_events_go_as_datagrams(&server, &client, &mut positions).await;
 }
 
 #[cfg(feature = "websocket")]
@@ -481,35 +461,61 @@ async fn quic_echo_server(
     (server, addr, client_config)
 }
 
+/// Positions fired as unreliable events, and one too large for a datagram.
 #[cfg(feature = "quic")]
-#[tokio::test]
-async fn quic_carries_unreliable_events_as_datagrams() {
-    const POSITION: ClientEvent<(u32, f32)> = ClientEvent::new("Position").unreliable();
-    const BIG: ClientEvent<Vec<u8>> = ClientEvent::new("Big").unreliable();
-    let protocol = Protocol::builder().remote(POSITION).remote(BIG).remote(ECHO).build();
-    let (server, addr, client_config) = quic_echo_server(&protocol).await;
+const POSITION: ClientEvent<(u32, f32)> = ClientEvent::new("Position").unreliable();
+#[cfg(feature = "quic")]
+const BIG: ClientEvent<Vec<u8>> = ClientEvent::new("Big").unreliable();
+
+#[cfg(feature = "quic")]
+fn datagram_protocol() -> Protocol {
+    Protocol::builder().remote(POSITION).remote(BIG).remote(ECHO).build()
+}
+
+/// A client of [`datagram_protocol`] and the positions it hears.
+#[cfg(feature = "quic")]
+fn datagram_client(protocol: Protocol) -> (Client, mpsc::UnboundedReceiver<(u32, f32)>) {
     let client = Client::new(protocol, ClientConfig::default());
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     client.on_event(POSITION, move |_, p| {
         let _ = tx.send(p);
     });
-    client.connect_quic(addr, "localhost", client_config).await.unwrap();
-    let player = wait_players(&server, 1).await.pop().unwrap();
+    (client, rx)
+}
 
+/// 50 positions fired all arrive; one of 1,500 bytes is refused `TooLarge`
+/// (only a datagram refuses it: the stream would take it); calls on the same
+/// connection are undisturbed.
+#[cfg(feature = "quic")]
+async fn unreliable_events_go_as_datagrams(
+    server: &Server,
+    client: &Client,
+    positions: &mut mpsc::UnboundedReceiver<(u32, f32)>,
+) {
+    let player = wait_players(server, 1).await.pop().unwrap();
     for i in 0..50u32 {
         server.fire(&player, POSITION, (i, i as f32)).unwrap();
     }
     // Loopback loses nothing, but datagrams carry no order promise: count them.
     let mut got = Vec::new();
     while got.len() < 50 {
-        got.push(recv(&mut rx).await.0);
+        got.push(recv(positions).await.0);
     }
     got.sort();
     assert_eq!(got, (0..50).collect::<Vec<_>>());
     let err = server.fire(&player, BIG, vec![0; 1500]).unwrap_err();
     assert!(matches!(err, EventError::TooLarge { .. }), "{err}");
-    // Reliable calls share the connection undisturbed.
     assert_eq!(client.invoke(ECHO, "still here".into()).await.unwrap(), "still here");
+}
+
+#[cfg(feature = "quic")]
+#[tokio::test]
+async fn quic_carries_unreliable_events_as_datagrams() {
+    let protocol = datagram_protocol();
+    let (server, addr, client_config) = quic_echo_server(&protocol).await;
+    let (client, mut positions) = datagram_client(protocol);
+    client.connect_quic(addr, "localhost", client_config).await.unwrap();
+    unreliable_events_go_as_datagrams(&server, &client, &mut positions).await;
 }
 
 /// A UDP relay that drops one datagram in `one_in`, each way, by a fixed

@@ -77,19 +77,30 @@ impl Server {
         addr: impl ToSocketAddrs,
         config: Arc<crate::transport::tls::rustls::ServerConfig>,
     ) -> io::Result<SocketAddr> {
-        let addr = tokio::net::lookup_host(addr)
-            .await?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on"))?;
-        let endpoint = crate::transport::quic::server_endpoint(addr, config)?;
-        let local = endpoint.local_addr()?;
+        let endpoint = crate::transport::quic::server_endpoint(crate::transport::quic::resolve(addr).await?, config)?;
         let server = self.clone();
+        self.accept_quic(endpoint, "QUIC", move |incoming| {
+            server.serve_after("QUIC", crate::transport::quic::accept(incoming));
+        })
+    }
+
+    /// Hands each incoming connection of `endpoint` to `each` from a
+    /// background task that [`shutdown`](Self::shutdown) stops. Returns the
+    /// bound address.
+    #[cfg(feature = "quic")]
+    fn accept_quic(
+        &self,
+        endpoint: quinn::Endpoint,
+        what: &'static str,
+        each: impl Fn(quinn::Incoming) + Send + 'static,
+    ) -> io::Result<SocketAddr> {
+        let local = endpoint.local_addr()?;
         self.keep_listener(tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
-                server.serve_after("QUIC", crate::transport::quic::accept(incoming));
+                each(incoming);
             }
         }));
-        tracing::info!(%local, "listening on QUIC");
+        tracing::info!(%local, "listening on {what}");
         Ok(local)
     }
 
@@ -108,23 +119,15 @@ impl Server {
         path: &str,
         config: Arc<crate::transport::tls::rustls::ServerConfig>,
     ) -> io::Result<SocketAddr> {
-        let addr = tokio::net::lookup_host(addr)
-            .await?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on"))?;
+        let addr = crate::transport::quic::resolve(addr).await?;
         let endpoint = crate::transport::webtransport::server_endpoint(addr, config)?;
-        let local = endpoint.local_addr()?;
         let server = self.clone();
         let path: Arc<str> = Arc::from(path);
         let origins: Option<Arc<[String]>> = self.inner.config.allowed_origins.as_deref().map(Arc::from);
-        self.keep_listener(tokio::spawn(async move {
-            while let Some(incoming) = endpoint.accept().await {
-                let session = crate::transport::webtransport::accept(incoming, path.clone(), origins.clone());
-                server.serve_after("WebTransport", session);
-            }
-        }));
-        tracing::info!(%local, "listening on WebTransport");
-        Ok(local)
+        self.accept_quic(endpoint, "WebTransport", move |incoming| {
+            let session = crate::transport::webtransport::accept(incoming, path.clone(), origins.clone());
+            server.serve_after("WebTransport", session);
+        })
     }
 
     /// Binds `addr` and hands each accepted TCP connection (with

@@ -73,11 +73,51 @@ impl Transport for QuicTransport {
 
 /// A QUIC server endpoint on `addr` with this TLS configuration (TLS 1.3).
 pub fn server_endpoint(addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<quinn::Endpoint> {
+    endpoint_speaking(addr, config, ALPN)
+}
+
+/// A QUIC server endpoint on `addr` whose only application protocol is
+/// `alpn` (volley's, or HTTP/3's for WebTransport).
+pub(crate) fn endpoint_speaking(
+    addr: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+    alpn: &[u8],
+) -> io::Result<quinn::Endpoint> {
     let mut config = (*config).clone();
-    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let crypto =
         QuicServerConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), addr)
+}
+
+/// A client endpoint for reaching `addr`, and the connection settings that
+/// offer only `alpn` and verify the server against `config`'s roots.
+pub(crate) fn client_speaking(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    alpn: &[u8],
+) -> io::Result<(quinn::Endpoint, quinn::ClientConfig)> {
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let crypto =
+        QuicClientConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let local: SocketAddr = if addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    Ok((
+        quinn::Endpoint::client(local)?,
+        quinn::ClientConfig::new(Arc::new(crypto)),
+    ))
+}
+
+/// The first address `addr` resolves to.
+pub(crate) async fn resolve(addr: impl tokio::net::ToSocketAddrs) -> io::Result<SocketAddr> {
+    tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing"))
 }
 
 /// Completes an incoming connection and takes the stream its client opens.
@@ -100,21 +140,9 @@ pub async fn connect(
     server_name: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> io::Result<QuicTransport> {
-    let addr = tokio::net::lookup_host(addr)
-        .await?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing"))?;
-    let mut config = (*config).clone();
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto =
-        QuicClientConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let local: SocketAddr = if addr.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let mut endpoint = quinn::Endpoint::client(local)?;
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let addr = resolve(addr).await?;
+    let (mut endpoint, client_config) = client_speaking(addr, config, ALPN)?;
+    endpoint.set_default_client_config(client_config);
     let conn = endpoint
         .connect(addr, server_name)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?

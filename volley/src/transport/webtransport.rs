@@ -15,7 +15,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Datagrams, Transport};
@@ -89,11 +88,7 @@ impl Transport for WebTransport {
 
 /// A QUIC endpoint for HTTP/3 on `addr` with this TLS configuration.
 pub fn server_endpoint(addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> io::Result<quinn::Endpoint> {
-    let mut config = (*config).clone();
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto =
-        QuicServerConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), addr)
+    super::quic::endpoint_speaking(addr, config, ALPN)
 }
 
 /// Completes an incoming connection's HTTP/3 handshake and its session
@@ -144,22 +139,9 @@ pub async fn connect(url: &str, config: Arc<rustls::ClientConfig>) -> io::Result
         .host_str()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the URL has no host"))?
         .to_string();
-    let port = url.port().unwrap_or(443);
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing"))?;
-    let mut config = (*config).clone();
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto =
-        QuicClientConfig::try_from(Arc::new(config)).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let local: SocketAddr = if addr.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let endpoint = quinn::Endpoint::client(local)?;
-    let client = web_transport_quinn::Client::new(endpoint.clone(), quinn::ClientConfig::new(Arc::new(crypto)));
+    let addr = super::quic::resolve((host.as_str(), url.port().unwrap_or(443))).await?;
+    let (endpoint, client_config) = super::quic::client_speaking(addr, config, ALPN)?;
+    let client = web_transport_quinn::Client::new(endpoint.clone(), client_config);
     let session = client.connect(url).await.map_err(io::Error::other)?;
     let (send, recv) = session.open_bi().await.map_err(io::Error::other)?;
     Ok(WebTransport {
