@@ -235,11 +235,7 @@ impl NatsAdapter {
                 for &id in ids.iter().filter(|id| !self.is_here(**id)) {
                     let node = node_of(id);
                     if self.inner.presence.is_live(node) {
-                        nodes
-                            .entry(node)
-                            .or_insert_with(|| Some(Vec::new()))
-                            .get_or_insert_default()
-                            .push(id);
+                        nodes.entry(node).or_default().get_or_insert_default().push(id);
                     } else {
                         gone.push(id);
                     }

@@ -171,7 +171,7 @@ impl Recipients {
     }
 
     /// Whether the player `id` is not left out by [`except`](Self::except).
-    pub(super) fn included(&self, id: PlayerId) -> bool {
+    fn included(&self, id: PlayerId) -> bool {
         !self.except.contains(&id)
     }
 
@@ -213,16 +213,23 @@ impl Recipients {
                 return Err(error);
             }
         };
-        let (players, missing) = self.resolve();
-        let included = players.iter().filter(|p| self.included(p.id()));
-        let mut outcome = self.server.fire_many_encoded(included, id, remote.name, &payload);
+        let mut outcome = self.fire_here(id, remote.name, &payload);
         crate::payload::recycle(payload);
-        outcome
-            .skipped
-            .extend(missing.into_iter().map(|id| (id, EventError::Disconnected)));
         outcome.skipped.extend(relayed.skipped);
         outcome.other_nodes = relayed.nodes;
         Ok(outcome)
+    }
+
+    /// Queues an encoded event for this server's players in the group; the
+    /// ids asked for that are not connected here are skipped `Disconnected`.
+    pub(super) fn fire_here(&self, id: RemoteId, name: &'static str, payload: &[u8]) -> Broadcast {
+        let (players, missing) = self.resolve();
+        let included = players.iter().filter(|p| self.included(p.id()));
+        let mut outcome = self.server.fire_many_encoded(included, id, name, payload);
+        outcome
+            .skipped
+            .extend(missing.into_iter().map(|id| (id, EventError::Disconnected)));
+        outcome
     }
 
     /// Calls `remote` on every player in the group at once, with the

@@ -63,14 +63,7 @@ impl Relay {
     pub fn fire(&self, target: &Target, remote: &str, payload: &[u8]) -> Result<Broadcast, EventError> {
         let server = self.server().ok_or(EventError::Disconnected)?;
         let (id, name) = server.relayed_event(remote)?;
-        let here = Recipients::here(server.clone(), target);
-        let (players, missing) = here.resolve();
-        let included = players.iter().filter(|p| here.included(p.id()));
-        let mut outcome = server.fire_many_encoded(included, id, name, payload);
-        outcome
-            .skipped
-            .extend(missing.into_iter().map(|id| (id, EventError::Disconnected)));
-        Ok(outcome)
+        Ok(Recipients::here(server, target).fire_here(id, name, payload))
     }
 
     /// Calls the client-bound function `remote` (its declared name) on this
