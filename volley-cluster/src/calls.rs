@@ -141,13 +141,9 @@ async fn start(
     if nodes.is_empty() {
         return answers;
     }
-    let owed_from_start = |ids: &Option<Vec<PlayerId>>| ids.iter().flatten().copied().collect::<Vec<_>>();
     let unreachable = |answers: &mut NodeAnswers, error: FunctionError| {
         for (node, ids) in &nodes {
-            match ids {
-                Some(_) => answers.fail(owed_from_start(ids), error.clone()),
-                None => answers.ready.push_back(Remote::Silent(*node)),
-            }
+            answers.not_asked(*node, ids, error.clone());
         }
     };
     if !adapter.broker_connected() {
@@ -183,11 +179,7 @@ async fn start(
             timeout_ms,
         });
         if !fits_broker(&adapter, *node, &message) {
-            // Players named are told why; a room's on that node are unknown.
-            match ids {
-                Some(_) => answers.fail(owed_from_start(ids), FunctionError::TooLarge),
-                None => answers.ready.push_back(Remote::Silent(*node)),
-            }
+            answers.not_asked(*node, ids, FunctionError::TooLarge);
             continue;
         }
         let sent = broker
@@ -206,7 +198,7 @@ async fn start(
             }
             Err(e) => {
                 tracing::warn!(node, error = %e, "group call to a node not sent");
-                answers.fail(owed_from_start(ids), FunctionError::Unreachable);
+                answers.not_asked(*node, ids, FunctionError::Unreachable);
             }
         }
     }
@@ -253,6 +245,16 @@ impl NodeAnswers {
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout + ANSWER_GRACE)),
             presence: Box::pin(next_change(changes)),
             cancels: Vec::new(),
+        }
+    }
+
+    /// A node the call could not be sent to, and why: the players named on
+    /// it get `error`; a room's or everyone's players there are unknown, so
+    /// the node is named silent.
+    fn not_asked(&mut self, node: u32, ids: &Option<Vec<PlayerId>>, error: FunctionError) {
+        match ids {
+            Some(ids) => self.fail(ids.clone(), error),
+            None => self.ready.push_back(Remote::Silent(node)),
         }
     }
 
