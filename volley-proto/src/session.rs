@@ -389,6 +389,10 @@ pub struct Traffic {
     pub bytes_in: u64,
     /// Bytes of the frames queued to send.
     pub bytes_out: u64,
+    /// Of the frames received, those that came as datagrams.
+    pub datagrams_in: u64,
+    /// Of the frames queued to send, those queued as datagrams.
+    pub datagrams_out: u64,
 }
 
 /// One connection's protocol state: handshake, calls both ways, deadlines,
@@ -613,12 +617,19 @@ impl Session {
     }
 
     /// A datagram from the peer: exactly one frame, an unreliable event the
-    /// peer may fire. Anything else closes the session, as on the stream.
+    /// peer may fire. Anything else closes the session, as on the stream. A
+    /// server closes it too for a datagram before its welcome (a client
+    /// sends none before); a client drops one that overtook the welcome.
     pub fn handle_datagram(&mut self, mut datagram: BytesMut, now: Instant) {
-        if self.state != State::Open {
-            return;
+        match self.state {
+            State::Open => {}
+            State::AwaitingHello | State::Authenticating => {
+                return self.violation("datagram before the handshake ended".into());
+            }
+            State::HelloSent | State::Closed => return,
         }
         self.traffic.frames_in += 1;
+        self.traffic.datagrams_in += 1;
         self.traffic.bytes_in += datagram.len() as u64;
         match codec::decode_frame(&mut datagram, self.config.max_frame_len) {
             Ok(Some(Message::Event { remote, payload }))
@@ -914,6 +925,7 @@ impl Session {
                 let mut datagram = Vec::with_capacity(msg.frame_len());
                 msg.encode(&mut datagram);
                 self.traffic.frames_out += 1;
+                self.traffic.datagrams_out += 1;
                 self.traffic.bytes_out += datagram.len() as u64;
                 self.datagrams.push_back(datagram);
                 return Ok(());
@@ -1147,6 +1159,15 @@ impl Session {
         self.calls[id as usize] = Slot::Free;
         self.calls_taken -= 1;
         self.free_ids.push(id);
+    }
+
+    /// The transport saw the peer break its rules (over QUIC, a stream
+    /// beyond the one volley uses): the session ends as for any protocol
+    /// violation, with a goodbye that says `detail`.
+    pub fn transport_violation(&mut self, detail: String) {
+        if self.state != State::Closed {
+            self.violation(detail);
+        }
     }
 
     fn violation(&mut self, detail: String) {

@@ -3,14 +3,20 @@
 //!
 //! ```text
 //! cargo run --example server -- --addr 127.0.0.1:7777                     # TCP
-//! cargo run --example server -- --addr 127.0.0.1:7777 --transport quic    # or ws, tls
+//! cargo run --example server -- --addr 127.0.0.1:7777 --transport quic    # or ws, tls, webtransport
+//! cargo run --example server -- --transport webtransport,ws                # browsers: WebTransport, else WebSocket
 //! cargo run --example server -- --metrics 127.0.0.1:9100                  # Prometheus at http://127.0.0.1:9100/metrics
 //! cargo run --example server -- --inspector 127.0.0.1:9200                # the live page at http://127.0.0.1:9200/
 //! ```
 //!
-//! Over TLS and QUIC it makes a self-signed certificate and writes it where
-//! the demo client reads it (the system's temporary folder), so the client
-//! trusts that certificate explicitly; verification is never turned off.
+//! Over TLS, QUIC and WebTransport it makes a self-signed certificate and
+//! writes it where the demo client reads it (the system's temporary folder),
+//! so the client trusts that certificate explicitly; verification is never
+//! turned off. Over WebTransport it also prints the certificate's SHA-256 and
+//! the URL a browser page needs (`serverCertificateHashes`).
+//!
+//! `--transport` takes a comma-separated list to listen on several at once
+//! on the same address: UDP for QUIC and WebTransport, TCP for the others.
 
 mod shared;
 
@@ -39,15 +45,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     server.on_player_added(move |player| {
         let _ = announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
     });
-    let net = Net::from_args()?;
-    let (tls, cert) = certificates(net);
-    let addr = listen(&server, net, &arg("--addr", "127.0.0.1:7777"), tls).await?;
-    if let Some(cert) = cert {
-        let path = cert_path(net, addr);
-        std::fs::write(&path, cert)?;
-        println!("certificate for the demo client written to {}", path.display());
+    let mut addr = arg("--addr", "127.0.0.1:7777");
+    for net in Net::list_from_args()? {
+        let (tls, cert) = certificates(net);
+        let bound = listen(&server, net, &addr, tls).await?;
+        // Further transports take the port the first one got.
+        addr = bound.to_string();
+        if let Some(cert) = cert {
+            let path = cert_path(net, bound);
+            std::fs::write(&path, &cert)?;
+            println!("certificate for the demo client written to {}", path.display());
+            if net == Net::WebTransport {
+                println!(
+                    "browser pages: https://{bound}{WS_PATH} with serverCertificateHashes sha-256 {}",
+                    certificate_hash(&cert)
+                );
+            }
+        }
+        println!("volley demo server on {bound} ({net:?}); Ctrl-C to stop");
     }
-    println!("volley demo server on {addr} ({net:?}); Ctrl-C to stop");
     let inspector = arg("--inspector", "");
     if !inspector.is_empty() {
         let at = server.inspector(inspector).await?;

@@ -486,6 +486,11 @@ pub struct ConnectionFigures {
     pub frames_in: u64,
     /// Frames sent.
     pub frames_out: u64,
+    /// Of the frames received, those that came as datagrams (unreliable
+    /// events over QUIC and WebTransport).
+    pub datagrams_in: u64,
+    /// Of the frames sent, those sent as datagrams.
+    pub datagrams_out: u64,
     /// Bytes received, framing included.
     pub bytes_in: u64,
     /// Bytes sent, framing included.

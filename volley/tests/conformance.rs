@@ -503,6 +503,9 @@ async fn unreliable_events_go_as_datagrams(
     }
     got.sort();
     assert_eq!(got, (0..50).collect::<Vec<_>>());
+    // Counted as datagrams on both sides; nothing else went as one.
+    assert_eq!(player.figures().datagrams_out, 50);
+    assert_eq!(client.figures().unwrap().datagrams_in, 50);
     let err = server.fire(&player, BIG, vec![0; 1500]).unwrap_err();
     assert!(matches!(err, EventError::TooLarge { .. }), "{err}");
     assert_eq!(client.invoke(ECHO, "still here".into()).await.unwrap(), "still here");

@@ -73,7 +73,18 @@ pub enum Net {
 impl Net {
     /// From `--transport` on the command line; TCP by default.
     pub fn from_args() -> Result<Self, String> {
-        match arg("--transport", "tcp").as_str() {
+        Self::parse(&arg("--transport", "tcp"))
+    }
+
+    /// Every transport in `--transport`, comma-separated (the demo server
+    /// listens on each: `webtransport,ws` serves browsers with and without
+    /// WebTransport on one port number, UDP and TCP).
+    pub fn list_from_args() -> Result<Vec<Self>, String> {
+        arg("--transport", "tcp").split(',').map(Self::parse).collect()
+    }
+
+    fn parse(name: &str) -> Result<Self, String> {
+        match name {
             "tcp" => Ok(Net::Tcp),
             "ws" | "websocket" => Ok(Net::WebSocket),
             "tls" => Ok(Net::Tls),
@@ -104,12 +115,20 @@ pub fn cert_path(net: Net, addr: std::net::SocketAddr) -> std::path::PathBuf {
 
 use volley::transport::tls::rustls;
 
-/// A fresh self-signed certificate for "localhost": the server's TLS
-/// configuration and the certificate a client must trust, explicitly.
+/// A fresh self-signed certificate for "localhost" and 127.0.0.1: the
+/// server's TLS configuration and the certificate a client must trust,
+/// explicitly. It is made the way browsers accept a self-signed certificate
+/// over WebTransport (`serverCertificateHashes`): an ECDSA P-256 key, valid
+/// for at most 14 days (here 13, from a minute ago).
 pub fn self_signed() -> (std::sync::Arc<rustls::ServerConfig>, Vec<u8>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("certificate names");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(1);
+    params.not_after = now + time::Duration::days(13);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ECDSA P-256 key");
+    let cert = params.self_signed(&key).expect("certificate").der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
     let config =
         rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -118,6 +137,16 @@ pub fn self_signed() -> (std::sync::Arc<rustls::ServerConfig>, Vec<u8>) {
             .with_single_cert(vec![cert.clone()], key)
             .expect("server certificate");
     (std::sync::Arc::new(config), cert.to_vec())
+}
+
+/// The SHA-256 of a certificate, in hex: what a browser page passes as
+/// `serverCertificateHashes` to trust a self-signed certificate.
+pub fn certificate_hash(cert: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, cert)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A client TLS configuration that trusts exactly this certificate.

@@ -646,6 +646,8 @@ impl Conn {
             rtt_jitter_us: session.rtt_jitter().map(micros),
             frames_in: traffic.frames_in,
             frames_out: traffic.frames_out,
+            datagrams_in: traffic.datagrams_in,
+            datagrams_out: traffic.datagrams_out,
             bytes_in: traffic.bytes_in,
             bytes_out: traffic.bytes_out,
             calls_in_flight_in: session.incoming_calls(),

@@ -137,7 +137,9 @@ pub(crate) struct Driver<S: Side> {
     /// The transport's datagram channel, if any, and datagrams on their way
     /// in and out (moved across the lock in batches).
     datagrams: Option<Datagrams>,
-    datagrams_in: Vec<Bytes>,
+    /// What the datagram channel gave: datagrams, or the peer breaking the
+    /// transport's rules.
+    datagrams_in: Vec<std::io::Result<Bytes>>,
     datagrams_out: Vec<Vec<u8>>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
@@ -314,8 +316,11 @@ impl<S: Side> Driver<S> {
         *keep_going |= self.conn.take_outbox(&mut state, &mut self.outbox, first);
         if !self.datagrams_in.is_empty() {
             let at = now();
-            for datagram in self.datagrams_in.drain(..) {
-                state.session.handle_datagram(BytesMut::from(datagram), at);
+            for arrival in self.datagrams_in.drain(..) {
+                match arrival {
+                    Ok(datagram) => state.session.handle_datagram(BytesMut::from(datagram), at),
+                    Err(e) => state.session.transport_violation(e.to_string()),
+                }
             }
         }
         state.drain_events(&mut self.events, &mut self.ended);
@@ -544,7 +549,7 @@ impl<S: Side> Driver<S> {
         };
         while self.datagrams_in.len() < 64 {
             match datagrams.recv.as_mut().poll_next(cx) {
-                Poll::Ready(Some(datagram)) => self.datagrams_in.push(datagram),
+                Poll::Ready(Some(arrival)) => self.datagrams_in.push(arrival),
                 // The connection is ending; the stream side will say so.
                 Poll::Ready(None) | Poll::Pending => break,
             }

@@ -8,6 +8,7 @@
 //! | TLS over TCP | `tls` (feature `tls`) | rustls; certificates always verified |
 //! | WebSocket | `websocket` (feature `websocket`) | binary messages, a chosen path; over TLS with `tls` |
 //! | QUIC | `quic` (feature `quic`) | one stream for reliable traffic, datagrams for unreliable events |
+//! | WebTransport | `webtransport` (feature `webtransport`) | HTTP/3 sessions on a path, as QUIC: one stream, datagrams |
 
 use std::fmt;
 use std::io;
@@ -73,8 +74,10 @@ pub struct Datagrams {
     pub max_size: usize,
     /// Sends one datagram without waiting; it may be lost.
     pub send: Box<dyn FnMut(Bytes) -> io::Result<()> + Send>,
-    /// The datagrams received.
-    pub recv: Pin<Box<dyn Stream<Item = Bytes> + Send>>,
+    /// The datagrams received, and an error if the peer breaks the
+    /// transport's rules (over QUIC, opens a stream beyond volley's one),
+    /// which ends the connection as a protocol violation.
+    pub recv: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
 }
 
 impl fmt::Debug for Datagrams {

@@ -60,15 +60,42 @@ impl Transport for QuicTransport {
 
     fn take_datagrams(&mut self) -> Option<Datagrams> {
         let max_size = self.conn.max_datagram_size()?;
-        let (sender, receiver) = (self.conn.clone(), self.conn.clone());
+        let (sender, receiver, watched) = (self.conn.clone(), self.conn.clone(), self.conn.clone());
+        let datagrams = futures_util::stream::unfold(receiver, |conn| async move {
+            conn.read_datagram().await.ok().map(|datagram| (datagram, conn))
+        });
+        let stray = async move {
+            tokio::select! {
+                Ok(_) = watched.accept_bi() => Some("a second bidirectional stream"),
+                Ok(_) = watched.accept_uni() => Some("a unidirectional stream"),
+                else => None,
+            }
+        };
         Some(Datagrams {
             max_size,
             send: Box::new(move |datagram| sender.send_datagram(datagram).map_err(io::Error::other)),
-            recv: Box::pin(futures_util::stream::unfold(receiver, |conn| async move {
-                conn.read_datagram().await.ok().map(|datagram| (datagram, conn))
-            })),
+            recv: arrivals(datagrams, stray),
         })
     }
+}
+
+/// The peer's datagrams, then an error once `stray` finds a stream the peer
+/// opened beyond volley's one (a volley peer never does; a hostile one could
+/// open them by the thousand to tie up the connection).
+pub(crate) fn arrivals(
+    datagrams: impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static,
+    stray: impl std::future::Future<Output = Option<&'static str>> + Send + 'static,
+) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send>> {
+    use futures_util::StreamExt;
+    let stray = futures_util::stream::once(stray).filter_map(|opened| async move {
+        opened.map(|what| {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the peer opened {what}; volley uses one"),
+            ))
+        })
+    });
+    Box::pin(futures_util::stream::select(datagrams.map(Ok), stray))
 }
 
 /// A QUIC server endpoint on `addr` with this TLS configuration (TLS 1.3).

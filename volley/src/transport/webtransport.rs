@@ -75,13 +75,21 @@ impl Transport for WebTransport {
         if max_size == 0 {
             return None;
         }
-        let (sender, receiver) = (self.session.clone(), self.session.clone());
+        let (sender, receiver, watched) = (self.session.clone(), self.session.clone(), self.session.clone());
+        let datagrams = futures_util::stream::unfold(receiver, |session| async move {
+            session.read_datagram().await.ok().map(|datagram| (datagram, session))
+        });
+        let stray = async move {
+            tokio::select! {
+                Ok(_) = watched.accept_bi() => Some("a second bidirectional stream"),
+                Ok(_) = watched.accept_uni() => Some("a unidirectional stream"),
+                else => None,
+            }
+        };
         Some(Datagrams {
             max_size,
             send: Box::new(move |datagram| sender.send_datagram(datagram).map_err(io::Error::other)),
-            recv: Box::pin(futures_util::stream::unfold(receiver, |session| async move {
-                session.read_datagram().await.ok().map(|datagram| (datagram, session))
-            })),
+            recv: super::quic::arrivals(datagrams, stray),
         })
     }
 }
