@@ -5,7 +5,7 @@ import { d, serverFn, clientFn, serverEvent, clientEvent, protocolOf } from "../
 import type { Desc, ServerFn, ClientFn, ServerEvent, ClientEvent } from "../src/index.js";
 
 /** The remotes hash the handshake compares. */
-export const REMOTES_HASH = 0x60485ecc2c311918n;
+export const REMOTES_HASH = 0x008cd132ac016111n;
 
 export interface Purchase {
   item: string;
@@ -22,6 +22,11 @@ export interface PlayerData {
   gold: number;
 }
 
+export interface Position {
+  x: number;
+  y: number;
+}
+
 export interface Prompt {
   question: string;
 }
@@ -33,6 +38,7 @@ export interface Confirm {
 const T_Purchase: Desc<Purchase> = d.struct([["item", d.str], ["price", d.u32]]);
 const T_GetData: Desc<GetData> = d.struct([["name", d.str]]);
 const T_PlayerData: Desc<PlayerData> = d.struct([["name", d.str], ["level", d.u32], ["gold", d.u32]]);
+const T_Position: Desc<Position> = d.struct([["x", d.f32], ["y", d.f32]]);
 const T_Prompt: Desc<Prompt> = d.struct([["question", d.str]]);
 const T_Confirm: Desc<Confirm> = d.struct([["confirmed", d.bool]]);
 
@@ -41,8 +47,9 @@ export const ASK_ME: ServerFn<null, boolean> = serverFn("AskMe", 1, d.unit, d.bo
 export const BUY: ServerFn<Purchase, number> = serverFn("Buy", 2, d.lazy(() => T_Purchase), d.u32, undefined);
 export const CHAT: ServerEvent<string> = serverEvent("Chat", 3, d.str, false);
 export const GET_PLAYER_DATA: ServerFn<GetData, PlayerData> = serverFn("GetPlayerData", 4, d.lazy(() => T_GetData), d.lazy(() => T_PlayerData), undefined);
-export const PROMPT_ACTION: ClientFn<Prompt, Confirm> = clientFn("PromptAction", 5, d.lazy(() => T_Prompt), d.lazy(() => T_Confirm), undefined);
-export const SLOW_SEARCH: ServerFn<string, string> = serverFn("SlowSearch", 6, d.str, d.str, 500);
+export const MOVE: ServerEvent<Position> = serverEvent("Move", 5, d.lazy(() => T_Position), true);
+export const PROMPT_ACTION: ClientFn<Prompt, Confirm> = clientFn("PromptAction", 6, d.lazy(() => T_Prompt), d.lazy(() => T_Confirm), undefined);
+export const SLOW_SEARCH: ServerFn<string, string> = serverFn("SlowSearch", 7, d.str, d.str, 500);
 
 /** Every remote, for `connect`. */
-export const PROTOCOL = protocolOf(REMOTES_HASH, [ANNOUNCE, ASK_ME, BUY, CHAT, GET_PLAYER_DATA, PROMPT_ACTION, SLOW_SEARCH]);
+export const PROTOCOL = protocolOf(REMOTES_HASH, [ANNOUNCE, ASK_ME, BUY, CHAT, GET_PLAYER_DATA, MOVE, PROMPT_ACTION, SLOW_SEARCH]);

@@ -1,8 +1,12 @@
-// A volley client over WebSocket: the client side of PROTOCOL.md.
+// A volley client over WebTransport or WebSocket: the client side of
+// PROTOCOL.md.
 
 import { decode, DecodeError, encode, Reader } from "./codec.js";
 import { decodeBody, encodeFrame, type Message } from "./frames.js";
+import type { Link, LinkEvents, TransportKind } from "./link.js";
 import type { ClientEvent, ClientFn, ProtocolInfo, ServerEvent, ServerFn } from "./remotes.js";
+import { openWebSocket, type WebSocketClass } from "./websocket.js";
+import { openWebTransport, type WebTransportClass } from "./webtransport.js";
 
 /** The wire protocol version this client speaks (PROTOCOL.md). */
 export const PROTOCOL_VERSION = 3;
@@ -68,7 +72,16 @@ export interface ConnectOptions {
   /** Bytes (or text) the server's authenticator reads. */
   token?: Uint8Array | string;
   /** A WebSocket class, where there is no global one (Node 20 without `--experimental-websocket`). */
-  WebSocket?: new (url: string) => WebSocket;
+  WebSocket?: WebSocketClass;
+  /** A WebTransport class, where there is no global one. */
+  WebTransport?: WebTransportClass;
+  /**
+   * Over WebTransport, the SHA-256 of a self-signed server certificate the
+   * page trusts (bytes, or hex as the demo server prints it). The browser
+   * takes only ECDSA certificates valid at most 14 days this way; a server
+   * with a CA-issued certificate needs none.
+   */
+  serverCertificateHashes?: readonly (Uint8Array | string)[];
   /** Timeout of calls whose remote declares none. Default: 10,000 ms. */
   defaultTimeoutMs?: number;
   /** The largest frame sent or accepted. Default: 1 MiB, as volley's. */
@@ -96,6 +109,20 @@ export interface ReconnectPolicy {
   maxAttempts?: number;
 }
 
+/**
+ * Where to reach a server that speaks both: WebTransport first, and WebSocket
+ * where the runtime has no WebTransport or its session does not come up
+ * within `fallbackAfterMs`.
+ */
+export interface Targets {
+  /** `https://host:port/path` */
+  webtransport?: string;
+  /** `ws://host:port/path` or `wss://…` */
+  websocket?: string;
+  /** How long WebTransport may take to come up before WebSocket is tried. Default: 3,000 ms. */
+  fallbackAfterMs?: number;
+}
+
 /** Where a client's connection stands. */
 export type ConnectionState = "connected" | "reconnecting" | "closed";
 
@@ -107,16 +134,64 @@ interface Pending {
 const utf8 = new TextEncoder();
 const empty = new Uint8Array();
 
+/** The largest unreliable event payload, as volley's `max_unreliable_len` (bytes). */
+const MAX_UNRELIABLE_LEN = 1200;
+/** Unreliable events are dropped while more than this is waiting on the stream, as volley's `unreliable_backlog` (bytes). */
+const UNRELIABLE_BACKLOG = 16 * 1024;
 
-/** Connects to the volley server at `url` (`ws://` or `wss://`). */
-export async function connect(url: string, protocol: ProtocolInfo, options: ConnectOptions = {}): Promise<Client> {
-  const Socket = options.WebSocket ?? (globalThis as { WebSocket?: new (url: string) => WebSocket }).WebSocket;
+type Opener = (events: LinkEvents) => Link;
+
+/**
+ * Connects to the volley server at `target`: a `ws://`/`wss://` URL for
+ * WebSocket, an `https://` URL for WebTransport, or both as {@link Targets}
+ * (WebTransport first, WebSocket as the fallback). `client.transport` says
+ * which it got; reconnects use the same one.
+ */
+export async function connect(target: string | Targets, protocol: ProtocolInfo, options: ConnectOptions = {}): Promise<Client> {
+  if (typeof target === "string") {
+    const open = target.startsWith("https://") ? webTransportOpener(target, options) : webSocketOpener(target, options);
+    return dialWith(open, protocol, options);
+  }
+  if (target.webtransport === undefined) {
+    if (target.websocket === undefined) throw new ConnectError("Transport", "no URL to connect to");
+    return dialWith(webSocketOpener(target.websocket, options), protocol, options);
+  }
+  if (target.websocket === undefined) return dialWith(webTransportOpener(target.webtransport, options), protocol, options);
+  try {
+    const handshakeTimeoutMs = Math.min(options.handshakeTimeoutMs ?? 5_000, target.fallbackAfterMs ?? 3_000);
+    return await dialWith(webTransportOpener(target.webtransport, options), protocol, { ...options, handshakeTimeoutMs });
+  } catch (e) {
+    // A refusal would be the same over WebSocket; only a transport failure falls back.
+    if (!(e instanceof ConnectError) || e.kind !== "Transport") throw e;
+    return dialWith(webSocketOpener(target.websocket, options), protocol, options);
+  }
+}
+
+async function dialWith(open: Opener, protocol: ProtocolInfo, options: ConnectOptions): Promise<Client> {
+  const client = new Client(open, protocol, options);
+  await client.dial();
+  return client;
+}
+
+function webSocketOpener(url: string, options: ConnectOptions): Opener {
+  const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
   if (Socket === undefined) {
     throw new ConnectError("Transport", "no WebSocket: pass one in ConnectOptions.WebSocket (Node 20: --experimental-websocket)");
   }
-  const client = new Client(() => new Socket(url), protocol, options);
-  await client.dial();
-  return client;
+  return (events) => openWebSocket(url, Socket, events);
+}
+
+function webTransportOpener(url: string, options: ConnectOptions): Opener {
+  const Session = options.WebTransport ?? (globalThis as { WebTransport?: WebTransportClass }).WebTransport;
+  if (Session === undefined) throw new ConnectError("Transport", "no WebTransport in this runtime");
+  const hashes = (options.serverCertificateHashes ?? []).map((h) => (typeof h === "string" ? fromHex(h) : h));
+  return (events) => openWebTransport(url, hashes, Session, events);
+}
+
+function fromHex(hex: string): Uint8Array {
+  const digits = hex.replace(/[^0-9a-fA-F]/g, "");
+  if (digits.length !== 64) throw new ConnectError("Transport", `a SHA-256 certificate hash has 64 hex digits, not ${digits.length}`);
+  return Uint8Array.from(digits.match(/../g)!, (byte) => parseInt(byte, 16));
 }
 
 export class Client {
@@ -129,8 +204,10 @@ export class Client {
 
   /** Where the connection stands; `onStateChange` tells each change. */
   state: ConnectionState = "connected";
+  /** Unreliable events dropped because the connection was backed up. */
+  unreliableDropped = 0;
 
-  private socket!: WebSocket;
+  private link!: Link;
   private input = new Uint8Array(0);
   private nextCall = 1;
   private pending = new Map<number, Pending>();
@@ -152,13 +229,18 @@ export class Client {
 
   /** @internal use `connect`. */
   constructor(
-    private readonly open_socket: () => WebSocket,
+    private readonly openLink: Opener,
     private readonly protocol: ProtocolInfo,
     private readonly options: ConnectOptions,
   ) {
     this.maxFrameLen = options.maxFrameLen ?? 1 << 20;
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
     this.closed = new Promise((resolve) => (this.endedWith = resolve));
+  }
+
+  /** Which transport the connection runs over. */
+  get transport(): TransportKind {
+    return this.link.kind;
   }
 
   /** Calls `listener` at each change of `state`; returns the unsubscribe. */
@@ -175,22 +257,20 @@ export class Client {
 
   /** @internal Opens a connection and shakes hands. */
   async dial(): Promise<void> {
-    const socket = this.open_socket();
-    socket.binaryType = "arraybuffer";
-    this.socket = socket;
     this.input = new Uint8Array(0);
     this.ended = undefined;
-    socket.onmessage = (event: MessageEvent) => {
-      if (socket !== this.socket) return;
-      if (typeof event.data === "string") return this.violation("text message");
-      this.receive(new Uint8Array(event.data as ArrayBuffer));
-    };
-    socket.onclose = () => socket === this.socket && this.end({ kind: "lost", message: "the connection closed" });
-    socket.onerror = () => socket === this.socket && this.end({ kind: "lost", message: "the connection failed" });
+    const current = () => link === this.link;
+    const link: Link = this.openLink({
+      bytes: (bytes) => current() && this.receive(bytes),
+      datagram: (bytes) => current() && this.receiveDatagram(bytes),
+      violation: (reason) => current() && this.violation(reason),
+      lost: (message) => current() && this.end({ kind: "lost", message }),
+    });
+    this.link = link;
     const options = this.options;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.socket.close();
+        this.link.close();
         reject(new ConnectError("Transport", "handshake timed out"));
       }, options.handshakeTimeoutMs ?? 5_000);
       this.welcomed = (error) => {
@@ -199,10 +279,13 @@ export class Client {
         if (error) reject(error);
         else resolve();
       };
-      socket.onopen = () => {
-        const token = typeof options.token === "string" ? utf8.encode(options.token) : (options.token ?? empty);
-        this.send({ tag: "hello", version: PROTOCOL_VERSION, hash: this.protocol.hash, token });
-      };
+      link.opened.then(
+        () => {
+          const token = typeof options.token === "string" ? utf8.encode(options.token) : (options.token ?? empty);
+          this.send({ tag: "hello", version: PROTOCOL_VERSION, hash: this.protocol.hash, token });
+        },
+        () => {}, // `lost` ends the handshake
+      );
     });
     this.open = true;
     this.setState("connected");
@@ -263,10 +346,34 @@ export class Client {
     });
   }
 
-  /** Fires `remote` at the server. */
-  fire<T>(remote: ServerEvent<T>, value: T): void {
+  /**
+   * Fires `remote` at the server. An unreliable event goes as a datagram
+   * over WebTransport, never queued behind reliable traffic; over WebSocket
+   * it is dropped rather than queued while the connection is backed up, as
+   * volley's Rust client does. Returns false when it was dropped (counted in
+   * `unreliableDropped`); throws `TooLarge` for an unreliable payload over
+   * 1,200 bytes or a datagram the path cannot carry.
+   */
+  fire<T>(remote: ServerEvent<T>, value: T): boolean {
     if (!this.open) throw new FunctionError("Disconnected");
-    this.send({ tag: "event", remote: remote.id, payload: encode(remote.value, value) });
+    const payload = encode(remote.value, value);
+    const frame = encodeFrame({ tag: "event", remote: remote.id, payload });
+    if (frame.length > this.maxFrameLen) throw new FunctionError("TooLarge");
+    if (remote.unreliable) {
+      if (payload.length > MAX_UNRELIABLE_LEN) throw new FunctionError("TooLarge");
+      let sent: boolean;
+      if (this.link.maxDatagramSize > 0) {
+        if (frame.length > this.link.maxDatagramSize) throw new FunctionError("TooLarge");
+        sent = this.link.sendDatagram(frame);
+      } else {
+        sent = this.link.backlog <= UNRELIABLE_BACKLOG;
+        if (sent) this.sendBytes(frame);
+      }
+      if (!sent) this.unreliableDropped++;
+      return sent;
+    }
+    this.sendBytes(frame);
+    return true;
   }
 
   /** Calls `listener` with each `remote` the server fires; returns the unsubscribe. */
@@ -300,7 +407,7 @@ export class Client {
   }
 
   private sendBytes(bytes: Uint8Array): void {
-    if (this.socket.readyState === 1) this.socket.send(bytes);
+    this.link.send(bytes);
   }
 
   private ping(): void {
@@ -334,6 +441,20 @@ export class Client {
       return this.violation(e instanceof Error ? e.message : String(e));
     }
     this.input = all.slice(at);
+  }
+
+  /** One datagram: exactly one frame, an unreliable event of the server's (PROTOCOL.md). */
+  private receiveDatagram(bytes: Uint8Array): void {
+    if (!this.open) return; // it overtook the welcome: dropped, as datagrams may be
+    try {
+      const r = new Reader(bytes);
+      const len = r.varint(32);
+      const message = len > 0 && len <= this.maxFrameLen ? decodeBody(r.bytes(len)) : undefined;
+      if (message?.tag !== "event" || r.at !== bytes.length) return this.violation("datagram that is not one event");
+      this.message(message);
+    } catch (e) {
+      this.violation(`datagram: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   private message(message: Message): void {
@@ -452,11 +573,7 @@ export class Client {
     for (const running of this.running.values()) running.abort();
     this.running.clear();
     this.pingSent.clear();
-    try {
-      this.socket.close();
-    } catch {
-      // already closed
-    }
+    this.link.close();
     // A failed redial is the reconnect loop's to judge.
     if (handshaking && !wasOpen && this.state === "reconnecting") return;
     const policy = this.options.reconnect;

@@ -5,8 +5,8 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { connect, ConnectError, FunctionError, protocolOf } from "../src/index.js";
-import { ANNOUNCE, ASK_ME, BUY, CHAT, GET_PLAYER_DATA, PROMPT_ACTION, PROTOCOL, REMOTES_HASH, SLOW_SEARCH } from "../examples/demo_protocol.js";
-import { answered, startDemoServer, stop, type DemoServer } from "./demo_server.js";
+import { ANNOUNCE, ASK_ME, BUY, CHAT, GET_PLAYER_DATA, MOVE, PROMPT_ACTION, PROTOCOL, REMOTES_HASH, SLOW_SEARCH } from "../examples/demo_protocol.js";
+import { answered, figures, startDemoServer, stop, type DemoServer } from "./demo_server.js";
 
 let server: DemoServer;
 
@@ -124,4 +124,32 @@ test("a lost connection is redialed; calls meanwhile fail Disconnected at once",
   } finally {
     await stop(second);
   }
+});
+
+test("over WebSocket, unreliable events are dropped rather than queued when the connection is backed up", async () => {
+  const client = await connect(server.url, PROTOCOL);
+  const movesIn = async () => (await figures(server)).remotes.find((r) => r.name === "Move")?.events_in ?? 0;
+  const before = await movesIn();
+  let sent = 0;
+  for (let i = 0; i < 20_000; i++) if (client.fire(MOVE, { x: i, y: -i })) sent++;
+  assert.ok(sent > 0 && sent < 20_000, `${sent} of 20,000 sent in one burst`);
+  assert.equal(client.unreliableDropped, 20_000 - sent);
+  // What was sent is on the reliable stream: all of it arrives.
+  assert.deepEqual(await client.invoke(GET_PLAYER_DATA, { name: "after" }), { name: "after", level: 7, gold: 25 });
+  let arrived = 0;
+  for (let i = 0; i < 100 && arrived < sent; i++) {
+    arrived = (await movesIn()) - before;
+    if (arrived < sent) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(arrived, sent);
+  assert.throws(() => client.fire(CHAT, "x".repeat(2 << 20)), failsWith("TooLarge"));
+  client.close();
+});
+
+test("given both URLs where there is no WebTransport (Node), connect falls back to WebSocket", async () => {
+  await assert.rejects(connect(server.webtransport, PROTOCOL), (e: unknown) => e instanceof ConnectError && e.kind === "Transport");
+  const client = await connect({ webtransport: server.webtransport, websocket: server.url }, PROTOCOL);
+  assert.equal(client.transport, "websocket");
+  assert.equal(await client.invoke(BUY, { item: "sword", price: 10 }), 15);
+  client.close();
 });

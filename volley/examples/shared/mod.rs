@@ -54,6 +54,10 @@ pub fn demo_server(server: &Server) {
             }
         }
     });
+    server.on_event(MOVE, |player, to: Position| {
+        // A game would move the player's avatar; the demo keeps the last.
+        player.set_data(to);
+    });
     let chat = server.clone();
     server.on_event(CHAT, move |player, line: String| {
         let _ = chat.fire_all(ANNOUNCE, format!("{}: {line}", player.id()));

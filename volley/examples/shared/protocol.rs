@@ -36,6 +36,13 @@ pub struct Confirm {
     pub confirmed: bool,
 }
 
+/// Where a player is; sent many times a second, each superseding the last.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub x: f32,
+    pub y: f32,
+}
+
 fn name_is_reasonable(req: &GetData) -> Result<(), String> {
     if req.name.is_empty() || req.name.len() > 32 {
         return Err(format!("name of {} bytes", req.name.len()));
@@ -55,6 +62,9 @@ pub const SLOW_SEARCH: ServerFn<String, String> = ServerFn::new("SlowSearch").wi
 /// Makes the server ask the caller a question back (a server → client call).
 pub const ASK_ME: ServerFn<(), bool> = ServerFn::new("AskMe");
 pub const CHAT: ServerEvent<String> = ServerEvent::new("Chat");
+/// Unreliable: a datagram over QUIC and WebTransport, and dropped rather
+/// than queued when the connection is backed up.
+pub const MOVE: ServerEvent<Position> = ServerEvent::new("Move").unreliable();
 
 // server → client
 pub const PROMPT_ACTION: ClientFn<Prompt, Confirm> = ClientFn::new("PromptAction");
@@ -67,6 +77,7 @@ pub fn protocol() -> Protocol {
         .remote(SLOW_SEARCH)
         .remote(ASK_ME)
         .remote(CHAT)
+        .remote(MOVE)
         .remote(PROMPT_ACTION)
         .remote(ANNOUNCE)
         .build()

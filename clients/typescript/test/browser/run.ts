@@ -1,7 +1,9 @@
 // `npm run test:browser`: serves the package on localhost, opens the check
 // page in Debian's headless Chromium (driven by playwright-core, never a
 // downloaded browser) against the real demo server, and checks what the page
-// saw. Exits non-zero on any difference.
+// saw: once over WebTransport (the server's self-signed certificate trusted by
+// its hash), once with WebTransport removed from the page, falling back to
+// WebSocket. Exits non-zero on any difference.
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -10,7 +12,7 @@ import { extname, join, normalize } from "node:path";
 
 import { chromium } from "playwright-core";
 
-import { startDemoServer, stop } from "../demo_server.js";
+import { figures, startDemoServer, stop } from "../demo_server.js";
 
 const root = new URL("../../../", import.meta.url).pathname; // the package's directory
 const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" };
@@ -32,47 +34,71 @@ const http = createServer(async (req, res) => {
 await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
 const port = (http.address() as { port: number }).port;
 
-const server = await startDemoServer();
 const browser = await chromium.launch({
   executablePath: process.env["CHROMIUM"] ?? "/usr/bin/chromium",
   args: [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
-    "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
   ],
 });
+/** Runs the check page against a demo server of its own; throws on any difference. */
+async function check(transport: "webtransport" | "websocket"): Promise<void> {
+  const server = await startDemoServer();
+  try {
+    const page = await browser.newPage();
+    page.on("console", (message) => console.log(`page: ${message.text()}`));
+    const token = `browser-${transport}`;
+    const query = new URLSearchParams({ websocket: server.url, webtransport: server.webtransport, hash: server.certificateHash, token });
+    if (transport === "websocket") query.set("webtransport-off", "");
+    await page.goto(`http://127.0.0.1:${port}/?${query}`);
+    const read = () => page.evaluate(() => (globalThis as unknown as { volleyResults?: { checks: Record<string, unknown> } }).volleyResults);
+    const deadline = Date.now() + 20_000;
+    while (!(await read())?.checks["ready"] && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const seen = (await figures(server)).connections.find((c) => c.identity === token);
+    await stop(server, "SIGINT");
+    await page.waitForFunction(() => (globalThis as unknown as { volleyResults?: { done: boolean } }).volleyResults?.done, null, { timeout: 10_000 });
+    const results = (await read()) as unknown as { checks: Record<string, unknown>; error?: string };
+    console.log(JSON.stringify({ transport, results, server: seen }, null, 2));
+    assert.equal(results.error, undefined);
+    assert.equal(results.checks["transport"], transport);
+    assert.equal(results.checks["playerId"], true);
+    assert.deepEqual(results.checks["data"], { name: "web", level: 7, gold: 25 });
+    assert.equal(results.checks["rejected"], "Rejected: not enough gold");
+    assert.equal(results.checks["askedBack"], true);
+    assert.match(String(results.checks["event"]), /: from a browser$/);
+    assert.equal(results.checks["aborted"], "Cancelled");
+    assert.equal(results.checks["afterMoves"], 20);
+    assert.deepEqual(results.checks["closed"], { kind: "remote", code: "Kicked", message: "server shutting down" });
+    const sent = results.checks["movesSent"] as number;
+    assert.ok(seen !== undefined, "the server saw the page's connection");
+    if (transport === "webtransport") {
+      // Loopback loses little; what the browser's queue took must mostly arrive, all as datagrams.
+      assert.ok(sent >= 900, `the page sent ${sent} of 1,000 moves`);
+      assert.ok(seen.datagrams_in >= sent * 0.9 && seen.datagrams_in <= sent, `${seen.datagrams_in} datagrams of ${sent}`);
+    } else {
+      assert.equal(sent, 1_000);
+      assert.equal(seen.datagrams_in, 0);
+    }
+    console.log(`browser over ${transport}: every check passed; ${seen.datagrams_in} of ${sent} moves arrived as datagrams`);
+  } finally {
+    await stop(server);
+  }
+}
+
 let failed = false;
 try {
-  const page = await browser.newPage();
-  page.on("console", (message) => console.log(`page: ${message.text()}`));
-  await page.goto(`http://127.0.0.1:${port}/?server=${encodeURIComponent(server.url)}`);
-  const read = () => page.evaluate(() => (globalThis as unknown as { volleyResults?: { checks: Record<string, unknown> } }).volleyResults);
-  const deadline = Date.now() + 20_000;
-  while (!(await read())?.checks["ready"] && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  await stop(server, "SIGINT");
-  await page.waitForFunction(() => (globalThis as unknown as { volleyResults?: { done: boolean } }).volleyResults?.done, null, { timeout: 10_000 });
-  const results = (await read()) as unknown as { checks: Record<string, unknown>; error?: string };
-  console.log(JSON.stringify(results, null, 2));
-  assert.equal(results.error, undefined);
-  assert.equal(results.checks["playerId"], true);
-  assert.deepEqual(results.checks["data"], { name: "web", level: 7, gold: 25 });
-  assert.equal(results.checks["rejected"], "Rejected: not enough gold");
-  assert.equal(results.checks["askedBack"], true);
-  assert.match(String(results.checks["event"]), /: from a browser$/);
-  assert.equal(results.checks["aborted"], "Cancelled");
-  assert.deepEqual(results.checks["closed"], { kind: "remote", code: "Kicked", message: "server shutting down" });
-  console.log("browser: every check passed in headless Chromium");
+  await check("webtransport");
+  await check("websocket");
 } catch (e) {
   failed = true;
   console.error(e);
 } finally {
   await browser.close();
-  await stop(server);
   http.close();
 }
 process.exit(failed ? 1 : 0);
