@@ -1,9 +1,10 @@
 // `npm run test:browser`: serves the package on localhost, opens the check
 // page in Debian's headless Chromium (driven by playwright-core, never a
 // downloaded browser) against the real demo server, and checks what the page
-// saw: once over WebTransport (the server's self-signed certificate trusted by
-// its hash), once with WebTransport removed from the page, falling back to
-// WebSocket. Exits non-zero on any difference.
+// saw: over WebTransport (the server's self-signed certificate trusted by its
+// hash), then falling back to WebSocket twice: with WebTransport removed from
+// the page, and with a session the server refuses. Exits non-zero on any
+// difference.
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -46,15 +47,20 @@ const browser = await chromium.launch({
     "--disable-sync",
   ],
 });
+type Mode = "webtransport" | "no WebTransport in the page" | "a WebTransport session refused";
+
 /** Runs the check page against a demo server of its own; throws on any difference. */
-async function check(transport: "webtransport" | "websocket"): Promise<void> {
+async function check(mode: Mode): Promise<void> {
+  const transport = mode === "webtransport" ? "webtransport" : "websocket";
   const server = await startDemoServer();
   try {
     const page = await browser.newPage();
     page.on("console", (message) => console.log(`page: ${message.text()}`));
     const token = `browser-${transport}`;
-    const query = new URLSearchParams({ websocket: server.url, webtransport: server.webtransport, hash: server.certificateHash, token });
-    if (transport === "websocket") query.set("webtransport-off", "");
+    // Another path: the server refuses the session (HTTP 404).
+    const webtransport = mode === "a WebTransport session refused" ? server.webtransport.replace(/\/volley$/, "/elsewhere") : server.webtransport;
+    const query = new URLSearchParams({ websocket: server.url, webtransport, hash: server.certificateHash, token });
+    if (mode === "no WebTransport in the page") query.set("webtransport-off", "");
     await page.goto(`http://127.0.0.1:${port}/?${query}`);
     const read = () => page.evaluate(() => (globalThis as unknown as { volleyResults?: { checks: Record<string, unknown> } }).volleyResults);
     const deadline = Date.now() + 20_000;
@@ -63,7 +69,7 @@ async function check(transport: "webtransport" | "websocket"): Promise<void> {
     await stop(server, "SIGINT");
     await page.waitForFunction(() => (globalThis as unknown as { volleyResults?: { done: boolean } }).volleyResults?.done, null, { timeout: 10_000 });
     const results = (await read()) as unknown as { checks: Record<string, unknown>; error?: string };
-    console.log(JSON.stringify({ transport, results, server: seen }, null, 2));
+    console.log(JSON.stringify({ mode, results, server: seen }, null, 2));
     assert.equal(results.error, undefined);
     assert.equal(results.checks["transport"], transport);
     assert.equal(results.checks["playerId"], true);
@@ -77,14 +83,15 @@ async function check(transport: "webtransport" | "websocket"): Promise<void> {
     const sent = results.checks["movesSent"] as number;
     assert.ok(seen !== undefined, "the server saw the page's connection");
     if (transport === "webtransport") {
-      // Loopback loses little; what the browser's queue took must mostly arrive, all as datagrams.
-      assert.ok(sent >= 900, `the page sent ${sent} of 1,000 moves`);
+      // The browser drops some when its datagram queue is full (fire returns false);
+      // loopback loses little of the rest, and all of it comes as datagrams.
+      assert.ok(sent >= 500, `the page sent ${sent} of 1,000 moves`);
       assert.ok(seen.datagrams_in >= sent * 0.9 && seen.datagrams_in <= sent, `${seen.datagrams_in} datagrams of ${sent}`);
     } else {
       assert.equal(sent, 1_000);
       assert.equal(seen.datagrams_in, 0);
     }
-    console.log(`browser over ${transport}: every check passed; ${seen.datagrams_in} of ${sent} moves arrived as datagrams`);
+    console.log(`browser, ${mode}: every check passed over ${transport}; ${seen.datagrams_in} of ${sent} moves arrived as datagrams`);
   } finally {
     await stop(server);
   }
@@ -93,7 +100,8 @@ async function check(transport: "webtransport" | "websocket"): Promise<void> {
 let failed = false;
 try {
   await check("webtransport");
-  await check("websocket");
+  await check("no WebTransport in the page");
+  await check("a WebTransport session refused");
 } catch (e) {
   failed = true;
   console.error(e);
