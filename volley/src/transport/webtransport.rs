@@ -25,6 +25,10 @@ pub const ALPN: &[u8] = b"h3";
 /// The URL path the server serves sessions on unless told otherwise.
 pub const DEFAULT_PATH: &str = "/volley";
 
+/// How long a refused session's connection stays up for its response to
+/// reach the client (which then closes it) before the server closes it.
+const REFUSAL_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One WebTransport session's stream (and datagrams) as a transport.
 pub struct WebTransport {
     send: web_transport_quinn::SendStream,
@@ -110,12 +114,12 @@ pub async fn accept(
 ) -> io::Result<WebTransport> {
     let conn = incoming.await.map_err(io::Error::other)?;
     let peer = conn.remote_address();
-    let request = web_transport_quinn::Request::accept(conn)
+    let request = web_transport_quinn::Request::accept(conn.clone())
         .await
         .map_err(io::Error::other)?;
     let asked = request.url.path().to_string();
     if asked != *path {
-        let _ = request.reject(http::StatusCode::NOT_FOUND).await;
+        refuse(request, http::StatusCode::NOT_FOUND, &conn).await;
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("session for path {asked:?} refused (404): volley serves {path:?}"),
@@ -123,7 +127,7 @@ pub async fn accept(
     }
     let origin = request.headers.get("origin").map(|o| o.as_bytes().to_vec());
     if !super::origin_allowed(origins.as_deref(), origin.as_deref()) {
-        let _ = request.reject(http::StatusCode::FORBIDDEN).await;
+        refuse(request, http::StatusCode::FORBIDDEN, &conn).await;
         let origin = String::from_utf8_lossy(origin.as_deref().unwrap_or_default()).into_owned();
         tracing::info!(%origin, "WebTransport session from an origin not allowed: refused (403)");
         return Err(io::Error::new(io::ErrorKind::PermissionDenied, "origin not allowed"));
@@ -137,6 +141,16 @@ pub async fn accept(
         peer,
         _endpoint: None,
     })
+}
+
+/// Answers a session request with `status`, and lets the answer reach the
+/// client before the connection ends: dropped at once, it would take the
+/// response with it, and the client would see a reset instead.
+async fn refuse(request: web_transport_quinn::Request, status: http::StatusCode, conn: &quinn::Connection) {
+    if request.reject(status).await.is_ok() {
+        let _ = tokio::time::timeout(REFUSAL_LINGER, conn.closed()).await;
+    }
+    conn.close(quinn::VarInt::from_u32(0), b"session refused");
 }
 
 /// Opens a session at `url` (`https://host:port/path`), verifying the
