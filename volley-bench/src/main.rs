@@ -5,6 +5,7 @@
 //! cargo run --release -p volley-net-bench              # longer, steadier figures
 //! cargo run --release -p volley-net-bench -- --rooms-only 40   # only room_fanout and invoke_many, 40 rounds
 //! cargo run --release -p volley-net-bench -- --quick --cluster-only  # only the cluster rows (needs nats-server)
+//! cargo run --release -p volley-net-bench -- --quick --quic-only     # rtt and pipelined over QUIC and WebTransport
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
@@ -33,7 +34,18 @@ use systems::{raw, rpc_volley, Caller, Rpc};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 /// Every request/response system: volley over each transport, and its peers.
-const PEERS: [Rpc; 5] = [Rpc::Volley, Rpc::VolleyWs, Rpc::VolleyQuic, Rpc::Tarpc, Rpc::Tonic];
+const PEERS: [Rpc; 6] = [
+    Rpc::Volley,
+    Rpc::VolleyWs,
+    Rpc::VolleyQuic,
+    Rpc::VolleyWt,
+    Rpc::Tarpc,
+    Rpc::Tonic,
+];
+
+/// volley over QUIC and over WebTransport (HTTP/3 on the same QUIC): what
+/// WebTransport's own layer costs.
+const OVER_QUIC: [Rpc; 2] = [Rpc::VolleyQuic, Rpc::VolleyWt];
 
 /// How much work each scenario does.
 struct Plan {
@@ -78,6 +90,7 @@ impl Plan {
 enum Alone {
     Rooms,
     Cluster,
+    OverQuic,
 }
 
 /// Whether a bigger figure is better.
@@ -166,6 +179,19 @@ impl Results {
                 println!("RATIO {scenario} volley/{system} {ratio:.3}");
             }
         }
+        // WebTransport against plain QUIC, its floor: above 1 means
+        // WebTransport is better.
+        for (scenario, figures) in self.by_scenario() {
+            let find = |name: &str| figures.iter().find(|(system, _)| *system == name).map(|(_, f)| *f);
+            if let (Some(wt), Some(quic)) = (find("volley-wt"), find("volley-quic")) {
+                let ratio = match wt.better {
+                    Some(Better::Higher) => wt.value() / quic.value(),
+                    Some(Better::Lower) => quic.value() / wt.value(),
+                    None => continue,
+                };
+                println!("RATIO {scenario} volley-wt/volley-quic {ratio:.3}");
+            }
+        }
     }
 }
 
@@ -250,12 +276,12 @@ async fn raw_pipelined(streams: Vec<tokio::net::TcpStream>, total: usize, inflig
     (per * n) as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn scenario_rtt(results: &mut Results, plan: &Plan) {
+async fn scenario_rtt(results: &mut Results, plan: &Plan, systems: &[Rpc]) {
     eprintln!("rtt: {} sequential calls x {} rounds", plan.rtt_calls, plan.rounds);
     let raw_addr = raw::serve().await;
     let mut raw_stream = raw::connect(raw_addr).await;
     let mut callers = Vec::new();
-    for rpc in PEERS {
+    for &rpc in systems {
         let addr = rpc.serve().await;
         let caller = rpc.connect(addr).await;
         sequential(&caller, 500).await; // warm up
@@ -277,14 +303,21 @@ async fn scenario_rtt(results: &mut Results, plan: &Plan) {
     }
 }
 
-async fn scenario_throughput(results: &mut Results, plan: &Plan, scenario: &str, clients: usize, inflight: usize) {
+async fn scenario_throughput(
+    results: &mut Results,
+    plan: &Plan,
+    systems: &[Rpc],
+    scenario: &str,
+    clients: usize,
+    inflight: usize,
+) {
     eprintln!(
         "{scenario}: {clients} clients x {inflight} in flight, {} calls x {} rounds",
         plan.pipelined_calls, plan.rounds
     );
     let raw_addr = raw::serve().await;
     let mut servers = Vec::new();
-    for rpc in PEERS {
+    for &rpc in systems {
         servers.push((rpc, rpc.serve().await));
     }
     for _ in 0..plan.rounds {
@@ -459,7 +492,7 @@ async fn scenario_wire_bytes(results: &mut Results) {
     let (up, down) = counter.since(before);
     record(results, "raw", up, down);
     // The counting proxy relays TCP: QUIC's datagrams pass it by.
-    for rpc in PEERS.into_iter().filter(|rpc| *rpc != Rpc::VolleyQuic) {
+    for rpc in PEERS.into_iter().filter(|rpc| !OVER_QUIC.contains(rpc)) {
         let (addr, counter) = proxy::counting(rpc.serve().await).await;
         let caller = rpc.connect(addr).await;
         sequential(&caller, 100).await;
@@ -653,6 +686,8 @@ fn main() {
         Some((Alone::Rooms, rounds as usize))
     } else if args.iter().any(|a| a == "--cluster-only") {
         Some((Alone::Cluster, plan.rounds))
+    } else if args.iter().any(|a| a == "--quic-only") {
+        Some((Alone::OverQuic, plan.rounds))
     } else {
         None
     };
@@ -664,6 +699,10 @@ fn main() {
                 match which {
                     Alone::Rooms => rooms::scenario(&mut results, &plan).await,
                     Alone::Cluster => cluster::scenario(&mut results, &plan).await,
+                    Alone::OverQuic => {
+                        scenario_rtt(&mut results, &plan, &OVER_QUIC).await;
+                        scenario_throughput(&mut results, &plan, &OVER_QUIC, "pipelined", 1, 256).await;
+                    }
                 }
                 results
             })
@@ -722,9 +761,9 @@ fn main() {
             // First, while the heap is fresh: later scenarios leave freed
             // memory behind that new connections would reuse unseen.
             idle::scenario(&mut results, plan.idle_clients).await;
-            scenario_rtt(&mut results, &plan).await;
-            scenario_throughput(&mut results, &plan, "pipelined", 1, 256).await;
-            scenario_throughput(&mut results, &plan, "many_clients", 64, 16).await;
+            scenario_rtt(&mut results, &plan, &PEERS).await;
+            scenario_throughput(&mut results, &plan, &PEERS, "pipelined", 1, 256).await;
+            scenario_throughput(&mut results, &plan, &PEERS, "many_clients", 64, 16).await;
             scenario_server_to_client(&mut results, &plan).await;
             scenario_fanout(&mut results, &plan).await;
             rooms::scenario(&mut results, &plan).await;

@@ -412,7 +412,10 @@ async fn webtransport_refuses_other_paths_and_carries_unreliable_events_as_datag
     let elsewhere = format!("https://localhost:{}/elsewhere", addr.port());
     let refused = lost.connect_webtransport(&elsewhere, client_config.clone()).await;
     assert!(matches!(refused, Err(ConnectError::Io(_))), "{refused:?}");
-    assert!(refused.unwrap_err().to_string().contains("404"), "the 404 did not reach the client");
+    assert!(
+        refused.unwrap_err().to_string().contains("404"),
+        "the 404 did not reach the client"
+    );
     assert_eq!(server.player_count(), 0);
 
     let (client, mut positions) = datagram_client(protocol);

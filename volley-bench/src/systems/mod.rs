@@ -26,6 +26,8 @@ pub enum Rpc {
     /// peers on TCP).
     VolleyWs,
     VolleyQuic,
+    /// volley over WebTransport (HTTP/3 over the same QUIC).
+    VolleyWt,
     Tarpc,
     Tonic,
 }
@@ -36,6 +38,7 @@ impl Rpc {
             Rpc::Volley => "volley",
             Rpc::VolleyWs => "volley-ws",
             Rpc::VolleyQuic => "volley-quic",
+            Rpc::VolleyWt => "volley-wt",
             Rpc::Tarpc => "tarpc",
             Rpc::Tonic => "tonic",
         }
@@ -47,6 +50,7 @@ impl Rpc {
             Rpc::Volley => rpc_volley::serve().await.1,
             Rpc::VolleyWs => rpc_volley::serve_on(rpc_volley::Wire::WebSocket).await,
             Rpc::VolleyQuic => rpc_volley::serve_on(rpc_volley::Wire::Quic).await,
+            Rpc::VolleyWt => rpc_volley::serve_on(rpc_volley::Wire::WebTransport).await,
             Rpc::Tarpc => rpc_tarpc::serve().await,
             Rpc::Tonic => grpc::serve().await,
         }
@@ -58,6 +62,7 @@ impl Rpc {
             Rpc::Volley => rpc_volley::connect(addr).await,
             Rpc::VolleyWs => rpc_volley::connect_on(rpc_volley::Wire::WebSocket, addr).await,
             Rpc::VolleyQuic => rpc_volley::connect_on(rpc_volley::Wire::Quic, addr).await,
+            Rpc::VolleyWt => rpc_volley::connect_on(rpc_volley::Wire::WebTransport, addr).await,
             Rpc::Tarpc => rpc_tarpc::connect(addr).await,
             Rpc::Tonic => grpc::connect(addr).await,
         }

@@ -49,6 +49,7 @@ pub async fn client(addr: SocketAddr) -> Client {
 pub enum Wire {
     WebSocket,
     Quic,
+    WebTransport,
 }
 
 /// A self-signed certificate for "localhost", made once: the server's TLS
@@ -92,6 +93,10 @@ pub async fn serve_on(wire: Wire) -> SocketAddr {
             .listen_quic("127.0.0.1:0", certificates().0.clone())
             .await
             .unwrap(),
+        Wire::WebTransport => server
+            .listen_webtransport("127.0.0.1:0", "/volley", certificates().0.clone())
+            .await
+            .unwrap(),
     };
     // As with `serve`'s TCP listener, the listener task keeps the server.
     addr
@@ -104,6 +109,13 @@ pub async fn connect_on(wire: Wire, addr: SocketAddr) -> Arc<dyn Caller> {
         Wire::WebSocket => client.connect_ws(addr, "/volley").await.unwrap(),
         Wire::Quic => client
             .connect_quic(addr, "localhost", certificates().1.clone())
+            .await
+            .unwrap(),
+        Wire::WebTransport => client
+            .connect_webtransport(
+                &format!("https://localhost:{}/volley", addr.port()),
+                certificates().1.clone(),
+            )
             .await
             .unwrap(),
     }
