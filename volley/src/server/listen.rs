@@ -112,6 +112,12 @@ impl Server {
     /// (if set) with HTTP 403. The
     /// handshake deadline and `max_handshakes` cover the QUIC and HTTP/3
     /// setup too. Returns the bound address.
+    ///
+    /// Browsers check the certificate: in production, one an authority
+    /// issued for the domain; in development, a self-signed one that pages
+    /// trust by its SHA-256 (`serverCertificateHashes`), which browsers take
+    /// only for an ECDSA P-256 key valid at most 14 days (the demo server
+    /// makes one; see the README's "Browsers and certificates").
     #[cfg(feature = "webtransport")]
     pub async fn listen_webtransport(
         &self,
