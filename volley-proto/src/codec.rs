@@ -44,6 +44,24 @@ const TAG_CANCEL: u8 = 7;
 const TAG_PING: u8 = 8;
 const TAG_PONG: u8 = 9;
 const TAG_GOODBYE: u8 = 10;
+const TAG_ACK: u8 = 11;
+const TAG_RESUME_TOKEN: u8 = 12;
+const TAG_RESUME: u8 = 13;
+const TAG_RESUMED: u8 = 14;
+
+/// The bytes of a resume token: 128 bits, unguessable, chosen by the server.
+pub const RESUME_TOKEN_LEN: usize = 16;
+
+/// A server's proof that a client may take its player back after a lost
+/// connection ([`Message::ResumeToken`]). Never printed: `Debug` hides it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResumeToken(pub [u8; RESUME_TOKEN_LEN]);
+
+impl std::fmt::Debug for ResumeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResumeToken(..)")
+    }
+}
 
 /// One message on the wire.
 ///
@@ -121,6 +139,41 @@ pub enum Message<P = Bytes> {
         /// Why, for people.
         message: String,
     },
+    /// How many of the peer's numbered frames (requests, responses, events
+    /// and cancels since the welcome) the sender has processed; the peer may
+    /// forget them. A client that sends one right after its hello asks the
+    /// server to make its player resumable.
+    Ack {
+        /// Count of numbered frames received, from the welcome on.
+        received: u64,
+    },
+    /// Server: the token that resumes this player after a lost connection;
+    /// follows the welcome, and replaces the last one after a resume.
+    ResumeToken {
+        /// Single use.
+        token: ResumeToken,
+    },
+    /// A client's first message on a new connection that takes its player
+    /// back, instead of a hello.
+    Resume {
+        /// The client's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// Hash of the client's declared remotes.
+        remotes_hash: u64,
+        /// The last token the server gave.
+        token: ResumeToken,
+        /// How many of the server's numbered frames the client processed.
+        received: u64,
+    },
+    /// Server: the player is back. The server's unacknowledged frames after
+    /// the client's `received` follow; the client then sends its own after
+    /// the server's `received`.
+    Resumed {
+        /// How many of the client's numbered frames the server processed.
+        received: u64,
+        /// The token for the next resume.
+        token: ResumeToken,
+    },
 }
 
 /// How a call ended, as carried by [`Message::Response`].
@@ -177,6 +230,9 @@ pub enum RefuseCode {
     Unauthorized = 2,
     /// The server is not taking players now (full, shutting down).
     Unavailable = 3,
+    /// A resume was refused (unknown, used or expired token, another
+    /// build); the client may join anew with a hello.
+    ResumeRefused = 4,
     /// A code this version does not know, from a newer server. Never sent;
     /// the message still says why.
     Unknown = 255,
@@ -189,6 +245,7 @@ impl RefuseCode {
             1 => Self::RemotesMismatch,
             2 => Self::Unauthorized,
             3 => Self::Unavailable,
+            4 => Self::ResumeRefused,
             _ => Self::Unknown,
         }
     }
@@ -352,6 +409,15 @@ impl Fields {
         Ok(self.body.get_u64_le())
     }
 
+    fn token(&mut self) -> Result<ResumeToken, DecodeError> {
+        if self.body.len() < RESUME_TOKEN_LEN {
+            return Err(DecodeError::Truncated(self.what));
+        }
+        let mut token = [0; RESUME_TOKEN_LEN];
+        self.body.copy_to_slice(&mut token);
+        Ok(ResumeToken(token))
+    }
+
     fn rest(self) -> Bytes {
         self.body
     }
@@ -477,6 +543,39 @@ impl Message {
                     message: f.text()?,
                 }
             }
+            TAG_ACK => {
+                let mut f = fields("ack");
+                let received = f.varint_u64()?;
+                f.end()?;
+                Message::Ack { received }
+            }
+            TAG_RESUME_TOKEN => {
+                let mut f = fields("resume token");
+                let token = f.token()?;
+                f.end()?;
+                Message::ResumeToken { token }
+            }
+            TAG_RESUME => {
+                let mut f = fields("resume");
+                let version = f.varint_u32("version")?;
+                let remotes_hash = f.u64_le()?;
+                let token = f.token()?;
+                let received = f.varint_u64()?;
+                f.end()?;
+                Message::Resume {
+                    version,
+                    remotes_hash,
+                    token,
+                    received,
+                }
+            }
+            TAG_RESUMED => {
+                let mut f = fields("resumed");
+                let received = f.varint_u64()?;
+                let token = f.token()?;
+                f.end()?;
+                Message::Resumed { received, token }
+            }
             other => return Err(DecodeError::UnknownTag(other)),
         })
     }
@@ -548,6 +647,31 @@ impl<P: AsRef<[u8]>> Message<P> {
                 out.push(*code as u8);
                 out.extend_from_slice(message.as_bytes());
             }
+            Message::Ack { received } => {
+                out.push(TAG_ACK);
+                varint::put(out, *received);
+            }
+            Message::ResumeToken { token } => {
+                out.push(TAG_RESUME_TOKEN);
+                out.extend_from_slice(&token.0);
+            }
+            Message::Resume {
+                version,
+                remotes_hash,
+                token,
+                received,
+            } => {
+                out.push(TAG_RESUME);
+                varint::put(out, u64::from(*version));
+                out.extend_from_slice(&remotes_hash.to_le_bytes());
+                out.extend_from_slice(&token.0);
+                varint::put(out, *received);
+            }
+            Message::Resumed { received, token } => {
+                out.push(TAG_RESUMED);
+                varint::put(out, *received);
+                out.extend_from_slice(&token.0);
+            }
         }
         debug_assert_eq!(out.len() - start, body_len);
     }
@@ -566,6 +690,10 @@ impl<P: AsRef<[u8]>> Message<P> {
                 v(*id) + usize::from(*status != Status::Ok) + payload.as_ref().len()
             }
             Message::Cancel { id } => v(*id),
+            Message::Ack { received } => varint::len(*received),
+            Message::ResumeToken { .. } => RESUME_TOKEN_LEN,
+            Message::Resume { version, received, .. } => v(*version) + 8 + RESUME_TOKEN_LEN + varint::len(*received),
+            Message::Resumed { received, .. } => varint::len(*received) + RESUME_TOKEN_LEN,
         }
     }
 
@@ -608,7 +736,7 @@ mod tests {
                 }
             }),
             any::<u64>().prop_map(|player| Message::Welcome { player }),
-            (0u8..4, ".{0,20}").prop_map(|(c, message)| Message::Refuse {
+            (0u8..5, ".{0,20}").prop_map(|(c, message)| Message::Refuse {
                 code: RefuseCode::from_u8(c),
                 message
             }),
@@ -618,6 +746,20 @@ mod tests {
             (any::<u32>(), any_status(), any_payload())
                 .prop_map(|(id, status, payload)| { Message::Response { id, status, payload } }),
             any::<u32>().prop_map(|id| Message::Cancel { id }),
+            any::<u64>().prop_map(|received| Message::Ack { received }),
+            any::<[u8; 16]>().prop_map(|t| Message::ResumeToken { token: ResumeToken(t) }),
+            (any::<u32>(), any::<u64>(), any::<[u8; 16]>(), any::<u64>()).prop_map(
+                |(version, remotes_hash, t, received)| Message::Resume {
+                    version,
+                    remotes_hash,
+                    token: ResumeToken(t),
+                    received
+                }
+            ),
+            (any::<u64>(), any::<[u8; 16]>()).prop_map(|(received, t)| Message::Resumed {
+                received,
+                token: ResumeToken(t)
+            }),
             any::<u32>().prop_map(|seq| Message::Ping { seq }),
             any::<u32>().prop_map(|seq| Message::Pong { seq }),
             (0u8..6, ".{0,20}").prop_map(|(c, message)| Message::Goodbye {

@@ -24,10 +24,13 @@
 
 pub mod codec;
 pub mod remotes;
+mod replay;
 pub mod session;
 mod varint;
 
-pub use codec::{DecodeError, GoodbyeCode, Message, RefuseCode, Status, PROTOCOL_VERSION};
+pub use codec::{
+    DecodeError, GoodbyeCode, Message, RefuseCode, ResumeToken, Status, PROTOCOL_VERSION, RESUME_TOKEN_LEN,
+};
 pub use remotes::{stable_hash, Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
 pub use session::{
     CallId, CallOutcome, CloseReason, ConfigError, Role, SendError, Session, SessionConfig, SessionEvent, Traffic,

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::{self, GoodbyeCode, Message, RefuseCode, Status, PROTOCOL_VERSION};
 use crate::remotes::{Direction, RemoteId, RemoteKind, RemoteTable};
+use crate::replay::Replay;
 
 /// Unreliable events waiting as datagrams before new ones are dropped.
 const MAX_QUEUED_DATAGRAMS: usize = 256;
@@ -58,6 +59,15 @@ pub struct SessionConfig {
     /// queued when more than this many bytes already wait to be written, so
     /// it never waits behind reliable traffic. Default: 16 KiB.
     pub unreliable_backlog: usize,
+    /// How long a connection lost without a goodbye may be resumed: the
+    /// session waits that long, calls and all, for the peer to come back
+    /// ([`Session::resume`]). Zero turns resume off. Default: zero (the
+    /// `volley` crate sets its own).
+    pub resume_grace: Duration,
+    /// Bytes of sent frames kept until the peer acknowledges them, for a
+    /// resume; past it, the player can no longer be resumed (and, while
+    /// away, is let go). Default: 1 MiB.
+    pub resume_buffer: usize,
 }
 
 impl Default for SessionConfig {
@@ -72,6 +82,8 @@ impl Default for SessionConfig {
             max_transmit_queue: 1 << 20,
             max_unreliable_len: 1200,
             unreliable_backlog: 16 * 1024,
+            resume_grace: Duration::ZERO,
+            resume_buffer: 1 << 20,
         }
     }
 }
@@ -134,6 +146,18 @@ impl SessionConfig {
             (self.max_unreliable_len == 0, "max_unreliable_len", "is zero"),
         ];
         ConfigError::first_of(checks)
+    }
+
+    /// Sets [`SessionConfig::resume_grace`] (zero: resume off).
+    pub fn with_resume_grace(mut self, grace: Duration) -> Self {
+        self.resume_grace = grace;
+        self
+    }
+
+    /// Sets [`SessionConfig::resume_buffer`].
+    pub fn with_resume_buffer(mut self, bytes: usize) -> Self {
+        self.resume_buffer = bytes;
+        self
     }
 
     /// Sets [`SessionConfig::max_frame_len`].
@@ -240,6 +264,10 @@ pub enum CloseReason {
     /// The transport failed.
     #[error("transport error: {0}")]
     TransportError(String),
+    /// The connection was lost and not resumed: the grace period passed, or
+    /// the resume buffer filled up while the peer was away.
+    #[error("connection lost and not resumed: {0}")]
+    NotResumed(String),
 }
 
 /// How one of our calls ended.
@@ -301,6 +329,22 @@ pub enum SessionEvent {
         /// How.
         outcome: CallOutcome,
     },
+    /// The connection was lost, and the session waits for the peer to
+    /// resume it (within [`SessionConfig::resume_grace`]); calls stay
+    /// pending and what is sent meanwhile is kept.
+    Away,
+    /// Server only: a resume with the right version and remotes arrived on a
+    /// new connection. Find the session the token belongs to and call its
+    /// [`Session::resume`]; refuse this one with
+    /// [`RefuseCode::ResumeRefused`] if there is none.
+    ResumeAsked {
+        /// The token the client presented.
+        token: crate::ResumeToken,
+        /// How many of the server's numbered frames the client processed.
+        received: u64,
+    },
+    /// The peer is back on a new connection; nothing was lost.
+    Resumed,
     /// The session ended; nothing else follows.
     Closed {
         /// Why.
@@ -355,6 +399,10 @@ enum State {
     /// Server: hello passed the checks; waiting for `accept` or `refuse`.
     Authenticating,
     Open,
+    /// Resumable, and its connection lost: waiting for the peer to resume.
+    Away,
+    /// Client: resume sent on a new connection, waiting for resumed or refuse.
+    Resuming,
     Closed,
 }
 
@@ -470,6 +518,16 @@ pub struct Session {
     /// Smoothed round-trip time and its variation (RFC 6298), once a pong
     /// has come back.
     rtt: Option<(Duration, Duration)>,
+    /// Server: the client asked to be resumable (an ack right after its
+    /// hello).
+    resume_asked: bool,
+    /// Client: the frame after the welcome decides whether the server made
+    /// the player resumable (a resume token) or not.
+    token_expected: bool,
+    /// What a resumable session keeps for a resume.
+    replay: Option<Replay>,
+    /// While away, when the grace period ends.
+    away_until: Instant,
 }
 
 impl Session {
@@ -481,6 +539,10 @@ impl Session {
             remotes_hash: session.remotes.hash(),
             token,
         });
+        if session.resume_on() {
+            // Asks the server to make the player resumable.
+            session.queue(&Message::<&[u8]>::Ack { received: 0 });
+        }
         session
     }
 
@@ -516,6 +578,10 @@ impl Session {
             calls_taken: 0,
             deadlines: VecDeque::new(),
             incoming: FxHashSet::default(),
+            resume_asked: false,
+            token_expected: false,
+            replay: None,
+            away_until: now,
         }
     }
 
@@ -534,6 +600,23 @@ impl Session {
     /// Whether the handshake finished and the session has not closed.
     pub fn is_open(&self) -> bool {
         self.state == State::Open
+    }
+
+    /// Whether the connection was lost and the session waits for a resume
+    /// ([`SessionEvent::Away`]), or is resuming on a new connection.
+    pub fn is_away(&self) -> bool {
+        matches!(self.state, State::Away | State::Resuming)
+    }
+
+    /// Whether this session can be resumed after a lost connection: resume
+    /// is on, both sides agreed at the handshake, and nothing overflowed.
+    pub fn is_resumable(&self) -> bool {
+        self.replay.as_ref().is_some_and(|r| r.broken.is_none())
+    }
+
+    /// Bytes kept for the peer until it acknowledges them (for a resume).
+    pub fn resume_kept(&self) -> usize {
+        self.replay.as_ref().map_or(0, Replay::kept)
     }
 
     /// Whether the session has closed ([`SessionEvent::Closed`] was queued).
@@ -626,7 +709,7 @@ impl Session {
             State::AwaitingHello | State::Authenticating => {
                 return self.violation("datagram before the handshake ended".into());
             }
-            State::HelloSent | State::Closed => return,
+            State::HelloSent | State::Closed | State::Away | State::Resuming => return,
         }
         self.traffic.frames_in += 1;
         self.traffic.datagrams_in += 1;
@@ -667,7 +750,7 @@ impl Session {
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
         self.last_now = now;
         let mut received = false;
-        while self.state != State::Closed && !self.is_backed_up() {
+        while !matches!(self.state, State::Closed | State::Away) && !self.is_backed_up() {
             let before = buf.len();
             match codec::decode_frame(buf, self.config.max_frame_len) {
                 Ok(Some(msg)) => {
@@ -686,11 +769,19 @@ impl Session {
         // Once per batch, not per frame: the whole batch arrived at `now`.
         if received {
             self.last_received = now;
+            if self.replay.as_ref().is_some_and(Replay::ack_due) {
+                self.acknowledge();
+            }
         }
     }
 
     /// The transport ended: `error` is `None` for an orderly end of stream.
+    /// A resumable session goes [away](SessionEvent::Away) instead of
+    /// closing.
     pub fn handle_transport_closed(&mut self, error: Option<String>) {
+        if matches!(self.state, State::Open | State::Resuming) && self.is_resumable() {
+            return self.go_away();
+        }
         let reason = match error {
             None => CloseReason::TransportClosed,
             Some(e) => CloseReason::TransportError(e),
@@ -702,8 +793,19 @@ impl Session {
     /// keep-alive ping and call deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
-        if self.state == State::Closed {
-            return;
+        match self.state {
+            State::Closed => return,
+            State::Away | State::Resuming => {
+                if now >= self.away_until {
+                    return self.finish(CloseReason::NotResumed("the grace period passed".into()));
+                }
+                if self.state == State::Resuming && now >= self.handshake_deadline {
+                    // This connection will not do; another may.
+                    self.go_away_again();
+                }
+                return self.end_calls_due(now);
+            }
+            _ => {}
         }
         if self.state != State::Open && now >= self.handshake_deadline {
             return self.finish(CloseReason::HandshakeTimeout);
@@ -725,14 +827,21 @@ impl Session {
             self.queue(&Message::<&[u8]>::Ping { seq });
             self.ping_sent = Some((seq, now));
             self.next_ping = now + self.config.keep_alive_interval;
+            self.acknowledge_if_behind();
         }
+        self.end_calls_due(now);
+    }
+
+    /// Our calls whose deadline passed end `TimedOut`, and the peer is told
+    /// to cancel them (after a resume, if away).
+    fn end_calls_due(&mut self, now: Instant) {
         while let Some(&(deadline, id)) = self.deadlines.front() {
             if deadline > now {
                 break;
             }
             self.deadlines.pop_front();
             self.calls[id as usize] = Slot::Abandoned;
-            self.queue(&Message::<&[u8]>::Cancel { id });
+            self.queue_numbered(&Message::<&[u8]>::Cancel { id });
             self.events.push_back(SessionEvent::CallEnded {
                 id,
                 outcome: CallOutcome::TimedOut,
@@ -745,8 +854,14 @@ impl Session {
     /// The next instant [`handle_timeout`](Self::handle_timeout) has work, or
     /// `None` once closed.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let first_call = self.deadlines.front().map(|&(deadline, _)| deadline);
         match self.state {
             State::Closed => None,
+            State::Away => Some(first_call.map_or(self.away_until, |d| d.min(self.away_until))),
+            State::Resuming => {
+                let next = self.away_until.min(self.handshake_deadline);
+                Some(first_call.map_or(next, |d| d.min(next)))
+            }
             State::Open => {
                 let mut next = (self.last_received + self.config.idle_timeout).min(self.next_ping);
                 if let Some(&(deadline, _)) = self.deadlines.front() {
@@ -805,6 +920,82 @@ impl Session {
         }
     }
 
+    /// Server: lets the client in as [`accept`](Self::accept) does and, if it
+    /// asked to be resumable and resume is on, gives it `token` (which the
+    /// server keeps to find this session by, for [`resume`](Self::resume)).
+    /// Returns whether the player is resumable.
+    pub fn accept_resumable(&mut self, player: u64, token: crate::ResumeToken) -> bool {
+        if self.state != State::Authenticating {
+            return false;
+        }
+        self.accept(player);
+        if !(self.resume_asked && self.resume_on()) {
+            return false;
+        }
+        let mut replay = Replay::new(self.config.resume_buffer);
+        replay.token = Some(token);
+        self.replay = Some(replay);
+        // Right after the welcome, before anything numbered: the client
+        // reads the frame after the welcome to learn whether it may resume.
+        self.queue(&Message::<&[u8]>::ResumeToken { token });
+        true
+    }
+
+    /// Server: the client of this (away, or not yet known lost) session came
+    /// back on a new connection with a resume that said it processed
+    /// `received` of our numbered frames. The session takes the new
+    /// connection: what follows to transmit is the resumed answer (with the
+    /// next `token`), then every frame the client has not processed. Calls
+    /// pending either way carry on. An error says why the resume cannot be
+    /// (refuse the new connection with it); the session is left as it was.
+    pub fn resume(&mut self, received: u64, token: crate::ResumeToken, now: Instant) -> Result<(), String> {
+        if !matches!(self.state, State::Open | State::Away) || self.role != Role::Server {
+            return Err("the player is gone".into());
+        }
+        let Some(replay) = &mut self.replay else {
+            return Err("the player is not resumable".into());
+        };
+        let mut frames = Vec::new();
+        replay.replay_after(received, &mut frames)?;
+        let ours = replay.received;
+        replay.acknowledged = ours;
+        replay.token = Some(token);
+        self.transmit.clear();
+        self.taken = 0;
+        self.datagrams.clear();
+        self.queue(&Message::<&[u8]>::Resumed { received: ours, token });
+        self.transmit.extend_from_slice(&frames);
+        self.reopen(now);
+        Ok(())
+    }
+
+    /// Client: an away session starts its resume on a new connection: the
+    /// resume is what follows to transmit. Returns false, queueing nothing,
+    /// if the session cannot resume (then start a new one).
+    pub fn start_resume(&mut self, now: Instant) -> bool {
+        if self.role != Role::Client || self.state != State::Away || !self.is_resumable() {
+            return false;
+        }
+        let replay = self.replay.as_mut().expect("resumable");
+        let Some(token) = replay.token else {
+            return false;
+        };
+        let received = replay.received;
+        replay.acknowledged = received;
+        self.transmit.clear();
+        self.taken = 0;
+        self.queue(&Message::<&[u8]>::Resume {
+            version: PROTOCOL_VERSION,
+            remotes_hash: self.remotes.hash(),
+            token,
+            received,
+        });
+        self.state = State::Resuming;
+        self.handshake_deadline = now + self.config.handshake_timeout;
+        self.last_received = now;
+        true
+    }
+
     /// Server: turns the client away after [`SessionEvent::Hello`].
     pub fn refuse(&mut self, code: RefuseCode, message: &str) {
         if self.state == State::Authenticating || self.state == State::AwaitingHello {
@@ -852,7 +1043,7 @@ impl Session {
             let at = self.deadlines.partition_point(|(d, _)| *d <= deadline);
             self.deadlines.insert(at, (deadline, id));
         }
-        self.queue(&Message::Request { id, remote, payload });
+        self.queue_numbered(&Message::Request { id, remote, payload });
         Ok(id)
     }
 
@@ -864,7 +1055,7 @@ impl Session {
             Some(&Slot::Waiting { deadline }) => {
                 self.remove_deadline(deadline, id);
                 self.calls[id as usize] = Slot::Abandoned;
-                self.queue(&Message::<&[u8]>::Cancel { id });
+                self.queue_numbered(&Message::<&[u8]>::Cancel { id });
                 true
             }
             _ => false,
@@ -878,7 +1069,7 @@ impl Session {
     /// [`Status::TooLarge`]: the caller learns the call failed instead of the
     /// peer closing the connection on an oversized frame.
     pub fn respond(&mut self, id: CallId, status: Status, payload: &[u8]) -> bool {
-        if self.state != State::Open || !self.incoming.remove(&id) {
+        if !matches!(self.state, State::Open | State::Away | State::Resuming) || !self.incoming.remove(&id) {
             return false;
         }
         if self.is_backed_up() {
@@ -887,13 +1078,13 @@ impl Session {
         }
         let msg = Message::Response { id, status, payload };
         if msg.body_len() > self.config.max_frame_len {
-            self.queue(&Message::<&[u8]>::Response {
+            self.queue_numbered(&Message::<&[u8]>::Response {
                 id,
                 status: Status::TooLarge,
                 payload: &[],
             });
         } else {
-            self.queue(&msg);
+            self.queue_numbered(&msg);
         }
         true
     }
@@ -904,6 +1095,11 @@ impl Session {
     pub fn send_event(&mut self, remote: RemoteId, payload: &[u8]) -> Result<(), SendError> {
         let kind = self.check_send(remote, RemoteKind::is_event, payload)?;
         if kind == RemoteKind::UnreliableEvent {
+            if self.state != State::Open {
+                // Away: state the next one supersedes is not worth keeping.
+                self.unreliable_dropped += 1;
+                return Err(SendError::Dropped);
+            }
             if payload.len() > self.config.max_unreliable_len {
                 return Err(SendError::TooLarge {
                     len: payload.len(),
@@ -935,7 +1131,7 @@ impl Session {
                 return Err(SendError::Dropped);
             }
         }
-        self.queue(&Message::Event { remote, payload });
+        self.queue_numbered(&Message::Event { remote, payload });
         Ok(())
     }
 
@@ -975,7 +1171,7 @@ impl Session {
         allowed: fn(RemoteKind) -> bool,
         payload: &[u8],
     ) -> Result<RemoteKind, SendError> {
-        if self.state != State::Open {
+        if !matches!(self.state, State::Open | State::Away | State::Resuming) {
             return Err(SendError::NotOpen);
         }
         let outgoing = match self.role {
@@ -1012,6 +1208,71 @@ impl Session {
         self.traffic.bytes_out += (self.transmit.len() - before) as u64;
     }
 
+    /// Queues a frame that carries the application's work (a request,
+    /// response, event or cancel): a resumable session also keeps it until
+    /// the peer acknowledges it, and while away only keeps it.
+    fn queue_numbered<P: AsRef<[u8]>>(&mut self, msg: &Message<P>) {
+        let before = self.transmit.len();
+        self.queue(msg);
+        let Some(replay) = &mut self.replay else {
+            return;
+        };
+        replay.record(&self.transmit[before..]);
+        if matches!(self.state, State::Away | State::Resuming) {
+            self.transmit.truncate(before);
+            if let Some(why) = replay.broken {
+                self.finish(CloseReason::NotResumed(why.into()));
+            }
+        }
+    }
+
+    fn resume_on(&self) -> bool {
+        !self.config.resume_grace.is_zero()
+    }
+
+    /// Tells the peer how many of its numbered frames we processed.
+    fn acknowledge(&mut self) {
+        if let Some(replay) = &mut self.replay {
+            let received = replay.received;
+            replay.acknowledged = received;
+            self.queue(&Message::<&[u8]>::Ack { received });
+        }
+    }
+
+    /// At each ping and pong: acknowledges whatever is not, so the peer
+    /// keeps nothing longer than a keep-alive interval.
+    fn acknowledge_if_behind(&mut self) {
+        if self.replay.as_ref().is_some_and(|r| r.received > r.acknowledged) {
+            self.acknowledge();
+        }
+    }
+
+    /// The connection is lost; the session waits for a resume.
+    fn go_away(&mut self) {
+        self.away_until = self.last_now + self.config.resume_grace;
+        self.go_away_again();
+    }
+
+    /// Away again after a resume attempt failed: the grace period runs on.
+    fn go_away_again(&mut self) {
+        self.state = State::Away;
+        self.transmit.clear();
+        self.taken = 0;
+        self.datagrams.clear();
+        self.token_expected = false;
+        self.ping_sent = None;
+        self.events.push_back(SessionEvent::Away);
+    }
+
+    /// Back from away on a new connection.
+    fn reopen(&mut self, now: Instant) {
+        self.state = State::Open;
+        self.last_now = now;
+        self.last_received = now;
+        self.ping_now();
+        self.events.push_back(SessionEvent::Resumed);
+    }
+
     /// Whether `remote` is a `kind` the peer may send to us.
     fn incoming_remote(&self, remote: RemoteId, allowed: fn(RemoteKind) -> bool) -> bool {
         let incoming = match self.role {
@@ -1022,8 +1283,27 @@ impl Session {
     }
 
     fn handle_message(&mut self, msg: Message) {
+        if self.token_expected {
+            // The frame after the welcome: a resume token, or none at all.
+            self.token_expected = false;
+            if let Message::ResumeToken { token } = msg {
+                if let Some(replay) = &mut self.replay {
+                    replay.token = Some(token);
+                }
+                return;
+            }
+            self.replay = None;
+        }
+        if self.state == State::Open && is_numbered(&msg) {
+            if let Some(replay) = &mut self.replay {
+                replay.received += 1;
+            }
+        }
         match (self.state, msg) {
-            (_, Message::Ping { seq }) => self.queue(&Message::<&[u8]>::Pong { seq }),
+            (_, Message::Ping { seq }) => {
+                self.queue(&Message::<&[u8]>::Pong { seq });
+                self.acknowledge_if_behind();
+            }
             (_, Message::Pong { seq }) => self.handle_pong(seq),
             (_, Message::Goodbye { code, message }) => self.finish(CloseReason::Remote { code, message }),
             (
@@ -1052,8 +1332,54 @@ impl Session {
                 self.player = Some(player);
                 self.state = State::Open;
                 self.ping_now();
+                if self.resume_on() {
+                    self.replay = Some(Replay::new(self.config.resume_buffer));
+                    self.token_expected = true;
+                }
                 self.events.push_back(SessionEvent::Connected);
             }
+            // The client asks to be resumable.
+            (State::AwaitingHello | State::Authenticating, Message::Ack { received: 0 })
+                if self.role == Role::Server =>
+            {
+                self.resume_asked = true;
+            }
+            (State::Open, Message::Ack { received }) if self.replay.is_some() => {
+                let acknowledged = self.replay.as_mut().map(|r| r.acknowledged_by_peer(received));
+                if let Some(Err(e)) = acknowledged {
+                    self.violation(e);
+                }
+            }
+            (
+                State::AwaitingHello,
+                Message::Resume {
+                    version,
+                    remotes_hash,
+                    token,
+                    received,
+                },
+            ) => {
+                if version != PROTOCOL_VERSION || remotes_hash != self.remotes.hash() {
+                    self.refuse(RefuseCode::ResumeRefused, "another protocol version or build");
+                } else if !self.resume_on() {
+                    self.refuse(RefuseCode::ResumeRefused, "resume is off on this server");
+                } else {
+                    self.state = State::Authenticating;
+                    self.events.push_back(SessionEvent::ResumeAsked { token, received });
+                }
+            }
+            (State::Resuming, Message::Resumed { received, token }) => {
+                let replay = self.replay.as_mut().expect("resuming");
+                let mut frames = Vec::new();
+                if let Err(e) = replay.replay_after(received, &mut frames) {
+                    return self.violation(e);
+                }
+                replay.token = Some(token);
+                self.transmit.extend_from_slice(&frames);
+                let now = self.last_now;
+                self.reopen(now);
+            }
+            (State::Resuming, Message::Refuse { code, message }) => self.finish(CloseReason::Refused { code, message }),
             (State::HelloSent, Message::Refuse { code, message }) => {
                 self.finish(CloseReason::Refused { code, message })
             }
@@ -1076,7 +1402,7 @@ impl Session {
                     } else {
                         Status::Overloaded
                     };
-                    self.queue(&Message::<&[u8]>::Response {
+                    self.queue_numbered(&Message::<&[u8]>::Response {
                         id,
                         status,
                         payload: &[],
@@ -1103,7 +1429,7 @@ impl Session {
                 // A cancel for a call already answered crossed the answer on the
                 // wire; there is nothing left to do.
                 if self.incoming.remove(&id) {
-                    self.queue(&Message::<&[u8]>::Response {
+                    self.queue_numbered(&Message::<&[u8]>::Response {
                         id,
                         status: Status::Cancelled,
                         payload: &[],
@@ -1185,6 +1511,7 @@ impl Session {
             return;
         }
         self.state = State::Closed;
+        self.replay = None;
         for (id, slot) in self.calls.iter().enumerate() {
             if let Slot::Waiting { .. } = slot {
                 self.events.push_back(SessionEvent::CallEnded {
@@ -1204,6 +1531,14 @@ impl Session {
     }
 }
 
+/// Whether a message is one of the numbered frames a resume replays.
+fn is_numbered<P>(msg: &Message<P>) -> bool {
+    matches!(
+        msg,
+        Message::Request { .. } | Message::Response { .. } | Message::Event { .. } | Message::Cancel { .. }
+    )
+}
+
 fn message_name<P>(msg: &Message<P>) -> &'static str {
     match msg {
         Message::Hello { .. } => "hello",
@@ -1216,5 +1551,9 @@ fn message_name<P>(msg: &Message<P>) -> &'static str {
         Message::Ping { .. } => "ping",
         Message::Pong { .. } => "pong",
         Message::Goodbye { .. } => "goodbye",
+        Message::Ack { .. } => "ack",
+        Message::ResumeToken { .. } => "resume token",
+        Message::Resume { .. } => "resume",
+        Message::Resumed { .. } => "resumed",
     }
 }
