@@ -779,8 +779,12 @@ impl Session {
     /// A resumable session goes [away](SessionEvent::Away) instead of
     /// closing.
     pub fn handle_transport_closed(&mut self, error: Option<String>) {
-        if matches!(self.state, State::Open | State::Resuming) && self.is_resumable() {
+        if self.state == State::Open && self.is_resumable() {
             return self.go_away();
+        }
+        if self.state == State::Resuming {
+            // That attempt failed; the grace period runs on.
+            return self.go_away_again();
         }
         let reason = match error {
             None => CloseReason::TransportClosed,
@@ -994,6 +998,15 @@ impl Session {
         self.handshake_deadline = now + self.config.handshake_timeout;
         self.last_received = now;
         true
+    }
+
+    /// Gives up waiting for a resume: an away session closes
+    /// ([`CloseReason::NotResumed`] with `why`), as when its grace period
+    /// ends. Nothing happens otherwise.
+    pub fn end_away(&mut self, why: &str) {
+        if matches!(self.state, State::Away | State::Resuming) {
+            self.finish(CloseReason::NotResumed(why.into()));
+        }
     }
 
     /// Server: turns the client away after [`SessionEvent::Hello`].

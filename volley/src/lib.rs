@@ -158,7 +158,9 @@ pub use middleware::{Admit, Middleware};
 pub use peer::PlayerId;
 pub use remote::{ClientEvent, ClientFn, Protocol, ProtocolBuilder, ServerEvent, ServerFn};
 pub use server::adapter::{Census, PlayerError};
-pub use server::{adapter, Answers, Hello, Incident, Player, Players, Recipients, Server, ServerConfig};
+pub use server::{
+    adapter, Answers, Hello, Incident, Player, Players, Recipients, Server, ServerConfig, DEFAULT_RESUME_GRACE,
+};
 #[cfg(feature = "inspector")]
 pub use server::{InspectorSnapshot, TrafficPoint};
 pub use volley_proto::{CloseReason, ConfigError, GoodbyeCode, RefuseCode, SessionConfig};

@@ -19,6 +19,15 @@ pub struct ClientConfig {
     /// made with any `connect_*` (TCP, TLS, WebSocket, WSS, QUIC: the
     /// transport it last connected with), not with [`Client::connect`].
     /// Default: none (stay disconnected).
+    ///
+    /// With a policy the client first *resumes*: within
+    /// `session.resume_grace` (default 5 s) of a lost connection it redials
+    /// with its resume token and, if the server still keeps its player, is
+    /// the same player again, with every call and event in flight either
+    /// way delivered once. Only if the server refuses (restarted, the grace
+    /// period passed, resume off) does it join as a new player, as
+    /// `on_disconnect` then says. A `session.resume_grace` of zero skips
+    /// resuming.
     pub reconnect: Option<ReconnectPolicy>,
 }
 
@@ -84,7 +93,8 @@ impl fmt::Debug for ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
-            session: SessionConfig::default(),
+            // Asked for only with a reconnect policy (resuming is redialing).
+            session: SessionConfig::default().with_resume_grace(crate::DEFAULT_RESUME_GRACE),
             default_timeout: Duration::from_secs(10),
             token: Vec::new(),
             reconnect: None,

@@ -140,6 +140,14 @@ impl Client {
     ) -> Result<(), ConnectError> {
         *lock(&self.inner.redial) = None;
         let open = Arc::new(open);
+        // Known before the handshake, which asks to be resumable only if
+        // the client can redial.
+        let reopen = open.clone();
+        let reopen: Reopen = Arc::new(move || {
+            let open = reopen.clone();
+            Box::pin(async move { open().await.map(crate::conn::Handoff::new) })
+        });
+        *lock(&self.inner.reopen) = Some(reopen);
         self.handshake(open().await?).await?;
         let redial: Redial = Arc::new(move |client: Client| {
             let open = open.clone();
@@ -147,6 +155,12 @@ impl Client {
         });
         *lock(&self.inner.redial) = Some(redial);
         Ok(())
+    }
+
+    /// Calls `hook` each time the client resumes after a lost connection:
+    /// the same player, nothing lost (see [`ClientConfig::reconnect`]).
+    pub fn on_resumed(&self, hook: impl Fn() + Send + Sync + 'static) {
+        write(&self.inner.resumed_hooks).push(Arc::new(hook));
     }
 
     /// Calls `hook` each time the client reconnects by its [`ReconnectPolicy`].
@@ -163,6 +177,7 @@ impl Client {
     /// [`ReconnectPolicy`].
     pub async fn connect<T: Transport>(&self, transport: T) -> Result<(), ConnectError> {
         *lock(&self.inner.redial) = None;
+        *lock(&self.inner.reopen) = None;
         self.handshake(transport).await
     }
 
@@ -173,8 +188,13 @@ impl Client {
                 return Err(ConnectError::AlreadyConnected);
             }
             let config = &self.inner.config;
+            let mut session_config = config.session.clone();
+            // Resuming is redialing: without a way to redial, do not ask.
+            if config.reconnect.is_none() || lock(&self.inner.reopen).is_none() {
+                session_config.resume_grace = Duration::ZERO;
+            }
             let session = Session::client(
-                config.session.clone(),
+                session_config,
                 self.inner.endpoint.protocol.table().clone(),
                 &config.token,
                 now(),

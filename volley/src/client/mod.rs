@@ -25,6 +25,7 @@ use crate::transport::{tcp, Transport};
 
 mod config;
 mod connect;
+mod resume;
 mod side;
 
 pub use config::{ClientConfig, ReconnectPolicy};
@@ -35,6 +36,8 @@ type DisconnectHook = Arc<dyn Fn(&CloseReason) + Send + Sync>;
 type ReconnectHook = Arc<dyn Fn() + Send + Sync>;
 /// Opens a new connection to where the last one went.
 type Redial = Arc<dyn Fn(Client) -> BoxFuture<Result<(), ConnectError>> + Send + Sync>;
+/// Opens the transport the client last connected with, for a resume.
+type Reopen = Arc<dyn Fn() -> BoxFuture<std::io::Result<crate::conn::Handoff>> + Send + Sync>;
 
 /// The client end. Cheap to clone: every clone is the same client.
 ///
@@ -100,6 +103,12 @@ struct ClientInner {
     disconnect_hooks: RwLock<Vec<DisconnectHook>>,
     reconnect_hooks: RwLock<Vec<ReconnectHook>>,
     redial: Mutex<Option<Redial>>,
+    reopen: Mutex<Option<Reopen>>,
+    /// A resume is being tried (one at a time).
+    resuming: std::sync::atomic::AtomicBool,
+    /// Told when the session resumes, goes away again or closes.
+    resume_news: tokio::sync::Notify,
+    resumed_hooks: RwLock<Vec<ReconnectHook>>,
     /// Counts connections that ended, for [`Client::closed`].
     closes: tokio::sync::watch::Sender<u64>,
     /// The application dropped its last handle: reconnecting stops.
@@ -135,6 +144,10 @@ impl Client {
             disconnect_hooks: RwLock::new(Vec::new()),
             reconnect_hooks: RwLock::new(Vec::new()),
             redial: Mutex::new(None),
+            reopen: Mutex::new(None),
+            resuming: std::sync::atomic::AtomicBool::new(false),
+            resume_news: tokio::sync::Notify::new(),
+            resumed_hooks: RwLock::new(Vec::new()),
             closes: tokio::sync::watch::Sender::new(0),
             dropped: std::sync::atomic::AtomicBool::new(false),
         });

@@ -48,7 +48,33 @@ impl Side for ClientSide {
         }
     }
 
+    fn away(&mut self) {
+        self.client.resume_news.notify_waiters();
+        let Some(policy) = self.client.config.reconnect else {
+            return;
+        };
+        if self.client.resuming.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return; // the loop already running goes on
+        }
+        tracing::info!("connection lost: resuming");
+        let client = Client {
+            inner: self.client.clone(),
+            _handle: None,
+        };
+        tokio::spawn(super::resume::resume(client, self.conn.clone(), policy));
+    }
+
+    fn resumed(&mut self) {
+        self.client.resume_news.notify_waiters();
+        tracing::info!("resumed: the same player, nothing lost");
+        let hooks = read(&self.client.resumed_hooks).clone();
+        for hook in hooks {
+            catch_user("on_resumed hook", None, || hook());
+        }
+    }
+
     fn closed(&mut self, reason: CloseReason) {
+        self.client.resume_news.notify_waiters();
         {
             let mut slot = lock(&self.client.conn);
             if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.conn)) {
@@ -66,11 +92,18 @@ impl Side for ClientSide {
         for hook in hooks {
             catch_user("on_disconnect hook", None, || hook(&reason));
         }
+        // Not resumed (refused, or the grace period passed): the same
+        // redial, as a new player.
         let lost = matches!(
             reason,
             CloseReason::TransportClosed
                 | CloseReason::TransportError(_)
                 | CloseReason::IdleTimeout
+                | CloseReason::NotResumed(_)
+                | CloseReason::Refused {
+                    code: volley_proto::RefuseCode::ResumeRefused,
+                    ..
+                }
                 | CloseReason::Remote {
                     code: GoodbyeCode::ShuttingDown,
                     ..

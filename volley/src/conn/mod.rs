@@ -24,6 +24,7 @@ use crate::error::{EventError, FunctionError};
 use crate::figures::{call_span, kind_of_status, record_end, ConnCounters, ConnectionFigures, Figures};
 use crate::locks::{lock, lock_for, Held};
 
+mod handoff;
 mod outbox;
 mod output;
 mod pending;
@@ -31,6 +32,7 @@ mod waiters;
 mod wakeup;
 
 use crate::payload::{recycle, Answer};
+pub(crate) use handoff::Handoff;
 use outbox::Queued;
 pub(crate) use outbox::{Outbox, OutboxBatch};
 pub(crate) use output::{Flush, Output, Writer, KEEP_BUFFER};
@@ -138,6 +140,14 @@ pub(crate) struct ConnState {
     /// Our calls that ended or were dropped since the driver last told the
     /// outbox (which counts them as pending until then).
     settled: usize,
+    /// Counts the transports this connection has had: a write or read on a
+    /// transport of an older generation is stale and changes nothing.
+    pub(crate) generation: u64,
+    /// No transport: the session is away, or a resume replaced it and the
+    /// new one awaits the driver.
+    pub(crate) detached: bool,
+    /// The transport a resume brought, for the driver to take.
+    pub(crate) handoff: Option<Handoff>,
 }
 
 impl ConnState {
@@ -152,6 +162,15 @@ impl ConnState {
 
     pub(crate) fn take_writer(&mut self) -> Option<Writer> {
         self.output.take().map(|output| output.writer)
+    }
+
+    /// Lets the transport go (its write side now, its read side when the
+    /// driver next looks): lost, or replaced by a resume.
+    pub(crate) fn detach(&mut self) {
+        self.output = None;
+        self.write_failed = false;
+        self.detached = true;
+        self.generation += 1;
     }
 
     /// Whether everything taken from the session is written and flushed,
@@ -242,6 +261,9 @@ impl Conn {
                 running: HashMap::new(),
                 next_seq: 0,
                 settled: 0,
+                generation: 0,
+                detached: false,
+                handoff: None,
             })),
         })
     }
@@ -254,6 +276,13 @@ impl Conn {
     /// itself). Call after releasing the lock the work was queued under.
     pub(crate) fn wake_driver(&self) {
         self.wakeup.wake();
+    }
+
+    /// Gives the connection's driver a new transport to carry its session
+    /// (resumed on it).
+    pub(crate) fn hand_over(&self, handoff: Handoff) {
+        self.lock("hand over a transport").handoff = Some(handoff);
+        self.wake_driver();
     }
 
     /// Whether calls wait in the outbox (a hint: read without its lock).
@@ -284,7 +313,7 @@ impl Conn {
         // Bytes queued while someone else writes are theirs to write: they
         // look again before giving the output back.
         let unwritten = state.session.transmit_len() > 0 && state.output.is_some();
-        if unwritten || state.session.has_events() || state.session.has_datagrams() {
+        if unwritten || state.session.has_events() || state.session.has_datagrams() || state.handoff.is_some() {
             return false;
         }
         // A call made meanwhile with a deadline before the armed timer: the
@@ -392,6 +421,10 @@ impl Conn {
             if state.write_failed {
                 return (state, Flush::Failed);
             }
+            if state.detached {
+                return (state, Flush::Done { wrote });
+            }
+            let generation = state.generation;
             let ConnState { output, session, .. } = &mut *state;
             // Nothing to write, or someone else is writing.
             if !output.as_mut().is_some_and(|out| out.refill(session)) {
@@ -405,6 +438,11 @@ impl Conn {
             let result = out.write(cx);
             wrote |= out.written > before;
             state = self.lock("flush: give the output back");
+            if state.generation != generation {
+                // The transport was let go while this write ran: whatever
+                // it did no longer matters.
+                return (state, Flush::Done { wrote });
+            }
             state.session.set_transport_backlog(out.buf.len() - out.written);
             state.output = Some(out);
             match result {
@@ -606,8 +644,12 @@ impl Conn {
     }
 
     /// Server: lets the client that said hello join as player `player`.
-    pub(crate) fn accept_hello(&self, player: u64) {
-        self.with_session(|session| session.accept(player));
+    /// Server: lets the client in, resumable with `token` if it asked and
+    /// resume is on. Returns whether it is resumable.
+    pub(crate) fn accept_resumable(&self, player: u64, token: volley_proto::ResumeToken) -> bool {
+        let mut resumable = false;
+        self.with_session(|session| resumable = session.accept_resumable(player, token));
+        resumable
     }
 
     /// Client: the id the server gave this client's player, once welcomed.

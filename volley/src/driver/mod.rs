@@ -21,7 +21,7 @@ use volley_proto::{CallId, CloseReason, Status};
 
 use crate::budget::ByteBudget;
 use crate::clock::now;
-use crate::conn::{deliver_ended, Conn, ConnState, Ended, Flush, OutboxBatch, KEEP_BUFFER};
+use crate::conn::{deliver_ended, Conn, ConnState, Ended, Flush, Handoff, OutboxBatch, KEEP_BUFFER};
 use crate::endpoint::{Endpoint, Outcome, Snapshot};
 use crate::inline::poll_once;
 use crate::middleware::BoxFuture;
@@ -61,6 +61,8 @@ impl<S: Side> Drop for Driver<S> {
             state
                 .session
                 .handle_transport_closed(Some("the connection's task ended".into()));
+            // Nobody is left to carry a resume.
+            state.session.end_away("the connection's task ended");
             self.conn.take_outbox(&mut state, &mut self.outbox, false);
             state.drain_events(&mut self.events, &mut self.ended);
             // The peer sees the transport close (the handles keep the state).
@@ -112,6 +114,21 @@ pub(crate) trait Side: Send + 'static {
     /// The session is draining and the peer's calls have all been answered
     /// (told after every round while it stays so).
     fn drained(&mut self) {}
+    /// The connection was lost; the session waits for a resume.
+    fn away(&mut self) {}
+    /// The session resumed on a new connection.
+    fn resumed(&mut self) {}
+    /// Server: a resume arrived on this (new) connection. Returns the
+    /// connection it resumed, which takes this one's transport; `None` if
+    /// it was refused (this session says so and closes).
+    fn resume_asked(
+        &mut self,
+        _conn: &Arc<Conn>,
+        _token: volley_proto::ResumeToken,
+        _received: u64,
+    ) -> Option<Arc<Conn>> {
+        None
+    }
 }
 
 pub(crate) struct Driver<S: Side> {
@@ -155,6 +172,15 @@ pub(crate) struct Driver<S: Side> {
     closing: bool,
     /// The side was told the session closed.
     told_closed: bool,
+    /// The generation of the transport this driver reads (see
+    /// [`ConnState::generation`]).
+    generation: u64,
+    /// Whether it reads a transport at all (not while away).
+    attached: bool,
+    /// This connection's transport went to the connection it resumed: this
+    /// driver ends without a word.
+    handed_off: bool,
+    budget: Option<ByteBudget>,
 }
 
 impl<S: Side> Driver<S> {
@@ -172,6 +198,10 @@ impl<S: Side> Driver<S> {
         }
         Self {
             reader: Reader::new(budget),
+            generation: 0,
+            attached: true,
+            handed_off: false,
+            budget,
             conn,
             transport,
             side,
@@ -264,6 +294,9 @@ impl<S: Side> Driver<S> {
             }
             keep_going |= self.arm_timer(deadline, cx);
             keep_going |= self.dispatch();
+            if self.handed_off {
+                return Poll::Ready(());
+            }
             keep_going |= self.poll_events_in_chain(cx);
             match self.poll_write(cx, keep_going) {
                 Write::Slept => return Poll::Pending,
@@ -312,7 +345,28 @@ impl<S: Side> Driver<S> {
         keep_going: &mut bool,
     ) -> (bool, Option<Instant>) {
         let mut state = self.conn.lock("driver round");
+        // Read from a transport let go meanwhile: stale.
+        let mut let_go = !(self.attached && state.generation == self.generation);
+        let input = if let_go { Input::Nothing } else { input };
         self.reader.feed(&mut state, input, fired);
+        if state.session.is_away() && !state.detached {
+            state.detach();
+            let_go = true;
+        }
+        let arrived = state.handoff.take().map(|handoff| {
+            let Handoff {
+                read,
+                writer,
+                datagrams,
+                leftover,
+            } = handoff;
+            state.install_writer(writer);
+            state.detached = false;
+            if let Some(datagrams) = &datagrams {
+                state.session.enable_datagrams(datagrams.max_size);
+            }
+            (read, datagrams, leftover, state.generation)
+        });
         *keep_going |= self.conn.take_outbox(&mut state, &mut self.outbox, first);
         if !self.datagrams_in.is_empty() {
             let at = now();
@@ -342,10 +396,61 @@ impl<S: Side> Driver<S> {
         let drained = is_drained(&state);
         let closed = state.session.is_closed();
         drop(state);
+        if let_go {
+            self.detach();
+        }
+        if let Some((read, datagrams, leftover, generation)) = arrived {
+            self.attach(read, datagrams, leftover, generation);
+            *keep_going = true;
+        }
         if drained {
             self.side.drained();
         }
         (closed, arm)
+    }
+
+    /// Stops reading the transport: the session is away, or resumed on
+    /// another.
+    fn detach(&mut self) {
+        if !self.attached {
+            return;
+        }
+        self.attached = false;
+        self.transport = Box::pin(tokio::io::empty());
+        self.reader = Reader::new(self.budget);
+        self.reader.done = true;
+        self.datagrams = None;
+        self.datagrams_in.clear();
+        self.datagrams_out.clear();
+    }
+
+    /// Reads the transport a resume brought (its write side is already
+    /// installed, under the lock).
+    fn attach(&mut self, read: ReadSide, datagrams: Option<Datagrams>, leftover: BytesMut, generation: u64) {
+        self.detach();
+        self.generation = generation;
+        self.attached = true;
+        self.transport = read;
+        self.reader = Reader::new(self.budget);
+        self.reader.buf = leftover;
+        self.reader.resumed = !self.reader.buf.is_empty();
+        self.datagrams = datagrams;
+    }
+
+    /// Hands this connection's transport to `target`, whose session resumed
+    /// on it; this driver then ends.
+    fn hand_off(&mut self, target: &Conn) {
+        let writer = self.conn.lock("hand off").take_writer();
+        let Some(writer) = writer else { return };
+        let handoff = Handoff {
+            read: std::mem::replace(&mut self.transport, Box::pin(tokio::io::empty())),
+            writer,
+            datagrams: self.datagrams.take(),
+            leftover: std::mem::take(&mut self.reader.buf),
+        };
+        target.hand_over(handoff);
+        self.handed_off = true;
+        self.told_closed = true;
     }
 
     /// The last step of a round once the session has closed: drop the
@@ -513,8 +618,19 @@ impl<S: Side> Driver<S> {
             E::CallEnded { .. } => {}
             E::Hello { token } => self.side.hello(&self.conn, token),
             E::Connected => self.side.connected(),
+            E::Away => self.side.away(),
+            E::Resumed => self.side.resumed(),
+            E::ResumeAsked { token, received } => {
+                let conn = self.conn.clone();
+                if let Some(target) = self.side.resume_asked(&conn, token, received) {
+                    self.hand_off(&target);
+                }
+            }
             E::Closed { reason } => {
                 self.told_closed = true;
+                // Closed by something this round dispatched (a refusal made
+                // right here): the round's close step must see it.
+                self.closing = true;
                 self.side.closed(reason);
             }
             _ => {}

@@ -33,10 +33,14 @@ pub struct ServerConfig {
     pub allowed_origins: Option<Vec<String>>,
 }
 
+/// How long a player whose connection was lost is kept for its client to
+/// resume it, unless set otherwise ([`ServerConfig::with_resume_grace`]): 5 s.
+pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(5);
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            session: SessionConfig::default(),
+            session: SessionConfig::default().with_resume_grace(DEFAULT_RESUME_GRACE),
             default_timeout: Duration::from_secs(10),
             receive_budget: None,
             max_players: 50_000,
@@ -95,7 +99,18 @@ impl ServerConfig {
         self.max_handshakes = handshakes;
         self
     }
-    /// Sets [`ServerConfig::session`].
+    /// How long a player whose connection was lost without a goodbye is
+    /// kept (rooms, data, calls in flight) for its client to resume it
+    /// (`session.resume_grace`; default [`DEFAULT_RESUME_GRACE`], 5 s). Only
+    /// clients that ask are kept: volley's Rust client asks when it has a
+    /// [`ReconnectPolicy`](crate::ReconnectPolicy). Zero turns resume off.
+    pub fn with_resume_grace(mut self, grace: Duration) -> Self {
+        self.session.resume_grace = grace;
+        self
+    }
+
+    /// Sets [`ServerConfig::session`] (its `resume_grace` included: a
+    /// [`SessionConfig::default`] has resume off).
     pub fn with_session(mut self, session: SessionConfig) -> Self {
         self.session = session;
         self

@@ -230,6 +230,7 @@ impl Server {
                 middleware_state: PeerState::default(),
                 rooms: Default::default(),
                 data: Default::default(),
+                resume_token: std::sync::Mutex::new(None),
             }),
         };
         // Every log line of this connection names the player and its address.

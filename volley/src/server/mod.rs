@@ -1,7 +1,7 @@
 //! The server: accepts clients, runs the handlers of server-bound remotes,
 //! calls and fires client-bound ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -46,13 +46,14 @@ mod player;
 mod reach;
 mod recipients;
 mod relay;
+mod resume;
 mod room_api;
 mod rooms;
 mod side;
 mod tallies;
 
 pub use answers::Answers;
-pub use config::ServerConfig;
+pub use config::{ServerConfig, DEFAULT_RESUME_GRACE};
 use directory::Directory;
 #[cfg(feature = "inspector")]
 pub use inspector::{InspectorSnapshot, TrafficPoint};
@@ -113,6 +114,12 @@ struct ServerInner {
     next_id: AtomicU64,
     added: RwLock<Vec<PlayerHook>>,
     removed: RwLock<Vec<LeaveHook>>,
+    /// Hooks for a player whose connection was lost (kept for a resume),
+    /// and for one that resumed.
+    away: RwLock<Vec<PlayerHook>>,
+    back: RwLock<Vec<PlayerHook>>,
+    /// Resumable players by their current resume token.
+    resumable: Mutex<HashMap<volley_proto::ResumeToken, Player>>,
     authenticator: RwLock<Option<Authenticator>>,
     /// Accept loops, stopped by [`Server::shutdown`].
     listeners: Mutex<Vec<AbortHandle>>,
@@ -230,6 +237,9 @@ impl Server {
                 next_id: AtomicU64::new(first_id),
                 added: RwLock::new(Vec::new()),
                 removed: RwLock::new(Vec::new()),
+                away: RwLock::new(Vec::new()),
+                back: RwLock::new(Vec::new()),
+                resumable: Mutex::new(HashMap::new()),
                 authenticator: RwLock::new(None),
                 listeners: Mutex::new(Vec::new()),
                 shutting_down: AtomicBool::new(false),
@@ -366,6 +376,22 @@ impl Server {
     /// Calls `hook` for each player that finishes the handshake.
     pub fn on_player_added(&self, hook: impl Fn(&Player) + Send + Sync + 'static) {
         write(&self.inner.added).push(Arc::new(hook));
+    }
+
+    /// Calls `hook` for each player whose connection was lost and who is
+    /// kept for its client to resume (see
+    /// [`ServerConfig::with_resume_grace`]): it stays in `players()`, its
+    /// rooms, data and calls, and [`Player::is_away`] says so. Either
+    /// [`on_player_back`](Self::on_player_back) or
+    /// [`on_player_removed`](Self::on_player_removed) follows.
+    pub fn on_player_away(&self, hook: impl Fn(&Player) + Send + Sync + 'static) {
+        write(&self.inner.away).push(Arc::new(hook));
+    }
+
+    /// Calls `hook` for each player whose client resumed it on a new
+    /// connection: nothing was lost, calls in flight included.
+    pub fn on_player_back(&self, hook: impl Fn(&Player) + Send + Sync + 'static) {
+        write(&self.inner.back).push(Arc::new(hook));
     }
 
     /// Calls `hook` for each player that leaves, with the reason.

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use volley_proto::{CloseReason, GoodbyeCode};
@@ -41,6 +41,8 @@ pub(super) struct PlayerInner {
     pub(super) rooms: PlayerRooms,
     /// The game's data about it.
     pub(super) data: PlayerData,
+    /// The token its client resumes it with, if it is resumable.
+    pub(super) resume_token: Mutex<Option<volley_proto::ResumeToken>>,
 }
 
 impl Peer for Player {
@@ -69,6 +71,13 @@ impl Player {
     /// Whether the connection is still open.
     pub fn is_connected(&self) -> bool {
         self.inner.conn.is_open()
+    }
+
+    /// Whether its connection was lost and it waits (within the resume grace
+    /// period) for its client to come back; see
+    /// [`Server::on_player_away`](crate::Server::on_player_away).
+    pub fn is_away(&self) -> bool {
+        self.inner.conn.lock("is_away").session.is_away()
     }
 
     /// The smoothed round-trip time to this player, measured from the pings

@@ -42,7 +42,7 @@ impl Side for ServerSide {
             return conn.refuse_hello(RefuseCode::Unavailable, why);
         }
         let Some(authenticator) = read(&self.server.authenticator).clone() else {
-            return conn.accept_hello(self.player.id().0);
+            return self.server.accept(conn, &self.player);
         };
         let hello = Hello {
             token,
@@ -68,7 +68,7 @@ impl Side for ServerSide {
                 match verdict {
                     Ok(identity) => {
                         let _ = player.inner.identity.set(identity);
-                        conn.accept_hello(player.id().0);
+                        server.accept(&conn, &player);
                     }
                     Err((code, reason)) => {
                         tracing::info!(%reason, "client refused");
@@ -109,8 +109,29 @@ impl Side for ServerSide {
         self.server.drained.notify_waiters();
     }
 
+    fn away(&mut self) {
+        tracing::info!("player away: connection lost, waiting for a resume");
+        let hooks = read(&self.server.away).clone();
+        for hook in hooks {
+            catch_user("on_player_away hook", None, || hook(&self.player));
+        }
+    }
+
+    fn resumed(&mut self) {
+        tracing::info!("player back: resumed on a new connection");
+        let hooks = read(&self.server.back).clone();
+        for hook in hooks {
+            catch_user("on_player_back hook", None, || hook(&self.player));
+        }
+    }
+
+    fn resume_asked(&mut self, conn: &Arc<Conn>, token: volley_proto::ResumeToken, received: u64) -> Option<Arc<Conn>> {
+        self.server.take_back(conn, token, received)
+    }
+
     fn closed(&mut self, reason: CloseReason) {
         let player = &self.player;
+        self.server.forget_token(player);
         let _ = player.inner.closed.set(reason.clone());
         player.inner.closed_wakers.notify_waiters();
         if !self.joined {
@@ -130,6 +151,10 @@ impl Side for ServerSide {
                     code: RefuseCode::VersionMismatch,
                     ..
                 } => self.server.refused("version mismatch"),
+                CloseReason::RefusedPeer {
+                    code: RefuseCode::ResumeRefused,
+                    ..
+                } => self.server.refused("resume refused"),
                 _ => self.server.refused(&format!(
                     "closed before joining: {}",
                     crate::figures::reason_kind(&reason)

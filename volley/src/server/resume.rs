@@ -1,0 +1,81 @@
+//! Resume on the server: the tokens that find a player again, and taking a
+//! player back on the new connection its client made.
+//!
+//! A token is 128 bits from the operating system's generator, given at the
+//! welcome and replaced at every resume; it is the only key to its player
+//! (the table holds the current token of each resumable player, so a used
+//! or stale token finds nobody), and it is never logged.
+
+use std::sync::Arc;
+
+use volley_proto::{RefuseCode, ResumeToken, RESUME_TOKEN_LEN};
+
+use super::{Player, ServerInner};
+use crate::clock::now;
+use crate::conn::Conn;
+use crate::locks::lock;
+
+/// A fresh, unguessable token.
+pub(super) fn new_token() -> ResumeToken {
+    let mut bytes = [0; RESUME_TOKEN_LEN];
+    // The operating system's generator failing leaves nothing sound to
+    // fall back on; it does not fail on the platforms tokio runs on.
+    getrandom::fill(&mut bytes).expect("the operating system's random generator");
+    ResumeToken(bytes)
+}
+
+impl ServerInner {
+    /// Lets `player` in on `conn`, resumable if its client asked.
+    pub(super) fn accept(&self, conn: &Conn, player: &Player) {
+        let token = new_token();
+        if conn.accept_resumable(player.id().0, token) {
+            *lock(&player.inner.resume_token) = Some(token);
+            lock(&self.resumable).insert(token, player.clone());
+        }
+    }
+
+    /// The player is gone for good: its token finds nobody any more.
+    pub(super) fn forget_token(&self, player: &Player) {
+        if let Some(token) = lock(&player.inner.resume_token).take() {
+            lock(&self.resumable).remove(&token);
+        }
+    }
+
+    /// A client presented `token` on the new connection `fresh`, having
+    /// processed `received` of our frames. Returns the connection of the
+    /// player it resumed, which takes `fresh`'s transport; or refuses
+    /// `fresh`, saying why, and returns `None`.
+    pub(super) fn take_back(&self, fresh: &Conn, token: ResumeToken, received: u64) -> Option<Arc<Conn>> {
+        let found = lock(&self.resumable).get(&token).cloned();
+        let result = match &found {
+            None => Err("unknown, used or expired token".to_string()),
+            Some(player) => {
+                let next = new_token();
+                let conn = &player.inner.conn;
+                let mut state = conn.lock("resume a player");
+                let resumed = state.session.resume(received, next, now());
+                if resumed.is_ok() {
+                    // The old transport, if it still seemed alive, goes.
+                    state.detach();
+                }
+                drop(state);
+                resumed.map(|()| {
+                    let mut table = lock(&self.resumable);
+                    table.remove(&token);
+                    table.insert(next, player.clone());
+                    *lock(&player.inner.resume_token) = Some(next);
+                    conn.clone()
+                })
+            }
+        };
+        match result {
+            Ok(conn) => Some(conn),
+            Err(why) => {
+                tracing::info!(%why, "resume refused");
+                // Counted when this connection closes, as every refusal.
+                fresh.refuse_hello(RefuseCode::ResumeRefused, &why);
+                None
+            }
+        }
+    }
+}

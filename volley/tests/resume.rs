@@ -1,0 +1,260 @@
+//! Resume with real faults: a loopback relay between client and server cuts
+//! every connection abruptly (mid-call, mid-burst, mid-frame) while calls run
+//! both ways and events pour both ways. The client comes back as the same
+//! player, with its rooms and data; every call started before the cut ends
+//! once with its answer, every handler runs once, every event arrives once,
+//! in order.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+use volley::*;
+
+/// A TCP relay that can cut every connection through it at once, and
+/// refuse new ones for a while.
+struct Relay {
+    addr: SocketAddr,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+    refusing: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    async fn to(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (kept, off, count) = (links.clone(), refusing.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut front, _)) = listener.accept().await {
+                if off.load(Ordering::SeqCst) {
+                    continue; // dropped at once
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let task = tokio::spawn(async move {
+                    let Ok(mut back) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let _ = front.set_nodelay(true);
+                    let _ = back.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut front, &mut back).await;
+                });
+                kept.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            links,
+            refusing,
+            connections,
+        }
+    }
+
+    /// Every connection through the relay ends now, whatever was in flight.
+    fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+}
+
+fn resuming_client() -> (Client, ClientProbe) {
+    let policy = ReconnectPolicy::default()
+        .with_initial_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(200));
+    client_with(ClientConfig::default().with_reconnect(policy))
+}
+
+/// Hooks counted: away, back, removed.
+fn count_hooks(server: &Server) -> Arc<[AtomicUsize; 3]> {
+    let counts: Arc<[AtomicUsize; 3]> = Arc::default();
+    let c = counts.clone();
+    server.on_player_away(move |_| {
+        c[0].fetch_add(1, Ordering::SeqCst);
+    });
+    let c = counts.clone();
+    server.on_player_back(move |_| {
+        c[1].fetch_add(1, Ordering::SeqCst);
+    });
+    let c = counts.clone();
+    server.on_player_removed(move |_, _| {
+        c[2].fetch_add(1, Ordering::SeqCst);
+    });
+    counts
+}
+
+#[tokio::test]
+async fn cut_mid_call_and_mid_burst_the_player_resumes_with_nothing_lost_or_done_twice() {
+    let server = Server::new(protocol(), ServerConfig::default());
+    let chat: Arc<Mutex<Vec<String>>> = Arc::default();
+    let said = chat.clone();
+    server.on_event(CHAT, move |_, line: String| said.lock().unwrap().push(line));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    server.on_request(ECHO, move |_, s: String| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Ok(format!("{s}!"))
+        }
+    });
+    let hooks = count_hooks(&server);
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let relay = Relay::to(addr).await;
+    let (client, mut probe) = resuming_client();
+    let resumed = Arc::new(AtomicUsize::new(0));
+    let r = resumed.clone();
+    client.on_resumed(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    client.connect_tcp(relay.addr).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    server.join(player.id(), "lobby").await.unwrap();
+    player.set_data(42u32);
+
+    for round in 0..3u32 {
+        // Calls in flight both ways, and events both ways, when the cut comes.
+        let calls: Vec<_> = (0..5)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move { client.invoke(ECHO, format!("{round}.{i}")).await })
+            })
+            .collect();
+        let (to_client, p) = (server.clone(), player.clone());
+        let asked = tokio::spawn(async move { to_client.invoke(&p, CLIENT_SLOW, 80).await });
+        for i in 0..200 {
+            client.fire(CHAT, format!("c{round}.{i}")).unwrap();
+            server.fire(&player, ANNOUNCE, format!("s{round}.{i}")).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        relay.cut();
+        // Both sides go on while the connection is down.
+        for i in 200..300 {
+            let _ = client.fire(CHAT, format!("c{round}.{i}"));
+            let _ = server.fire(&player, ANNOUNCE, format!("s{round}.{i}"));
+        }
+        for (i, call) in calls.into_iter().enumerate() {
+            assert_eq!(
+                call.await.unwrap(),
+                Ok(format!("{round}.{i}!")),
+                "round {round}, call {i}"
+            );
+        }
+        assert_eq!(asked.await.unwrap(), Ok(80), "round {round}: the server's call");
+    }
+    eventually("every chat line arrived", || chat.lock().unwrap().len() >= 900).await;
+    let expected: Vec<String> = (0..3u32)
+        .flat_map(|r| (0..300).map(move |i| format!("c{r}.{i}")))
+        .collect();
+    assert_eq!(*chat.lock().unwrap(), expected);
+    let mut heard = Vec::new();
+    while heard.len() < 900 {
+        heard.push(recv(&mut probe.announcements).await);
+    }
+    let expected: Vec<String> = (0..3u32)
+        .flat_map(|r| (0..300).map(move |i| format!("s{r}.{i}")))
+        .collect();
+    assert_eq!(heard, expected);
+    assert_eq!(runs.load(Ordering::SeqCst), 15, "each handler ran once");
+
+    // The same player, its rooms and data kept.
+    let players = server.players();
+    assert_eq!(players.len(), 1);
+    assert_eq!(players[0].id(), player.id());
+    assert_eq!(server.room_members("lobby").await.players, vec![player.id()]);
+    assert_eq!(players[0].data::<u32>().as_deref(), Some(&42));
+    assert!(relay.connections.load(Ordering::SeqCst) >= 4, "it did reconnect");
+    let [away, back, removed] = &*hooks;
+    assert_eq!(
+        (back.load(Ordering::SeqCst), removed.load(Ordering::SeqCst)),
+        (3, 0),
+        "back thrice, never removed (away {})",
+        away.load(Ordering::SeqCst)
+    );
+    assert_eq!(resumed.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn past_the_grace_period_the_player_is_removed_and_the_client_joins_anew() {
+    let config = ServerConfig::default().with_resume_grace(Duration::from_millis(300));
+    let (server, _, _) = server_with(config);
+    let hooks = count_hooks(&server);
+    let _ = &hooks;
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let relay = Relay::to(addr).await;
+    let (client, _probe) = resuming_client();
+    let reasons: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = reasons.clone();
+    client.on_disconnect(move |reason| seen.lock().unwrap().push(reason.to_string()));
+    client.connect_tcp(relay.addr).await.unwrap();
+    let first = wait_players(&server, 1).await.pop().unwrap();
+    relay.refusing.store(true, Ordering::SeqCst);
+    relay.cut();
+    eventually("the player is away", || first.is_away()).await;
+    assert_eq!(server.player_count(), 1, "kept while away");
+    eventually("removed after the grace period", || server.player_count() == 0).await;
+    relay.refusing.store(false, Ordering::SeqCst);
+    let second = wait_players(&server, 1).await.pop().unwrap();
+    assert_ne!(second.id(), first.id(), "a new player");
+    // The standard echo says who answered: the new player.
+    let echoed = client.invoke(ECHO, "hi".into()).await.unwrap();
+    assert_eq!(echoed, format!("{}:hi", second.id().0));
+    let [away, back, removed] = &*hooks;
+    assert_eq!(
+        (
+            away.load(Ordering::SeqCst),
+            back.load(Ordering::SeqCst),
+            removed.load(Ordering::SeqCst)
+        ),
+        (1, 0, 1)
+    );
+    let reasons = reasons.lock().unwrap().clone();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("not resumed") || r.contains("ResumeRefused")),
+        "the game is told it lost its state: {reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_resume_with_an_unknown_token_is_refused_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use volley::proto::{Message, ResumeToken, PROTOCOL_VERSION};
+    let (server, _, _) = server_with(ServerConfig::default());
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    for guess in 0..3u8 {
+        let mut raw = TcpStream::connect(addr).await.unwrap();
+        let mut frame = Vec::new();
+        Message::<&[u8]>::Resume {
+            version: PROTOCOL_VERSION,
+            remotes_hash: protocol().hash(),
+            token: ResumeToken([guess; 16]),
+            received: 0,
+        }
+        .encode(&mut frame);
+        raw.write_all(&frame).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(n @ 1..) = raw.read(&mut buf).await {
+                answer.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the server did not close; it sent {answer:?}");
+        // Refuse (tag 2), code 4: ResumeRefused.
+        assert_eq!(answer.get(1..3), Some(&[2u8, 4][..]), "{answer:?}");
+    }
+    eventually("counted", || server.figures().refused.get("resume refused") == Some(&3)).await;
+    assert_eq!(server.player_count(), 0);
+}
