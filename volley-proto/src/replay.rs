@@ -119,6 +119,15 @@ impl Replay {
     pub(crate) fn kept(&self) -> usize {
         self.frames.len()
     }
+
+    /// A quiet connection with everything acknowledged gives the buffer's
+    /// memory back: an idle player keeps none.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.lens.is_empty() {
+            self.frames = BytesMut::new();
+            self.lens = VecDeque::new();
+        }
+    }
 }
 
 #[cfg(test)]

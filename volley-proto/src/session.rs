@@ -685,6 +685,9 @@ impl Session {
         if self.transmit.is_empty() {
             self.transmit = Vec::new();
         }
+        if let Some(replay) = &mut self.replay {
+            replay.release_if_empty();
+        }
     }
 
     /// The transport can carry datagrams of up to `limit` bytes: from now on

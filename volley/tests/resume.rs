@@ -92,8 +92,53 @@ fn count_hooks(server: &Server) -> Arc<[AtomicUsize; 3]> {
     counts
 }
 
+/// The transports that run over TCP, which the relay can cut.
+#[derive(Clone, Copy, Debug)]
+enum Net {
+    Tcp,
+    Tls,
+    WebSocket,
+}
+
+type ClientTls = Option<Arc<volley::transport::tls::rustls::ClientConfig>>;
+
+/// `server` listening over `net`: its address, and what a client needs.
+async fn listen(server: &Server, net: Net) -> (SocketAddr, ClientTls) {
+    match net {
+        Net::Tcp => (server.listen_tcp("127.0.0.1:0").await.unwrap(), None),
+        Net::Tls => {
+            let (server_tls, client_tls) = tls_configs(true);
+            let addr = server.listen_tls("127.0.0.1:0", server_tls).await.unwrap();
+            (addr, Some(client_tls))
+        }
+        Net::WebSocket => (server.listen_ws("127.0.0.1:0", "/volley").await.unwrap(), None),
+    }
+}
+
+async fn connect(client: &Client, net: Net, addr: SocketAddr, tls: ClientTls) {
+    match net {
+        Net::Tcp => client.connect_tcp(addr).await.unwrap(),
+        Net::Tls => client.connect_tls(addr, "localhost", tls.unwrap()).await.unwrap(),
+        Net::WebSocket => client.connect_ws(addr, "/volley").await.unwrap(),
+    }
+}
+
 #[tokio::test]
-async fn cut_mid_call_and_mid_burst_the_player_resumes_with_nothing_lost_or_done_twice() {
+async fn over_tcp_cut_mid_call_and_mid_burst_the_player_resumes_with_nothing_lost_or_done_twice() {
+    cut_three_times(Net::Tcp).await;
+}
+
+#[tokio::test]
+async fn over_tls_the_same() {
+    cut_three_times(Net::Tls).await;
+}
+
+#[tokio::test]
+async fn over_websocket_the_same() {
+    cut_three_times(Net::WebSocket).await;
+}
+
+async fn cut_three_times(net: Net) {
     let server = Server::new(protocol(), ServerConfig::default());
     let chat: Arc<Mutex<Vec<String>>> = Arc::default();
     let said = chat.clone();
@@ -108,7 +153,7 @@ async fn cut_mid_call_and_mid_burst_the_player_resumes_with_nothing_lost_or_done
         }
     });
     let hooks = count_hooks(&server);
-    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let (addr, tls) = listen(&server, net).await;
     let relay = Relay::to(addr).await;
     let (client, mut probe) = resuming_client();
     let resumed = Arc::new(AtomicUsize::new(0));
@@ -116,7 +161,7 @@ async fn cut_mid_call_and_mid_burst_the_player_resumes_with_nothing_lost_or_done
     client.on_resumed(move || {
         r.fetch_add(1, Ordering::SeqCst);
     });
-    client.connect_tcp(relay.addr).await.unwrap();
+    connect(&client, net, relay.addr, tls).await;
     let player = wait_players(&server, 1).await.pop().unwrap();
     server.join(player.id(), "lobby").await.unwrap();
     player.set_data(42u32);
@@ -146,7 +191,7 @@ async fn cut_mid_call_and_mid_burst_the_player_resumes_with_nothing_lost_or_done
             assert_eq!(
                 call.await.unwrap(),
                 Ok(format!("{round}.{i}!")),
-                "round {round}, call {i}"
+                "{net:?}, round {round}, call {i}"
             );
         }
         assert_eq!(asked.await.unwrap(), Ok(80), "round {round}: the server's call");
@@ -205,6 +250,7 @@ async fn past_the_grace_period_the_player_is_removed_and_the_client_joins_anew()
     relay.refusing.store(false, Ordering::SeqCst);
     let second = wait_players(&server, 1).await.pop().unwrap();
     assert_ne!(second.id(), first.id(), "a new player");
+    eventually("the client is connected again", || client.is_connected()).await;
     // The standard echo says who answered: the new player.
     let echoed = client.invoke(ECHO, "hi".into()).await.unwrap();
     assert_eq!(echoed, format!("{}:hi", second.id().0));
@@ -257,4 +303,35 @@ async fn a_resume_with_an_unknown_token_is_refused_and_counted() {
     }
     eventually("counted", || server.figures().refused.get("resume refused") == Some(&3)).await;
     assert_eq!(server.player_count(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_never_returns_costs_at_most_the_resume_buffer() {
+    // A long grace period: what ends the wait here is the buffer.
+    let config = ServerConfig::default().with_resume_grace(Duration::from_secs(60));
+    let (server, _, _) = server_with(config);
+    let reasons: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = reasons.clone();
+    server.on_player_removed(move |_, reason| seen.lock().unwrap().push(reason.to_string()));
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let relay = Relay::to(addr).await;
+    let (client, _probe) = resuming_client();
+    client.connect_tcp(relay.addr).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    relay.refusing.store(true, Ordering::SeqCst);
+    relay.cut();
+    eventually("the player is away", || player.is_away()).await;
+    // 2 MiB of events for a player that is not coming back (1 MiB kept at most).
+    let line = "x".repeat(1024);
+    let mut sent = 0;
+    while sent < 2048 && server.fire(&player, ANNOUNCE, line.clone()).is_ok() {
+        sent += 1;
+    }
+    eventually("let go before its grace period", || server.player_count() == 0).await;
+    let reasons = reasons.lock().unwrap().clone();
+    assert!(
+        reasons.iter().any(|r| r.contains("resume buffer filled up")),
+        "{reasons:?}"
+    );
+    assert!(sent > 900, "events were kept while there was room: {sent}");
 }
