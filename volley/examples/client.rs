@@ -6,7 +6,12 @@
 //! cargo run --example client -- --addr 127.0.0.1:7777                   # TCP
 //! cargo run --example client -- --addr 127.0.0.1:7777 --transport quic  # or ws, tls
 //! cargo run --example client -- --addr 127.0.0.1:7777 --linger 30       # then stay, calling once a second
+//! cargo run --example client -- --addr 127.0.0.1:7777 --rounds 8        # every check 8 times over
 //! ```
+//!
+//! It reconnects by the default [`ReconnectPolicy`], so a lost connection is
+//! resumed: the same player, nothing lost (try it through
+//! `examples/cutting_proxy.rs`).
 //!
 //! Over TLS and QUIC it trusts exactly the certificate the demo server wrote
 //! (`--cert <file>` to use another).
@@ -39,7 +44,10 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter("warn").init();
     let addr = arg("--addr", "127.0.0.1:7777");
 
-    let client = Client::new(protocol(), ClientConfig::default());
+    let client = Client::new(
+        protocol(),
+        ClientConfig::default().with_reconnect(ReconnectPolicy::default()),
+    );
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
     client.on_event(ANNOUNCE, move |_, line: String| {
         let _ = heard_tx.send(line);
@@ -81,7 +89,44 @@ async fn main() -> ExitCode {
     }
     println!("connected to {addr}");
     let mut c = Checks { failed: 0 };
+    let resumes = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = resumes.clone();
+    client.on_resumed(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let rounds: u32 = arg("--rounds", "1").parse().unwrap_or(1);
+    for _ in 0..rounds {
+        checks(&client, &mut c, &mut heard, &mut asked).await;
+    }
+    let resumed = resumes.load(std::sync::atomic::Ordering::Relaxed);
+    if resumed > 0 {
+        println!("resumed {resumed} times after a lost connection");
+    }
 
+    // Stay connected a while, calling once a second (for the inspector).
+    let linger: u64 = arg("--linger", "0").parse().unwrap_or(0);
+    for _ in 0..linger {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = client.invoke(GET_PLAYER_DATA, GetData { name: "demo".into() }).await;
+    }
+    // Returns once the server has the goodbye: the process may end now.
+    client.close().await;
+    if c.failed == 0 {
+        println!("all checks passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} checks failed", c.failed);
+        ExitCode::FAILURE
+    }
+}
+
+/// Every remote, both ways, each result checked.
+async fn checks(
+    client: &Client,
+    c: &mut Checks,
+    heard: &mut mpsc::UnboundedReceiver<String>,
+    asked: &mut mpsc::UnboundedReceiver<String>,
+) {
     let data = client.invoke(GET_PLAYER_DATA, GetData { name: "carol".into() }).await;
     let expected = PlayerData {
         name: "carol".into(),
@@ -150,20 +195,4 @@ async fn main() -> ExitCode {
         matches!(echo, Ok(Some(_))),
         &echo,
     );
-
-    // Stay connected a while, calling once a second (for the inspector).
-    let linger: u64 = arg("--linger", "0").parse().unwrap_or(0);
-    for _ in 0..linger {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let _ = client.invoke(GET_PLAYER_DATA, GetData { name: "demo".into() }).await;
-    }
-    // Returns once the server has the goodbye: the process may end now.
-    client.close().await;
-    if c.failed == 0 {
-        println!("all checks passed");
-        ExitCode::SUCCESS
-    } else {
-        println!("{} checks failed", c.failed);
-        ExitCode::FAILURE
-    }
 }
