@@ -281,6 +281,59 @@ fn cut_anywhere_and_resumed_nothing_is_lost_or_done_twice() {
     }
 }
 
+/// Each side's calls ended once each, whatever the outcome; no request was
+/// handed out twice.
+fn every_call_ended_once(session: &mut Session, seen: &mut Seen, side: &str) {
+    let mut ended = 0;
+    while let Some(event) = session.poll_event() {
+        match event {
+            SessionEvent::CallEnded { id, .. } => {
+                assert!(seen.calls.remove(&id).is_some(), "{side}: call {id} ended twice");
+                ended += 1;
+            }
+            SessionEvent::Request { payload, .. } => *seen.handled.entry(n(&payload)).or_default() += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        seen.calls.is_empty(),
+        "{side}: calls never ended: {:?} ({ended} ended)",
+        seen.calls
+    );
+    assert!(
+        seen.handled.values().all(|&runs| runs == 1),
+        "{side}: {:?}",
+        seen.handled
+    );
+}
+
+#[test]
+fn cut_and_never_resumed_every_call_still_ends_once() {
+    for seed in 1..=200u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
+        let mut world = World::connected();
+        let k = 1 + rng.below(20) as u32;
+        traffic(&mut world, 0, k);
+        for _ in 0..rng.below(4) {
+            world.act();
+            world.move_bytes();
+        }
+        world.cut(&mut rng);
+        traffic(&mut world, k, rng.below(5) as u32);
+        // The grace period passes on both sides, at different moments.
+        for step in [4_000, 1_500] {
+            world.now += Duration::from_millis(step);
+            world.client.handle_timeout(world.now);
+            world.server.handle_timeout(world.now);
+        }
+        let side = format!("seed {seed}");
+        every_call_ended_once(&mut world.client, &mut world.client_seen, &format!("{side}, client"));
+        every_call_ended_once(&mut world.server, &mut world.server_seen, &format!("{side}, server"));
+        assert!(world.client.is_closed() && world.server.is_closed(), "{side}");
+        assert!(!world.client.start_resume(world.now), "{side}: nothing left to resume");
+    }
+}
+
 #[test]
 fn acknowledged_frames_are_let_go() {
     let mut world = World::connected();
