@@ -6,6 +6,7 @@
 //! cargo run --release -p volley-net-bench -- --rooms-only 40   # only room_fanout and invoke_many, 40 rounds
 //! cargo run --release -p volley-net-bench -- --quick --cluster-only  # only the cluster rows (needs nats-server)
 //! cargo run --release -p volley-net-bench -- --quick --quic-only     # rtt and pipelined over QUIC and WebTransport
+//! cargo run --release -p volley-net-bench -- --quick --resume-only   # rtt and pipelined with resume on and off
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
@@ -34,11 +35,12 @@ use systems::{raw, rpc_volley, Caller, Rpc};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 /// Every request/response system: volley over each transport, and its peers.
-const PEERS: [Rpc; 6] = [
+const PEERS: [Rpc; 7] = [
     Rpc::Volley,
     Rpc::VolleyWs,
     Rpc::VolleyQuic,
     Rpc::VolleyWt,
+    Rpc::VolleyResume,
     Rpc::Tarpc,
     Rpc::Tonic,
 ];
@@ -46,6 +48,14 @@ const PEERS: [Rpc; 6] = [
 /// volley over QUIC and over WebTransport (HTTP/3 on the same QUIC): what
 /// WebTransport's own layer costs.
 const OVER_QUIC: [Rpc; 2] = [Rpc::VolleyQuic, Rpc::VolleyWt];
+
+/// volley over TCP with resume off and on: what keeping every frame until
+/// the peer acknowledges it costs.
+const RESUME: [Rpc; 2] = [Rpc::Volley, Rpc::VolleyResume];
+
+/// Rows compared with each other rather than with volley's peers: (system,
+/// its floor), printed as `RATIO <scenario> <system>/<floor>`.
+const AGAINST: [(&str, &str); 2] = [("volley-wt", "volley-quic"), ("volley-resume", "volley")];
 
 /// How much work each scenario does.
 struct Plan {
@@ -91,6 +101,7 @@ enum Alone {
     Rooms,
     Cluster,
     OverQuic,
+    Resume,
 }
 
 /// Whether a bigger figure is better.
@@ -179,17 +190,20 @@ impl Results {
                 println!("RATIO {scenario} volley/{system} {ratio:.3}");
             }
         }
-        // WebTransport against plain QUIC, its floor: above 1 means
-        // WebTransport is better.
+        // WebTransport against plain QUIC, resume on against off: above 1
+        // means the first is better.
         for (scenario, figures) in self.by_scenario() {
             let find = |name: &str| figures.iter().find(|(system, _)| *system == name).map(|(_, f)| *f);
-            if let (Some(wt), Some(quic)) = (find("volley-wt"), find("volley-quic")) {
-                let ratio = match wt.better {
-                    Some(Better::Higher) => wt.value() / quic.value(),
-                    Some(Better::Lower) => quic.value() / wt.value(),
+            for (system, floor) in AGAINST {
+                let (Some(ours), Some(theirs)) = (find(system), find(floor)) else {
+                    continue;
+                };
+                let ratio = match ours.better {
+                    Some(Better::Higher) => ours.value() / theirs.value(),
+                    Some(Better::Lower) => theirs.value() / ours.value(),
                     None => continue,
                 };
-                println!("RATIO {scenario} volley-wt/volley-quic {ratio:.3}");
+                println!("RATIO {scenario} {system}/{floor} {ratio:.3}");
             }
         }
     }
@@ -492,7 +506,10 @@ async fn scenario_wire_bytes(results: &mut Results) {
     let (up, down) = counter.since(before);
     record(results, "raw", up, down);
     // The counting proxy relays TCP: QUIC's datagrams pass it by.
-    for rpc in PEERS.into_iter().filter(|rpc| !OVER_QUIC.contains(rpc)) {
+    for rpc in PEERS
+        .into_iter()
+        .filter(|rpc| !OVER_QUIC.contains(rpc) && *rpc != Rpc::VolleyResume)
+    {
         let (addr, counter) = proxy::counting(rpc.serve().await).await;
         let caller = rpc.connect(addr).await;
         sequential(&caller, 100).await;
@@ -688,6 +705,8 @@ fn main() {
         Some((Alone::Cluster, plan.rounds))
     } else if args.iter().any(|a| a == "--quic-only") {
         Some((Alone::OverQuic, plan.rounds))
+    } else if args.iter().any(|a| a == "--resume-only") {
+        Some((Alone::Resume, plan.rounds))
     } else {
         None
     };
@@ -702,6 +721,11 @@ fn main() {
                     Alone::OverQuic => {
                         scenario_rtt(&mut results, &plan, &OVER_QUIC).await;
                         scenario_throughput(&mut results, &plan, &OVER_QUIC, "pipelined", 1, 256).await;
+                    }
+                    Alone::Resume => {
+                        scenario_rtt(&mut results, &plan, &RESUME).await;
+                        scenario_throughput(&mut results, &plan, &RESUME, "pipelined", 1, 256).await;
+                        scenario_throughput(&mut results, &plan, &RESUME, "many_clients", 64, 16).await;
                     }
                 }
                 results

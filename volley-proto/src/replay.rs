@@ -9,23 +9,36 @@
 //! Frames are never renumbered, so a frame is delivered once: the receiver
 //! counts what it processed, and the sender replays only beyond that count.
 
-use std::collections::VecDeque;
-
 use bytes::{Buf, BytesMut};
 
 use crate::codec::ResumeToken;
+use crate::varint::{self, Varint};
 
-/// Acknowledge after this many of the peer's numbered frames (and at every
-/// keep-alive ping and pong), so the peer forgets them soon.
+/// Acknowledge once this many of the peer's numbered frames are not, with
+/// the next bytes this side sends anyway (an ack of its own costs the peer a
+/// wake-up and a read), and at every keep-alive ping and pong.
 pub(crate) const ACK_EVERY: u64 = 32;
+
+/// Acknowledge at once, sending or not, past this many: a peer that only
+/// sends keeps little.
+pub(crate) const ACK_AT_MOST: u64 = 256;
+
+/// Whether a frame whose body starts with `tag` is numbered: a request,
+/// response, event or cancel (PROTOCOL.md's tags 3 to 7).
+fn numbered_tag(tag: u8) -> bool {
+    (3..=7).contains(&tag)
+}
 
 #[derive(Debug)]
 pub(crate) struct Replay {
-    /// Numbered frames sent and not acknowledged, encoded back to back.
+    /// What was written since the oldest numbered frame the peer has not
+    /// acknowledged, as written: whole frames back to back, numbered or not
+    /// (copied once per write rather than once per frame; replays skip the
+    /// others by their tag).
     frames: BytesMut,
-    /// Each of those frames' length, oldest first.
-    lens: VecDeque<usize>,
-    /// Numbered frames sent since the welcome.
+    /// Numbered frames the peer acknowledged (forgotten).
+    base: u64,
+    /// Numbered frames queued since the welcome (written or not).
     pub(crate) sent: u64,
     /// The peer's numbered frames processed since the welcome.
     pub(crate) received: u64,
@@ -44,7 +57,7 @@ impl Replay {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
             frames: BytesMut::new(),
-            lens: VecDeque::new(),
+            base: 0,
             sent: 0,
             received: 0,
             acknowledged: 0,
@@ -54,31 +67,37 @@ impl Replay {
         }
     }
 
-    /// Keeps a numbered frame until the peer acknowledges it. Past the limit
+    /// Keeps whole frames as they go to the transport (or, while away, as
+    /// they are queued), until the peer acknowledges them. Past the limit
     /// the whole buffer is let go: resuming is no longer possible.
-    pub(crate) fn record(&mut self, frame: &[u8]) {
-        self.sent += 1;
-        if self.broken.is_some() {
+    pub(crate) fn record(&mut self, frames: &[u8]) {
+        // Every numbered frame acknowledged: these are pings and acks.
+        if self.broken.is_some() || (self.base == self.sent && self.frames.is_empty()) {
             return;
         }
-        if self.frames.len() + frame.len() > self.limit {
+        if self.frames.len() + frames.len() > self.limit {
             self.broken = Some("the resume buffer filled up (the peer acknowledged too little)");
             self.frames = BytesMut::new();
-            self.lens = VecDeque::new();
             return;
         }
-        self.frames.extend_from_slice(frame);
-        self.lens.push_back(frame.len());
+        self.frames.extend_from_slice(frames);
     }
 
-    /// The number of the first frame still kept, less one: what the peer
-    /// has acknowledged so far.
-    fn base(&self) -> u64 {
-        self.sent - self.lens.len() as u64
+    /// The front frame's length (prefix included) and whether it is
+    /// numbered; `None` once the buffer is empty.
+    fn front(&self) -> Option<(usize, bool)> {
+        match varint::get(&self.frames) {
+            Varint::Done(len, at) => {
+                let end = at + len as usize;
+                let tag = *self.frames.get(at)?;
+                (end <= self.frames.len()).then_some((end, numbered_tag(tag)))
+            }
+            _ => None,
+        }
     }
 
-    /// The peer processed our first `received` frames: forget them. More
-    /// than were sent is the peer's error.
+    /// The peer processed our first `received` numbered frames: forget
+    /// them. More than were sent is the peer's error.
     pub(crate) fn acknowledged_by_peer(&mut self, received: u64) -> Result<(), String> {
         if received > self.sent {
             return Err(format!("acknowledged {received} frames of {} sent", self.sent));
@@ -86,33 +105,61 @@ impl Replay {
         if self.broken.is_some() {
             return Ok(());
         }
-        for _ in self.base()..received {
-            let len = self.lens.pop_front().expect("a frame per number");
+        // Up to the first numbered frame the peer has not: the others
+        // (pings, acks) are never replayed.
+        while let Some((len, numbered)) = self.front() {
+            if numbered && self.base >= received {
+                break;
+            }
+            self.frames.advance(len);
+            self.base += u64::from(numbered);
+        }
+        Ok(())
+    }
+
+    /// After the peer processed our first `received`: forgets those and moves
+    /// the numbered frames after them to `out`, oldest first. They are kept
+    /// again as they are written anew.
+    pub(crate) fn replay_after(&mut self, received: u64, out: &mut Vec<u8>) -> Result<(), String> {
+        self.can_replay_after(received)?;
+        self.acknowledged_by_peer(received)?;
+        while let Some((len, numbered)) = self.front() {
+            if numbered {
+                out.extend_from_slice(&self.frames[..len]);
+            }
             self.frames.advance(len);
         }
         Ok(())
     }
 
-    /// After the peer processed our first `received`: forgets those and
-    /// appends the rest to `out`, oldest first.
-    pub(crate) fn replay_after(&mut self, received: u64, out: &mut Vec<u8>) -> Result<(), String> {
+    /// Whether [`replay_after`](Self::replay_after) would work, changing
+    /// nothing: it fails if the buffer overflowed, or the peer's count is
+    /// behind what it acknowledged or ahead of what was sent.
+    pub(crate) fn can_replay_after(&self, received: u64) -> Result<(), String> {
         if let Some(why) = self.broken {
             return Err(why.to_string());
         }
-        if received < self.base() {
+        if received < self.base {
             return Err(format!(
                 "the peer has {received} frames, but {} were acknowledged",
-                self.base()
+                self.base
             ));
         }
-        self.acknowledged_by_peer(received)?;
-        out.extend_from_slice(&self.frames);
+        if received > self.sent {
+            return Err(format!("the peer has {received} frames of {} sent", self.sent));
+        }
         Ok(())
     }
 
-    /// Whether the peer should hear how much we processed.
+    /// Whether the peer should hear how much we processed, with the next
+    /// bytes we send.
     pub(crate) fn ack_due(&self) -> bool {
         self.received - self.acknowledged >= ACK_EVERY
+    }
+
+    /// Whether the peer should hear it now, even alone.
+    pub(crate) fn ack_overdue(&self) -> bool {
+        self.received - self.acknowledged >= ACK_AT_MOST
     }
 
     /// Bytes kept for the peer.
@@ -123,9 +170,8 @@ impl Replay {
     /// A quiet connection with everything acknowledged gives the buffer's
     /// memory back: an idle player keeps none.
     pub(crate) fn release_if_empty(&mut self) {
-        if self.lens.is_empty() {
+        if self.frames.is_empty() {
             self.frames = BytesMut::new();
-            self.lens = VecDeque::new();
         }
     }
 }
@@ -133,18 +179,35 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Message;
+
+    fn event(x: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        Message::Event {
+            remote: 0,
+            payload: &[x][..],
+        }
+        .encode(&mut out);
+        out
+    }
+
+    fn ping() -> Vec<u8> {
+        let mut out = Vec::new();
+        Message::<&[u8]>::Ping { seq: 9 }.encode(&mut out);
+        out
+    }
 
     #[test]
     fn frames_are_forgotten_as_acknowledged_and_replayed_after_the_peer_count() {
         let mut replay = Replay::new(1024);
-        for frame in [&b"aa"[..], b"bbb", b"c", b"dddd"] {
-            replay.record(frame);
-        }
+        let written = [event(1), ping(), event(2), event(3), ping(), event(4)].concat();
+        replay.sent = 4;
+        replay.record(&written);
         replay.acknowledged_by_peer(1).unwrap();
-        assert_eq!(replay.kept(), 8);
         let mut out = Vec::new();
         replay.replay_after(2, &mut out).unwrap();
-        assert_eq!(out, b"cdddd");
+        assert_eq!(out, [event(3), event(4)].concat(), "the pings are not replayed");
+        assert_eq!(replay.kept(), 0, "moved out, to be kept again as written");
         assert!(
             replay.replay_after(1, &mut Vec::new()).is_err(),
             "behind what was acknowledged"
@@ -154,10 +217,11 @@ mod tests {
 
     #[test]
     fn past_its_limit_it_keeps_nothing_and_refuses_to_replay() {
-        let mut replay = Replay::new(4);
-        replay.record(b"abc");
-        replay.record(b"de");
-        assert_eq!((replay.kept(), replay.sent), (0, 2));
+        let mut replay = Replay::new(8);
+        replay.sent = 3;
+        replay.record(&event(1));
+        replay.record(&[event(2), event(3)].concat());
+        assert_eq!(replay.kept(), 0);
         assert!(replay.replay_after(0, &mut Vec::new()).is_err());
     }
 }

@@ -772,7 +772,7 @@ impl Session {
         // Once per batch, not per frame: the whole batch arrived at `now`.
         if received {
             self.last_received = now;
-            if self.replay.as_ref().is_some_and(Replay::ack_due) {
+            if self.replay.as_ref().is_some_and(Replay::ack_overdue) {
                 self.acknowledge();
             }
         }
@@ -903,6 +903,14 @@ impl Session {
     pub fn take_transmit(&mut self, buf: &mut Vec<u8>) {
         debug_assert!(buf.is_empty(), "take_transmit needs an empty buffer");
         buf.clear();
+        // An ack rides along with bytes that go anyway.
+        if !self.transmit.is_empty() && self.replay.as_ref().is_some_and(Replay::ack_due) {
+            self.acknowledge();
+        }
+        // What goes to the transport is kept, whole, until acknowledged.
+        if let (Some(replay), State::Open) = (&mut self.replay, self.state) {
+            replay.record(&self.transmit);
+        }
         std::mem::swap(&mut self.transmit, buf);
     }
 
@@ -959,9 +967,13 @@ impl Session {
         if !matches!(self.state, State::Open | State::Away) || self.role != Role::Server {
             return Err("the player is gone".into());
         }
-        let Some(replay) = &mut self.replay else {
-            return Err("the player is not resumable".into());
-        };
+        match &self.replay {
+            None => return Err("the player is not resumable".into()),
+            Some(replay) => replay.can_replay_after(received)?,
+        }
+        // Not known lost yet: what it had queued goes too.
+        self.keep_untaken();
+        let replay = self.replay.as_mut().expect("resumable");
         let mut frames = Vec::new();
         replay.replay_after(received, &mut frames)?;
         let ours = replay.received;
@@ -1225,16 +1237,17 @@ impl Session {
     }
 
     /// Queues a frame that carries the application's work (a request,
-    /// response, event or cancel): a resumable session also keeps it until
-    /// the peer acknowledges it, and while away only keeps it.
+    /// response, event or cancel): a resumable session counts it (and keeps
+    /// it as it is written); while away it only keeps it.
     fn queue_numbered<P: AsRef<[u8]>>(&mut self, msg: &Message<P>) {
         let before = self.transmit.len();
         self.queue(msg);
         let Some(replay) = &mut self.replay else {
             return;
         };
-        replay.record(&self.transmit[before..]);
+        replay.sent += 1;
         if matches!(self.state, State::Away | State::Resuming) {
+            replay.record(&self.transmit[before..]);
             self.transmit.truncate(before);
             if let Some(why) = replay.broken {
                 self.finish(CloseReason::NotResumed(why.into()));
@@ -1266,7 +1279,16 @@ impl Session {
     /// The connection is lost; the session waits for a resume.
     fn go_away(&mut self) {
         self.away_until = self.last_now + self.config.resume_grace;
+        self.keep_untaken();
         self.go_away_again();
+    }
+
+    /// Frames queued and not yet taken by the transport are kept with the
+    /// ones written, before the queue is dropped.
+    fn keep_untaken(&mut self) {
+        if let (Some(replay), State::Open) = (&mut self.replay, self.state) {
+            replay.record(&self.transmit);
+        }
     }
 
     /// Away again after a resume attempt failed: the grace period runs on.

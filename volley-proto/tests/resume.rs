@@ -341,9 +341,10 @@ fn acknowledged_frames_are_let_go() {
         traffic(&mut world, round * 50, 50);
         world.settle();
     }
-    // Acks go every 32 frames: what is kept is less than 32 frames' worth.
-    assert!(world.client.resume_kept() < 32 * 8, "{}", world.client.resume_kept());
-    assert!(world.server.resume_kept() < 32 * 8, "{}", world.server.resume_kept());
+    // Acks ride with traffic every 32 frames (alone past 256): what is kept
+    // is a few dozen frames' worth, not 200 calls'.
+    assert!(world.client.resume_kept() < 600, "{}", world.client.resume_kept());
+    assert!(world.server.resume_kept() < 600, "{}", world.server.resume_kept());
     // And at the next keep-alive, nothing.
     world.now += config().keep_alive_interval;
     world.client.handle_timeout(world.now);

@@ -28,6 +28,8 @@ pub enum Rpc {
     VolleyQuic,
     /// volley over WebTransport (HTTP/3 over the same QUIC).
     VolleyWt,
+    /// volley over TCP with resume on: what keeping frames for a resume costs.
+    VolleyResume,
     Tarpc,
     Tonic,
 }
@@ -39,6 +41,7 @@ impl Rpc {
             Rpc::VolleyWs => "volley-ws",
             Rpc::VolleyQuic => "volley-quic",
             Rpc::VolleyWt => "volley-wt",
+            Rpc::VolleyResume => "volley-resume",
             Rpc::Tarpc => "tarpc",
             Rpc::Tonic => "tonic",
         }
@@ -51,6 +54,7 @@ impl Rpc {
             Rpc::VolleyWs => rpc_volley::serve_on(rpc_volley::Wire::WebSocket).await,
             Rpc::VolleyQuic => rpc_volley::serve_on(rpc_volley::Wire::Quic).await,
             Rpc::VolleyWt => rpc_volley::serve_on(rpc_volley::Wire::WebTransport).await,
+            Rpc::VolleyResume => rpc_volley::serve_on(rpc_volley::Wire::ResumableTcp).await,
             Rpc::Tarpc => rpc_tarpc::serve().await,
             Rpc::Tonic => grpc::serve().await,
         }
@@ -63,6 +67,7 @@ impl Rpc {
             Rpc::VolleyWs => rpc_volley::connect_on(rpc_volley::Wire::WebSocket, addr).await,
             Rpc::VolleyQuic => rpc_volley::connect_on(rpc_volley::Wire::Quic, addr).await,
             Rpc::VolleyWt => rpc_volley::connect_on(rpc_volley::Wire::WebTransport, addr).await,
+            Rpc::VolleyResume => rpc_volley::connect_on(rpc_volley::Wire::ResumableTcp, addr).await,
             Rpc::Tarpc => rpc_tarpc::connect(addr).await,
             Rpc::Tonic => grpc::connect(addr).await,
         }

@@ -50,7 +50,13 @@ pub enum Wire {
     WebSocket,
     Quic,
     WebTransport,
+    /// TCP with resume on at both ends (a reconnect policy, a grace period):
+    /// every frame kept until acknowledged.
+    ResumableTcp,
 }
+
+/// The grace period of the resumable rows.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A self-signed certificate for "localhost", made once: the server's TLS
 /// configuration and a client configuration that trusts it.
@@ -85,9 +91,14 @@ fn certificates() -> &'static (
 
 /// A server like [`serve`]'s over another transport.
 pub async fn serve_on(wire: Wire) -> SocketAddr {
-    let server = Server::new(protocol(), ServerConfig::default().with_session(session()));
+    let session = match wire {
+        Wire::ResumableTcp => session().with_resume_grace(GRACE),
+        _ => session(),
+    };
+    let server = Server::new(protocol(), ServerConfig::default().with_session(session));
     server.on_request_sync(ADD_ONE, |_, x: u32| Ok(x.wrapping_add(1)));
     let addr = match wire {
+        Wire::ResumableTcp => server.listen_tcp("127.0.0.1:0").await.unwrap(),
         Wire::WebSocket => server.listen_ws("127.0.0.1:0", "/volley").await.unwrap(),
         Wire::Quic => server
             .listen_quic("127.0.0.1:0", certificates().0.clone())
@@ -104,8 +115,15 @@ pub async fn serve_on(wire: Wire) -> SocketAddr {
 
 /// A caller over another transport.
 pub async fn connect_on(wire: Wire, addr: SocketAddr) -> Arc<dyn Caller> {
-    let client = Client::new(protocol(), ClientConfig::default().with_session(session()));
+    let config = match wire {
+        Wire::ResumableTcp => ClientConfig::default()
+            .with_session(session().with_resume_grace(GRACE))
+            .with_reconnect(volley::ReconnectPolicy::default()),
+        _ => ClientConfig::default().with_session(session()),
+    };
+    let client = Client::new(protocol(), config);
     match wire {
+        Wire::ResumableTcp => client.connect_tcp(addr).await.unwrap(),
         Wire::WebSocket => client.connect_ws(addr, "/volley").await.unwrap(),
         Wire::Quic => client
             .connect_quic(addr, "localhost", certificates().1.clone())
