@@ -822,6 +822,12 @@ impl Session {
             if self.is_backed_up() {
                 return self.too_slow();
             }
+            // Silence on a live transport is how a dead path shows (QUIC, a
+            // TCP connection that lost its peer without a reset): a
+            // resumable session waits for the peer to come back another way.
+            if self.state == State::Open && self.is_resumable() {
+                return self.go_away();
+            }
             self.queue(&Message::<&[u8]>::Goodbye {
                 code: GoodbyeCode::IdleTimeout,
                 message: "no traffic received".into(),

@@ -335,3 +335,105 @@ async fn a_client_that_never_returns_costs_at_most_the_resume_buffer() {
     );
     assert!(sent > 900, "events were kept while there was room: {sent}");
 }
+
+/// A UDP relay whose `cut` silences every path through it for good (a dead
+/// network path: nothing arrives, nothing says so); a client that comes back
+/// from a new port gets a new path.
+struct UdpRelay {
+    addr: SocketAddr,
+    dead: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
+    clients: Arc<Mutex<std::collections::HashMap<SocketAddr, Arc<tokio::net::UdpSocket>>>>,
+}
+
+impl UdpRelay {
+    async fn to(target: SocketAddr) -> Self {
+        use tokio::net::UdpSocket;
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = front.local_addr().unwrap();
+        let dead: Arc<Mutex<std::collections::HashSet<SocketAddr>>> = Arc::default();
+        let clients: Arc<Mutex<std::collections::HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+        let (silenced, paths) = (dead.clone(), clients.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                if silenced.lock().unwrap().contains(&from) {
+                    continue;
+                }
+                let known = paths.lock().unwrap().get(&from).cloned();
+                let back = match known {
+                    Some(back) => back,
+                    None => {
+                        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                        back.connect(target).await.unwrap();
+                        paths.lock().unwrap().insert(from, back.clone());
+                        let (front, back2, silenced) = (front.clone(), back.clone(), silenced.clone());
+                        tokio::spawn(async move {
+                            let mut buf = vec![0u8; 65_536];
+                            while let Ok(n) = back2.recv(&mut buf).await {
+                                if silenced.lock().unwrap().contains(&from) {
+                                    return;
+                                }
+                                let _ = front.send_to(&buf[..n], from).await;
+                            }
+                        });
+                        back
+                    }
+                };
+                let _ = back.send(&buf[..n]).await;
+            }
+        });
+        Self { addr, dead, clients }
+    }
+
+    fn cut(&self) {
+        let paths: Vec<SocketAddr> = self.clients.lock().unwrap().keys().copied().collect();
+        self.dead.lock().unwrap().extend(paths);
+    }
+}
+
+/// Over QUIC a path that goes silent shows only as silence: the session's
+/// idle timeout finds it, and the client resumes from a new socket.
+#[tokio::test]
+async fn over_quic_a_dead_path_is_found_by_silence_and_resumed_from_a_new_socket() {
+    let quick = |config: volley::SessionConfig| {
+        config
+            .with_idle_timeout(Duration::from_millis(800))
+            .with_keep_alive_interval(Duration::from_millis(200))
+    };
+    let (server_tls, client_tls) = tls_configs(true);
+    let config = ServerConfig::default();
+    let session = quick(config.session.clone());
+    let server = Server::new(protocol(), config.with_session(session));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    server.on_request(ECHO, move |_, s: String| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(s)
+        }
+    });
+    let hooks = count_hooks(&server);
+    let addr = server.listen_quic("127.0.0.1:0", server_tls).await.unwrap();
+    let relay = UdpRelay::to(addr).await;
+    let policy = ReconnectPolicy::default().with_initial_delay(Duration::from_millis(20));
+    let client_config = ClientConfig::default().with_reconnect(policy);
+    let session = quick(client_config.session.clone());
+    let (client, mut probe) = client_with(client_config.with_session(session));
+    client.connect_quic(relay.addr, "localhost", client_tls).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move { client.invoke(ECHO, "through the silence".into()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    relay.cut();
+    server.fire(&player, ANNOUNCE, "while silent".into()).unwrap();
+    assert_eq!(call.await.unwrap(), Ok("through the silence".into()));
+    assert_eq!(recv(&mut probe.announcements).await, "while silent");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(server.players().len(), 1);
+    assert_eq!(server.players()[0].id(), player.id());
+    let [_, back, removed] = &*hooks;
+    assert_eq!((back.load(Ordering::SeqCst), removed.load(Ordering::SeqCst)), (1, 0));
+}
