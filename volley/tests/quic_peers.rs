@@ -56,6 +56,28 @@ async fn until_closed(recv: &mut (impl tokio::io::AsyncRead + Unpin), since: Ins
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// The player was dropped at once for opening `what`, saying so.
+async fn dropped_for_opening(server: &Server, recv: &mut (impl tokio::io::AsyncRead + Unpin), what: &str) {
+    let said = until_closed(recv, Instant::now()).await;
+    assert!(said.contains(&format!("opened {what}")), "{said:?}");
+    eventually("the player is gone", || server.player_count() == 0).await;
+    assert_eq!(server.figures().disconnects.get("ProtocolViolation"), Some(&1));
+}
+
+/// The connection was dropped at once for its early datagram, before its
+/// player joined, and counted so.
+async fn dropped_before_joining(server: &Server, recv: &mut (impl tokio::io::AsyncRead + Unpin), since: Instant) {
+    let said = until_closed(recv, since).await;
+    assert!(said.contains("datagram before the handshake ended"), "{said:?}");
+    eventually("the refusal is counted", || {
+        server
+            .figures()
+            .refused
+            .contains_key("closed before joining: ProtocolViolation")
+    })
+    .await;
+}
+
 /// The server still serves an honest client over `connect`.
 async fn still_serves(server: &Server, dial: impl std::future::Future<Output = Result<(), ConnectError>>) {
     dial.await.unwrap();
@@ -97,10 +119,7 @@ async fn a_quic_peer_that_opens_a_second_stream_is_dropped() {
 
     let (mut stray, _) = conn.open_bi().await.unwrap();
     stray.write_all(b"x").await.unwrap();
-    let said = until_closed(&mut recv, Instant::now()).await;
-    assert!(said.contains("opened a second bidirectional stream"), "{said:?}");
-    eventually("the player is gone", || server.player_count() == 0).await;
-    assert_eq!(server.figures().disconnects.get("ProtocolViolation"), Some(&1));
+    dropped_for_opening(&server, &mut recv, "a second bidirectional stream").await;
 
     let (client, _probe) = client_with(ClientConfig::default());
     still_serves(&server, client.connect_quic(addr, "localhost", client_tls)).await;
@@ -117,15 +136,7 @@ async fn a_quic_peer_that_sends_a_datagram_before_its_hello_is_dropped() {
     send.write_all(&hello()[..1]).await.unwrap();
     let since = Instant::now();
     conn.send_datagram(event().into()).unwrap();
-    let said = until_closed(&mut recv, since).await;
-    assert!(said.contains("datagram before the handshake ended"), "{said:?}");
-    eventually("the refusal is counted", || {
-        server
-            .figures()
-            .refused
-            .contains_key("closed before joining: ProtocolViolation")
-    })
-    .await;
+    dropped_before_joining(&server, &mut recv, since).await;
 }
 
 #[tokio::test]
@@ -143,10 +154,7 @@ async fn a_webtransport_peer_that_opens_a_second_stream_is_dropped() {
 
     let mut stray = session.open_uni().await.unwrap();
     stray.write_all(b"x").await.unwrap();
-    let said = until_closed(&mut recv, Instant::now()).await;
-    assert!(said.contains("opened a unidirectional stream"), "{said:?}");
-    eventually("the player is gone", || server.player_count() == 0).await;
-    assert_eq!(server.figures().disconnects.get("ProtocolViolation"), Some(&1));
+    dropped_for_opening(&server, &mut recv, "a unidirectional stream").await;
 
     let (client, _probe) = client_with(ClientConfig::default());
     let url = format!("https://localhost:{}/volley", addr.port());
@@ -166,13 +174,5 @@ async fn a_webtransport_peer_that_sends_a_datagram_before_its_hello_is_dropped()
     send.write_all(&hello()[..1]).await.unwrap();
     let since = Instant::now();
     session.send_datagram(event().into()).unwrap();
-    let said = until_closed(&mut recv, since).await;
-    assert!(said.contains("datagram before the handshake ended"), "{said:?}");
-    eventually("the refusal is counted", || {
-        server
-            .figures()
-            .refused
-            .contains_key("closed before joining: ProtocolViolation")
-    })
-    .await;
+    dropped_before_joining(&server, &mut recv, since).await;
 }
