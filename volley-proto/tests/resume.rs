@@ -114,7 +114,7 @@ impl World {
     /// Moves what both sides queued into the link, and what is in the link
     /// into both sides.
     fn move_bytes(&mut self) -> bool {
-        self.into_the_link();
+        self.fill_the_link();
         let moved = !self.to_server.is_empty() || !self.to_client.is_empty();
         self.server.handle_input(&mut self.to_server, self.now);
         self.client.handle_input(&mut self.to_client, self.now);
@@ -122,7 +122,7 @@ impl World {
     }
 
     /// What both sides queued goes into the link.
-    fn into_the_link(&mut self) {
+    fn fill_the_link(&mut self) {
         let mut out = Vec::new();
         self.client.take_transmit(&mut out);
         self.to_server.extend_from_slice(&out);
@@ -152,7 +152,7 @@ impl World {
     /// The connection drops: each side has received only a prefix of what
     /// was in flight to it (cut anywhere, mid-frame too).
     fn cut(&mut self, rng: &mut Rng) {
-        self.into_the_link();
+        self.fill_the_link();
         let keep = rng.below(self.to_server.len() + 1);
         self.to_server.truncate(keep);
         let keep = rng.below(self.to_client.len() + 1);
