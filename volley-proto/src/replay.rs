@@ -215,6 +215,21 @@ mod tests {
         assert!(replay.acknowledged_by_peer(5).is_err(), "more than was sent");
     }
 
+    /// What a resumable player costs beyond one that is not, when idle: this
+    /// struct on the heap (its buffer is given back once acknowledged).
+    #[test]
+    fn an_idle_replay_is_small() {
+        let size = std::mem::size_of::<Replay>();
+        println!("Replay: {size} bytes");
+        assert!(size <= 128, "{size}");
+        let mut replay = Replay::new(1024);
+        replay.sent = 1;
+        replay.record(&event(1));
+        replay.acknowledged_by_peer(1).unwrap();
+        replay.release_if_empty();
+        assert_eq!(replay.frames.capacity(), 0);
+    }
+
     #[test]
     fn past_its_limit_it_keeps_nothing_and_refuses_to_replay() {
         let mut replay = Replay::new(8);

@@ -524,8 +524,9 @@ pub struct Session {
     /// Client: the frame after the welcome decides whether the server made
     /// the player resumable (a resume token) or not.
     token_expected: bool,
-    /// What a resumable session keeps for a resume.
-    replay: Option<Replay>,
+    /// What a resumable session keeps for a resume (boxed: a session
+    /// without resume pays one pointer).
+    replay: Option<Box<Replay>>,
     /// While away, when the grace period ends.
     away_until: Instant,
 }
@@ -616,7 +617,7 @@ impl Session {
 
     /// Bytes kept for the peer until it acknowledges them (for a resume).
     pub fn resume_kept(&self) -> usize {
-        self.replay.as_ref().map_or(0, Replay::kept)
+        self.replay.as_deref().map_or(0, Replay::kept)
     }
 
     /// Whether the session has closed ([`SessionEvent::Closed`] was queued).
@@ -772,7 +773,7 @@ impl Session {
         // Once per batch, not per frame: the whole batch arrived at `now`.
         if received {
             self.last_received = now;
-            if self.replay.as_ref().is_some_and(Replay::ack_overdue) {
+            if self.replay.as_deref().is_some_and(Replay::ack_overdue) {
                 self.acknowledge();
             }
         }
@@ -910,7 +911,7 @@ impl Session {
         debug_assert!(buf.is_empty(), "take_transmit needs an empty buffer");
         buf.clear();
         // An ack rides along with bytes that go anyway.
-        if !self.transmit.is_empty() && self.replay.as_ref().is_some_and(Replay::ack_due) {
+        if !self.transmit.is_empty() && self.replay.as_deref().is_some_and(Replay::ack_due) {
             self.acknowledge();
         }
         // What goes to the transport is kept, whole, until acknowledged.
@@ -955,7 +956,7 @@ impl Session {
         }
         let mut replay = Replay::new(self.config.resume_buffer);
         replay.token = Some(token);
-        self.replay = Some(replay);
+        self.replay = Some(Box::new(replay));
         // Right after the welcome, before anything numbered: the client
         // reads the frame after the welcome to learn whether it may resume.
         self.queue(&Message::<&[u8]>::ResumeToken { token });
@@ -1377,7 +1378,7 @@ impl Session {
                 self.state = State::Open;
                 self.ping_now();
                 if self.resume_on() {
-                    self.replay = Some(Replay::new(self.config.resume_buffer));
+                    self.replay = Some(Box::new(Replay::new(self.config.resume_buffer)));
                     self.token_expected = true;
                 }
                 self.events.push_back(SessionEvent::Connected);
