@@ -5,6 +5,7 @@ import { decode, DecodeError, encode, Reader } from "./codec.js";
 import { decodeBody, encodeFrame, type Message } from "./frames.js";
 import type { Link, LinkEvents, TransportKind } from "./link.js";
 import type { ClientEvent, ClientFn, ProtocolInfo, ServerEvent, ServerFn } from "./remotes.js";
+import { Replay } from "./replay.js";
 import { openWebSocket, type WebSocketClass } from "./websocket.js";
 import { openWebTransport, type WebTransportClass } from "./webtransport.js";
 
@@ -51,7 +52,14 @@ const STATUS: Record<number, FunctionErrorKind> = {
 /** Why `connect` failed: refused by the server (with its code), or the transport. */
 export class ConnectError extends Error {
   constructor(
-    readonly kind: "VersionMismatch" | "RemotesMismatch" | "Unauthorized" | "Unavailable" | "Refused" | "Transport",
+    readonly kind:
+      | "VersionMismatch"
+      | "RemotesMismatch"
+      | "Unauthorized"
+      | "Unavailable"
+      | "ResumeRefused"
+      | "Refused"
+      | "Transport",
     message: string,
   ) {
     super(message);
@@ -59,7 +67,7 @@ export class ConnectError extends Error {
   }
 }
 
-const REFUSE: ConnectError["kind"][] = ["VersionMismatch", "RemotesMismatch", "Unauthorized", "Unavailable"];
+const REFUSE: ConnectError["kind"][] = ["VersionMismatch", "RemotesMismatch", "Unauthorized", "Unavailable", "ResumeRefused"];
 const GOODBYE = ["Normal", "Kicked", "ShuttingDown", "ProtocolViolation", "IdleTimeout", "TooSlow"];
 
 /** Why a connection ended. */
@@ -90,6 +98,15 @@ export interface ConnectOptions {
   handshakeTimeoutMs?: number;
   /** Whether and how to reconnect after losing an established connection. Default: none. */
   reconnect?: ReconnectPolicy;
+  /**
+   * With `reconnect`: resume first, as the Rust client does. The same player
+   * comes back with every call and event in flight either way delivered
+   * once, if the server still keeps it; otherwise the client joins anew.
+   * Default: true.
+   */
+  resume?: boolean;
+  /** How long to try resuming: the server's grace period. Default: 5,000 ms, as volley's. */
+  resumeGraceMs?: number;
 }
 
 /**
@@ -221,9 +238,16 @@ export class Client {
   private endedWith!: (reason: CloseReason) => void;
   private welcomed: ((error?: Error) => void) | undefined;
   private stateListeners = new Set<(state: ConnectionState) => void>();
+  private resumedListeners = new Set<() => void>();
   private pingSeq = 0;
   private pingSent = new Map<number, number>();
   private keepAlive: ReturnType<typeof setInterval> | undefined;
+  /** Resume: what is kept for the server, once it made the player resumable. */
+  private replay: Replay | undefined;
+  /** The frame after the welcome says whether the player is resumable. */
+  private tokenExpected = false;
+  /** The connection was lost; resuming. */
+  private away = false;
   private readonly maxFrameLen: number;
   private readonly defaultTimeoutMs: number;
 
@@ -249,14 +273,30 @@ export class Client {
     return () => this.stateListeners.delete(listener);
   }
 
+  /**
+   * Calls `listener` each time a lost connection is resumed: the same player,
+   * nothing in flight lost. A `connected` after `reconnecting` without it is a
+   * new player (a new `playerId`): the server no longer kept the old one.
+   * Returns the unsubscribe.
+   */
+  onResumed(listener: () => void): () => void {
+    this.resumedListeners.add(listener);
+    return () => this.resumedListeners.delete(listener);
+  }
+
   private setState(state: ConnectionState): void {
     if (this.state === state) return;
     this.state = state;
     for (const listener of this.stateListeners) listener(state);
   }
 
-  /** @internal Opens a connection and shakes hands. */
-  async dial(): Promise<void> {
+  /** Whether this client asks the server to make its player resumable. */
+  private get wantsResume(): boolean {
+    return this.options.reconnect !== undefined && this.options.resume !== false;
+  }
+
+  /** @internal Opens a connection and shakes hands: a hello, or a resume of the player it had. */
+  async dial(resume = false): Promise<void> {
     this.input = new Uint8Array(0);
     this.ended = undefined;
     const current = () => link === this.link;
@@ -281,14 +321,30 @@ export class Client {
       };
       link.opened.then(
         () => {
+          const replay = this.replay;
+          if (resume && replay?.token !== undefined) {
+            replay.acknowledged = replay.received;
+            const { hash } = this.protocol;
+            this.send({ tag: "resume", version: PROTOCOL_VERSION, hash, token: replay.token, received: replay.received });
+            return;
+          }
           const token = typeof options.token === "string" ? utf8.encode(options.token) : (options.token ?? empty);
-          this.send({ tag: "hello", version: PROTOCOL_VERSION, hash: this.protocol.hash, token });
+          const hello = encodeFrame({ tag: "hello", version: PROTOCOL_VERSION, hash: this.protocol.hash, token });
+          if (!this.wantsResume) return this.sendBytes(hello);
+          // Asks to be resumable, in the same write as the hello: the server
+          // reads it only until it answers the hello.
+          const ask = encodeFrame({ tag: "ack", received: 0n });
+          const both = new Uint8Array(hello.length + ask.length);
+          both.set(hello);
+          both.set(ask, hello.length);
+          this.sendBytes(both);
         },
         () => {}, // `lost` ends the handshake
       );
     });
     this.open = true;
     this.setState("connected");
+    if (resume) for (const listener of this.resumedListeners) listener();
     this.ping();
     this.keepAlive = setInterval(() => this.ping(), 10_000);
   }
@@ -299,7 +355,7 @@ export class Client {
     req: Req,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<Resp> {
-    if (!this.open) return Promise.reject(new FunctionError("Disconnected"));
+    if (!this.open && !this.away) return Promise.reject(new FunctionError("Disconnected"));
     let payload: Uint8Array;
     try {
       payload = encode(remote.request, req);
@@ -315,7 +371,7 @@ export class Client {
         if (!this.pending.has(call)) return;
         this.pending.delete(call);
         clearTimeout(timer);
-        this.send({ tag: "cancel", call });
+        this.sendNumbered(encodeFrame({ tag: "cancel", call }));
         reject(error);
       };
       const timer = setTimeout(() => giveUp(new FunctionError("Timeout")), timeoutMs);
@@ -334,7 +390,7 @@ export class Client {
           reject(error);
         },
       });
-      this.sendBytes(request);
+      this.sendNumbered(request);
     });
   }
 
@@ -355,24 +411,29 @@ export class Client {
    * 1,200 bytes or a datagram the path cannot carry.
    */
   fire<T>(remote: ServerEvent<T>, value: T): boolean {
-    if (!this.open) throw new FunctionError("Disconnected");
+    if (!this.open && !this.away) throw new FunctionError("Disconnected");
     const payload = encode(remote.value, value);
     const frame = encodeFrame({ tag: "event", remote: remote.id, payload });
     if (frame.length > this.maxFrameLen) throw new FunctionError("TooLarge");
     if (remote.unreliable) {
       if (payload.length > MAX_UNRELIABLE_LEN) throw new FunctionError("TooLarge");
+      if (this.away) {
+        // State the next one supersedes is not kept while away.
+        this.unreliableDropped++;
+        return false;
+      }
       let sent: boolean;
       if (this.link.maxDatagramSize > 0) {
         if (frame.length > this.link.maxDatagramSize) throw new FunctionError("TooLarge");
         sent = this.link.sendDatagram(frame);
       } else {
         sent = this.link.backlog <= UNRELIABLE_BACKLOG;
-        if (sent) this.sendBytes(frame);
+        if (sent) this.sendNumbered(frame);
       }
       if (!sent) this.unreliableDropped++;
       return sent;
     }
-    this.sendBytes(frame);
+    this.sendNumbered(frame);
     return true;
   }
 
@@ -399,6 +460,7 @@ export class Client {
       this.send({ tag: "goodbye", code: 0, message: "client closing" });
     }
     this.final = true;
+    this.away = false;
     this.end({ kind: "local" });
   }
 
@@ -410,10 +472,25 @@ export class Client {
     this.link.send(bytes);
   }
 
+  /** Sends a numbered frame (a request, response, event on the stream or cancel), kept until acknowledged if resumable; while away, only kept. */
+  private sendNumbered(bytes: Uint8Array): void {
+    this.replay?.record(bytes);
+    if (!this.away) this.sendBytes(bytes);
+  }
+
+  /** Tells the server how many of its numbered frames were processed. */
+  private acknowledge(): void {
+    const replay = this.replay;
+    if (replay === undefined || replay.received === replay.acknowledged) return;
+    replay.acknowledged = replay.received;
+    this.send({ tag: "ack", received: replay.received });
+  }
+
   private ping(): void {
     const seq = this.pingSeq++;
     this.pingSent.set(seq, performance.now());
     this.send({ tag: "ping", seq });
+    this.acknowledge();
   }
 
   private receive(bytes: Uint8Array): void {
@@ -441,6 +518,7 @@ export class Client {
       return this.violation(e instanceof Error ? e.message : String(e));
     }
     this.input = all.slice(at);
+    if (this.replay?.ackDue) this.acknowledge();
   }
 
   /** One datagram: exactly one frame, an unreliable event of the server's (PROTOCOL.md). */
@@ -458,10 +536,42 @@ export class Client {
   }
 
   private message(message: Message): void {
+    if (this.tokenExpected) {
+      // The frame after the welcome: a resume token, or none at all.
+      this.tokenExpected = false;
+      if (message.tag === "resumeToken") {
+        if (this.replay !== undefined) this.replay.token = message.token;
+        return;
+      }
+      this.replay = undefined;
+    }
+    const numbered = message.tag === "event" || message.tag === "request" || message.tag === "response" || message.tag === "cancel";
+    if (numbered && this.open && this.replay !== undefined) this.replay.received++;
     switch (message.tag) {
       case "welcome":
         this.playerId = message.player;
+        // Open from here: the frames after it in this read count already.
+        this.open = true;
+        if (this.wantsResume) {
+          this.replay = new Replay();
+          this.tokenExpected = true;
+        }
         this.welcomed?.();
+        return;
+      case "resumed": {
+        const again = this.replay?.after(message.received);
+        if (again === undefined) throw new DecodeError("a resume the client cannot follow");
+        this.replay!.token = message.token;
+        this.away = false;
+        this.open = true;
+        for (const frame of again) this.sendBytes(frame);
+        this.welcomed?.();
+        return;
+      }
+      case "ack":
+        if (this.replay === undefined || !this.replay.acknowledgedByServer(message.received)) {
+          throw new DecodeError("an acknowledgement of frames never sent");
+        }
         return;
       case "refuse": {
         const code = REFUSE[message.code] ?? "Refused";
@@ -490,6 +600,7 @@ export class Client {
         return;
       case "ping":
         this.send({ tag: "pong", seq: message.seq });
+        this.acknowledge();
         return;
       case "pong": {
         const sent = this.pingSent.get(message.seq);
@@ -504,13 +615,16 @@ export class Client {
         this.end({ kind: "remote", code: GOODBYE[message.code] ?? "Unknown", message: message.message });
         return;
       case "hello":
-        throw new DecodeError("a Hello from the server");
+      case "resume":
+      case "resumeToken":
+        throw new DecodeError(`a ${message.tag} from the server, out of place`);
     }
   }
 
   private serve(call: number, id: number, payload: Uint8Array): void {
     const handler = this.handlers.get(id);
-    const answer = (status: number, payload: Uint8Array) => this.send({ tag: "response", call, status, payload });
+    const answer = (status: number, payload: Uint8Array) =>
+      this.sendNumbered(encodeFrame({ tag: "response", call, status, payload }));
     if (handler === undefined) return answer(3, empty);
     const controller = new AbortController();
     this.running.set(call, controller);
@@ -561,7 +675,17 @@ export class Client {
 
   /** The current connection ended: its calls fail; redial, or end for good. */
   private end(reason: CloseReason): void {
+    if (this.away) {
+      // A resume attempt failed; the resume loop judges.
+      this.welcomed?.(new ConnectError("Transport", reason.kind === "lost" ? reason.message : "closed"));
+      this.link.close();
+      return;
+    }
     if (this.ended) return;
+    if (reason.kind === "lost" && this.open && this.replay?.token !== undefined && !this.replay.broken && !this.final
+        && !reason.message.startsWith("protocol violation")) {
+      return this.goAway();
+    }
     this.ended = reason;
     const wasOpen = this.open;
     this.open = false;
@@ -582,6 +706,42 @@ export class Client {
       return;
     }
     this.finish(reason);
+  }
+
+  /** The connection was lost: the player waits at the server; resume it on a new one. */
+  private goAway(): void {
+    this.open = false;
+    this.away = true;
+    clearInterval(this.keepAlive);
+    this.pingSent.clear();
+    this.link.close();
+    this.setState("reconnecting");
+    void this.resume(Date.now() + (this.options.resumeGraceMs ?? 5_000));
+  }
+
+  /** Redials with the resume token until the grace period ends; then joins anew by the reconnect policy. */
+  private async resume(until: number): Promise<void> {
+    const policy = this.options.reconnect ?? {};
+    let delay = 0;
+    while (this.away && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(Math.max(delay * 2, policy.initialDelayMs ?? 100), policy.maxDelayMs ?? 5_000);
+      if (!this.away) return;
+      try {
+        // Back: the resumed answer ended `away`.
+        await this.dial(true);
+        return;
+      } catch (e) {
+        if (e instanceof ConnectError && e.kind === "ResumeRefused") break;
+      }
+    }
+    if (!this.away) return;
+    // Not resumed: the connection ends for real, and the client joins anew.
+    this.away = false;
+    this.replay = undefined;
+    this.ended = undefined;
+    this.open = true; // what was open ends now
+    this.end({ kind: "lost", message: "the connection was lost and not resumed" });
   }
 
   private finish(reason: CloseReason): void {

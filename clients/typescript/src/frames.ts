@@ -15,7 +15,21 @@ export type Message =
   | { tag: "cancel"; call: number }
   | { tag: "ping"; seq: number }
   | { tag: "pong"; seq: number }
-  | { tag: "goodbye"; code: number; message: string };
+  | { tag: "goodbye"; code: number; message: string }
+  /** Resume (PROTOCOL.md, "Resume"): how many of the peer's numbered frames were processed. */
+  | { tag: "ack"; received: bigint }
+  | { tag: "resumeToken"; token: Uint8Array }
+  | { tag: "resume"; version: number; hash: bigint; token: Uint8Array; received: bigint }
+  | { tag: "resumed"; received: bigint; token: Uint8Array };
+
+/** The bytes of a resume token. */
+export const RESUME_TOKEN_LEN = 16;
+
+function hashBytes(hash: bigint): Uint8Array {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, hash, true);
+  return bytes;
+}
 
 const utf8 = new TextEncoder();
 // `ignoreBOM`: a text that starts with U+FEFF keeps it, as in Rust.
@@ -32,15 +46,12 @@ function text(r: Reader): string {
 /** The message's body: its tag and fields. */
 export function encodeBody(message: Message, w: Writer = new Writer()): Writer {
   switch (message.tag) {
-    case "hello": {
+    case "hello":
       w.byte(0);
       w.varint(message.version);
-      const hash = new Uint8Array(8);
-      new DataView(hash.buffer).setBigUint64(0, message.hash, true);
-      w.bytes(hash);
+      w.bytes(hashBytes(message.hash));
       w.bytes(message.token);
       break;
-    }
     case "welcome":
       w.byte(1);
       w.varbig(message.player);
@@ -88,6 +99,26 @@ export function encodeBody(message: Message, w: Writer = new Writer()): Writer {
       w.byte(10);
       w.byte(message.code);
       w.bytes(utf8.encode(message.message));
+      break;
+    case "ack":
+      w.byte(11);
+      w.varbig(message.received);
+      break;
+    case "resumeToken":
+      w.byte(12);
+      w.bytes(message.token);
+      break;
+    case "resume":
+      w.byte(13);
+      w.varint(message.version);
+      w.bytes(hashBytes(message.hash));
+      w.bytes(message.token);
+      w.varbig(message.received);
+      break;
+    case "resumed":
+      w.byte(14);
+      w.varbig(message.received);
+      w.bytes(message.token);
       break;
   }
   return w;
@@ -140,6 +171,20 @@ export function decodeBody(body: Uint8Array): Message {
       return end({ tag: "pong", seq: r.varint() });
     case 10:
       return { tag: "goodbye", code: r.byte(), message: text(r) };
+    case 11:
+      return end({ tag: "ack", received: r.varbig(64) });
+    case 12:
+      return end({ tag: "resumeToken", token: r.bytes(RESUME_TOKEN_LEN).slice() });
+    case 13: {
+      const version = r.varint();
+      const hash = new DataView(r.bytes(8).slice().buffer).getBigUint64(0, true);
+      const token = r.bytes(RESUME_TOKEN_LEN).slice();
+      return end({ tag: "resume", version, hash, token, received: r.varbig(64) });
+    }
+    case 14: {
+      const received = r.varbig(64);
+      return end({ tag: "resumed", received, token: r.bytes(RESUME_TOKEN_LEN).slice() });
+    }
     default:
       throw new DecodeError(`unknown tag ${tag}`);
   }

@@ -13,7 +13,7 @@ export interface LinkEvents {
   datagram(bytes: Uint8Array): void;
   /** The server broke the transport's rules (a text message over WebSocket). */
   violation(reason: string): void;
-  /** The link ended or failed. */
+  /** The link ended or failed; said once. */
   lost(message: string): void;
 }
 

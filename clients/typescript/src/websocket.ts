@@ -9,6 +9,14 @@ export type WebSocketClass = new (url: string) => WebSocket;
 export function openWebSocket(url: string, Socket: WebSocketClass, events: LinkEvents): Link {
   const socket = new Socket(url);
   socket.binaryType = "arraybuffer";
+  // Said once: a socket that fails fires both `error` and `close`, and some
+  // fire them from inside `close()`, which the client calls when told.
+  let ended = false;
+  const lost = (message: string) => {
+    if (ended) return;
+    ended = true;
+    events.lost(message);
+  };
   const opened = new Promise<void>((resolve, reject) => {
     socket.onopen = () => resolve();
     socket.onmessage = (event: MessageEvent) => {
@@ -17,11 +25,11 @@ export function openWebSocket(url: string, Socket: WebSocketClass, events: LinkE
     };
     socket.onclose = () => {
       reject(new Error("the connection closed"));
-      events.lost("the connection closed");
+      lost("the connection closed");
     };
     socket.onerror = () => {
       reject(new Error("the connection failed"));
-      events.lost("the connection failed");
+      lost("the connection failed");
     };
   });
   opened.catch(() => {}); // the client learns of a failure through `lost` too

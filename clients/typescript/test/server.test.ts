@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { connect, ConnectError, FunctionError, protocolOf } from "../src/index.js";
 import { ANNOUNCE, ASK_ME, BUY, CHAT, GET_PLAYER_DATA, MOVE, PROMPT_ACTION, PROTOCOL, REMOTES_HASH, SLOW_SEARCH } from "../examples/demo_protocol.js";
 import { answered, figures, startDemoServer, stop, type DemoServer } from "./demo_server.js";
+import { relayTo } from "./relay.js";
 
 let server: DemoServer;
 
@@ -112,6 +113,8 @@ test("a lost connection is redialed; calls meanwhile fail Disconnected at once",
   const client = await connect(first.url, PROTOCOL, { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
   const states: string[] = [];
   client.onStateChange((state) => states.push(state));
+  let resumed = false;
+  client.onResumed(() => (resumed = true));
   await stop(first); // SIGKILL: no goodbye
   while ((client.state as string) !== "reconnecting") await new Promise((resolve) => setTimeout(resolve, 10));
   await assert.rejects(client.invoke(BUY, { item: "x", price: 1 }), failsWith("Disconnected"));
@@ -120,6 +123,7 @@ test("a lost connection is redialed; calls meanwhile fail Disconnected at once",
     while ((client.state as string) !== "connected") await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(await client.invoke(BUY, { item: "x", price: 1 }), 24);
     assert.deepEqual(states, ["reconnecting", "connected"]);
+    assert.equal(resumed, false, "a new server: joined anew, not resumed");
     client.close();
   } finally {
     await stop(second);
@@ -152,4 +156,43 @@ test("given both URLs where there is no WebTransport (Node), connect falls back 
   assert.equal(client.transport, "websocket");
   assert.equal(await client.invoke(BUY, { item: "sword", price: 10 }), 15);
   client.close();
+});
+
+test("a connection cut mid-call and mid-burst resumes: the same player, calls answered, every event once, in order", async () => {
+  const relay = await relayTo(server.addr);
+  const client = await connect(`ws://${relay.addr}/volley`, PROTOCOL, {
+    reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+  });
+  const id = client.playerId;
+  const mine = `player#${id}: `;
+  const heard: string[] = [];
+  client.on(ANNOUNCE, (line) => line.startsWith(mine) && heard.push(line.slice(mine.length)));
+  client.onRequest(PROMPT_ACTION, async () => {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return { confirmed: true };
+  });
+  const states: string[] = [];
+  client.onStateChange((state) => states.push(state));
+  let resumed = 0;
+  client.onResumed(() => resumed++);
+  for (let round = 0; round < 3; round++) {
+    // A call each way in flight, and events both ways, when the cut comes.
+    const asked = client.invoke(ASK_ME, null);
+    const data = client.invoke(GET_PLAYER_DATA, { name: `cut${round}` });
+    for (let i = 0; i < 200; i++) client.fire(CHAT, `${round}.${i}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    relay.cut();
+    for (let i = 200; i < 300; i++) client.fire(CHAT, `${round}.${i}`);
+    assert.equal(await asked, true, `round ${round}: the server's call back was answered`);
+    assert.deepEqual(await data, { name: `cut${round}`, level: 7, gold: 25 });
+  }
+  const expected = [0, 1, 2].flatMap((round) => Array.from({ length: 300 }, (_, i) => `${round}.${i}`));
+  for (let i = 0; i < 200 && heard.length < expected.length; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(heard, expected, "every event once, in order, both ways");
+  assert.equal(client.playerId, id, "the same player");
+  assert.ok(relay.connections() >= 4, `${relay.connections()} connections: it did reconnect`);
+  assert.deepEqual(states.filter((s) => s === "reconnecting").length, 3);
+  assert.equal(resumed, 3, "each cut told as a resume");
+  client.close();
+  await relay.close();
 });
