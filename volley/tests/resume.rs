@@ -165,6 +165,7 @@ async fn cut_three_times(net: Net) {
     let player = wait_players(&server, 1).await.pop().unwrap();
     server.join(player.id(), "lobby").await.unwrap();
     player.set_data(42u32);
+    let first_addr = player.remote_addr();
 
     for round in 0..3u32 {
         // Calls in flight both ways, and events both ways, when the cut comes.
@@ -217,6 +218,8 @@ async fn cut_three_times(net: Net) {
     assert_eq!(players[0].id(), player.id());
     assert_eq!(server.room_members("lobby").await.players, vec![player.id()]);
     assert_eq!(players[0].data::<u32>().as_deref(), Some(&42));
+    // Each connection through the relay comes from a port of its own.
+    assert_ne!(player.remote_addr(), first_addr, "the address is the new connection's");
     assert!(relay.connections.load(Ordering::SeqCst) >= 4, "it did reconnect");
     let [away, back, removed] = &*hooks;
     assert_eq!(

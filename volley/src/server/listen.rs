@@ -221,7 +221,7 @@ impl Server {
         let player = Player {
             inner: Arc::new(PlayerInner {
                 id: PlayerId(self.inner.next_id.fetch_add(1, Ordering::Relaxed)),
-                addr: transport.peer_addr(),
+                addr: std::sync::Mutex::new(transport.peer_addr()),
                 identity: OnceLock::new(),
                 conn: conn.clone(),
                 server: self.inner.clone(),

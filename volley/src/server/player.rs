@@ -13,6 +13,7 @@ use super::rooms::PlayerRooms;
 use super::{Server, ServerInner};
 use crate::conn::Conn;
 use crate::error::{EventError, FunctionError};
+use crate::locks::lock;
 use crate::peer::{Peer, PeerState, PlayerId};
 use crate::remote::{ClientEvent, ClientFn, Payload};
 
@@ -25,7 +26,8 @@ pub struct Player {
 
 pub(super) struct PlayerInner {
     pub(super) id: PlayerId,
-    pub(super) addr: Option<SocketAddr>,
+    /// Where its connection comes from: a resume moves it.
+    pub(super) addr: Mutex<Option<SocketAddr>>,
     /// Set by the authenticator before the player joins.
     pub(super) identity: OnceLock<String>,
     pub(super) conn: Arc<Conn>,
@@ -63,9 +65,10 @@ impl Player {
         self.inner.identity.get().map(String::as_str)
     }
 
-    /// Where it connected from, if the transport knows.
+    /// Where its connection comes from, if the transport knows (after a
+    /// resume, the new connection's address).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.inner.addr
+        *lock(&self.inner.addr)
     }
 
     /// Whether the connection is still open.
@@ -229,7 +232,7 @@ impl fmt::Debug for Player {
         f.debug_struct("Player")
             .field("id", &self.inner.id.0)
             .field("identity", &self.identity())
-            .field("addr", &self.inner.addr)
+            .field("addr", &self.remote_addr())
             .finish()
     }
 }

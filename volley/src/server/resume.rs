@@ -6,6 +6,7 @@
 //! (the table holds the current token of each resumable player, so a used
 //! or stale token finds nobody), and it is never logged.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use volley_proto::{RefuseCode, ResumeToken, RESUME_TOKEN_LEN};
@@ -41,11 +42,18 @@ impl ServerInner {
         }
     }
 
-    /// A client presented `token` on the new connection `fresh`, having
-    /// processed `received` of our frames. Returns the connection of the
-    /// player it resumed, which takes `fresh`'s transport; or refuses
-    /// `fresh`, saying why, and returns `None`.
-    pub(super) fn take_back(&self, fresh: &Conn, token: ResumeToken, received: u64) -> Option<Arc<Conn>> {
+    /// A client presented `token` on the new connection `fresh` (from
+    /// `fresh_addr`), having processed `received` of our frames. Returns the
+    /// connection of the player it resumed, which takes `fresh`'s transport
+    /// (and the player its address); or refuses `fresh`, saying why, and
+    /// returns `None`.
+    pub(super) fn take_back(
+        &self,
+        fresh: &Conn,
+        fresh_addr: Option<SocketAddr>,
+        token: ResumeToken,
+        received: u64,
+    ) -> Option<Arc<Conn>> {
         let found = lock(&self.resumable).get(&token).cloned();
         let result = match &found {
             None => Err("unknown, used or expired token".to_string()),
@@ -64,6 +72,7 @@ impl ServerInner {
                     table.remove(&token);
                     table.insert(next, player.clone());
                     *lock(&player.inner.resume_token) = Some(next);
+                    *lock(&player.inner.addr) = fresh_addr;
                     conn.clone()
                 })
             }

@@ -126,7 +126,7 @@ impl Side for ServerSide {
     }
 
     fn resume_asked(&mut self, conn: &Arc<Conn>, token: volley_proto::ResumeToken, received: u64) -> Option<Arc<Conn>> {
-        self.server.take_back(conn, token, received)
+        self.server.take_back(conn, self.player.remote_addr(), token, received)
     }
 
     fn closed(&mut self, reason: CloseReason) {
