@@ -34,5 +34,5 @@ pub use codec::{
 pub use remotes::{stable_hash, Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
 pub use session::{
     CallId, CallOutcome, CloseReason, ConfigError, Role, SendError, Session, SessionConfig, SessionEvent, Traffic,
-    MAX_FRAME_LEN_LIMIT,
+    DEFAULT_RESUME_GRACE, MAX_FRAME_LEN_LIMIT,
 };

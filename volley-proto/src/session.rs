@@ -21,6 +21,12 @@ const MAX_QUEUED_DATAGRAMS: usize = 256;
 /// peer's number, a [`SessionEvent::CallEnded`] one of ours.
 pub type CallId = u32;
 
+/// How long a player whose connection was lost is kept for its client to
+/// resume it, where resume is on and not set otherwise: 5 s (a phone
+/// switching networks, a laptop waking, a balancer dropping an idle
+/// connection come back within it).
+pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(5);
+
 /// Limits and timers of a session. Every field is documented with its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -62,7 +68,7 @@ pub struct SessionConfig {
     /// How long a connection lost without a goodbye may be resumed: the
     /// session waits that long, calls and all, for the peer to come back
     /// ([`Session::resume`]). Zero turns resume off. Default: zero (the
-    /// `volley` crate sets its own).
+    /// `volley` crate's server and client use [`DEFAULT_RESUME_GRACE`]).
     pub resume_grace: Duration,
     /// Bytes of sent frames kept until the peer acknowledges them, for a
     /// resume; past it, the player can no longer be resumed (and, while

@@ -94,7 +94,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             // Asked for only with a reconnect policy (resuming is redialing).
-            session: SessionConfig::default().with_resume_grace(crate::DEFAULT_RESUME_GRACE),
+            session: SessionConfig::default().with_resume_grace(volley_proto::DEFAULT_RESUME_GRACE),
             default_timeout: Duration::from_secs(10),
             token: Vec::new(),
             reconnect: None,

@@ -35,7 +35,7 @@ pub struct ServerConfig {
 
 /// How long a player whose connection was lost is kept for its client to
 /// resume it, unless set otherwise ([`ServerConfig::with_resume_grace`]): 5 s.
-pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(5);
+pub use volley_proto::DEFAULT_RESUME_GRACE;
 
 impl Default for ServerConfig {
     fn default() -> Self {
