@@ -10,9 +10,12 @@
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
-//! figure and `RATIO <scenario> volley/<peer> <value>` where above 1 means
-//! volley is better. Systems alternate within each scenario, round by round,
-//! so drift on a shared machine hits all alike.
+//! figure (the median of its rounds) and `RATIO <scenario> volley/<peer>
+//! <value>` where above 1 means volley is better, with the spread of the
+//! ratio round by round (min, median, max) so a change can be told from
+//! noise. Systems alternate within each scenario, round by round, each round
+//! starting one system further along, so drift on a shared machine and the
+//! advantage of going first or last hit all alike.
 
 mod alloc;
 mod cluster;
@@ -122,6 +125,37 @@ impl Figure {
     fn value(&self) -> f64 {
         median(self.samples.clone())
     }
+
+    /// How much better this is than `floor` (above 1: better): of the
+    /// values, and round by round, min / median / max, when both figures
+    /// have the same rounds. Their spread tells a change from noise.
+    fn ratio(&self, floor: &Figure) -> Option<(f64, Option<[f64; 3]>)> {
+        let better = |ours: f64, theirs: f64| match self.better {
+            Some(Better::Higher) => Some(ours / theirs),
+            Some(Better::Lower) => Some(theirs / ours),
+            None => None,
+        };
+        let value = better(self.value(), floor.value())?;
+        let rounds = (self.samples.len() > 1 && self.samples.len() == floor.samples.len()).then(|| {
+            let mut each: Vec<f64> = (self.samples.iter().zip(&floor.samples))
+                .filter_map(|(&a, &b)| better(a, b))
+                .collect();
+            each.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            [each[0], each[each.len() / 2], each[each.len() - 1]]
+        });
+        Some((value, rounds))
+    }
+}
+
+fn print_ratio(scenario: &str, ours: &str, theirs: &str, (value, rounds): (f64, Option<[f64; 3]>)) {
+    match rounds {
+        Some([min, median, max]) => {
+            println!(
+                "RATIO {scenario} {ours}/{theirs} {value:.3} (rounds: min {min:.3} median {median:.3} max {max:.3})"
+            )
+        }
+        None => println!("RATIO {scenario} {ours}/{theirs} {value:.3}"),
+    }
 }
 
 #[derive(Default)]
@@ -182,12 +216,9 @@ impl Results {
             // of their own.
             let peers = figures.iter().filter(|(system, _)| !system.starts_with("volley"));
             for (system, theirs) in peers {
-                let ratio = match theirs.better {
-                    Some(Better::Higher) => ours.value() / theirs.value(),
-                    Some(Better::Lower) => theirs.value() / ours.value(),
-                    None => continue,
-                };
-                println!("RATIO {scenario} volley/{system} {ratio:.3}");
+                if let Some(ratio) = ours.ratio(theirs) {
+                    print_ratio(scenario, "volley", system, ratio);
+                }
             }
         }
         // WebTransport against plain QUIC, resume on against off: above 1
@@ -198,12 +229,9 @@ impl Results {
                 let (Some(ours), Some(theirs)) = (find(system), find(floor)) else {
                     continue;
                 };
-                let ratio = match ours.better {
-                    Some(Better::Higher) => ours.value() / theirs.value(),
-                    Some(Better::Lower) => theirs.value() / ours.value(),
-                    None => continue,
-                };
-                println!("RATIO {scenario} {system}/{floor} {ratio:.3}");
+                if let Some(ratio) = ours.ratio(theirs) {
+                    print_ratio(scenario, system, floor, ratio);
+                }
             }
         }
     }
@@ -218,6 +246,7 @@ fn micros_at(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6
 }
 
+/// One round's p50 and p99 (a figure's value is the median of its rounds').
 fn record_latencies(results: &mut Results, scenario: &str, system: &str, mut times: Vec<Duration>) {
     times.sort();
     results.add(
@@ -290,30 +319,43 @@ async fn raw_pipelined(streams: Vec<tokio::net::TcpStream>, total: usize, inflig
     (per * n) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The order systems take in `round`: each round starts one further along,
+/// so no system always runs first (on a warm cache) or last.
+fn rotated<T: Copy>(systems: &[T], round: usize) -> Vec<T> {
+    let mut order = systems.to_vec();
+    if !systems.is_empty() {
+        order.rotate_left(round % systems.len());
+    }
+    order
+}
+
 async fn scenario_rtt(results: &mut Results, plan: &Plan, systems: &[Rpc]) {
     eprintln!("rtt: {} sequential calls x {} rounds", plan.rtt_calls, plan.rounds);
     let raw_addr = raw::serve().await;
     let mut raw_stream = raw::connect(raw_addr).await;
-    let mut callers = Vec::new();
+    let mut callers = BTreeMap::new();
     for &rpc in systems {
         let addr = rpc.serve().await;
         let caller = rpc.connect(addr).await;
         sequential(&caller, 500).await; // warm up
-        callers.push((rpc, caller));
+        callers.insert(rpc.name(), caller);
     }
     raw::rtt(&mut raw_stream, 500).await;
-    let (mut raw_all, mut all): (Vec<Duration>, BTreeMap<&str, Vec<Duration>>) = (Vec::new(), BTreeMap::new());
-    for _ in 0..plan.rounds {
-        raw_all.extend(raw::rtt(&mut raw_stream, plan.rtt_calls).await);
-        for (rpc, caller) in &callers {
-            all.entry(rpc.name())
-                .or_default()
-                .extend(sequential(caller, plan.rtt_calls).await);
+    // `None` is raw TCP, in the rotation with the others.
+    let order: Vec<Option<Rpc>> = std::iter::once(None).chain(systems.iter().copied().map(Some)).collect();
+    for round in 0..plan.rounds {
+        for system in rotated(&order, round) {
+            match system {
+                None => {
+                    let times = raw::rtt(&mut raw_stream, plan.rtt_calls).await;
+                    record_latencies(results, "rtt", "raw", times);
+                }
+                Some(rpc) => {
+                    let times = sequential(&callers[rpc.name()], plan.rtt_calls).await;
+                    record_latencies(results, "rtt", rpc.name(), times);
+                }
+            }
         }
-    }
-    record_latencies(results, "rtt", "raw", raw_all);
-    for (name, times) in all {
-        record_latencies(results, "rtt", name, times);
     }
 }
 
@@ -334,25 +376,25 @@ async fn scenario_throughput(
     for &rpc in systems {
         servers.push((rpc, rpc.serve().await));
     }
-    for _ in 0..plan.rounds {
-        let mut streams = Vec::new();
-        for _ in 0..clients {
-            streams.push(raw::connect(raw_addr).await);
-        }
-        results.add(
-            scenario,
-            "raw",
-            raw_pipelined(streams, plan.pipelined_calls, inflight).await,
-            "calls/s",
-            Some(Better::Higher),
-        );
-        for (rpc, addr) in &servers {
+    // `None` is raw TCP, in the rotation with the others.
+    let order: Vec<Option<(Rpc, _)>> = std::iter::once(None).chain(servers.into_iter().map(Some)).collect();
+    for round in 0..plan.rounds {
+        for system in rotated(&order, round) {
+            let Some((rpc, addr)) = system else {
+                let mut streams = Vec::new();
+                for _ in 0..clients {
+                    streams.push(raw::connect(raw_addr).await);
+                }
+                let rate = raw_pipelined(streams, plan.pipelined_calls, inflight).await;
+                results.add(scenario, "raw", rate, "calls/s", Some(Better::Higher));
+                continue;
+            };
             let mut callers = Vec::new();
             for _ in 0..clients {
-                callers.push(rpc.connect(*addr).await);
+                callers.push(rpc.connect(addr).await);
             }
             // tonic is ~50x slower: give it a tenth of the calls so a round ends in seconds.
-            let total = if *rpc == Rpc::Tonic {
+            let total = if rpc == Rpc::Tonic {
                 plan.pipelined_calls / 10
             } else {
                 plan.pipelined_calls
@@ -389,13 +431,17 @@ async fn scenario_server_to_client(results: &mut Results, plan: &Plan) {
         }
     };
     volley_calls(500).await;
-    let (mut raw_all, mut volley_all) = (Vec::new(), Vec::new());
-    for _ in 0..plan.rounds {
-        raw_all.extend(raw::server_to_client(plan.rtt_calls).await);
-        volley_all.extend(volley_calls(plan.rtt_calls).await);
+    for round in 0..plan.rounds {
+        for volley in rotated(&[false, true], round) {
+            if volley {
+                let times = volley_calls(plan.rtt_calls).await;
+                record_latencies(results, "server_to_client", "volley", times);
+            } else {
+                let times = raw::server_to_client(plan.rtt_calls).await;
+                record_latencies(results, "server_to_client", "raw", times);
+            }
+        }
     }
-    record_latencies(results, "server_to_client", "raw", raw_all);
-    record_latencies(results, "server_to_client", "volley", volley_all);
 }
 
 async fn scenario_fanout(results: &mut Results, plan: &Plan) {
