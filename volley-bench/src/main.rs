@@ -11,9 +11,9 @@
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
 //! figure (the median of its rounds) and `RATIO <scenario> volley/<peer>
-//! <value>` where above 1 means volley is better, with the spread of the
-//! ratio round by round (min, median, max) so a change can be told from
-//! noise. Systems alternate within each scenario, round by round, each round
+//! <value>` where above 1 means volley is better: the median of the ratios
+//! round by round, with their spread (min, median, max) so a change can be
+//! told from noise. Systems alternate within each scenario, round by round, each round
 //! starting one system further along, so drift on a shared machine and the
 //! advantage of going first or last hit all alike.
 
@@ -126,9 +126,12 @@ impl Figure {
         median(self.samples.clone())
     }
 
-    /// How much better this is than `floor` (above 1: better): of the
-    /// values, and round by round, min / median / max, when both figures
-    /// have the same rounds. Their spread tells a change from noise.
+    /// How much better this is than `floor` (above 1: better), and round by
+    /// round min / median / max when both figures have the same rounds.
+    /// Then the ratio is that median: the two ran back to back in each
+    /// round, so drift between rounds (this machine's rtt moves by a
+    /// quarter from one to the next) cancels out. The spread tells a change
+    /// from noise.
     fn ratio(&self, floor: &Figure) -> Option<(f64, Option<[f64; 3]>)> {
         let better = |ours: f64, theirs: f64| match self.better {
             Some(Better::Higher) => Some(ours / theirs),
@@ -143,7 +146,7 @@ impl Figure {
             each.sort_by(|a, b| a.partial_cmp(b).unwrap());
             [each[0], each[each.len() / 2], each[each.len() - 1]]
         });
-        Some((value, rounds))
+        Some((rounds.map_or(value, |[_, median, _]| median), rounds))
     }
 }
 
