@@ -7,6 +7,7 @@
 //! cargo run --release -p volley-net-bench -- --quick --cluster-only  # only the cluster rows (needs nats-server)
 //! cargo run --release -p volley-net-bench -- --quick --quic-only     # rtt and pipelined over QUIC and WebTransport
 //! cargo run --release -p volley-net-bench -- --quick --resume-only   # rtt and pipelined with resume on and off
+//! cargo run --release -p volley-net-bench -- --allocations-only       # heap allocations per call, each side
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
@@ -105,6 +106,7 @@ enum Alone {
     Cluster,
     OverQuic,
     Resume,
+    Allocations,
 }
 
 /// Whether a bigger figure is better.
@@ -756,6 +758,8 @@ fn main() {
         Some((Alone::OverQuic, plan.rounds))
     } else if args.iter().any(|a| a == "--resume-only") {
         Some((Alone::Resume, plan.rounds))
+    } else if args.iter().any(|a| a == "--allocations-only") {
+        Some((Alone::Allocations, 1))
     } else {
         None
     };
@@ -776,6 +780,7 @@ fn main() {
                         scenario_throughput(&mut results, &plan, &RESUME, "pipelined", 1, 256).await;
                         scenario_throughput(&mut results, &plan, &RESUME, "many_clients", 64, 16).await;
                     }
+                    Alone::Allocations => scenario_allocations(&mut results).await,
                 }
                 results
             })

@@ -78,6 +78,43 @@ pub(crate) fn completion(id: Option<CallId>) -> (Completer, Completion) {
     (Completer(Some(slot.clone())), Completion(slot))
 }
 
+/// Most slots a connection keeps for its next calls. A pipelined caller
+/// gives one back as each call ends and takes one for the call it starts
+/// next, so a few suffice; more is memory an idle connection would hold.
+const KEPT_SLOTS: usize = 32;
+
+/// Slots of calls that ended, kept for the connection's next calls: in the
+/// steady state a call allocates nothing.
+#[derive(Default)]
+pub(crate) struct Slots(Vec<Arc<Mutex<Slot>>>);
+
+impl Slots {
+    /// [`completion`], in a kept slot if there is one.
+    pub(crate) fn completion(&mut self, id: Option<CallId>) -> (Completer, Completion) {
+        let Some(slot) = self.0.pop() else {
+            return completion(id);
+        };
+        lock(&slot).id = id;
+        (Completer(Some(slot.clone())), Completion(slot))
+    }
+
+    /// Keeps the slot of a call whose caller is done with it, if nothing
+    /// else holds it any more (the completer may still be letting go of
+    /// it: then it is freed as usual).
+    pub(crate) fn keep(&mut self, done: &Completion) {
+        if self.0.len() >= KEPT_SLOTS || Arc::strong_count(&done.0) != 1 {
+            return;
+        }
+        *lock(&done.0) = Slot::default();
+        self.0.push(done.0.clone());
+    }
+
+    /// A quiet connection gives them back.
+    pub(crate) fn release(&mut self) {
+        self.0 = Vec::new();
+    }
+}
+
 /// The driver's end: leaves the result and wakes the caller.
 pub(crate) struct Completer(Option<Arc<Mutex<Slot>>>);
 
@@ -203,6 +240,40 @@ mod tests {
         let (completer, caller) = completion(None);
         assert_eq!(caller.cancel(), None);
         assert!(!completer.assign(4));
+    }
+
+    #[test]
+    fn a_slot_is_kept_only_once_nothing_else_holds_it_and_comes_back_clean() {
+        let mut slots = Slots::default();
+        let (completer, mut first) = slots.completion(Some(1));
+        assert!(poll(&mut first).is_pending());
+        // The completer still holds it: not kept.
+        slots.keep(&first);
+        assert_eq!(slots.0.len(), 0);
+        completer.complete(Err(FunctionError::Timeout));
+        assert_eq!(poll(&mut first), Poll::Ready(Err(FunctionError::Timeout)));
+        slots.keep(&first);
+        assert_eq!(slots.0.len(), 1);
+        let kept = Arc::as_ptr(&first.0);
+        drop(first);
+        // The next call gets it, with its own id and nothing of the last.
+        let (completer, mut second) = slots.completion(None);
+        assert_eq!(Arc::as_ptr(&second.0), kept);
+        assert!(poll(&mut second).is_pending());
+        assert!(completer.assign(2));
+        assert_eq!(second.cancel(), Some(2));
+        // At most KEPT_SLOTS.
+        let done: Vec<_> = (0..KEPT_SLOTS + 5)
+            .map(|_| {
+                let (completer, completion) = completion(None);
+                completer.complete(Err(FunctionError::Timeout));
+                completion
+            })
+            .collect();
+        for completion in &done {
+            slots.keep(completion);
+        }
+        assert_eq!(slots.0.len(), KEPT_SLOTS);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::task::AbortHandle;
 use volley_proto::{CallId, CallOutcome, GoodbyeCode, Message, RemoteId, SendError, Session, SessionEvent, Status};
 
 use crate::clock::now;
-use crate::completion::{completion, Completer, Completion, Reply};
+use crate::completion::{Completer, Completion, Reply, Slots};
 use crate::error::{EventError, FunctionError};
 use crate::figures::{call_span, kind_of_status, record_end, ConnCounters, ConnectionFigures, Figures};
 use crate::locks::{lock, lock_for, Held};
@@ -111,6 +111,9 @@ pub(crate) struct Conn {
     /// `max_transmit_queue`): a caller faster than the connection is told
     /// `Overloaded` rather than buffered without end.
     max_queued_bytes: usize,
+    /// Result slots of ended calls, for the next calls: taken and given
+    /// back by callers, under a lock of their own.
+    slots: Mutex<Slots>,
 }
 
 /// Keeps its contents off the cache line of what precedes it: the handles'
@@ -252,6 +255,7 @@ impl Conn {
             // Request framing (tag, id and remote) takes at most 11 bytes.
             max_payload: session.config().max_frame_len.saturating_sub(11),
             max_queued_bytes: session.config().max_transmit_queue,
+            slots: Mutex::default(),
             state: CacheLine(Mutex::new(ConnState {
                 session,
                 output: None,
@@ -298,13 +302,22 @@ impl Conn {
         }
     }
 
-    /// A quiet connection gives the outbox's buffers back.
+    /// Keeps the result slot of a call its caller is done with, for the
+    /// next call.
+    pub(super) fn keep_slot(&self, done: &Completion) {
+        lock(&self.slots).keep(done);
+    }
+
+    /// A quiet connection gives the outbox's buffers and its kept result
+    /// slots back.
     pub(crate) fn release_outbox(&self) {
         let mut outbox = self.outbox();
         if outbox.calls.is_empty() {
             outbox.calls = Vec::new();
             outbox.bytes = Vec::new();
         }
+        drop(outbox);
+        lock(&self.slots).release();
     }
 
     /// The driver is about to sleep: register its waker, unless work arrived
@@ -499,7 +512,7 @@ impl Conn {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
                 return Err(error);
             }
-            let (waiter, rx) = completion(None);
+            let (waiter, rx) = lock(&self.slots).completion(None);
             outbox.bytes.extend_from_slice(payload);
             let end = outbox.bytes.len();
             outbox.calls.push(Queued {
@@ -537,6 +550,8 @@ impl Conn {
         timeout: Duration,
         seq: u64,
     ) -> Result<Completion, FunctionError> {
+        // Its slot first: the state's lock is the driver's too.
+        let (waiter, rx) = lock(&self.slots).completion(None);
         let mut state = self.lock("lone call");
         let now = now();
         let id = match state.session.call(remote, payload, timeout, now) {
@@ -547,7 +562,7 @@ impl Conn {
                 return Err(call_error(e));
             }
         };
-        let (waiter, rx) = completion(Some(id));
+        waiter.assign(id);
         state.waiters.insert(id, seq, waiter);
         let mut wake = true;
         if state.output_idle() && state.timer_armed.is_some_and(|armed| armed <= now + timeout) {

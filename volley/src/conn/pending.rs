@@ -57,6 +57,8 @@ impl PendingCall {
 impl Drop for PendingCall {
     fn drop(&mut self) {
         if self.done {
+            // Its result slot serves the connection's next call.
+            self.conn.keep_slot(&self.rx);
             return;
         }
         // Not in the session yet: the driver will find it cancelled.
