@@ -308,6 +308,84 @@ async fn a_resume_with_an_unknown_token_is_refused_and_counted() {
     assert_eq!(server.player_count(), 0);
 }
 
+/// A token resumes once: the one it was replaced with works, the used one
+/// is refused, as is a late one.
+#[tokio::test]
+async fn a_used_token_is_refused_and_its_replacement_resumes() {
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use volley::proto::codec::decode_frame;
+    use volley::proto::{Message, ResumeToken, PROTOCOL_VERSION};
+    let (server, _, _) = server_with(ServerConfig::default().with_resume_grace(Duration::from_millis(600)));
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    // Writes `first`, then reads frames until one that `pick` takes.
+    async fn exchange<T>(raw: &mut TcpStream, first: Message<&[u8]>, mut pick: impl FnMut(Message) -> Option<T>) -> T {
+        let mut frame = Vec::new();
+        first.encode(&mut frame);
+        raw.write_all(&frame).await.unwrap();
+        let mut buf = BytesMut::new();
+        tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                while let Some(message) = decode_frame(&mut buf, 1 << 20).unwrap() {
+                    if let Some(found) = pick(message) {
+                        return found;
+                    }
+                }
+                assert!(raw.read_buf(&mut buf).await.unwrap() > 0, "closed");
+            }
+        })
+        .await
+        .expect("the frame came")
+    }
+    let resume = |token| Message::<&[u8]>::Resume {
+        version: PROTOCOL_VERSION,
+        remotes_hash: protocol().hash(),
+        token,
+        received: 0,
+    };
+    let resumed = |m: Message| match m {
+        Message::Resumed { token, .. } => Some(Ok(token)),
+        Message::Refuse { code, .. } => Some(Err(code)),
+        _ => None,
+    };
+    // A hello that asks to be resumable: Ack 0 in the same write.
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut hello = Vec::new();
+    Message::<&[u8]>::Hello {
+        version: PROTOCOL_VERSION,
+        remotes_hash: protocol().hash(),
+        token: b"",
+    }
+    .encode(&mut hello);
+    Message::<&[u8]>::Ack { received: 0 }.encode(&mut hello);
+    first.write_all(&hello).await.unwrap();
+    let mut buf = BytesMut::new();
+    let original: ResumeToken = loop {
+        first.read_buf(&mut buf).await.unwrap();
+        if let Some(Message::ResumeToken { token }) = {
+            let _welcome = decode_frame(&mut buf, 1 << 20).unwrap();
+            decode_frame(&mut buf, 1 << 20).unwrap()
+        } {
+            break token;
+        }
+    };
+    drop(first);
+    eventually("away", || server.players().first().is_some_and(|p| p.is_away())).await;
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let next = exchange(&mut second, resume(original), resumed).await.expect("resumed");
+    assert_ne!(next, original, "a new token at every resume");
+    // The used token finds nobody, even while the player is there.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let refused = exchange(&mut third, resume(original), resumed).await;
+    assert_eq!(refused, Err(volley::proto::RefuseCode::ResumeRefused));
+    // Its replacement, past the grace period, neither.
+    drop(second);
+    eventually("gone", || server.player_count() == 0).await;
+    let mut late = TcpStream::connect(addr).await.unwrap();
+    let refused = exchange(&mut late, resume(next), resumed).await;
+    assert_eq!(refused, Err(volley::proto::RefuseCode::ResumeRefused));
+}
+
 #[tokio::test]
 async fn a_client_that_never_returns_costs_at_most_the_resume_buffer() {
     // A long grace period: what ends the wait here is the buffer.
