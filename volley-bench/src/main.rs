@@ -8,6 +8,7 @@
 //! cargo run --release -p volley-net-bench -- --quick --quic-only     # rtt and pipelined over QUIC and WebTransport
 //! cargo run --release -p volley-net-bench -- --quick --resume-only   # rtt and pipelined with resume on and off
 //! cargo run --release -p volley-net-bench -- --allocations-only       # heap allocations per call, each side
+//! cargo run --release -p volley-net-bench -- --idle-only              # memory per idle client
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
@@ -107,6 +108,7 @@ enum Alone {
     OverQuic,
     Resume,
     Allocations,
+    Idle,
 }
 
 /// Whether a bigger figure is better.
@@ -760,6 +762,8 @@ fn main() {
         Some((Alone::Resume, plan.rounds))
     } else if args.iter().any(|a| a == "--allocations-only") {
         Some((Alone::Allocations, 1))
+    } else if args.iter().any(|a| a == "--idle-only") {
+        Some((Alone::Idle, 1))
     } else {
         None
     };
@@ -781,6 +785,7 @@ fn main() {
                         scenario_throughput(&mut results, &plan, &RESUME, "many_clients", 64, 16).await;
                     }
                     Alone::Allocations => scenario_allocations(&mut results).await,
+                    Alone::Idle => idle::scenario(&mut results, plan.idle_clients).await,
                 }
                 results
             })
