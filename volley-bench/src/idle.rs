@@ -75,6 +75,7 @@ async fn measure(system: &str, addr: SocketAddr, n: usize) -> (f64, f64, f64) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     crate::alloc::counting(true);
     let live0 = crate::alloc::live_bytes();
+    let sizes0 = crate::alloc::live_by_size();
     let (rss0, kernel0) = (rss_bytes(), tcp_kernel_pages());
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--idle-clients", system, &addr.to_string(), &n.to_string()])
@@ -92,7 +93,23 @@ async fn measure(system: &str, addr: SocketAddr, n: usize) -> (f64, f64, f64) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (rss1, kernel1) = (rss_bytes(), tcp_kernel_pages());
     let live = (crate::alloc::live_bytes() - live0) as f64 / n as f64;
+    let sizes = crate::alloc::live_by_size();
     crate::alloc::counting(false);
+    // Where the bytes go: each allocation size that at least every tenth
+    // client holds, with how many per client.
+    let mut by_size: Vec<(usize, f64)> = (sizes.iter().zip(&sizes0).enumerate())
+        .map(|(size, (after, before))| (size, (after - before) as f64 / n as f64))
+        .filter(|(_, per)| *per >= 0.1)
+        .collect();
+    by_size.sort_by(|a, b| (b.0 as f64 * b.1).partial_cmp(&(a.0 as f64 * a.1)).unwrap());
+    let listed: Vec<String> = by_size
+        .iter()
+        .map(|(size, per)| format!("{size} B x {per:.2} = {:.0}", *size as f64 * per))
+        .collect();
+    eprintln!(
+        "{system}: {live:.0} bytes per idle client, by allocation size: {}",
+        listed.join("; ")
+    );
     drop(child.stdin.take());
     child.wait().await.unwrap();
     // RSS after the warm-up round mostly reuses memory freed by it, so it
