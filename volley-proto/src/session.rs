@@ -472,7 +472,8 @@ pub struct Traffic {
 pub struct Session {
     role: Role,
     state: State,
-    config: SessionConfig,
+    /// Shared by a server's sessions (one per player) rather than copied.
+    config: Arc<SessionConfig>,
     remotes: Arc<RemoteTable>,
     /// Encoded frames not yet taken by the transport.
     transmit: Vec<u8>,
@@ -539,8 +540,13 @@ pub struct Session {
 
 impl Session {
     /// A client session; its hello is queued at once.
-    pub fn client(config: SessionConfig, remotes: Arc<RemoteTable>, token: &[u8], now: Instant) -> Self {
-        let mut session = Self::new(Role::Client, State::HelloSent, config, remotes, now);
+    pub fn client(
+        config: impl Into<Arc<SessionConfig>>,
+        remotes: Arc<RemoteTable>,
+        token: &[u8],
+        now: Instant,
+    ) -> Self {
+        let mut session = Self::new(Role::Client, State::HelloSent, config.into(), remotes, now);
         session.queue(&Message::Hello {
             version: PROTOCOL_VERSION,
             remotes_hash: session.remotes.hash(),
@@ -554,11 +560,11 @@ impl Session {
     }
 
     /// A server session, waiting for the client's hello.
-    pub fn server(config: SessionConfig, remotes: Arc<RemoteTable>, now: Instant) -> Self {
-        Self::new(Role::Server, State::AwaitingHello, config, remotes, now)
+    pub fn server(config: impl Into<Arc<SessionConfig>>, remotes: Arc<RemoteTable>, now: Instant) -> Self {
+        Self::new(Role::Server, State::AwaitingHello, config.into(), remotes, now)
     }
 
-    fn new(role: Role, state: State, config: SessionConfig, remotes: Arc<RemoteTable>, now: Instant) -> Self {
+    fn new(role: Role, state: State, config: Arc<SessionConfig>, remotes: Arc<RemoteTable>, now: Instant) -> Self {
         Self {
             role,
             state,

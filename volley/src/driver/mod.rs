@@ -803,7 +803,12 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(ms)
         });
-        let session = volley_proto::Session::client(Default::default(), protocol.table().clone(), b"", now());
+        let session = volley_proto::Session::client(
+            volley_proto::SessionConfig::default(),
+            protocol.table().clone(),
+            b"",
+            now(),
+        );
         let endpoint = Endpoint::<()>::new(protocol.clone(), volley_proto::Direction::ToClient);
         let conn = Conn::new(session, endpoint.figures.clone());
         let (broken, closed) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(None)));

@@ -213,7 +213,7 @@ impl Server {
 
     fn serve_in<T: Transport>(&self, transport: T, slot: HandshakeSlot) {
         let session = Session::server(
-            self.inner.config.session.clone(),
+            self.inner.session_config.clone(),
             self.inner.endpoint.protocol.table().clone(),
             now(),
         );

@@ -105,6 +105,8 @@ pub struct Server {
 struct ServerInner {
     endpoint: Endpoint<Player>,
     config: ServerConfig,
+    /// `config.session`, shared by every player's session.
+    session_config: Arc<volley_proto::SessionConfig>,
     /// Who else its groups reach: nobody ([`adapter::Local`]) or a cluster.
     adapter: adapter::SharedAdapter,
     players: RwLock<Directory>,
@@ -228,6 +230,7 @@ impl Server {
         let server = Self {
             inner: Arc::new(ServerInner {
                 endpoint: Endpoint::new(protocol, volley_proto::Direction::ToServer),
+                session_config: Arc::new(config.session.clone()),
                 config,
                 adapter: Arc::new(adapter),
                 players: RwLock::new(Directory::default()),
