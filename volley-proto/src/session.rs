@@ -693,10 +693,14 @@ impl Session {
         !self.datagrams.is_empty()
     }
 
-    /// Frees the transmit buffer if it is empty, for a connection gone quiet.
+    /// Frees the transmit buffer and the event queue if they are empty, for
+    /// a connection gone quiet.
     pub fn release_idle_buffers(&mut self) {
         if self.transmit.is_empty() {
             self.transmit = Vec::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
         }
         if let Some(replay) = &mut self.replay {
             replay.release_if_empty();

@@ -131,6 +131,27 @@ pub(crate) trait Side: Send + 'static {
     }
 }
 
+/// A transport's datagrams, with those on their way in and out (moved
+/// across the lock in batches). Boxed: only QUIC and WebTransport have them,
+/// and every other connection would carry the room.
+struct DatagramLane {
+    channel: Datagrams,
+    /// What the channel gave: datagrams, or the peer breaking the
+    /// transport's rules.
+    arrived: Vec<std::io::Result<Bytes>>,
+    to_send: Vec<Vec<u8>>,
+}
+
+impl DatagramLane {
+    fn new(channel: Datagrams) -> Box<Self> {
+        Box::new(Self {
+            channel,
+            arrived: Vec::new(),
+            to_send: Vec::new(),
+        })
+    }
+}
+
 pub(crate) struct Driver<S: Side> {
     conn: Arc<Conn>,
     /// The transport's read side; its write side is in the connection state.
@@ -151,13 +172,8 @@ pub(crate) struct Driver<S: Side> {
     answer_bytes: Vec<u8>,
     /// The endpoint's handlers and listeners, as last read.
     snapshot: Snapshot<S::Ctx>,
-    /// The transport's datagram channel, if any, and datagrams on their way
-    /// in and out (moved across the lock in batches).
-    datagrams: Option<Datagrams>,
-    /// What the datagram channel gave: datagrams, or the peer breaking the
-    /// transport's rules.
-    datagrams_in: Vec<std::io::Result<Bytes>>,
-    datagrams_out: Vec<Vec<u8>>,
+    /// The transport's datagrams, if it has them (QUIC, WebTransport).
+    datagrams: Option<Box<DatagramLane>>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
     /// The peer's events still in a middleware chain that waits, oldest
@@ -211,9 +227,7 @@ impl<S: Side> Driver<S> {
             answers: Vec::new(),
             answer_bytes: Vec::new(),
             snapshot: Snapshot::new(),
-            datagrams,
-            datagrams_in: Vec::new(),
-            datagrams_out: Vec::new(),
+            datagrams: datagrams.map(DatagramLane::new),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
             events_in_chain: VecDeque::new(),
@@ -296,7 +310,7 @@ impl<S: Side> Driver<S> {
             let (input, fired) = self.drive_input(cx, first);
             // One decision per round: did anything happen that needs another?
             let mut keep_going =
-                !matches!(input, Input::Nothing) || fired || self.reader.resumed || !self.datagrams_in.is_empty();
+                !matches!(input, Input::Nothing) || fired || self.reader.resumed || self.datagrams_arrived();
             // A round after a busy one that brought nothing in goes straight to
             // writing and sleeping: `driver_sleeps` sends it round again if
             // anything else needs the locked step.
@@ -386,9 +400,9 @@ impl<S: Side> Driver<S> {
             (read, datagrams, leftover, state.generation)
         });
         *keep_going |= self.conn.take_outbox(&mut state, &mut self.outbox, first);
-        if !self.datagrams_in.is_empty() {
+        if let Some(lane) = self.datagrams.as_mut().filter(|lane| !lane.arrived.is_empty()) {
             let at = now();
-            for arrival in self.datagrams_in.drain(..) {
+            for arrival in lane.arrived.drain(..) {
                 match arrival {
                     Ok(datagram) => state.session.handle_datagram(BytesMut::from(datagram), at),
                     Err(e) => state.session.transport_violation(e.to_string()),
@@ -438,8 +452,6 @@ impl<S: Side> Driver<S> {
         self.reader = Reader::new(self.budget);
         self.reader.done = true;
         self.datagrams = None;
-        self.datagrams_in.clear();
-        self.datagrams_out.clear();
     }
 
     /// Reads the transport a resume brought (its write side is already
@@ -452,7 +464,7 @@ impl<S: Side> Driver<S> {
         self.reader = Reader::new(self.budget);
         self.reader.buf = leftover;
         self.reader.resumed = !self.reader.buf.is_empty();
-        self.datagrams = datagrams;
+        self.datagrams = datagrams.map(DatagramLane::new);
     }
 
     /// Hands this connection's transport to `target`, whose session resumed
@@ -463,7 +475,7 @@ impl<S: Side> Driver<S> {
         let handoff = Handoff {
             read: std::mem::replace(&mut self.transport, Box::pin(tokio::io::empty())),
             writer,
-            datagrams: self.datagrams.take(),
+            datagrams: self.datagrams.take().map(|lane| lane.channel),
             leftover: std::mem::take(&mut self.reader.buf),
         };
         target.hand_over(handoff);
@@ -519,6 +531,13 @@ impl<S: Side> Driver<S> {
         // Empty between batches.
         self.answers = Vec::new();
         self.answer_bytes = Vec::new();
+        // Empty once dispatched (this runs before this round's dispatch).
+        if self.events.is_empty() {
+            self.events = Vec::new();
+        }
+        if self.ended.is_empty() {
+            self.ended = Vec::new();
+        }
         // Read again at the next message.
         self.snapshot = Snapshot::new();
         self.outbox.release();
@@ -676,14 +695,19 @@ impl<S: Side> Driver<S> {
         recycle(payload);
     }
 
+    /// Whether datagrams arrived that the session has not seen.
+    fn datagrams_arrived(&self) -> bool {
+        self.datagrams.as_ref().is_some_and(|lane| !lane.arrived.is_empty())
+    }
+
     /// Takes the datagrams that have arrived, without waiting.
     fn receive_datagrams(&mut self, cx: &mut Context<'_>) {
-        let Some(datagrams) = &mut self.datagrams else {
+        let Some(lane) = &mut self.datagrams else {
             return;
         };
-        while self.datagrams_in.len() < 64 {
-            match datagrams.recv.as_mut().poll_next(cx) {
-                Poll::Ready(Some(arrival)) => self.datagrams_in.push(arrival),
+        while lane.arrived.len() < 64 {
+            match lane.channel.recv.as_mut().poll_next(cx) {
+                Poll::Ready(Some(arrival)) => lane.arrived.push(arrival),
                 // The connection is ending; the stream side will say so.
                 Poll::Ready(None) | Poll::Pending => break,
             }
@@ -693,12 +717,12 @@ impl<S: Side> Driver<S> {
     /// Sends the unreliable events the session queued as datagrams; one that
     /// the transport refuses is lost, as a datagram may be.
     fn send_datagrams(&mut self) -> bool {
-        let Some(datagrams) = &mut self.datagrams else {
+        let Some(lane) = &mut self.datagrams else {
             return false;
         };
-        let sent = !self.datagrams_out.is_empty();
-        for datagram in self.datagrams_out.drain(..) {
-            if let Err(e) = (datagrams.send)(Bytes::from(datagram)) {
+        let sent = !lane.to_send.is_empty();
+        for datagram in lane.to_send.drain(..) {
+            if let Err(e) = (lane.channel.send)(Bytes::from(datagram)) {
                 tracing::debug!(error = %e, "datagram not sent");
             }
         }
@@ -709,9 +733,14 @@ impl<S: Side> Driver<S> {
     /// the round did nothing else, the driver goes to sleep in the same lock.
     fn poll_write(&mut self, cx: &mut Context<'_>, busy: bool) -> Write {
         let mut state = self.conn.lock("driver writes");
-        self.datagrams_out
-            .extend(std::iter::from_fn(|| state.session.take_datagram()));
-        let busy = busy || !self.datagrams_out.is_empty();
+        let busy = match &mut self.datagrams {
+            Some(lane) => {
+                lane.to_send
+                    .extend(std::iter::from_fn(|| state.session.take_datagram()));
+                busy || !lane.to_send.is_empty()
+            }
+            None => busy,
+        };
         let (mut state, flushed) = self.conn.flush(state, cx);
         let resumed = self.reader.pause_if_backed_up(&state);
         let result = self.sleep_if_idle(&mut state, flushed, cx, busy || resumed);
