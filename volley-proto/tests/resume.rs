@@ -4,34 +4,18 @@
 //! every handler runs once, every event arrives once and in order.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use volley_proto::*;
 
+mod common;
+use common::table;
+
 const SERVER_FN: RemoteId = 0; // client → server
 const CLIENT_FN: RemoteId = 1; // server → client
 const SERVER_EVENT: RemoteId = 2; // client → server
 const CLIENT_EVENT: RemoteId = 3; // server → client
-
-fn table() -> Arc<RemoteTable> {
-    let spec = |name, kind, direction| RemoteSpec {
-        name,
-        kind,
-        direction,
-        shape: 0,
-    };
-    Arc::new(
-        RemoteTable::new(vec![
-            spec("a.fn", RemoteKind::Function, Direction::ToServer),
-            spec("b.fn", RemoteKind::Function, Direction::ToClient),
-            spec("c.event", RemoteKind::Event, Direction::ToServer),
-            spec("d.event", RemoteKind::Event, Direction::ToClient),
-        ])
-        .unwrap(),
-    )
-}
 
 fn config() -> SessionConfig {
     SessionConfig::default().with_resume_grace(Duration::from_secs(5))

@@ -14,34 +14,18 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use volley_proto::*;
 
+mod common;
+use common::table;
+
 const CALL: RemoteId = 0; // "a" client → server
 const CLIENT_CALL: RemoteId = 1; // "b" server → client
 const EVENT: RemoteId = 2; // "c" client → server
 const CLIENT_EVENT: RemoteId = 3; // "d" server → client
-
-fn table() -> Arc<RemoteTable> {
-    let spec = |name, kind, direction| RemoteSpec {
-        name,
-        kind,
-        direction,
-        shape: 0,
-    };
-    Arc::new(
-        RemoteTable::new(vec![
-            spec("a", RemoteKind::Function, Direction::ToServer),
-            spec("b", RemoteKind::Function, Direction::ToClient),
-            spec("c", RemoteKind::Event, Direction::ToServer),
-            spec("d", RemoteKind::Event, Direction::ToClient),
-        ])
-        .unwrap(),
-    )
-}
 
 /// splitmix64: small, fast, and the same on every platform.
 struct Rng(u64);

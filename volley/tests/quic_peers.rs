@@ -97,14 +97,26 @@ async fn raw_quic(addr: std::net::SocketAddr, config: &Arc<rustls::ClientConfig>
     endpoint.connect(addr, "localhost").unwrap().await.unwrap()
 }
 
-async fn raw_webtransport(
-    addr: std::net::SocketAddr,
-    config: &Arc<rustls::ClientConfig>,
-) -> web_transport_quinn::Session {
+/// `server` listening for WebTransport, and a raw session to it (not
+/// volley's client), with the client's TLS settings for a real client
+/// after it.
+async fn webtransport_peer(
+    server: &Server,
+) -> (
+    std::net::SocketAddr,
+    Arc<rustls::ClientConfig>,
+    web_transport_quinn::Session,
+) {
+    let (server_tls, client_tls) = tls_configs(true);
+    let addr = server
+        .listen_webtransport("127.0.0.1:0", "/volley", server_tls)
+        .await
+        .unwrap();
     let endpoint = web_transport_quinn::quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
-    let client = web_transport_quinn::Client::new(endpoint, quic_client_config(config, transport::webtransport::ALPN));
+    let client =
+        web_transport_quinn::Client::new(endpoint, quic_client_config(&client_tls, transport::webtransport::ALPN));
     let url = url::Url::parse(&format!("https://localhost:{}/volley", addr.port())).unwrap();
-    client.connect(url).await.unwrap()
+    (addr, client_tls, client.connect(url).await.unwrap())
 }
 
 #[tokio::test]
@@ -141,13 +153,8 @@ async fn a_quic_peer_that_sends_a_datagram_before_its_hello_is_dropped() {
 
 #[tokio::test]
 async fn a_webtransport_peer_that_opens_a_second_stream_is_dropped() {
-    let (server_tls, client_tls) = tls_configs(true);
     let (server, _, _) = server_with(ServerConfig::default());
-    let addr = server
-        .listen_webtransport("127.0.0.1:0", "/volley", server_tls)
-        .await
-        .unwrap();
-    let session = raw_webtransport(addr, &client_tls).await;
+    let (addr, client_tls, session) = webtransport_peer(&server).await;
     let (mut send, mut recv) = session.open_bi().await.unwrap();
     send.write_all(&hello()).await.unwrap();
     wait_players(&server, 1).await;
@@ -163,13 +170,8 @@ async fn a_webtransport_peer_that_opens_a_second_stream_is_dropped() {
 
 #[tokio::test]
 async fn a_webtransport_peer_that_sends_a_datagram_before_its_hello_is_dropped() {
-    let (server_tls, client_tls) = tls_configs(true);
     let (server, _, _) = server_with(ServerConfig::default());
-    let addr = server
-        .listen_webtransport("127.0.0.1:0", "/volley", server_tls)
-        .await
-        .unwrap();
-    let session = raw_webtransport(addr, &client_tls).await;
+    let (_, _, session) = webtransport_peer(&server).await;
     let (mut send, mut recv) = session.open_bi().await.unwrap();
     send.write_all(&hello()[..1]).await.unwrap();
     let since = Instant::now();
