@@ -807,9 +807,20 @@ fn main() {
         let what = what.clone();
         let seconds = flag("--seconds").unwrap_or(5);
         let task = runtime.spawn(async move {
-            let rpc = Rpc::Volley;
+            // `--resume`: volley with resume on, to compare profiles.
+            let rpc = if args.iter().any(|a| a == "--resume") {
+                Rpc::VolleyResume
+            } else {
+                Rpc::Volley
+            };
             let addr = rpc.serve().await;
             let caller = rpc.connect(addr).await;
+            let mut many = Vec::new();
+            if what == "many_clients" {
+                for _ in 0..64 {
+                    many.push(rpc.connect(addr).await);
+                }
+            }
             let start = Instant::now();
             let mut calls = 0;
             let mut times = Vec::new();
@@ -818,6 +829,10 @@ fn main() {
                 match what.as_str() {
                     "raw" => times.extend(raw::rtt(&mut raw_stream, 1000).await),
                     "rtt" => times.extend(sequential(&caller, 1000).await),
+                    "many_clients" => {
+                        pipelined(&many, 64_000, 16).await;
+                        calls += 64_000;
+                    }
                     _ => {
                         pipelined(std::slice::from_ref(&caller), 100_000, 256).await;
                         calls += 100_000;
