@@ -146,11 +146,20 @@ pub async fn accept(
 /// Answers a session request with `status`, and lets the answer reach the
 /// client before the connection ends: dropped at once, it would take the
 /// response with it, and the client would see a reset instead.
+///
+/// Answered with `respond`, not `reject`: the session `respond` gives back
+/// holds the HTTP/3 control streams until the linger ends, where `reject`
+/// ends them at once. Their end could reach the client before the response
+/// (in one packet, read first), and a client that sees a control stream end
+/// drops the connection as HTTP/3 says, the response unread (aioquic did,
+/// one run in three).
 async fn refuse(request: web_transport_quinn::Request, status: http::StatusCode, conn: &quinn::Connection) {
-    if request.reject(status).await.is_ok() {
+    let answered = request.respond(status).await;
+    if answered.is_ok() {
         let _ = tokio::time::timeout(REFUSAL_LINGER, conn.closed()).await;
     }
     conn.close(quinn::VarInt::from_u32(0), b"session refused");
+    drop(answered);
 }
 
 /// Opens a session at `url` (`https://host:port/path`), verifying the
