@@ -205,6 +205,13 @@ function webTransportOpener(url: string, options: ConnectOptions): Opener {
   return (events) => openWebTransport(url, hashes, Session, events);
 }
 
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const both = new Uint8Array(a.length + b.length);
+  both.set(a);
+  both.set(b, a.length);
+  return both;
+}
+
 function fromHex(hex: string): Uint8Array {
   const digits = hex.replace(/[^0-9a-fA-F]/g, "");
   if (digits.length !== 64) throw new ConnectError("Transport", `a SHA-256 certificate hash has 64 hex digits, not ${digits.length}`);
@@ -333,11 +340,7 @@ export class Client {
           if (!this.wantsResume) return this.sendBytes(hello);
           // Asks to be resumable, in the same write as the hello: the server
           // reads it only until it answers the hello.
-          const ask = encodeFrame({ tag: "ack", received: 0n });
-          const both = new Uint8Array(hello.length + ask.length);
-          both.set(hello);
-          both.set(ask, hello.length);
-          this.sendBytes(both);
+          this.sendBytes(concat(hello, encodeFrame({ tag: "ack", received: 0n })));
         },
         () => {}, // `lost` ends the handshake
       );
@@ -494,9 +497,7 @@ export class Client {
   }
 
   private receive(bytes: Uint8Array): void {
-    const all = new Uint8Array(this.input.length + bytes.length);
-    all.set(this.input);
-    all.set(bytes, this.input.length);
+    const all = concat(this.input, bytes);
     let at = 0;
     try {
       while (at < all.length) {
@@ -646,8 +647,12 @@ export class Client {
 
   /** Whether `reason` is worth redialing for (as the Rust client decides). */
   private static redials(reason: CloseReason): boolean {
-    return reason.kind === "lost" && !reason.message.startsWith("protocol violation")
-      || (reason.kind === "remote" && reason.code === "ShuttingDown");
+    return Client.lostInTransit(reason) || (reason.kind === "remote" && reason.code === "ShuttingDown");
+  }
+
+  /** The transport was lost, not ended for breaking the protocol. */
+  private static lostInTransit(reason: CloseReason): boolean {
+    return reason.kind === "lost" && !reason.message.startsWith("protocol violation");
   }
 
   /** Redials with backoff; ends for good once the attempts are spent. */
@@ -682,8 +687,7 @@ export class Client {
       return;
     }
     if (this.ended) return;
-    if (reason.kind === "lost" && this.open && this.replay?.token !== undefined && !this.replay.broken && !this.final
-        && !reason.message.startsWith("protocol violation")) {
+    if (Client.lostInTransit(reason) && this.open && this.replay?.token !== undefined && !this.replay.broken && !this.final) {
       return this.goAway();
     }
     this.ended = reason;
