@@ -86,13 +86,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for player in server.players() {
         player.kick("server shutting down");
     }
-    // Give the goodbyes a moment to leave.
-    for _ in 0..20 {
-        if server.player_count() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Kicked players are gone from the server at once; shutdown also waits
+    // for their connections to close, so the goodbyes arrive before the
+    // process ends.
+    server.shutdown(Duration::ZERO).await;
     println!("stopped");
     Ok(())
 }

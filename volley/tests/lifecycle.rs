@@ -338,3 +338,42 @@ async fn shutdown_waits_for_the_removal_and_leave_hooks() {
         "shutdown returned before the leave hooks ran"
     );
 }
+
+/// `shutdown` returns once the goodbyes are delivered, not merely sent: a
+/// program that ends right after it (its transports dropped, QUIC discarding
+/// what is unacknowledged) still tells every player why. Players kicked just
+/// before are waited for too: they are gone from the server at once.
+#[tokio::test]
+async fn shutdown_returns_once_every_goodbye_is_delivered() {
+    let (server, addr, _, _) = tcp_server(ServerConfig::default()).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(tcp_client(addr).await.0);
+    }
+    let players = wait_players(&server, 3).await;
+    players[0].kick("server shutting down");
+    server.shutdown(Duration::ZERO).await;
+    let reasons: Vec<_> = clients.iter().map(Client::close_reason).collect();
+    assert!(
+        matches!(
+            &reasons[0],
+            Some(CloseReason::Remote {
+                code: GoodbyeCode::Kicked,
+                ..
+            })
+        ),
+        "{reasons:?}"
+    );
+    for reason in &reasons[1..] {
+        assert!(
+            matches!(
+                reason,
+                Some(CloseReason::Remote {
+                    code: GoodbyeCode::ShuttingDown,
+                    ..
+                })
+            ),
+            "{reasons:?}"
+        );
+    }
+}

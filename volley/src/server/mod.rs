@@ -131,6 +131,10 @@ struct ServerInner {
     /// Players joined whose departure has not finished (their leave and
     /// removal hooks included): [`Server::shutdown`] waits for none.
     present: tokio::sync::watch::Sender<usize>,
+    /// Connections whose task has not ended (its goodbye flushed and the
+    /// peer's close read, or its linger over): [`Server::shutdown`] waits
+    /// for none, a while.
+    open: tokio::sync::watch::Sender<usize>,
     /// Told when a draining connection has answered all its peer's calls,
     /// for [`Server::shutdown`].
     drained: tokio::sync::Notify,
@@ -248,6 +252,7 @@ impl Server {
                 shutting_down: AtomicBool::new(false),
                 handshakes,
                 present: tokio::sync::watch::Sender::new(0),
+                open: tokio::sync::watch::Sender::new(0),
                 drained: tokio::sync::Notify::new(),
                 tallies: tallies.clone(),
                 started: std::time::Instant::now(),
@@ -287,8 +292,12 @@ impl Server {
     /// goes, either way, end [`FunctionError::Disconnected`](crate::FunctionError::Disconnected)
     /// at their callers; handlers still running are cancelled. Returns once
     /// every player is gone and every leave hook and
-    /// [`on_player_removed`](Self::on_player_removed) hook has returned: a
-    /// game that saves its players there can end the process after.
+    /// [`on_player_removed`](Self::on_player_removed) hook has returned, and
+    /// their connections have closed (each goodbye delivered and the peer's
+    /// close seen, or at most twice [`CLOSE_LINGER`](crate::CLOSE_LINGER)
+    /// later): a game that saves its players there can end the process
+    /// after, and its players read why they were let go. Players let go
+    /// another way just before (a [`Player::kick`] each) are waited for too.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         for accepting in lock(&self.inner.listeners).drain(..) {
@@ -322,6 +331,13 @@ impl Server {
         }
         // The sender lives as long as the server: an error is not reached.
         let _ = self.inner.present.subscribe().wait_for(|present| *present == 0).await;
+        // Ending the process at once would drop the transports with the
+        // goodbyes still in flight (QUIC discards unacknowledged stream data
+        // when the connection goes). A joined connection's task ends within
+        // two lingers of its goodbye (flushing it, then reading the peer's
+        // close); one still in its handshake is not waited for past that.
+        let mut open = self.inner.open.subscribe();
+        let _ = tokio::time::timeout(2 * crate::CLOSE_LINGER, open.wait_for(|open| *open == 0)).await;
     }
 
     // ---- players ----

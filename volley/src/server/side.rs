@@ -16,12 +16,20 @@ impl ServerSide {
     /// The side of a connection just accepted, holding its place among the
     /// handshakes until the player joins.
     pub(super) fn new(server: Arc<ServerInner>, player: Player, handshake: HandshakeSlot) -> Self {
+        server.open.send_modify(|open| *open += 1);
         Self {
             server,
             player,
             joined: false,
             handshake: Some(handshake),
         }
+    }
+}
+
+/// The side goes with its driver, when the connection's task ends.
+impl Drop for ServerSide {
+    fn drop(&mut self) {
+        self.server.open.send_modify(|open| *open -= 1);
     }
 }
 

@@ -61,11 +61,20 @@ impl AsyncWrite for WebTransport {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let done = std::task::ready!(Pin::new(&mut self.send).poll_shutdown(cx));
-        // The session ends with the stream, with a close capsule the peer
-        // reads as a clean end (rather than a connection that just stops).
+        // Only the stream: closing the session here too would let its close
+        // capsule overtake what the peer has not read yet (a browser drops
+        // a stream's unread data, the goodbye with it, when the session
+        // closes). The session closes when the transport goes, after the
+        // driver has read the peer's end or its linger is over.
+        Pin::new(&mut self.send).poll_shutdown(cx)
+    }
+}
+
+impl Drop for WebTransport {
+    fn drop(&mut self) {
+        // With a close capsule the peer reads as a clean end (rather than a
+        // connection that just stops).
         self.session.close(0, b"");
-        Poll::Ready(done)
     }
 }
 
