@@ -145,7 +145,7 @@ pub mod transport;
 
 pub use broadcast::Broadcast;
 pub use budget::ByteBudget;
-pub use client::{Client, ClientConfig, ReconnectPolicy};
+pub use client::{Client, ClientConfig, ClientStatus, ReconnectPolicy};
 pub use driver::CLOSE_LINGER;
 pub use endpoint::BadInput;
 pub use error::{ConnectError, EventError, FunctionError, Reject};

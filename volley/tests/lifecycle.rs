@@ -87,11 +87,15 @@ async fn a_client_reconnects_after_a_server_restart_and_fails_fast_meanwhile() {
     client.on_reconnect(move || {
         r.fetch_add(1, Ordering::SeqCst);
     });
+    assert_eq!(client.status(), ClientStatus::Disconnected);
     client.connect_tcp(addr).await.unwrap();
+    assert_eq!(client.status(), ClientStatus::Connected);
     assert_eq!(client.invoke(ECHO, "before".into()).await.unwrap(), "1:before");
 
     server.shutdown(Duration::from_millis(100)).await;
     drop(server);
+    // `shutdown` returned after the goodbye was delivered.
+    assert_eq!(client.status(), ClientStatus::Reconnecting);
     // Down: calls fail at once rather than hang.
     let start = Instant::now();
     assert_eq!(
@@ -106,6 +110,7 @@ async fn a_client_reconnects_after_a_server_restart_and_fails_fast_meanwhile() {
     again.listen_tcp(addr).await.unwrap();
     eventually("reconnected", || reconnects.load(Ordering::SeqCst) == 1).await;
     assert!(client.is_connected());
+    assert_eq!(client.status(), ClientStatus::Connected);
     assert_eq!(client.invoke(ECHO, "after".into()).await.unwrap(), "1:after");
 }
 
@@ -122,13 +127,24 @@ async fn reconnecting_gives_up_after_its_attempts_and_not_after_a_kick() {
     wait_players(&server, 1).await[0].kick("bye");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!kicked.is_connected());
+    assert_eq!(kicked.status(), ClientStatus::Disconnected);
     assert_eq!(server.player_count(), 0);
 
     // Server gone for good: three attempts, then it stops.
     let (client, _p) = client_with(ClientConfig::default().with_reconnect(policy));
+    let mut status = client.watch_status();
     client.connect_tcp(addr).await.unwrap();
     server.shutdown(Duration::ZERO).await;
     drop(server);
+    assert_eq!(*status.borrow_and_update(), ClientStatus::Reconnecting);
+    // Given up: the status says so.
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|s| *s == ClientStatus::Disconnected),
+    )
+    .await
+    .expect("reconnecting ends Disconnected")
+    .unwrap();
     // Three attempts over about 50 ms; then a server comes back, too late.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (again, _, _) = server_with(ServerConfig::default());
@@ -376,4 +392,18 @@ async fn shutdown_returns_once_every_goodbye_is_delivered() {
             "{reasons:?}"
         );
     }
+}
+
+/// A connect call that fails leaves the client `Disconnected`, having been
+/// `Connecting` meanwhile.
+#[tokio::test]
+async fn a_failed_connect_leaves_the_client_disconnected() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let (client, _p) = client_with(ClientConfig::default());
+    let mut status = client.watch_status();
+    assert!(client.connect_tcp(addr).await.is_err());
+    assert!(status.has_changed().unwrap(), "the status moved (Connecting) and back");
+    assert_eq!(client.status(), ClientStatus::Disconnected);
 }

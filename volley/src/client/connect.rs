@@ -148,7 +148,7 @@ impl Client {
             Box::pin(async move { open().await.map(crate::conn::Handoff::new) })
         });
         *lock(&self.inner.reopen) = Some(reopen);
-        self.handshake(open().await?).await?;
+        self.attempt(async { self.handshake(open().await?).await }).await?;
         let redial: Redial = Arc::new(move |client: Client| {
             let open = open.clone();
             Box::pin(async move { client.handshake(open().await?).await })
@@ -178,7 +178,18 @@ impl Client {
     pub async fn connect<T: Transport>(&self, transport: T) -> Result<(), ConnectError> {
         *lock(&self.inner.redial) = None;
         *lock(&self.inner.reopen) = None;
-        self.handshake(transport).await
+        self.attempt(self.handshake(transport)).await
+    }
+
+    /// A connect call's attempt, its status kept: `Connecting`, then
+    /// `Connected` (set when the handshake ends) or `Disconnected`.
+    async fn attempt(&self, connecting: impl Future<Output = Result<(), ConnectError>>) -> Result<(), ConnectError> {
+        self.inner.set_status(ClientStatus::Connecting);
+        let result = connecting.await;
+        if result.is_err() && !self.is_connected() {
+            self.inner.set_status(ClientStatus::Disconnected);
+        }
+        result
     }
 
     async fn handshake<T: Transport>(&self, transport: T) -> Result<(), ConnectError> {
@@ -240,6 +251,14 @@ fn split_ws_url(url: &str) -> Result<(String, String, Option<u16>, String), Conn
 
 /// Tries to reconnect by `policy`; see [`ReconnectPolicy`].
 pub(super) async fn reconnect(client: Client, policy: ReconnectPolicy, redial: Redial) {
+    redial_by(&client, policy, redial).await;
+    if !client.is_connected() {
+        client.inner.set_status(ClientStatus::Disconnected);
+    }
+}
+
+/// Redials by `policy` until connected, refused, given up or not wanted.
+async fn redial_by(client: &Client, policy: ReconnectPolicy, redial: Redial) {
     let mut delay = policy.initial_delay;
     // A cheap per-client jitter source: no need for a random-number crate.
     let mut jitter = Arc::as_ptr(&client.inner) as u64 | 1;

@@ -27,10 +27,12 @@ mod config;
 mod connect;
 mod resume;
 mod side;
+mod status;
 
 pub use config::{ClientConfig, ReconnectPolicy};
 use connect::reconnect;
 use side::ClientSide;
+pub use status::ClientStatus;
 
 type DisconnectHook = Arc<dyn Fn(&CloseReason) + Send + Sync>;
 type ReconnectHook = Arc<dyn Fn() + Send + Sync>;
@@ -113,6 +115,16 @@ struct ClientInner {
     closes: tokio::sync::watch::Sender<u64>,
     /// The application dropped its last handle: reconnecting stops.
     dropped: std::sync::atomic::AtomicBool,
+    /// Where the connection stands, for [`Client::watch_status`].
+    status: tokio::sync::watch::Sender<ClientStatus>,
+}
+
+impl ClientInner {
+    /// Moves the status to `to`, telling its watchers if it changed.
+    fn set_status(&self, to: ClientStatus) {
+        self.status
+            .send_if_modified(|status| std::mem::replace(status, to) != to);
+    }
 }
 
 impl fmt::Debug for Client {
@@ -150,6 +162,7 @@ impl Client {
             resumed_hooks: RwLock::new(Vec::new()),
             closes: tokio::sync::watch::Sender::new(0),
             dropped: std::sync::atomic::AtomicBool::new(false),
+            status: tokio::sync::watch::Sender::new(ClientStatus::Disconnected),
         });
         Self {
             _handle: Some(Arc::new(Handle(inner.clone()))),
@@ -245,6 +258,19 @@ impl Client {
             // A connection task that panicked has already closed the session.
             let _ = driver.await;
         }
+    }
+
+    /// Where the connection stands now.
+    pub fn status(&self) -> ClientStatus {
+        *self.inner.status.borrow()
+    }
+
+    /// A receiver of every change of [`status`](Self::status): its
+    /// `has_changed` is one atomic load, cheap enough for every frame of a
+    /// game loop. True on every path: a connect call, the handshake's end,
+    /// a lost connection resumed or redialed, reconnecting given up.
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<ClientStatus> {
+        self.inner.status.subscribe()
     }
 
     /// Why the last connection ended, if one did.

@@ -43,6 +43,7 @@ impl Side for ClientSide {
     }
 
     fn connected(&mut self) {
+        self.client.set_status(ClientStatus::Connected);
         if let Some(done) = self.handshake.take() {
             let _ = done.send(Ok(()));
         }
@@ -53,6 +54,7 @@ impl Side for ClientSide {
         let Some(policy) = self.client.config.reconnect else {
             return;
         };
+        self.client.set_status(ClientStatus::Reconnecting);
         if self.client.resuming.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return; // the loop already running goes on
         }
@@ -65,6 +67,7 @@ impl Side for ClientSide {
     }
 
     fn resumed(&mut self) {
+        self.client.set_status(ClientStatus::Connected);
         self.client.resume_news.notify_waiters();
         tracing::info!("resumed: the same player, nothing lost");
         let hooks = read(&self.client.resumed_hooks).clone();
@@ -84,6 +87,7 @@ impl Side for ClientSide {
         *lock(&self.client.last_close) = Some(reason.clone());
         self.client.closes.send_modify(|closes| *closes += 1);
         if let Some(done) = self.handshake.take() {
+            // The connect call (or the redial loop) sets the status.
             let _ = done.send(Err(reason));
             return;
         }
@@ -115,7 +119,10 @@ impl Side for ClientSide {
                 inner: self.client.clone(),
                 _handle: None,
             };
+            self.client.set_status(ClientStatus::Reconnecting);
             tokio::spawn(reconnect(client, policy, redial));
+        } else {
+            self.client.set_status(ClientStatus::Disconnected);
         }
     }
 }
