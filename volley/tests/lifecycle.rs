@@ -402,7 +402,7 @@ async fn a_failed_connect_leaves_the_client_disconnected() {
     let addr = closed.local_addr().unwrap();
     drop(closed);
     let (client, _p) = client_with(ClientConfig::default());
-    let mut status = client.watch_status();
+    let status = client.watch_status();
     assert!(client.connect_tcp(addr).await.is_err());
     assert!(status.has_changed().unwrap(), "the status moved (Connecting) and back");
     assert_eq!(client.status(), ClientStatus::Disconnected);
