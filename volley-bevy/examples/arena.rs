@@ -14,8 +14,7 @@ use std::time::Duration;
 use bevy_app::{App, Update};
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
-use volley::*;
-use volley_bevy::*;
+use volley_bevy::prelude::*;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Move {
@@ -64,10 +63,7 @@ fn server_app(runtime: &VolleyRuntime) -> App {
         .receive_from_clients(MOVE)
         .send_to_clients(WORLD)
         .call_clients(READY)
-        .add_systems(
-            Update,
-            (give_positions, apply_moves, ask_ready, hear_ready, broadcast).chain(),
-        );
+        .add_systems(Update, (give_positions, apply_moves, ask_ready, broadcast).chain());
     app
 }
 
@@ -96,20 +92,22 @@ fn ask_ready(mut commands: Commands, mut log: ResMut<ServerLog>, players: Query<
                 log.tick,
                 first.id()
             );
-            commands.spawn(Invoke::<ReadyQuestion, ReadyAnswer>::player(
-                first.id(),
-                ReadyQuestion("ready for round 2?".into()),
-            ));
+            // The answer reaches this call's observer; the entity goes after.
+            commands
+                .spawn(Invoke::player(
+                    READY,
+                    first.id(),
+                    ReadyQuestion("ready for round 2?".into()),
+                ))
+                .observe(hear_ready);
             log.asked = true;
         }
     }
 }
 
-fn hear_ready(mut done: MessageReader<CallDone<ReadyAnswer>>, mut log: ResMut<ServerLog>) {
-    for d in done.read() {
-        println!("  server tick {}: the answer came back: {:?}", log.tick, d.result);
-        log.answer = Some(d.result.clone());
-    }
+fn hear_ready(done: On<CallDone<ReadyAnswer>>, mut log: ResMut<ServerLog>) {
+    println!("  server tick {}: the answer came back: {:?}", log.tick, done.result);
+    log.answer = Some(done.result.clone());
 }
 
 fn broadcast(log: Res<ServerLog>, players: Query<(&NetPlayer, &Position)>, mut out: MessageWriter<ToClients<World>>) {
@@ -133,7 +131,7 @@ struct ClientLog {
     sent: u32,
     last_world: Option<World>,
     /// A question's key, answered a few frames after it came.
-    pending: Option<(RequestKey, u32)>,
+    pending: Option<(DeferredAnswer<ReadyAnswer>, u32)>,
     frame: u32,
 }
 
@@ -155,13 +153,26 @@ fn client_app(runtime: &VolleyRuntime, addr: std::net::SocketAddr, name: &'stati
     .send_to_server(MOVE)
     .receive_from_server(WORLD)
     .answer_server(READY)
-    .add_systems(Update, (send_input, read_world, answer_later));
+    .add_systems(
+        Update,
+        (
+            count_frames,
+            send_input.run_if(client_connected),
+            read_world,
+            answer_later,
+        )
+            .chain(),
+    );
     app
 }
 
-fn send_input(state: Res<ConnectionState>, mut log: ResMut<ClientLog>, mut out: MessageWriter<ToServer<Move>>) {
+fn count_frames(mut log: ResMut<ClientLog>) {
     log.frame += 1;
-    if *state == ConnectionState::Connected && log.sent < INPUT_TICKS {
+}
+
+/// Runs only while connected (a run condition).
+fn send_input(mut log: ResMut<ClientLog>, mut out: MessageWriter<ToServer<Move>>) {
+    if log.sent < INPUT_TICKS {
         log.sent += 1;
         out.write(ToServer {
             event: Move {
@@ -185,21 +196,31 @@ fn answer_later(
 ) {
     for q in questions.read() {
         println!("  {}: asked {:?}; will answer in 3 frames", log.name, q.request.0);
-        log.pending = Some((q.key, log.frame + 3));
+        let frame = log.frame;
+        log.pending = responder.defer(q.key).map(|answer| (answer, frame + 3));
     }
-    if let Some((key, at)) = log.pending {
-        if log.frame >= at {
-            println!("  {}: answering yes", log.name);
-            responder.respond(key, Ok(ReadyAnswer(true)));
-            log.pending = None;
-        }
+    if log.pending.as_ref().is_some_and(|(_, at)| log.frame >= *at) {
+        let (answer, _) = log.pending.take().expect("pending");
+        println!("  {}: answering yes", log.name);
+        answer.respond(Ok(ReadyAnswer(true)));
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = VolleyRuntime::new();
     let mut server = server_app(&runtime);
-    let addr = server.world().resource::<VolleyServer>().addrs[0];
+    // Listening starts in the first frames (nothing binds while plugins are
+    // added): wait for it, a bounded while.
+    for _ in 0..500 {
+        if *server.world().resource::<ServerState>() == ServerState::Running {
+            break;
+        }
+        server.update();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let Some(&addr) = server.world().resource::<VolleyServer>().addrs.first() else {
+        return Err("the server did not start listening".into());
+    };
     println!("arena server on {addr}, tick {TICK:?}");
     let mut clients = [
         client_app(&runtime, addr, "red", (1, 0)),

@@ -1,29 +1,33 @@
-//! Remote calls in systems.
+//! Remote calls in systems and observers.
 //!
-//! Incoming: each call arrives as a [`Request`] message with a small
-//! copyable [`RequestKey`]; any system answers it through
-//! [`Responder`], in the same frame or a later one (a key can be kept in a
-//! component). If nothing answers before the caller's deadline, the caller
-//! gets `Timeout` and the key becomes a no-op; the same if the caller
-//! cancels.
+//! Incoming: each call arrives as a [`Request`], both a message and an
+//! observer event, with a small copyable [`RequestKey`]. A system or
+//! observer answers it through [`Responder`] while the message lives (this
+//! frame or the next), or takes a [`DeferredAnswer`] answer to keep for later (in
+//! a component, say). A call nobody answers or defers in that time, or
+//! whose `DeferredAnswer` is dropped unanswered, is answered `Unprocessed` at
+//! once: the caller does not wait for its deadline. A caller that gives up
+//! (deadline, cancel) makes the key a no-op.
 //!
-//! Outgoing: a call is an entity with an [`Invoke`] component. Its result
-//! arrives as a [`CallDone`] message naming the entity (the component is
-//! removed then). Despawning the entity first cancels the call across the
+//! Outgoing: a call is an entity with an [`Invoke`] component, which names
+//! its remote. Its result reaches the entity's observers
+//! (`On<CallDone<Resp>>`) and readers of [`CallDone`] messages; then the
+//! entity is despawned. Despawning it first cancels the call across the
 //! wire.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::time::Duration;
 
-use bevy_ecs::prelude::{Commands, Component, Entity, Message, MessageWriter, Query, Res, ResMut, Resource};
+use bevy_ecs::prelude::*;
 use tokio::sync::{mpsc, oneshot};
-use volley::{FunctionError, PlayerId, Reject};
+use volley::{ClientFn, FunctionError, PlayerId, Reject, ServerFn};
 
+use crate::client::VolleyClient;
 use crate::inbox::Inbox;
 use crate::runtime::VolleyRuntime;
+use crate::server::{NetPlayer, PlayerEntities, VolleyServer};
 
 /// Names one incoming call until it is answered. Copy it anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,32 +42,62 @@ impl RequestKey {
 }
 
 /// An incoming call of a function taking `Req` and answering `Resp`: read
-/// with `MessageReader<Request<Req, Resp>>`, answer with
-/// `ResMut<Responder<Resp>>`.
-#[derive(Message, Debug, Clone)]
+/// with `MessageReader<Request<Req, Resp>>` or observe with
+/// `On<Request<Req, Resp>>`; answer with `ResMut<Responder<Resp>>`.
+#[derive(Message, Event, Debug)]
 pub struct Request<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> {
     /// The key to answer with.
     pub key: RequestKey,
+    /// The remote called (several functions may share the types).
+    pub remote: &'static str,
     /// The calling player, on the server; `None` on a client (the server
     /// called).
     pub from: Option<PlayerId>,
+    /// The calling player's entity, on the server, once spawned.
+    pub entity: Option<Entity>,
     /// The request.
     pub request: Req,
     _answer: std::marker::PhantomData<fn() -> Resp>,
 }
 
-/// An incoming call on its way from volley's handler to the ECS.
-pub(crate) struct Incoming<Req, Resp> {
-    pub(crate) key: RequestKey,
-    pub(crate) from: Option<PlayerId>,
-    pub(crate) request: Req,
-    pub(crate) answer: oneshot::Sender<Result<Resp, Reject>>,
+// By hand: a derived `Clone` would ask `Resp: Clone`.
+impl<Req: Clone + Send + Sync + 'static, Resp: Send + Sync + 'static> Clone for Request<Req, Resp> {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key,
+            remote: self.remote,
+            from: self.from,
+            entity: self.entity,
+            request: self.request.clone(),
+            _answer: std::marker::PhantomData,
+        }
+    }
 }
 
-/// The calls of functions answering `Resp` that wait for a system's answer.
+/// An incoming call on its way from volley's handler to the ECS.
+pub(crate) struct Incoming<Req, Resp> {
+    key: RequestKey,
+    remote: &'static str,
+    from: Option<PlayerId>,
+    request: Req,
+    answer: oneshot::Sender<Result<Resp, Reject>>,
+}
+
+/// How many frames a request waits in [`Responder`] for an answer or a
+/// [`DeferredAnswer`]: as long as its message can be read (the frame it arrives
+/// and the next).
+const REQUEST_FRAMES: u8 = 2;
+
+/// The calls of functions answering `Resp` that wait for an answer.
 #[derive(Resource)]
 pub struct Responder<Resp: Send + Sync + 'static> {
-    waiting: HashMap<RequestKey, oneshot::Sender<Result<Resp, Reject>>>,
+    waiting: HashMap<RequestKey, Waiting<Resp>>,
+}
+
+struct Waiting<Resp> {
+    answer: oneshot::Sender<Result<Resp, Reject>>,
+    /// Frames it has waited.
+    frames: u8,
 }
 
 impl<Resp: Send + Sync + 'static> Default for Responder<Resp> {
@@ -84,22 +118,57 @@ impl<Resp: Send + Sync + 'static> std::fmt::Debug for Responder<Resp> {
 
 impl<Resp: Send + Sync + 'static> Responder<Resp> {
     /// Answers call `key`; `false` if nobody waits for it any more (it was
-    /// answered, timed out, or the caller cancelled).
+    /// answered or deferred, its time ran out, or the caller gave up).
     pub fn respond(&mut self, key: RequestKey, answer: Result<Resp, Reject>) -> bool {
-        self.waiting.remove(&key).is_some_and(|tx| tx.send(answer).is_ok())
+        self.waiting.remove(&key).is_some_and(|w| w.answer.send(answer).is_ok())
     }
 
-    /// Calls waiting for an answer.
+    /// Takes call `key` out to answer later, from any frame: `None` if
+    /// nobody waits for it any more.
+    pub fn defer(&mut self, key: RequestKey) -> Option<DeferredAnswer<Resp>> {
+        self.waiting
+            .remove(&key)
+            .map(|w| DeferredAnswer { answer: Some(w.answer) })
+    }
+
+    /// Calls waiting for an answer (not counting deferred ones).
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }
 }
 
-/// The volley handler's side: hands the call to the ECS and waits for a
-/// system's answer. Dropped by volley when the caller gives up, which makes
-/// the key a no-op.
+/// An incoming call's answer, kept to give later ([`Responder::defer`]);
+/// it can be a component. Dropped unanswered, the caller gets
+/// `Unprocessed` at once.
+#[derive(Component, Debug)]
+pub struct DeferredAnswer<Resp: Send + Sync + 'static> {
+    answer: Option<oneshot::Sender<Result<Resp, Reject>>>,
+}
+
+impl<Resp: Send + Sync + 'static> DeferredAnswer<Resp> {
+    /// Answers; `false` if the caller gave up meanwhile (its deadline, or
+    /// it cancelled).
+    pub fn respond(mut self, answer: Result<Resp, Reject>) -> bool {
+        self.answer.take().is_some_and(|tx| tx.send(answer).is_ok())
+    }
+
+    /// Whether the caller still waits.
+    pub fn is_wanted(&self) -> bool {
+        self.answer.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+}
+
+/// Where a function's handlers send its calls: one per pair of types,
+/// shared by every function with those types.
+#[derive(Resource)]
+pub(crate) struct RequestSender<Req, Resp>(pub(crate) mpsc::UnboundedSender<Incoming<Req, Resp>>);
+
+/// The volley handler's side: hands the call to the ECS and waits for an
+/// answer. Dropped by volley when the caller gives up, which makes the key
+/// a no-op.
 pub(crate) fn ask_systems<Req, Resp>(
     to_ecs: &mpsc::UnboundedSender<Incoming<Req, Resp>>,
+    remote: &'static str,
     from: Option<PlayerId>,
     request: Req,
 ) -> impl Future<Output = Result<Resp, Reject>> + Send + 'static
@@ -110,6 +179,7 @@ where
     let (answer, answered) = oneshot::channel();
     let sent = to_ecs.send(Incoming {
         key: RequestKey::next(),
+        remote,
         from,
         request,
         answer,
@@ -120,90 +190,128 @@ where
         }
         answered
             .await
-            .unwrap_or_else(|_| Err(Reject::internal("no system answered")))
+            .unwrap_or_else(|_| Err(Reject::internal("nothing answered the call in time")))
     }
 }
 
-/// A system: incoming calls become [`Request`] messages, and the keys of
-/// calls whose caller gave up are forgotten.
-pub(crate) fn deliver_requests<Req: Send + Sync + 'static, Resp: Send + Sync + 'static>(
-    inbox: Res<Inbox<Incoming<Req, Resp>>>,
+/// A system: incoming calls become [`Request`] messages and observer
+/// events; calls unanswered for [`REQUEST_FRAMES`], or whose caller gave
+/// up, are let go (the caller hears `Unprocessed`, or nothing more).
+pub(crate) fn deliver_requests<Req: Clone + Send + Sync + 'static, Resp: Send + Sync + 'static>(
+    mut inbox: ResMut<Inbox<Incoming<Req, Resp>>>,
     mut responder: ResMut<Responder<Resp>>,
+    entities: Option<Res<PlayerEntities>>,
     mut requests: MessageWriter<Request<Req, Resp>>,
+    mut commands: Commands,
 ) {
-    responder.waiting.retain(|_, tx| !tx.is_closed());
+    responder.waiting.retain(|_, waiting| {
+        waiting.frames = waiting.frames.saturating_add(1);
+        waiting.frames < REQUEST_FRAMES && !waiting.answer.is_closed()
+    });
     for call in inbox.drain() {
-        responder.waiting.insert(call.key, call.answer);
-        requests.write(Request {
+        responder.waiting.insert(
+            call.key,
+            Waiting {
+                answer: call.answer,
+                frames: 0,
+            },
+        );
+        let request = Request {
             key: call.key,
+            remote: call.remote,
             from: call.from,
+            entity: call.from.zip(entities.as_ref()).and_then(|(id, e)| e.get(id)),
             request: call.request,
             _answer: std::marker::PhantomData,
-        });
+        };
+        commands.trigger(request.clone());
+        requests.write(request);
     }
 }
 
-type CallFuture<Resp> = Pin<Box<dyn Future<Output = Result<Resp, FunctionError>> + Send>>;
-
-/// How calls of one function are made: by the server to a player, or by a
-/// client to the server.
-#[derive(Resource)]
-pub(crate) struct Caller<Req, Resp> {
-    pub(crate) start: Arc<dyn Fn(Option<PlayerId>, Req) -> CallFuture<Resp> + Send + Sync>,
-    pub(crate) done: mpsc::UnboundedSender<Finished<Req, Resp>>,
+/// Where an outgoing call goes.
+#[derive(Debug)]
+enum Route<Req, Resp> {
+    /// A client's call to the server.
+    Server(ServerFn<Req, Resp>),
+    /// The server's call to a player, by id.
+    Player(ClientFn<Req, Resp>, PlayerId),
+    /// The server's call to a player, by its entity.
+    Entity(ClientFn<Req, Resp>, Entity),
 }
 
-/// A call's result on its way to the ECS.
-pub(crate) struct Finished<Req, Resp> {
-    entity: Entity,
-    result: Result<Resp, FunctionError>,
-    _request: std::marker::PhantomData<fn(Req)>,
-}
-
-/// An outgoing call: spawn an entity with it. On the server, `to` is the
-/// player called; on a client it is ignored (calls go to the server).
+/// An outgoing call: spawn an entity with it. Sent late in the frame it was
+/// added in; its result comes as [`CallDone`], after which the entity is
+/// despawned. Inserting a new `Invoke` on the entity starts a new call: the
+/// old one's result is not delivered.
 #[derive(Component)]
 pub struct Invoke<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> {
-    to: Option<PlayerId>,
+    route: Route<Req, Resp>,
     request: Option<Req>,
+    timeout: Option<Duration>,
+    /// Which call of the entity this is, so that a result of an earlier one
+    /// is told apart.
+    serial: u64,
     /// The call's task, stopped (and the call cancelled across the wire)
     /// when the component goes: the entity despawned, or the result in.
     task: Option<AbortOnDrop>,
-    _answer: std::marker::PhantomData<fn() -> Resp>,
 }
+
+static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
 impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> std::fmt::Debug for Invoke<Req, Resp> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Invoke")
-            .field("to", &self.to)
+            .field("remote", &self.remote())
             .field("sent", &self.is_sent())
             .finish()
     }
 }
 
 impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> Invoke<Req, Resp> {
-    /// A call to player `to` (server side).
-    pub fn player(to: PlayerId, request: Req) -> Self {
+    fn new(route: Route<Req, Resp>, request: Req) -> Self {
         Self {
-            to: Some(to),
+            route,
             request: Some(request),
+            timeout: None,
+            serial: NEXT_CALL.fetch_add(1, Ordering::Relaxed),
             task: None,
-            _answer: std::marker::PhantomData,
         }
     }
 
-    /// A call to the server (client side).
-    pub fn server(request: Req) -> Self {
-        Self {
-            to: None,
-            request: Some(request),
-            task: None,
-            _answer: std::marker::PhantomData,
+    /// A client's call of `remote` on the server.
+    pub fn server(remote: ServerFn<Req, Resp>, request: Req) -> Self {
+        Self::new(Route::Server(remote), request)
+    }
+
+    /// The server's call of `remote` on player `to`.
+    pub fn player(remote: ClientFn<Req, Resp>, to: PlayerId, request: Req) -> Self {
+        Self::new(Route::Player(remote, to), request)
+    }
+
+    /// The server's call of `remote` on the player of entity `to` (a
+    /// [`NetPlayer`]'s); `Disconnected` if it has none.
+    pub fn entity(remote: ClientFn<Req, Resp>, to: Entity, request: Req) -> Self {
+        Self::new(Route::Entity(remote, to), request)
+    }
+
+    /// This call's deadline instead of the remote's (a zero one is
+    /// ignored).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// The remote called.
+    pub fn remote(&self) -> &'static str {
+        match &self.route {
+            Route::Server(remote) => remote.name(),
+            Route::Player(remote, _) | Route::Entity(remote, _) => remote.name(),
         }
     }
 
     /// Whether the call has been sent (it is, late in the frame it was
-    /// spawned in).
+    /// added in).
     pub fn is_sent(&self) -> bool {
         self.task.is_some()
     }
@@ -218,29 +326,78 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The result of the call made by `entity`'s [`Invoke`].
-#[derive(Message, Debug, Clone, PartialEq)]
+/// The result of the call made by `entity`'s [`Invoke`]: an event for the
+/// entity's observers and a message; the entity is despawned after.
+#[derive(Message, EntityEvent, Debug, Clone, PartialEq)]
 pub struct CallDone<Resp: Send + Sync + 'static> {
     /// The entity that made the call.
     pub entity: Entity,
+    /// The remote called.
+    pub remote: &'static str,
     /// What came back.
     pub result: Result<Resp, FunctionError>,
 }
 
-/// A system: sends the calls of new [`Invoke`] components.
-pub(crate) fn start_calls<Req: Send + Sync + 'static, Resp: Send + Sync + 'static>(
+/// A call's result on its way to the ECS.
+pub(crate) struct Finished<Req, Resp> {
+    entity: Entity,
+    serial: u64,
+    result: Result<Resp, FunctionError>,
+    _request: std::marker::PhantomData<fn(Req)>,
+}
+
+/// Where the calls' tasks send results: one per pair of types (one
+/// `Invoke` type).
+#[derive(Resource)]
+pub(crate) struct ResultSender<Req, Resp>(pub(crate) mpsc::UnboundedSender<Finished<Req, Resp>>);
+
+type CallFuture<Resp> = std::pin::Pin<Box<dyn Future<Output = Result<Resp, FunctionError>> + Send>>;
+
+/// The `Invoke` components added since the system last ran.
+type NewCalls<'w, 's, Req, Resp> = Query<'w, 's, (Entity, &'static mut Invoke<Req, Resp>), Added<Invoke<Req, Resp>>>;
+
+/// A system: sends the calls of `Invoke` components added this frame.
+pub(crate) fn start_calls<Req: volley::remote::Payload + Sync, Resp: volley::remote::Payload + Sync>(
     runtime: Res<VolleyRuntime>,
-    caller: Res<Caller<Req, Resp>>,
-    mut calls: Query<(Entity, &mut Invoke<Req, Resp>)>,
+    results: Res<ResultSender<Req, Resp>>,
+    client: Option<Res<VolleyClient>>,
+    server: Option<Res<VolleyServer>>,
+    players: Query<&NetPlayer>,
+    mut calls: NewCalls<Req, Resp>,
 ) {
     for (entity, mut call) in &mut calls {
         let Some(request) = call.request.take() else { continue };
-        let future = (caller.start)(call.to, request);
-        let done = caller.done.clone();
+        let timeout = call.timeout;
+        let future: CallFuture<Resp> = match (&call.route, &client, &server) {
+            (Route::Server(remote), Some(client), _) => {
+                let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
+                let client = client.client.clone();
+                Box::pin(async move { client.invoke(remote, request).await })
+            }
+            (Route::Player(remote, _) | Route::Entity(remote, _), _, Some(server)) => {
+                let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
+                let player = match &call.route {
+                    Route::Entity(_, to) => players.get(*to).ok().map(|p| p.player.clone()),
+                    Route::Player(_, id) => server.server.player(*id),
+                    Route::Server(_) => None,
+                };
+                let server = server.server.clone();
+                Box::pin(async move {
+                    let player = player.ok_or(FunctionError::Disconnected)?;
+                    server.invoke(&player, remote, request).await
+                })
+            }
+            // A call to the server in an app without a client, or to a
+            // player without a server.
+            _ => Box::pin(async { Err(FunctionError::Disconnected) }),
+        };
+        let done = results.0.clone();
+        let serial = call.serial;
         let task = runtime.spawn(async move {
             let result = future.await;
             let _ = done.send(Finished {
                 entity,
+                serial,
                 result,
                 _request: std::marker::PhantomData,
             });
@@ -249,22 +406,79 @@ pub(crate) fn start_calls<Req: Send + Sync + 'static, Resp: Send + Sync + 'stati
     }
 }
 
-/// A system: results become [`CallDone`] messages, and their entities lose
-/// the [`Invoke`] component.
-pub(crate) fn finish_calls<Req: Send + Sync + 'static, Resp: Send + Sync + 'static>(
-    inbox: Res<Inbox<Finished<Req, Resp>>>,
+/// A system: results reach the entity's observers and [`CallDone`]
+/// readers; the entity is despawned.
+pub(crate) fn finish_calls<Req: Send + Sync + 'static, Resp: Clone + Send + Sync + 'static>(
+    mut inbox: ResMut<Inbox<Finished<Req, Resp>>>,
     mut commands: Commands,
-    calls: Query<(), bevy_ecs::query::With<Invoke<Req, Resp>>>,
+    calls: Query<&Invoke<Req, Resp>>,
     mut done: MessageWriter<CallDone<Resp>>,
 ) {
-    for Finished { entity, result, .. } in inbox.drain() {
-        // Despawned meanwhile: its task was stopped; nothing to tell.
-        if calls.get(entity).is_err() {
+    for Finished {
+        entity, serial, result, ..
+    } in inbox.drain()
+    {
+        // Despawned meanwhile (its task was stopped), or a newer call of
+        // the same entity.
+        let Ok(call) = calls.get(entity) else { continue };
+        if call.serial != serial {
             continue;
         }
-        if let Ok(mut e) = commands.get_entity(entity) {
-            e.remove::<Invoke<Req, Resp>>();
-        }
-        done.write(CallDone { entity, result });
+        let finished = CallDone {
+            entity,
+            remote: call.remote(),
+            result,
+        };
+        commands.trigger(finished.clone());
+        done.write(finished);
+        commands.entity(entity).try_despawn();
     }
+}
+
+/// Adds the systems of `Invoke<Req, Resp>` calls, once for each pair of
+/// types (the remote is in each `Invoke`).
+pub(crate) fn add_calls<Req, Resp>(app: &mut bevy_app::App, remote: &'static str)
+where
+    Req: volley::remote::Payload + Sync,
+    Resp: volley::remote::Payload + Clone + Sync,
+{
+    if !crate::registry::first_for::<Invoke<Req, Resp>>(app, remote) {
+        return;
+    }
+    let (results, finished) = crate::inbox::inbox::<Finished<Req, Resp>>();
+    app.insert_resource(ResultSender(results))
+        .insert_resource(finished)
+        .add_message::<CallDone<Resp>>()
+        .add_systems(
+            bevy_app::PreUpdate,
+            finish_calls::<Req, Resp>.in_set(crate::VolleySet::Receive),
+        )
+        .add_systems(
+            bevy_app::PostUpdate,
+            start_calls::<Req, Resp>.in_set(crate::VolleySet::Send),
+        );
+}
+
+/// Adds the systems of incoming calls with these types, once for each pair
+/// of types, and gives where a function's handler sends its calls.
+pub(crate) fn add_requests<Req, Resp>(
+    app: &mut bevy_app::App,
+    remote: &'static str,
+) -> mpsc::UnboundedSender<Incoming<Req, Resp>>
+where
+    Req: volley::remote::Payload + Clone + Sync,
+    Resp: volley::remote::Payload + Sync,
+{
+    if crate::registry::first_for::<Request<Req, Resp>>(app, remote) {
+        let (tx, incoming) = crate::inbox::inbox::<Incoming<Req, Resp>>();
+        app.insert_resource(RequestSender(tx))
+            .insert_resource(incoming)
+            .init_resource::<Responder<Resp>>()
+            .add_message::<Request<Req, Resp>>()
+            .add_systems(
+                bevy_app::PreUpdate,
+                deliver_requests::<Req, Resp>.in_set(crate::VolleySet::Receive),
+            );
+    }
+    app.world().resource::<RequestSender<Req, Resp>>().0.clone()
 }

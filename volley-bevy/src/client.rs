@@ -1,66 +1,70 @@
-//! The client side: a volley client in a Bevy app, its connection state,
-//! and the remotes its systems receive, fire, answer and call.
+//! The client side: a volley client in a Bevy app, started and stopped
+//! with commands, its state, and the remotes its systems receive, fire,
+//! answer and call.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::time::Duration;
 
-use bevy_app::{App, Plugin, PostUpdate, PreUpdate};
+use bevy_app::{App, Plugin, PostUpdate, PreUpdate, Startup};
 use bevy_ecs::prelude::*;
+use tokio::sync::watch;
 use volley::remote::Payload;
 use volley::transport::memory::MemoryTransport;
-use volley::{Client, ClientConfig, ClientEvent, ClientFn, CloseReason, ConnectError, Protocol, ServerEvent, ServerFn};
+use volley::{Client, ClientConfig, ClientEvent, ClientFn, ClientStatus, CloseReason, ConnectError, Protocol};
+use volley::{ServerEvent, ServerFn};
 
-use crate::calls::{ask_systems, deliver_requests, finish_calls, start_calls, CallDone, Caller, Request, Responder};
-use crate::inbox::{deliver, inbox, Inbox};
+use crate::calls::{add_calls, add_requests, ask_systems};
+use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromServer, ToServer};
-use crate::server::runtime_of;
-use crate::{register_once, VolleySet};
-
-/// Where the client connects.
-enum Target {
-    Tcp(String),
-    /// An in-process server's transport (`Server::connect_memory`), taken
-    /// when the plugin is added.
-    Memory(Mutex<Option<MemoryTransport>>),
-}
+use crate::runtime::{runtime_of, VolleyRuntime};
+use crate::VolleySet;
 
 /// Adds a volley client to the app: a [`VolleyClient`] resource, the
-/// [`ConnectionState`] resource, and [`Connected`] / [`Disconnected`] /
-/// [`Reconnected`] messages. It starts connecting when added; a connection
-/// that cannot be made shows as [`ConnectionState::Failed`]. Then say which
-/// remotes the systems use, with [`ClientAppExt`].
+/// [`ClientState`] and [`ServerRtt`] resources, and [`Connected`] /
+/// [`Disconnected`] / [`Reconnected`] / [`ConnectFailed`] messages. It
+/// connects when a system triggers [`Connect`] (or at start-up, made with
+/// [`tcp`](Self::tcp) or [`memory`](Self::memory)); nothing is dialled
+/// while the plugin is added. Then say which remotes the systems use, with
+/// [`ClientAppExt`].
 pub struct VolleyClientPlugin {
     protocol: Protocol,
     config: ClientConfig,
-    target: Target,
+    /// Where to connect at start-up, if anywhere.
+    at_start: Mutex<Option<Connect>>,
 }
 
 impl std::fmt::Debug for VolleyClientPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let target = match &self.target {
-            Target::Tcp(addr) => addr.as_str(),
-            Target::Memory(_) => "in-memory",
-        };
-        f.debug_struct("VolleyClientPlugin").field("target", &target).finish()
+        f.debug_struct("VolleyClientPlugin").finish_non_exhaustive()
     }
 }
 
 impl VolleyClientPlugin {
-    /// A client that connects over TCP to `addr`.
-    pub fn tcp(protocol: Protocol, config: ClientConfig, addr: impl Into<String>) -> Self {
+    /// A client for `protocol`'s remotes, connected by triggering
+    /// [`Connect`].
+    pub fn new(protocol: Protocol, config: ClientConfig) -> Self {
         Self {
             protocol,
             config,
-            target: Target::Tcp(addr.into()),
+            at_start: Mutex::new(None),
         }
     }
 
-    /// A client of an in-process server (`Server::connect_memory()`).
+    /// A client that connects over TCP to `addr` at start-up.
+    pub fn tcp(protocol: Protocol, config: ClientConfig, addr: impl Into<String>) -> Self {
+        Self::new(protocol, config).connect_at_start(Connect::tcp(addr))
+    }
+
+    /// A client of an in-process server (`Server::connect_memory()`),
+    /// connected at start-up.
     pub fn memory(protocol: Protocol, config: ClientConfig, transport: MemoryTransport) -> Self {
-        Self {
-            protocol,
-            config,
-            target: Target::Memory(Mutex::new(Some(transport))),
-        }
+        Self::new(protocol, config).connect_at_start(Connect::memory(transport))
+    }
+
+    /// Connects as `connect` says when the app starts (in `Startup`).
+    pub fn connect_at_start(self, connect: Connect) -> Self {
+        *self.at_start.lock().unwrap_or_else(|e| e.into_inner()) = Some(connect);
+        self
     }
 }
 
@@ -71,45 +75,128 @@ pub struct VolleyClient {
     pub client: Client,
 }
 
-/// Where the connection stands.
-#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Connecting (or reconnecting).
+/// Where the client's connection stands: volley's [`ClientStatus`], kept
+/// true on every path (a reconnect, a resume, a connection made with the
+/// raw [`VolleyClient::client`]). With the `bevy_state` feature it is a
+/// Bevy `States` too.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "bevy_state", derive(bevy_state::state::States))]
+pub enum ClientState {
+    /// No connection, none being made or tried again.
     #[default]
+    Disconnected,
+    /// Opening the transport, or in the handshake.
     Connecting,
     /// Connected.
     Connected,
-    /// Closed, with why; with a reconnect policy it may come back.
-    Disconnected(CloseReason),
-    /// The connection could not be made, with why.
-    Failed(String),
+    /// The connection was lost; resuming or redialing.
+    Reconnecting,
 }
 
-/// The connection opened.
+impl From<ClientStatus> for ClientState {
+    fn from(status: ClientStatus) -> Self {
+        match status {
+            ClientStatus::Disconnected => Self::Disconnected,
+            ClientStatus::Connecting => Self::Connecting,
+            ClientStatus::Connected => Self::Connected,
+            ClientStatus::Reconnecting => Self::Reconnecting,
+        }
+    }
+}
+
+/// Connects the client: `commands.trigger(Connect::tcp("127.0.0.1:7777"))`.
+/// A failure arrives as a [`ConnectFailed`] message.
+#[derive(Event, Debug)]
+pub struct Connect {
+    /// Taken by the one observer that connects.
+    to: Mutex<Option<Dial>>,
+}
+
+#[derive(Debug)]
+enum Dial {
+    Tcp(String),
+    Memory(MemoryTransport),
+}
+
+impl Connect {
+    /// Over TCP to `addr` (`host:port`).
+    pub fn tcp(addr: impl Into<String>) -> Self {
+        Self {
+            to: Mutex::new(Some(Dial::Tcp(addr.into()))),
+        }
+    }
+
+    /// To an in-process server, over its transport
+    /// (`Server::connect_memory()`).
+    pub fn memory(transport: MemoryTransport) -> Self {
+        Self {
+            to: Mutex::new(Some(Dial::Memory(transport))),
+        }
+    }
+}
+
+/// Says goodbye to the server and stops reconnecting:
+/// `commands.trigger(Disconnect)`.
+#[derive(Event, Debug, Clone, Copy, Default)]
+pub struct Disconnect;
+
+/// The connection opened (first, or again after a reconnect).
 #[derive(Message, Clone, Debug)]
 pub struct Connected;
 
-/// The connection closed.
+/// An open connection closed; [`ClientState`] says whether the client is
+/// getting it back.
 #[derive(Message, Clone, Debug)]
 pub struct Disconnected {
     /// Why.
     pub reason: CloseReason,
 }
 
-/// The connection came back, by the client's reconnect policy.
+/// The connection came back after it was lost: resumed (the same player,
+/// nothing lost) or redialed by the client's reconnect policy (a new
+/// player).
 #[derive(Message, Clone, Debug)]
-pub struct Reconnected;
+pub struct Reconnected {
+    /// Resumed rather than redialed.
+    pub resumed: bool,
+}
 
+/// A [`Connect`] failed.
+#[derive(Message, Debug)]
+pub struct ConnectFailed {
+    /// Why, as volley says.
+    pub error: ConnectError,
+}
+
+/// What volley's hooks and connect tasks tell the ECS.
 enum Change {
-    Connected,
     Failed(ConnectError),
     Disconnected(CloseReason),
-    Reconnected,
+    Reconnected { resumed: bool },
 }
+
+/// The sending end of the changes' inbox, for the connect observer.
+#[derive(Resource)]
+struct Changes(tokio::sync::mpsc::UnboundedSender<Change>);
+
+/// The round-trip time to the server, from volley's keep-alive pings (a
+/// resource; the server has an [`Rtt`](crate::Rtt) per player). Refreshed
+/// once a second; `None` while not connected or before the first pong.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq)]
+pub struct ServerRtt(pub Option<Duration>);
+
+/// The client's status as volley keeps it; read each frame with one atomic
+/// load.
+#[derive(Resource)]
+struct StatusWatch(Mutex<watch::Receiver<ClientStatus>>);
+
+/// How often the client's [`Rtt`] resource is refreshed: volley measures
+/// it once per keep-alive (10 s by default), so a second is plenty.
+const RTT_REFRESH: Duration = Duration::from_secs(1);
 
 impl Plugin for VolleyClientPlugin {
     fn build(&self, app: &mut App) {
-        let runtime = runtime_of(app);
+        runtime_of(app);
         let client = Client::new(self.protocol.clone(), self.config.clone());
         let (tx, changes) = inbox::<Change>();
         let on_close = tx.clone();
@@ -118,80 +205,143 @@ impl Plugin for VolleyClientPlugin {
         });
         let on_back = tx.clone();
         client.on_reconnect(move || {
-            let _ = on_back.send(Change::Reconnected);
+            let _ = on_back.send(Change::Reconnected { resumed: false });
         });
-        let connecting = client.clone();
-        let transport = match &self.target {
-            Target::Tcp(addr) => Err(addr.clone()),
-            Target::Memory(transport) => Ok(transport.lock().unwrap_or_else(|e| e.into_inner()).take()),
-        };
-        runtime.spawn(async move {
-            let connected = match transport {
-                Err(addr) => connecting.connect_tcp(addr).await,
-                Ok(Some(transport)) => connecting.connect(transport).await,
-                Ok(None) => Err(ConnectError::Io(std::io::Error::other(
-                    "the in-memory transport was used already",
-                ))),
-            };
-            let _ = tx.send(match connected {
-                Ok(()) => Change::Connected,
-                Err(e) => Change::Failed(e),
-            });
+        let on_resumed = tx.clone();
+        client.on_resumed(move || {
+            let _ = on_resumed.send(Change::Reconnected { resumed: true });
         });
+        let status = StatusWatch(Mutex::new(client.watch_status()));
+        let at_start = self.at_start.lock().unwrap_or_else(|e| e.into_inner()).take();
         app.insert_resource(VolleyClient { client })
             .insert_resource(changes)
-            .init_resource::<ConnectionState>()
+            .insert_resource(Changes(tx))
+            .insert_resource(status)
+            .init_resource::<ClientState>()
+            .init_resource::<ServerRtt>()
             .add_message::<Connected>()
             .add_message::<Disconnected>()
             .add_message::<Reconnected>()
+            .add_message::<ConnectFailed>()
             .configure_sets(PreUpdate, VolleySet::Receive)
             .configure_sets(PostUpdate, VolleySet::Send)
-            .add_systems(PreUpdate, track_connection.in_set(VolleySet::Receive));
+            .add_observer(connect)
+            .add_observer(disconnect)
+            .add_systems(
+                PreUpdate,
+                (track_connection, refresh_rtt).chain().in_set(VolleySet::Receive),
+            );
+        if let Some(at_start) = at_start {
+            let at_start = Mutex::new(Some(at_start));
+            app.add_systems(Startup, move |mut commands: Commands| {
+                if let Some(connect) = at_start.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    commands.trigger(connect);
+                }
+            });
+        }
+        #[cfg(feature = "bevy_state")]
+        crate::states::mirror::<ClientState>(app);
     }
 }
 
+/// An observer: connects, in the background.
+fn connect(connect: On<Connect>, client: Res<VolleyClient>, runtime: Res<VolleyRuntime>, changes: Res<Changes>) {
+    let Some(dial) = connect.to.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    let (client, failed) = (client.client.clone(), changes.0.clone());
+    runtime.spawn(async move {
+        let connected = match dial {
+            Dial::Tcp(addr) => client.connect_tcp(addr).await,
+            Dial::Memory(transport) => client.connect(transport).await,
+        };
+        if let Err(error) = connected {
+            let _ = failed.send(Change::Failed(error));
+        }
+    });
+}
+
+/// An observer: says goodbye and stops reconnecting, in the background.
+fn disconnect(_: On<Disconnect>, client: Res<VolleyClient>, runtime: Res<VolleyRuntime>) {
+    let client = client.client.clone();
+    runtime.spawn(async move { client.close().await });
+}
+
 fn track_connection(
-    inbox: Res<Inbox<Change>>,
-    mut state: ResMut<ConnectionState>,
+    mut inbox: ResMut<Inbox<Change>>,
+    status: ResMut<StatusWatch>,
+    mut state: ResMut<ClientState>,
     mut connected: MessageWriter<Connected>,
     mut disconnected: MessageWriter<Disconnected>,
     mut reconnected: MessageWriter<Reconnected>,
+    mut failed: MessageWriter<ConnectFailed>,
 ) {
     for change in inbox.drain() {
         match change {
-            Change::Connected => {
-                *state = ConnectionState::Connected;
-                connected.write(Connected);
-            }
             Change::Failed(error) => {
                 tracing::warn!(%error, "volley client could not connect");
-                *state = ConnectionState::Failed(error.to_string());
+                failed.write(ConnectFailed { error });
             }
             Change::Disconnected(reason) => {
-                *state = ConnectionState::Disconnected(reason.clone());
                 disconnected.write(Disconnected { reason });
             }
-            Change::Reconnected => {
-                *state = ConnectionState::Connected;
-                reconnected.write(Reconnected);
+            Change::Reconnected { resumed } => {
+                reconnected.write(Reconnected { resumed });
             }
+        }
+    }
+    let watch = status.into_inner().0.get_mut().unwrap_or_else(|e| e.into_inner());
+    // One atomic load when nothing changed; the sender lives with the client.
+    if watch.has_changed().unwrap_or(false) {
+        let now = ClientState::from(*watch.borrow_and_update());
+        if state.set_if_neq(now) && now == ClientState::Connected {
+            connected.write(Connected);
         }
     }
 }
 
+fn refresh_rtt(
+    client: Res<VolleyClient>,
+    state: Res<ClientState>,
+    mut rtt: ResMut<ServerRtt>,
+    mut last: Local<Option<std::time::Instant>>,
+) {
+    let now = std::time::Instant::now();
+    if last.is_some_and(|at| now - at < RTT_REFRESH) && !state.is_changed() {
+        return;
+    }
+    *last = Some(now);
+    rtt.set_if_neq(ServerRtt(client.client.rtt()));
+}
+
 /// The remotes a client app's systems use.
 pub trait ClientAppExt {
-    /// Events the server fires arrive as [`FromServer<T>`] messages.
+    /// Events the server fires arrive as [`FromServer<T>`] messages and
+    /// observer events (several remotes may carry one type: the message
+    /// names its remote).
     fn receive_from_server<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self;
     /// [`ToServer<T>`] messages written by systems are fired late in the
     /// frame.
+    ///
+    /// # Panics
+    ///
+    /// If another remote was registered for `ToServer<T>`: a message could
+    /// not say which of the two it goes by.
     fn send_to_server<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self;
-    /// Calls the server makes arrive as [`Request<Req, Resp>`] messages,
-    /// answered through [`Responder<Resp>`].
-    fn answer_server<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ClientFn<Req, Resp>) -> &mut Self;
-    /// Entities with an [`Invoke<Req, Resp>`](crate::Invoke) call the
-    /// server; the result arrives as [`CallDone<Resp>`].
-    fn call_server<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ServerFn<Req, Resp>) -> &mut Self;
+    /// Calls the server makes arrive as [`Request<Req, Resp>`](crate::Request)
+    /// messages and observer events, answered through
+    /// [`Responder<Resp>`](crate::Responder).
+    fn answer_server<Req: Payload + Clone + Sync, Resp: Payload + Sync>(
+        &mut self,
+        remote: ClientFn<Req, Resp>,
+    ) -> &mut Self;
+    /// Entities with an [`Invoke::server`](crate::Invoke::server) of this
+    /// remote call the server; the result arrives as
+    /// [`CallDone<Resp>`](crate::CallDone).
+    fn call_server<Req: Payload + Sync, Resp: Payload + Clone + Sync>(
+        &mut self,
+        remote: ServerFn<Req, Resp>,
+    ) -> &mut Self;
 }
 
 fn client_of(app: &App) -> Client {
@@ -206,51 +356,64 @@ fn client_of(app: &App) -> Client {
 #[derive(Resource)]
 struct Outgoing<T: Send + Sync + 'static>(ServerEvent<T>);
 
+/// Where a remote's events go, shared by every remote of the type.
+#[derive(Resource)]
+struct EventSender<T: Send + Sync + 'static>(tokio::sync::mpsc::UnboundedSender<FromServer<T>>);
+
 impl ClientAppExt for App {
     fn receive_from_server<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self {
-        register_once::<FromServer<T>>(self, remote.name());
-        let (tx, events) = inbox::<FromServer<T>>();
+        if crate::registry::first_for::<FromServer<T>>(self, remote.name()) {
+            let (tx, events) = inbox::<FromServer<T>>();
+            self.insert_resource(EventSender(tx))
+                .insert_resource(events)
+                .add_message::<FromServer<T>>()
+                .add_systems(PreUpdate, deliver_events::<T>.in_set(VolleySet::Receive));
+        }
+        let tx = self.world().resource::<EventSender<T>>().0.clone();
+        let name = remote.name();
         client_of(self).on_event(remote, move |_, event: T| {
-            let _ = tx.send(FromServer { event });
+            let _ = tx.send(FromServer { remote: name, event });
         });
-        self.insert_resource(events)
-            .add_message::<FromServer<T>>()
-            .add_systems(PreUpdate, deliver::<FromServer<T>>.in_set(VolleySet::Receive))
+        self
     }
 
     fn send_to_server<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self {
-        register_once::<ToServer<T>>(self, remote.name());
-        self.insert_resource(Outgoing(remote))
-            .add_message::<ToServer<T>>()
-            .add_systems(PostUpdate, send_events::<T>.in_set(VolleySet::Send))
+        if crate::registry::only_for::<ToServer<T>>(self, remote.name()) {
+            self.insert_resource(Outgoing(remote))
+                .add_message::<ToServer<T>>()
+                .add_systems(PostUpdate, send_events::<T>.in_set(VolleySet::Send));
+        }
+        self
     }
 
-    fn answer_server<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ClientFn<Req, Resp>) -> &mut Self {
-        register_once::<Request<Req, Resp>>(self, remote.name());
-        let (tx, incoming) = inbox();
-        client_of(self).on_request(remote, move |_, request: Req| ask_systems(&tx, None, request));
-        self.insert_resource(incoming)
-            .init_resource::<Responder<Resp>>()
-            .add_message::<Request<Req, Resp>>()
-            .add_systems(PreUpdate, deliver_requests::<Req, Resp>.in_set(VolleySet::Receive))
+    fn answer_server<Req: Payload + Clone + Sync, Resp: Payload + Sync>(
+        &mut self,
+        remote: ClientFn<Req, Resp>,
+    ) -> &mut Self {
+        let tx = add_requests::<Req, Resp>(self, remote.name());
+        let name = remote.name();
+        client_of(self).on_request(remote, move |_, request: Req| ask_systems(&tx, name, None, request));
+        self
     }
 
-    fn call_server<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ServerFn<Req, Resp>) -> &mut Self {
-        register_once::<CallDone<Resp>>(self, remote.name());
-        let client = client_of(self);
-        let (done, finished) = inbox();
-        let start = move |_: Option<volley::PlayerId>, request: Req| {
-            let client = client.clone();
-            Box::pin(async move { client.invoke(remote, request).await }) as _
-        };
-        self.insert_resource(Caller {
-            start: Arc::new(start),
-            done,
-        })
-        .insert_resource(finished)
-        .add_message::<CallDone<Resp>>()
-        .add_systems(PreUpdate, finish_calls::<Req, Resp>.in_set(VolleySet::Receive))
-        .add_systems(PostUpdate, start_calls::<Req, Resp>.in_set(VolleySet::Send))
+    fn call_server<Req: Payload + Sync, Resp: Payload + Clone + Sync>(
+        &mut self,
+        remote: ServerFn<Req, Resp>,
+    ) -> &mut Self {
+        add_calls::<Req, Resp>(self, remote.name());
+        self
+    }
+}
+
+/// A system: incoming events become messages and observer events.
+fn deliver_events<T: Payload + Clone + Sync>(
+    mut inbox: ResMut<Inbox<FromServer<T>>>,
+    mut messages: MessageWriter<FromServer<T>>,
+    mut commands: Commands,
+) {
+    for event in inbox.drain() {
+        commands.trigger(event.clone());
+        messages.write(event);
     }
 }
 

@@ -1,15 +1,17 @@
 //! What volley's tasks hand to Bevy's systems: a channel per kind of
 //! message, drained into Bevy messages early in each frame.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
-use bevy_ecs::prelude::{Message, MessageWriter, Res, Resource};
+use bevy_ecs::prelude::Resource;
 use tokio::sync::mpsc;
 
 /// The receiving end, a resource; the sending end lives in volley's
-/// handlers and listeners.
+/// handlers and hooks.
 #[derive(Resource)]
 pub(crate) struct Inbox<M: Send + 'static> {
+    /// A `Mutex` only to make the receiver `Sync`, as resources must be:
+    /// systems take the inbox mutably, which needs no locking.
     rx: Mutex<mpsc::UnboundedReceiver<M>>,
 }
 
@@ -20,14 +22,10 @@ pub(crate) fn inbox<M: Send + 'static>() -> (mpsc::UnboundedSender<M>, Inbox<M>)
 }
 
 impl<M: Send + 'static> Inbox<M> {
-    /// Everything that arrived since the last frame.
-    pub(crate) fn drain(&self) -> Vec<M> {
-        let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    /// Everything that arrived since the last frame, taken one by one (no
+    /// list is built).
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = M> + '_ {
+        let rx = self.rx.get_mut().unwrap_or_else(PoisonError::into_inner);
+        std::iter::from_fn(move || rx.try_recv().ok())
     }
-}
-
-/// A system: what arrived becomes Bevy messages.
-pub(crate) fn deliver<M: Message>(inbox: Res<Inbox<M>>, mut messages: MessageWriter<M>) {
-    messages.write_batch(inbox.drain());
 }

@@ -1,81 +1,91 @@
-//! volley for Bevy: a Bevy game's systems receive, fire, answer and call
-//! volley remotes, on the server and on clients.
+//! volley for Bevy: a Bevy game's systems and observers receive, fire,
+//! answer and call volley remotes, on the server and on clients.
 //!
+//! - Networking starts and stops with commands: `commands.trigger(Connect::tcp(addr))`,
+//!   [`Disconnect`], [`StartServer::tcp`], [`StopServer`]. Nothing dials or
+//!   binds while plugins are added; failures arrive as [`ConnectFailed`]
+//!   (volley's [`ConnectError`](volley::ConnectError)) and
+//!   [`ServerFailed`] messages.
+//! - Where the connection stands is a resource, [`ClientState`] /
+//!   [`ServerState`] (Bevy `States` too, with the `bevy_state` feature),
+//!   with run conditions: [`client_connected`], [`client_just_connected`],
+//!   [`client_just_disconnected`], [`server_running`].
 //! - Incoming events are messages: `MessageReader<FromClient<T>>` on the
-//!   server (with the sending player), `MessageReader<FromServer<T>>` on a
-//!   client.
-//! - Outgoing events are messages too: `MessageWriter<ToClients<T>>` (to a
-//!   player, a list, a room, everyone, everyone but one) and
+//!   server (with the sending player and its entity),
+//!   `MessageReader<FromServer<T>>` on a client. Outgoing events are
+//!   messages too: `MessageWriter<ToClients<T>>` (to players by id or by
+//!   entity, a room, everyone, everyone but one) and
 //!   `MessageWriter<ToServer<T>>`, sent late in the frame.
-//! - An incoming call is a [`Request`] message with a copyable
-//!   [`RequestKey`]; any system answers it through [`Responder`], this frame
-//!   or later. No answer before the caller's deadline: the caller gets
-//!   `Timeout`; the caller cancels: the key becomes a no-op.
-//! - An outgoing call is an entity with an [`Invoke`] component; its result
-//!   arrives as a [`CallDone`] message. Despawning the entity cancels the
-//!   call across the wire.
+//! - An incoming call is a [`Request`], as a message and as an observer
+//!   event, answered through [`Responder`] within the message's lifetime,
+//!   or kept as a [`DeferredAnswer`] (a component if need be); a call that
+//!   nobody answers or keeps is answered `Unprocessed` at once.
+//! - An outgoing call is an entity with an [`Invoke`] naming its remote; its
+//!   result reaches observers of the entity and readers of [`CallDone`],
+//!   then the entity is despawned. Despawning it first cancels the call
+//!   across the wire.
 //! - Server: players are entities ([`NetPlayer`], [`Rtt`]), spawned on join
-//!   and despawned on leave. Client: [`ConnectionState`] and
-//!   [`Connected`] / [`Disconnected`] / [`Reconnected`] messages.
+//!   and despawned on leave; despawning one kicks the player.
 //! - Everything volley hands the app is delivered in [`VolleySet::Receive`]
 //!   (in `PreUpdate`); everything systems write is sent in
-//!   [`VolleySet::Send`] (in `PostUpdate`). Order the game's systems in
-//!   `Update` and they see this frame's input and send this frame's output.
+//!   [`VolleySet::Send`] (in `PostUpdate`).
 //!
 //! volley runs on tokio, beside Bevy's schedule: on the game's runtime if it
 //! inserted a [`VolleyRuntime`] first (or the plugin is added inside one),
-//! else on a runtime the plugin makes. Each remote is used through its
-//! payload types, so one app registers at most one remote per message type
-//! (a second one is refused at start-up, naming both).
+//! else on a runtime the plugin makes.
 //!
-//! Bevy 0.19 (the sub-crates `bevy_app` and `bevy_ecs`); Bevy 0.20 needs
-//! rustc 1.97.
+//! Bevy 0.19 (the sub-crates `bevy_app` and `bevy_ecs`, and `bevy_state`
+//! with the feature of that name); Bevy 0.20 needs rustc 1.97.
 
 mod calls;
 mod client;
+mod conditions;
 mod inbox;
 mod messages;
+mod registry;
 mod runtime;
 mod server;
+#[cfg(feature = "bevy_state")]
+mod states;
 
-use std::any::TypeId;
-use std::collections::HashMap;
+use bevy_ecs::prelude::SystemSet;
 
-use bevy_app::App;
-use bevy_ecs::prelude::{Resource, SystemSet};
-
-pub use calls::{CallDone, Invoke, Request, RequestKey, Responder};
+pub use calls::{CallDone, DeferredAnswer, Invoke, Request, RequestKey, Responder};
 pub use client::{
-    ClientAppExt, Connected, ConnectionState, Disconnected, Reconnected, VolleyClient, VolleyClientPlugin,
+    ClientAppExt, ClientState, Connect, ConnectFailed, Connected, Disconnect, Disconnected, Reconnected, ServerRtt,
+    VolleyClient, VolleyClientPlugin,
 };
+pub use conditions::{client_connected, client_just_connected, client_just_disconnected, server_running};
 pub use messages::{FromClient, FromServer, Target, ToClients, ToServer};
 pub use runtime::VolleyRuntime;
 pub use server::{
-    NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Rtt, ServerAppExt, VolleyServer, VolleyServerPlugin,
+    NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Rtt, ServerAppExt, ServerFailed, ServerStarted, ServerState,
+    ServerStopped, StartServer, StopServer, VolleyServer, VolleyServerPlugin,
 };
+
+/// What a Bevy game using volley imports: the plugins, messages, events,
+/// states and conditions, and volley's declaration and error types.
+pub mod prelude {
+    pub use crate::{
+        client_connected, client_just_connected, client_just_disconnected, server_running, CallDone, ClientAppExt,
+        ClientState, Connect, ConnectFailed, Connected, DeferredAnswer, Disconnect, Disconnected, FromClient,
+        FromServer, Invoke, NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Reconnected, Request, RequestKey,
+        Responder, Rtt, ServerAppExt, ServerFailed, ServerRtt, ServerStarted, ServerState, ServerStopped, StartServer,
+        StopServer, Target, ToClients, ToServer, VolleyClient, VolleyClientPlugin, VolleyRuntime, VolleyServer,
+        VolleyServerPlugin, VolleySet,
+    };
+    pub use volley::{
+        ClientConfig, ClientEvent, ClientFn, CloseReason, ConnectError, FunctionError, PlayerId, Protocol, Reject,
+        ServerConfig, ServerEvent, ServerFn,
+    };
+}
 
 /// Where volley's systems run in the frame.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VolleySet {
     /// In `PreUpdate`: what arrived since the last frame becomes messages
-    /// (players spawned and despawned first).
+    /// and observer events (players spawned and despawned first).
     Receive,
     /// In `PostUpdate`: what systems wrote this frame is sent.
     Send,
-}
-
-/// Which remote each message type was registered for.
-#[derive(Resource, Default)]
-struct Registered(HashMap<TypeId, &'static str>);
-
-/// Refuses a second remote for the same message type `M`.
-fn register_once<M: 'static>(app: &mut App, remote: &'static str) {
-    let mut registered = app.world_mut().get_resource_or_insert_with(Registered::default);
-    if let Some(earlier) = registered.0.insert(TypeId::of::<M>(), remote) {
-        panic!(
-            "remotes {earlier:?} and {remote:?} would share the message type {}: \
-             give one of them a payload type of its own",
-            std::any::type_name::<M>()
-        );
-    }
 }

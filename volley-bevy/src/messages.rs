@@ -1,13 +1,15 @@
 //! Remote events as Bevy messages: read incoming ones with `MessageReader`,
 //! fire outgoing ones with `MessageWriter`.
 
-use bevy_ecs::prelude::{Entity, Message};
+use bevy_ecs::prelude::{Entity, Event, Message};
 use volley::PlayerId;
 
 /// An event a client fired, on the server: read with
-/// `MessageReader<FromClient<T>>`.
-#[derive(Message, Debug, Clone)]
+/// `MessageReader<FromClient<T>>`, or observe with `On<FromClient<T>>`.
+#[derive(Message, Event, Debug, Clone)]
 pub struct FromClient<T: Send + Sync + 'static> {
+    /// The remote it came by (several remotes may carry one type).
+    pub remote: &'static str,
     /// Who fired it.
     pub player: PlayerId,
     /// Its player entity, if it has been spawned (it has, unless the event
@@ -34,6 +36,10 @@ pub enum Target {
     Player(PlayerId),
     /// These players.
     Players(Vec<PlayerId>),
+    /// The player of this entity (a [`NetPlayer`](crate::NetPlayer)'s).
+    Entity(Entity),
+    /// The players of these entities.
+    Entities(Vec<Entity>),
     /// The members of a room.
     Room(String),
     /// The members of a room but one (the sender of a chat line).
@@ -45,9 +51,11 @@ pub enum Target {
 }
 
 /// An event the server fired, on a client: read with
-/// `MessageReader<FromServer<T>>`.
-#[derive(Message, Debug, Clone)]
+/// `MessageReader<FromServer<T>>`, or observe with `On<FromServer<T>>`.
+#[derive(Message, Event, Debug, Clone)]
 pub struct FromServer<T: Send + Sync + 'static> {
+    /// The remote it came by (several remotes may carry one type).
+    pub remote: &'static str,
     /// The event.
     pub event: T,
 }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use bevy_app::App;
 use bevy_ecs::prelude::Resource;
 use tokio::runtime::{Handle, Runtime};
 
@@ -48,9 +49,21 @@ impl VolleyRuntime {
         Self { handle, _owned: None }
     }
 
-    /// The runtime this thread is in, if any; else one of its own.
+    /// The runtime this thread is in, if it has worker threads; else one of
+    /// its own. A current-thread runtime runs its tasks only while its
+    /// thread waits on it, which a thread running the app's frames never
+    /// does: volley's connections would stall.
     pub fn current_or_new() -> Self {
-        Handle::try_current().map_or_else(|_| Self::new(), Self::from_handle)
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                Self::from_handle(handle)
+            }
+            Ok(_) => {
+                tracing::info!("the current tokio runtime is current-thread: volley runs on one of its own");
+                Self::new()
+            }
+            Err(_) => Self::new(),
+        }
     }
 
     /// Its handle.
@@ -63,15 +76,25 @@ impl VolleyRuntime {
         self.handle.spawn(future)
     }
 
-    /// Runs `future` to its end, blocking this thread (for start-up: binding
-    /// a listener, connecting). Not from inside the runtime's own tasks.
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        match Handle::try_current() {
-            // Inside a runtime already (a `#[tokio::main]` game): wait on a
-            // thread of its own.
-            Ok(_) => tokio::task::block_in_place(|| self.handle.block_on(future)),
-            Err(_) => self.handle.block_on(future),
+    /// Runs `future` to its end, blocking this thread (for a test, or a
+    /// game's start-up outside any system). Inside a runtime already (a
+    /// `#[tokio::main]` game, of either flavour) it waits on a thread of its
+    /// own rather than block that runtime.
+    pub fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        if Handle::try_current().is_err() {
+            return self.handle.block_on(future);
         }
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| self.handle.block_on(future));
+            match waiting.join() {
+                Ok(output) => output,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
     }
 }
 
@@ -79,4 +102,14 @@ impl Default for VolleyRuntime {
     fn default() -> Self {
         Self::current_or_new()
     }
+}
+
+/// The app's runtime, inserted if it has none.
+pub(crate) fn runtime_of(app: &mut App) -> VolleyRuntime {
+    if let Some(runtime) = app.world().get_resource::<VolleyRuntime>() {
+        return runtime.clone();
+    }
+    let runtime = VolleyRuntime::current_or_new();
+    app.insert_resource(runtime.clone());
+    runtime
 }

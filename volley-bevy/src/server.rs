@@ -1,28 +1,31 @@
-//! The server side: a volley server in a Bevy app, players as entities,
-//! and the remotes its systems receive, fire, answer and call.
+//! The server side: a volley server in a Bevy app, started and stopped with
+//! commands, players as entities, and the remotes its systems receive,
+//! fire, answer and call.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bevy_app::{App, Plugin, PostUpdate, PreUpdate};
+use bevy_app::{App, Plugin, PostUpdate, PreUpdate, Startup};
 use bevy_ecs::prelude::*;
 use volley::remote::Payload;
 use volley::{
     ClientEvent, ClientFn, CloseReason, Player, PlayerId, Protocol, Server, ServerConfig, ServerEvent, ServerFn,
 };
 
-use crate::calls::{ask_systems, deliver_requests, finish_calls, start_calls, CallDone, Caller, Request, Responder};
+use crate::calls::{add_calls, add_requests, ask_systems};
 use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromClient, Target, ToClients};
-use crate::runtime::VolleyRuntime;
-use crate::{register_once, VolleySet};
+use crate::runtime::{runtime_of, VolleyRuntime};
+use crate::VolleySet;
 
-/// Adds a volley server to the app: a [`VolleyServer`] resource, players as
-/// entities ([`NetPlayer`], with their round-trip time in [`Rtt`]), and
-/// [`PlayerJoined`] / [`PlayerLeft`] messages. Then say which remotes the
-/// systems use, with [`ServerAppExt`].
+/// Adds a volley server to the app: a [`VolleyServer`] resource, the
+/// [`ServerState`] resource, players as entities ([`NetPlayer`], with their
+/// round-trip time in [`Rtt`]), and [`PlayerJoined`] / [`PlayerLeft`]
+/// messages. It listens when a system triggers [`StartServer`] (or at
+/// start-up, for each [`listen_tcp`](Self::listen_tcp)); nothing is bound
+/// while the plugin is added. Then say which remotes the systems use, with
+/// [`ServerAppExt`].
 #[derive(Debug)]
 pub struct VolleyServerPlugin {
     /// The server: built from a protocol and settings, or given.
@@ -38,6 +41,10 @@ enum ServerSource {
 
 impl VolleyServerPlugin {
     /// A server for `protocol`'s remotes.
+    ///
+    /// # Panics
+    ///
+    /// When added, if `config` cannot work (`ServerConfig::validate`).
     pub fn new(protocol: Protocol, config: ServerConfig) -> Self {
         Self {
             server: ServerSource::New(protocol, Box::new(config)),
@@ -47,8 +54,8 @@ impl VolleyServerPlugin {
 
     /// Serves the app with a server the game built: a node of a cluster
     /// (`Server::with_adapter` with `volley-net-cluster`'s `NatsAdapter`),
-    /// or one with middleware or listeners of its own. Built
-    /// within the app's Tokio runtime ([`VolleyRuntime`](crate::VolleyRuntime)).
+    /// or one with middleware or listeners of its own. It is
+    /// [`ServerState::Running`] from the start.
     pub fn from_server(server: Server) -> Self {
         Self {
             server: ServerSource::Given(server),
@@ -56,8 +63,8 @@ impl VolleyServerPlugin {
         }
     }
 
-    /// Listens for TCP clients on `addr` (bound when the plugin is added;
-    /// [`VolleyServer::addrs`] says where).
+    /// Listens for TCP clients on `addr` from start-up (a [`StartServer`]
+    /// triggered in `Startup`).
     pub fn listen_tcp(mut self, addr: impl Into<String>) -> Self {
         self.tcp.push(addr.into());
         self
@@ -70,12 +77,68 @@ pub struct VolleyServer {
     /// The volley server itself, for anything the plugin does not wrap
     /// (rooms, other transports, middleware).
     pub server: Server,
-    /// The addresses bound by [`VolleyServerPlugin::listen_tcp`].
+    /// The addresses bound by [`StartServer`] so far.
     pub addrs: Vec<SocketAddr>,
 }
 
+/// Whether the server serves. With the `bevy_state` feature it is a Bevy
+/// `States` too.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "bevy_state", derive(bevy_state::state::States))]
+pub enum ServerState {
+    /// Not listening yet, or shut down by [`StopServer`].
+    #[default]
+    Stopped,
+    /// Listening (a [`StartServer`] succeeded), or built by the game.
+    Running,
+}
+
+/// Listens for clients: `commands.trigger(StartServer::tcp("0.0.0.0:7777"))`.
+/// Success arrives as [`ServerStarted`], failure as [`ServerFailed`]; a
+/// server listens on as many addresses as it is started on.
+#[derive(Event, Debug, Clone)]
+pub struct StartServer {
+    tcp: String,
+}
+
+impl StartServer {
+    /// On TCP, at `addr` (`host:port`; port 0 picks a free one).
+    pub fn tcp(addr: impl Into<String>) -> Self {
+        Self { tcp: addr.into() }
+    }
+}
+
+/// Shuts the server down gracefully (volley's `Server::shutdown`: running
+/// handlers get `grace` to finish, every player is told goodbye); then
+/// [`ServerStopped`]. A server stopped does not start again.
+#[derive(Event, Debug, Clone, Copy)]
+pub struct StopServer {
+    /// How long running handlers may take.
+    pub grace: Duration,
+}
+
+/// The server listens at `addr`.
+#[derive(Message, Debug, Clone)]
+pub struct ServerStarted {
+    /// Where.
+    pub addr: SocketAddr,
+}
+
+/// A [`StartServer`] failed.
+#[derive(Message, Debug)]
+pub struct ServerFailed {
+    /// The address asked for.
+    pub addr: String,
+    /// Why.
+    pub error: std::io::Error,
+}
+
+/// The server has shut down: every player told and gone.
+#[derive(Message, Debug, Clone)]
+pub struct ServerStopped;
+
 /// A connected player, as an entity: spawned when it joins, despawned when
-/// it leaves.
+/// it leaves. Despawning it kicks the player.
 #[derive(Component, Clone, Debug)]
 pub struct NetPlayer {
     /// The player.
@@ -89,10 +152,16 @@ impl NetPlayer {
     }
 }
 
-/// The player's smoothed round-trip time, from volley's keep-alive pings;
-/// updated every frame. `None` until the first pong.
+/// A player's round-trip time, from volley's keep-alive pings: a component
+/// of its entity (a client has [`ServerRtt`](crate::ServerRtt)). Refreshed
+/// once a second; `None` until the first pong.
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
 pub struct Rtt(pub Option<Duration>);
+
+/// How often players' [`Rtt`] are read: volley measures them once per
+/// keep-alive (10 s by default), and reading one takes its connection's
+/// lock, which every frame for every player would not be worth.
+const RTT_REFRESH: Duration = Duration::from_secs(1);
 
 /// A player joined; its entity is spawned.
 #[derive(Message, Clone, Debug)]
@@ -103,9 +172,13 @@ pub struct PlayerJoined {
     pub entity: Entity,
 }
 
-/// A player left; its entity is despawned.
-#[derive(Message, Clone, Debug)]
+/// A player left: an event for the entity's observers, triggered while the
+/// entity still exists, and a message; the entity is despawned after.
+#[derive(Message, EntityEvent, Clone, Debug)]
 pub struct PlayerLeft {
+    /// Its entity (despawned by the time the message is read, unless the
+    /// game despawned it first: then the entity is stale).
+    pub entity: Entity,
     /// The player.
     pub player: PlayerId,
     /// Why.
@@ -123,104 +196,196 @@ impl PlayerEntities {
     }
 }
 
-enum Presence {
+/// What volley's hooks and tasks tell the ECS.
+enum Change {
     Joined(Player),
     Left(PlayerId, CloseReason),
+    Started(SocketAddr),
+    Failed(String, std::io::Error),
+    Stopped,
 }
+
+/// The sending end of the changes' inbox, for the observers.
+#[derive(Resource)]
+struct Changes(tokio::sync::mpsc::UnboundedSender<Change>);
+
+/// Players' systems run before the remotes' messages are delivered, so a
+/// joining player's first event names its entity.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+struct Players;
 
 impl Plugin for VolleyServerPlugin {
     fn build(&self, app: &mut App) {
-        let runtime = runtime_of(app);
-        let server = match &self.server {
-            ServerSource::New(protocol, config) => Server::new(protocol.clone(), (**config).clone()),
-            ServerSource::Given(server) => server.clone(),
+        runtime_of(app);
+        let (server, running) = match &self.server {
+            ServerSource::New(protocol, config) => (Server::new(protocol.clone(), (**config).clone()), false),
+            ServerSource::Given(server) => (server.clone(), true),
         };
-        let addrs = self
-            .tcp
-            .iter()
-            .map(|addr| {
-                let bound = runtime.block_on(server.listen_tcp(addr.clone()));
-                bound.unwrap_or_else(|e| panic!("volley server cannot listen on {addr}: {e}"))
-            })
-            .collect();
-        let (tx, presence) = inbox::<Presence>();
+        let (tx, changes) = inbox::<Change>();
         let joined = tx.clone();
         server.on_player_added(move |player| {
-            let _ = joined.send(Presence::Joined(player.clone()));
+            let _ = joined.send(Change::Joined(player.clone()));
         });
+        let left = tx.clone();
         server.on_player_removed(move |player, reason| {
-            let _ = tx.send(Presence::Left(player.id(), reason.clone()));
+            let _ = left.send(Change::Left(player.id(), reason.clone()));
         });
-        app.insert_resource(VolleyServer { server, addrs })
-            .insert_resource(presence)
-            .init_resource::<PlayerEntities>()
-            .add_message::<PlayerJoined>()
-            .add_message::<PlayerLeft>()
-            .configure_sets(PreUpdate, VolleySet::Receive)
-            .configure_sets(PostUpdate, VolleySet::Send)
-            .add_systems(PreUpdate, (sync_players, update_rtt).chain().in_set(VolleySet::Receive));
+        let state = if running {
+            ServerState::Running
+        } else {
+            ServerState::Stopped
+        };
+        app.insert_resource(VolleyServer {
+            server,
+            addrs: Vec::new(),
+        })
+        .insert_resource(changes)
+        .insert_resource(Changes(tx))
+        .insert_resource(state)
+        .init_resource::<PlayerEntities>()
+        .add_message::<PlayerJoined>()
+        .add_message::<PlayerLeft>()
+        .add_message::<ServerStarted>()
+        .add_message::<ServerFailed>()
+        .add_message::<ServerStopped>()
+        .configure_sets(PreUpdate, (Players, VolleySet::Receive).chain())
+        .configure_sets(PostUpdate, VolleySet::Send)
+        .add_observer(start)
+        .add_observer(stop)
+        .add_observer(kick_when_despawned)
+        .add_systems(PreUpdate, (track_server, update_rtt).chain().in_set(Players));
+        let at_start: Vec<StartServer> = self.tcp.iter().map(StartServer::tcp).collect();
+        if !at_start.is_empty() {
+            app.add_systems(Startup, move |mut commands: Commands| {
+                for start in &at_start {
+                    commands.trigger(start.clone());
+                }
+            });
+        }
+        #[cfg(feature = "bevy_state")]
+        crate::states::mirror::<ServerState>(app);
     }
 }
 
-/// The app's runtime, inserted if it has none.
-pub(crate) fn runtime_of(app: &mut App) -> VolleyRuntime {
-    if let Some(runtime) = app.world().get_resource::<VolleyRuntime>() {
-        return runtime.clone();
-    }
-    let runtime = VolleyRuntime::current_or_new();
-    app.insert_resource(runtime.clone());
-    runtime
+/// An observer: binds a listener, in the background.
+fn start(start: On<StartServer>, server: Res<VolleyServer>, runtime: Res<VolleyRuntime>, changes: Res<Changes>) {
+    let (server, changes, addr) = (server.server.clone(), changes.0.clone(), start.tcp.clone());
+    runtime.spawn(async move {
+        let _ = changes.send(match server.listen_tcp(addr.clone()).await {
+            Ok(bound) => Change::Started(bound),
+            Err(error) => Change::Failed(addr, error),
+        });
+    });
 }
 
-/// Spawns and despawns player entities; runs before the remotes' messages
-/// are delivered, so a joining player's events name its entity.
-fn sync_players(
+/// An observer: shuts the server down, in the background.
+fn stop(stop: On<StopServer>, server: Res<VolleyServer>, runtime: Res<VolleyRuntime>, changes: Res<Changes>) {
+    let (server, changes, grace) = (server.server.clone(), changes.0.clone(), stop.grace);
+    runtime.spawn(async move {
+        server.shutdown(grace).await;
+        let _ = changes.send(Change::Stopped);
+    });
+}
+
+/// An observer: a player entity the game despawns kicks its player (one
+/// that already left is not told twice).
+fn kick_when_despawned(gone: On<Remove, NetPlayer>, players: Query<&NetPlayer>) {
+    if let Ok(net) = players.get(gone.entity) {
+        if net.player.is_connected() {
+            net.player.kick("removed by the game");
+        }
+    }
+}
+
+/// Spawns and despawns player entities and follows the listeners.
+#[allow(clippy::too_many_arguments)]
+fn track_server(
     mut commands: Commands,
-    inbox: Res<Inbox<Presence>>,
+    mut inbox: ResMut<Inbox<Change>>,
+    mut server: ResMut<VolleyServer>,
+    mut state: ResMut<ServerState>,
     mut entities: ResMut<PlayerEntities>,
     mut joined: MessageWriter<PlayerJoined>,
     mut left: MessageWriter<PlayerLeft>,
+    mut started: MessageWriter<ServerStarted>,
+    mut failed: MessageWriter<ServerFailed>,
+    mut stopped: MessageWriter<ServerStopped>,
 ) {
     for change in inbox.drain() {
         match change {
-            Presence::Joined(player) => {
+            Change::Joined(player) => {
                 let id = player.id();
                 let entity = commands.spawn((NetPlayer { player }, Rtt::default())).id();
                 entities.0.insert(id, entity);
                 joined.write(PlayerJoined { player: id, entity });
             }
-            Presence::Left(player, reason) => {
-                if let Some(entity) = entities.0.remove(&player) {
-                    commands.entity(entity).despawn();
-                }
-                left.write(PlayerLeft { player, reason });
+            Change::Left(player, reason) => {
+                let Some(entity) = entities.0.remove(&player) else {
+                    continue;
+                };
+                let gone = PlayerLeft { entity, player, reason };
+                // Observers first, the entity still there; then it goes.
+                commands.trigger(gone.clone());
+                commands.entity(entity).try_despawn();
+                left.write(gone);
+            }
+            Change::Started(addr) => {
+                tracing::info!(%addr, "volley server listening");
+                server.addrs.push(addr);
+                state.set_if_neq(ServerState::Running);
+                started.write(ServerStarted { addr });
+            }
+            Change::Failed(addr, error) => {
+                tracing::warn!(%addr, %error, "volley server could not listen");
+                failed.write(ServerFailed { addr, error });
+            }
+            Change::Stopped => {
+                state.set_if_neq(ServerState::Stopped);
+                stopped.write(ServerStopped);
             }
         }
     }
 }
 
-fn update_rtt(mut players: Query<(&NetPlayer, &mut Rtt)>) {
-    for (player, mut rtt) in &mut players {
-        let now = player.player.rtt();
-        if rtt.0 != now {
-            rtt.0 = now;
-        }
+fn update_rtt(mut players: Query<(&NetPlayer, &mut Rtt)>, mut last: Local<Option<Instant>>) {
+    let now = Instant::now();
+    if last.is_some_and(|at| now - at < RTT_REFRESH) {
+        return;
+    }
+    *last = Some(now);
+    for (net, mut rtt) in &mut players {
+        rtt.set_if_neq(Rtt(net.player.rtt()));
     }
 }
 
 /// The remotes a server app's systems use.
 pub trait ServerAppExt {
-    /// Events clients fire arrive as [`FromClient<T>`] messages.
+    /// Events clients fire arrive as [`FromClient<T>`] messages and observer
+    /// events (several remotes may carry one type: the message names its
+    /// remote).
     fn receive_from_clients<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self;
     /// [`ToClients<T>`] messages written by systems are fired late in the
     /// frame.
+    ///
+    /// # Panics
+    ///
+    /// If another remote was registered for `ToClients<T>`: a message could
+    /// not say which of the two it goes by.
     fn send_to_clients<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self;
-    /// Calls clients make arrive as [`Request<Req, Resp>`] messages, answered
-    /// through [`Responder<Resp>`].
-    fn answer_clients<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ServerFn<Req, Resp>) -> &mut Self;
-    /// Entities with an [`Invoke<Req, Resp>`](crate::Invoke) call a player;
-    /// the result arrives as [`CallDone<Resp>`].
-    fn call_clients<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ClientFn<Req, Resp>) -> &mut Self;
+    /// Calls clients make arrive as [`Request<Req, Resp>`](crate::Request)
+    /// messages and observer events, answered through
+    /// [`Responder<Resp>`](crate::Responder).
+    fn answer_clients<Req: Payload + Clone + Sync, Resp: Payload + Sync>(
+        &mut self,
+        remote: ServerFn<Req, Resp>,
+    ) -> &mut Self;
+    /// Entities with an [`Invoke::player`](crate::Invoke::player) or
+    /// [`Invoke::entity`](crate::Invoke::entity) of this remote call a
+    /// player; the result arrives as [`CallDone<Resp>`](crate::CallDone).
+    fn call_clients<Req: Payload + Sync, Resp: Payload + Clone + Sync>(
+        &mut self,
+        remote: ClientFn<Req, Resp>,
+    ) -> &mut Self;
 }
 
 fn server_of(app: &App) -> Server {
@@ -231,64 +396,59 @@ fn server_of(app: &App) -> Server {
         .clone()
 }
 
+/// Where a remote's events go, shared by every remote of the type.
+#[derive(Resource)]
+struct EventSender<T: Send + Sync + 'static>(tokio::sync::mpsc::UnboundedSender<FromClient<T>>);
+
 impl ServerAppExt for App {
     fn receive_from_clients<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self {
-        register_once::<FromClient<T>>(self, remote.name());
-        let (tx, events) = inbox::<FromClient<T>>();
+        if crate::registry::first_for::<FromClient<T>>(self, remote.name()) {
+            let (tx, events) = inbox::<FromClient<T>>();
+            self.insert_resource(EventSender(tx))
+                .insert_resource(events)
+                .add_message::<FromClient<T>>()
+                .add_systems(PreUpdate, receive_events::<T>.in_set(VolleySet::Receive));
+        }
+        let tx = self.world().resource::<EventSender<T>>().0.clone();
+        let name = remote.name();
         server_of(self).on_event(remote, move |player: Player, event: T| {
             let _ = tx.send(FromClient {
+                remote: name,
                 player: player.id(),
                 entity: None,
                 event,
             });
         });
-        self.insert_resource(events).add_message::<FromClient<T>>().add_systems(
-            PreUpdate,
-            receive_events::<T>.after(sync_players).in_set(VolleySet::Receive),
-        )
+        self
     }
 
     fn send_to_clients<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self {
-        register_once::<ToClients<T>>(self, remote.name());
-        self.insert_resource(Outgoing(remote))
-            .add_message::<ToClients<T>>()
-            .add_systems(PostUpdate, send_events::<T>.in_set(VolleySet::Send))
+        if crate::registry::only_for::<ToClients<T>>(self, remote.name()) {
+            self.insert_resource(Outgoing(remote))
+                .add_message::<ToClients<T>>()
+                .add_systems(PostUpdate, send_events::<T>.in_set(VolleySet::Send));
+        }
+        self
     }
 
-    fn answer_clients<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ServerFn<Req, Resp>) -> &mut Self {
-        register_once::<Request<Req, Resp>>(self, remote.name());
-        let (tx, incoming) = inbox();
+    fn answer_clients<Req: Payload + Clone + Sync, Resp: Payload + Sync>(
+        &mut self,
+        remote: ServerFn<Req, Resp>,
+    ) -> &mut Self {
+        let tx = add_requests::<Req, Resp>(self, remote.name());
+        let name = remote.name();
         server_of(self).on_request(remote, move |player: Player, request: Req| {
-            ask_systems(&tx, Some(player.id()), request)
+            ask_systems(&tx, name, Some(player.id()), request)
         });
-        self.insert_resource(incoming)
-            .init_resource::<Responder<Resp>>()
-            .add_message::<Request<Req, Resp>>()
-            .add_systems(PreUpdate, deliver_requests::<Req, Resp>.in_set(VolleySet::Receive))
+        self
     }
 
-    fn call_clients<Req: Payload + Sync, Resp: Payload + Sync>(&mut self, remote: ClientFn<Req, Resp>) -> &mut Self {
-        register_once::<CallDone<Resp>>(self, remote.name());
-        let server = server_of(self);
-        let (done, finished) = inbox();
-        let start = move |to: Option<PlayerId>, request: Req| {
-            let server = server.clone();
-            let call = async move {
-                let player = to
-                    .and_then(|id| server.player(id))
-                    .ok_or(volley::FunctionError::Disconnected)?;
-                server.invoke(&player, remote, request).await
-            };
-            Box::pin(call) as _
-        };
-        self.insert_resource(Caller {
-            start: Arc::new(start),
-            done,
-        })
-        .insert_resource(finished)
-        .add_message::<CallDone<Resp>>()
-        .add_systems(PreUpdate, finish_calls::<Req, Resp>.in_set(VolleySet::Receive))
-        .add_systems(PostUpdate, start_calls::<Req, Resp>.in_set(VolleySet::Send))
+    fn call_clients<Req: Payload + Sync, Resp: Payload + Clone + Sync>(
+        &mut self,
+        remote: ClientFn<Req, Resp>,
+    ) -> &mut Self {
+        add_calls::<Req, Resp>(self, remote.name());
+        self
     }
 }
 
@@ -296,27 +456,35 @@ impl ServerAppExt for App {
 #[derive(Resource)]
 struct Outgoing<T: Send + Sync + 'static>(ClientEvent<T>);
 
+/// A system: incoming events become messages and observer events, naming
+/// the player's entity.
 fn receive_events<T: Payload + Clone + Sync>(
-    inbox: Res<Inbox<FromClient<T>>>,
+    mut inbox: ResMut<Inbox<FromClient<T>>>,
     entities: Res<PlayerEntities>,
     mut messages: MessageWriter<FromClient<T>>,
+    mut commands: Commands,
 ) {
-    for mut message in inbox.drain() {
-        message.entity = entities.get(message.player);
-        messages.write(message);
+    for mut event in inbox.drain() {
+        event.entity = entities.get(event.player);
+        commands.trigger(event.clone());
+        messages.write(event);
     }
 }
 
 fn send_events<T: Payload + Clone + Sync>(
     server: Res<VolleyServer>,
     remote: Res<Outgoing<T>>,
+    players: Query<&NetPlayer>,
     mut messages: MessageReader<ToClients<T>>,
 ) {
     let server = &server.server;
+    let id_of = |entity: &Entity| players.get(*entity).ok().map(NetPlayer::id);
     for ToClients { to, event } in messages.read() {
         let recipients = match to {
             Target::Player(id) => server.to_ids([*id]),
             Target::Players(ids) => server.to_ids(ids.iter().copied()),
+            Target::Entity(entity) => server.to_ids(id_of(entity)),
+            Target::Entities(entities) => server.to_ids(entities.iter().filter_map(id_of)),
             Target::Room(room) => server.to_room(room),
             Target::RoomExcept(room, id) => server.to_room(room).except_id(*id),
             Target::All => server.to_all(),

@@ -1,0 +1,32 @@
+//! Run conditions on the connection, as other Bevy networking crates offer:
+//! `my_system.run_if(client_connected)`.
+
+use bevy_ecs::prelude::{MessageReader, Res};
+
+use crate::client::{ClientState, Connected, Disconnected};
+use crate::server::ServerState;
+
+/// The client is connected. False in an app without the client plugin.
+pub fn client_connected(state: Option<Res<ClientState>>) -> bool {
+    state.is_some_and(|state| *state == ClientState::Connected)
+}
+
+/// The client connected (first, or again) since this condition last ran:
+/// a [`Connected`] message is there to read.
+pub fn client_just_connected(mut connected: Option<MessageReader<Connected>>) -> bool {
+    connected.as_mut().is_some_and(|messages| messages.read().count() > 0)
+}
+
+/// An open connection closed since this condition last ran: a
+/// [`Disconnected`] message is there to read.
+pub fn client_just_disconnected(mut disconnected: Option<MessageReader<Disconnected>>) -> bool {
+    disconnected
+        .as_mut()
+        .is_some_and(|messages| messages.read().count() > 0)
+}
+
+/// The server is running (listening, or built by the game). False in an
+/// app without the server plugin.
+pub fn server_running(state: Option<Res<ServerState>>) -> bool {
+    state.is_some_and(|state| *state == ServerState::Running)
+}
