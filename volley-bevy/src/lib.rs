@@ -34,6 +34,9 @@
 //! inserted a [`VolleyRuntime`] first (or the plugin is added inside one),
 //! else on a runtime the plugin makes.
 //!
+//! [`testing`] steps a server app and client apps connected in memory, for
+//! a game's own tests.
+//!
 //! Bevy 0.19 (the sub-crates `bevy_app` and `bevy_ecs`, and `bevy_state`
 //! with the feature of that name); Bevy 0.20 needs rustc 1.97.
 
@@ -47,6 +50,7 @@ mod runtime;
 mod server;
 #[cfg(feature = "bevy_state")]
 mod states;
+pub mod testing;
 
 use bevy_ecs::prelude::SystemSet;
 

@@ -220,16 +220,8 @@ fn client_sees_connection(
 
 /// Updates every app until `done` holds (checked on the apps), at most 10 s.
 fn update_until(apps: &mut [&mut App], what: &str, done: impl Fn(&mut [&mut App]) -> bool) {
-    let start = Instant::now();
-    loop {
-        for app in apps.iter_mut() {
-            app.update();
-        }
-        if done(apps) {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "waited 10 s for: {what}");
-        std::thread::sleep(Duration::from_millis(2));
+    if let Err(e) = testing::update_until(apps, what, Duration::from_secs(10), done) {
+        panic!("{e}");
     }
 }
 
@@ -252,15 +244,9 @@ fn tcp_server_app(runtime: &VolleyRuntime, addr: &str) -> (App, std::net::Socket
 }
 
 fn memory_pair(runtime: &VolleyRuntime) -> (App, App) {
-    let server = server_app(runtime, None);
-    let transport = {
-        let _inside = runtime.handle().enter();
-        server.world().resource::<VolleyServer>().server.connect_memory()
-    };
-    let client = client_app(
-        runtime,
-        VolleyClientPlugin::memory(protocol(), ClientConfig::default(), transport),
-    );
+    let mut server = server_app(runtime, None);
+    let mut client = client_app(runtime, VolleyClientPlugin::new(protocol(), ClientConfig::default()));
+    testing::connect_in_memory(&mut server, &mut client);
     (server, client)
 }
 
