@@ -621,6 +621,13 @@ impl Session {
         matches!(self.state, State::Away | State::Resuming)
     }
 
+    /// Client: whether the session is resuming on a new connection (its
+    /// resume sent, the server's answer awaited): that connection is the
+    /// one to keep, though the session is still [away](Self::is_away).
+    pub fn is_resuming(&self) -> bool {
+        self.state == State::Resuming
+    }
+
     /// Whether this session can be resumed after a lost connection: resume
     /// is on, both sides agreed at the handshake, and nothing overflowed.
     pub fn is_resumable(&self) -> bool {

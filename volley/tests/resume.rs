@@ -59,6 +59,49 @@ impl Relay {
         }
     }
 
+    /// A relay to `target` that holds what the server sends on each
+    /// connection after the first for `delay` (a slow path back).
+    async fn slow_back(target: SocketAddr, delay: Duration) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (kept, count) = (links.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((front, _)) = listener.accept().await {
+                let slow = count.fetch_add(1, Ordering::SeqCst) > 0;
+                let task = tokio::spawn(async move {
+                    let Ok(back) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut front_read, mut front_write) = front.into_split();
+                    let (mut back_read, mut back_write) = back.into_split();
+                    let there = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut front_read, &mut back_write).await;
+                    });
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = back_read.read(&mut chunk).await {
+                        if slow {
+                            tokio::time::sleep(delay).await;
+                        }
+                        if front_write.write_all(&chunk[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    there.abort();
+                });
+                kept.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            links,
+            refusing: Arc::default(),
+            connections,
+        }
+    }
+
     /// Every connection through the relay ends now, whatever was in flight.
     fn cut(&self) {
         for link in self.links.lock().unwrap().drain(..) {
@@ -384,6 +427,43 @@ async fn a_used_token_is_refused_and_its_replacement_resumes() {
     let mut late = TcpStream::connect(addr).await.unwrap();
     let refused = exchange(&mut late, resume(next), resumed).await;
     assert_eq!(refused, Err(volley::proto::RefuseCode::ResumeRefused));
+}
+
+/// The server's answer to a resume is slow to come back while the client
+/// keeps calling: the client keeps the new connection. (Each call woke the
+/// client's connection task, which took the session, still away until the
+/// answer, for one whose transport was lost, and let the new one go: the
+/// resume failed and the player was lost.)
+#[tokio::test]
+async fn a_resume_answered_slowly_while_the_client_keeps_calling_is_kept() {
+    let (server, _, _) = server_with(ServerConfig::default());
+    let hooks = count_hooks(&server);
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let relay = Relay::slow_back(addr, Duration::from_millis(200)).await;
+    let (client, _probe) = resuming_client();
+    client.connect_tcp(relay.addr).await.unwrap();
+    wait_players(&server, 1).await;
+    relay.cut();
+    // Calls every few milliseconds while the resume is under way.
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5 * i)).await;
+                client.invoke(ECHO, format!("{i}")).await
+            })
+        })
+        .collect();
+    for call in calls {
+        let _ = call.await;
+    }
+    eventually("resumed", || {
+        hooks[1].load(Ordering::SeqCst) == 1 && client.is_connected()
+    })
+    .await;
+    assert_eq!(client.invoke(ECHO, "after".into()).await.unwrap(), "1:after");
+    assert_eq!(hooks[0].load(Ordering::SeqCst), 1, "away once");
+    assert_eq!(hooks[2].load(Ordering::SeqCst), 0, "never removed");
 }
 
 #[tokio::test]

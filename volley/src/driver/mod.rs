@@ -381,7 +381,10 @@ impl<S: Side> Driver<S> {
         let mut let_go = !(self.attached && state.generation == self.generation);
         let input = if let_go { Input::Nothing } else { input };
         self.reader.feed(&mut state, input, fired);
-        if state.session.is_away() && !state.detached {
+        // Away: the transport was lost, let it go. Not while resuming: the
+        // transport is then the new one, awaiting the server's answer (a
+        // wake-up before that answer, for a call or a timer, would drop it).
+        if state.session.is_away() && !state.session.is_resuming() && !state.detached {
             state.detach();
             let_go = true;
         }
