@@ -87,3 +87,34 @@ async fn unknown_codes_from_a_newer_peer_end_the_call_not_the_connection() {
     ));
     server.await.unwrap();
 }
+
+/// A server that pauses reading a flooding player receives nothing more
+/// from it (bar what was already read) while the client's writes stall;
+/// resumed, it gets every event the client managed to send, in order.
+#[tokio::test]
+async fn a_paused_player_is_not_read_until_resumed() {
+    let (server, addr, observed, _) = tcp_server(ServerConfig::default()).await;
+    let (client, _) = tcp_client(addr).await;
+    let player = wait_players(&server, 1).await.pop().unwrap();
+    assert!(player.pause_reading());
+    assert!(!player.pause_reading(), "held already");
+    // Fire until the client cannot queue more (its transport and outbox
+    // full): a bounded flood.
+    let line = "x".repeat(200);
+    let mut sent = 0usize;
+    for _ in 0..200_000 {
+        match client.fire(CHAT, line.clone()) {
+            Ok(()) => sent += 1,
+            Err(_) => break,
+        }
+        if sent % 1000 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let while_paused = observed.chats.lock().unwrap().len();
+    assert!(while_paused < 100, "{while_paused} events read while paused");
+    assert!(sent > 1000, "only {sent} sent");
+    assert!(player.resume_reading());
+    eventually("every event sent", || observed.chats.lock().unwrap().len() == sent).await;
+}

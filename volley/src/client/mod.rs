@@ -230,6 +230,24 @@ impl Client {
         self.conn().and_then(|c| c.rtt())
     }
 
+    /// Stops reading what the server sends on the current connection, for a
+    /// consumer that cannot keep up (backpressure): its events, calls and
+    /// keep-alive answers wait in the transport's buffers, and the server's
+    /// writes stall once those fill. What was already read is still
+    /// delivered. Returns `false` if reading was held already or there is no
+    /// connection; a new connection (a reconnect) reads from the start. Held
+    /// longer than the idle timeout (30 s by default), the connection closes
+    /// as idle.
+    pub fn pause_reading(&self) -> bool {
+        self.conn().is_some_and(|conn| conn.hold_reads(true))
+    }
+
+    /// Reads again after [`pause_reading`](Self::pause_reading); returns
+    /// `false` if reading was not held.
+    pub fn resume_reading(&self) -> bool {
+        self.conn().is_some_and(|conn| conn.hold_reads(false))
+    }
+
     /// How much [`rtt`](Self::rtt) varies: the jitter.
     pub fn rtt_jitter(&self) -> Option<Duration> {
         self.conn().and_then(|c| c.rtt_jitter())

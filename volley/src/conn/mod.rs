@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -114,6 +114,9 @@ pub(crate) struct Conn {
     /// Result slots of ended calls, for the next calls: taken and given
     /// back by callers, under a lock of their own.
     slots: Mutex<Slots>,
+    /// The application asked to stop reading (backpressure from a slow
+    /// consumer); the driver reads nothing until it is let go.
+    reads_held: AtomicBool,
 }
 
 /// Keeps its contents off the cache line of what precedes it: the handles'
@@ -256,6 +259,7 @@ impl Conn {
             max_payload: session.config().max_frame_len.saturating_sub(11),
             max_queued_bytes: session.config().max_transmit_queue,
             slots: Mutex::default(),
+            reads_held: AtomicBool::new(false),
             state: CacheLine(Mutex::new(ConnState {
                 session,
                 output: None,
@@ -278,6 +282,22 @@ impl Conn {
 
     /// Wakes the driver, unless it is polling (it will find the work
     /// itself). Call after releasing the lock the work was queued under.
+    /// Stops (`true`) or restarts reading the peer's input; returns whether
+    /// this changed anything. Restarting wakes the driver, which reads what
+    /// waited in the transport.
+    pub(crate) fn hold_reads(&self, held: bool) -> bool {
+        let changed = self.reads_held.swap(held, Ordering::AcqRel) != held;
+        if changed && !held {
+            self.wake_driver();
+        }
+        changed
+    }
+
+    /// Whether reading is held ([`hold_reads`](Self::hold_reads)).
+    pub(crate) fn reads_held(&self) -> bool {
+        self.reads_held.load(Ordering::Acquire)
+    }
+
     pub(crate) fn wake_driver(&self) {
         self.wakeup.wake();
     }

@@ -360,9 +360,19 @@ impl<S: Side> Driver<S> {
     /// fired (once per poll: a timer that fires later wakes the task again),
     /// and the datagrams that arrived.
     fn drive_input(&mut self, cx: &mut Context<'_>, first: bool) -> (Input, bool) {
-        let input = self.reader.read(self.transport.as_mut(), cx);
+        // Held by the application: what the peer sends waits in the
+        // transport, and the peer's writes stall once it is full. Letting go
+        // wakes the driver.
+        let held = self.conn.reads_held();
+        let input = if held {
+            Input::Nothing
+        } else {
+            self.reader.read(self.transport.as_mut(), cx)
+        };
         let fired = first && self.timer_at.is_some() && self.timer.as_mut().poll(cx).is_ready();
-        self.receive_datagrams(cx);
+        if !held {
+            self.receive_datagrams(cx);
+        }
         (input, fired)
     }
 

@@ -83,6 +83,22 @@ impl Player {
         self.inner.conn.lock("is_away").session.is_away()
     }
 
+    /// Stops reading what this player sends, for a consumer that cannot keep
+    /// up (backpressure): its events, calls and keep-alive answers wait in
+    /// the transport's buffers, and the client's writes stall once those
+    /// fill. What was already read is still delivered. Returns `false` if
+    /// reading was held already. Held longer than the idle timeout (30 s by
+    /// default), the connection closes as idle.
+    pub fn pause_reading(&self) -> bool {
+        self.inner.conn.hold_reads(true)
+    }
+
+    /// Reads again after [`pause_reading`](Self::pause_reading); returns
+    /// `false` if reading was not held.
+    pub fn resume_reading(&self) -> bool {
+        self.inner.conn.hold_reads(false)
+    }
+
     /// The smoothed round-trip time to this player, measured from the pings
     /// volley sends when the player joins and every keep-alive interval
     /// (10 s) after; `None` until the first pong, a round trip after joining.
