@@ -2,7 +2,7 @@
 //! with commands, its state, and the remotes its systems receive, fire,
 //! answer and call.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bevy_app::{App, Plugin, PostUpdate, PreUpdate, Startup};
@@ -14,9 +14,11 @@ use volley::{Client, ClientConfig, ClientEvent, ClientFn, ClientStatus, CloseRea
 use volley::{ServerEvent, ServerFn};
 
 use crate::calls::{add_calls, add_requests, ask_systems};
+use crate::flow::{Flow, Resume, DEFAULT_EVENT_QUEUE};
 use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromServer, ToServer};
 use crate::runtime::{runtime_of, VolleyRuntime};
+use crate::server::EventQueue;
 use crate::VolleySet;
 
 /// Adds a volley client to the app: a [`VolleyClient`] resource, the
@@ -29,6 +31,7 @@ use crate::VolleySet;
 pub struct VolleyClientPlugin {
     protocol: Protocol,
     config: ClientConfig,
+    event_queue: usize,
     /// Where to connect at start-up, if anywhere.
     at_start: Mutex<Option<Connect>>,
 }
@@ -46,6 +49,7 @@ impl VolleyClientPlugin {
         Self {
             protocol,
             config,
+            event_queue: DEFAULT_EVENT_QUEUE,
             at_start: Mutex::new(None),
         }
     }
@@ -59,6 +63,14 @@ impl VolleyClientPlugin {
     /// connected at start-up.
     pub fn memory(protocol: Protocol, config: ClientConfig, transport: MemoryTransport) -> Self {
         Self::new(protocol, config).connect_at_start(Connect::memory(transport))
+    }
+
+    /// How many events of one type wait for the app before the connection
+    /// is paused (not read) until it catches up. Default:
+    /// [`DEFAULT_EVENT_QUEUE`].
+    pub fn with_event_queue(mut self, events: usize) -> Self {
+        self.event_queue = events;
+        self
     }
 
     /// Connects as `connect` says when the app starts (in `Startup`).
@@ -217,6 +229,7 @@ impl Plugin for VolleyClientPlugin {
             .insert_resource(changes)
             .insert_resource(Changes(tx))
             .insert_resource(status)
+            .insert_resource(EventQueue(self.event_queue))
             .init_resource::<ClientState>()
             .init_resource::<ServerRtt>()
             .add_message::<Connected>()
@@ -356,23 +369,43 @@ fn client_of(app: &App) -> Client {
 #[derive(Resource)]
 struct Outgoing<T: Send + Sync + 'static>(ServerEvent<T>);
 
-/// Where a remote's events go, shared by every remote of the type.
+/// Where a remote's events go, shared by every remote of the type, and how
+/// full that queue is.
 #[derive(Resource)]
-struct EventSender<T: Send + Sync + 'static>(tokio::sync::mpsc::UnboundedSender<FromServer<T>>);
+struct EventSender<T: Send + Sync + 'static> {
+    tx: tokio::sync::mpsc::UnboundedSender<FromServer<T>>,
+    flow: Arc<Flow>,
+}
 
 impl ClientAppExt for App {
     fn receive_from_server<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self {
         if crate::registry::first_for::<FromServer<T>>(self, remote.name()) {
             let (tx, events) = inbox::<FromServer<T>>();
-            self.insert_resource(EventSender(tx))
+            let limit = self
+                .world()
+                .get_resource::<EventQueue>()
+                .map_or(DEFAULT_EVENT_QUEUE, |q| q.0);
+            let flow = Flow::new(limit);
+            self.insert_resource(EventSender { tx, flow })
                 .insert_resource(events)
                 .add_message::<FromServer<T>>()
                 .add_systems(PreUpdate, deliver_events::<T>.in_set(VolleySet::Receive));
         }
-        let tx = self.world().resource::<EventSender<T>>().0.clone();
+        let sender = self.world().resource::<EventSender<T>>();
+        let (tx, flow) = (sender.tx.clone(), sender.flow.clone());
         let name = remote.name();
-        client_of(self).on_event(remote, move |_, event: T| {
+        let client = client_of(self);
+        let paused = client.clone();
+        client.on_event(remote, move |_, event: T| {
             let _ = tx.send(FromServer { remote: name, event });
+            flow.arrived(|| {
+                paused.pause_reading().then(|| {
+                    let client = paused.clone();
+                    Box::new(move || {
+                        client.resume_reading();
+                    }) as Resume
+                })
+            });
         });
         self
     }
@@ -408,13 +441,17 @@ impl ClientAppExt for App {
 /// A system: incoming events become messages and observer events.
 fn deliver_events<T: Payload + Clone + Sync>(
     mut inbox: ResMut<Inbox<FromServer<T>>>,
+    sender: Res<EventSender<T>>,
     mut messages: MessageWriter<FromServer<T>>,
     mut commands: Commands,
 ) {
+    let mut taken = 0;
     for event in inbox.drain() {
+        taken += 1;
         commands.trigger(event.clone());
         messages.write(event);
     }
+    sender.flow.taken(taken);
 }
 
 fn send_events<T: Payload + Clone + Sync>(

@@ -26,6 +26,10 @@
 //!   across the wire.
 //! - Server: players are entities ([`NetPlayer`], [`Rtt`]), spawned on join
 //!   and despawned on leave; despawning one kicks the player.
+//! - Bounded: an incoming event type's queue into the ECS holds at most
+//!   [`DEFAULT_EVENT_QUEUE`] events (or `with_event_queue`); past that the
+//!   sending connection is not read until the app catches up, so a stalled
+//!   app holds its peers back rather than grow memory.
 //! - Everything volley hands the app is delivered in [`VolleySet::Receive`]
 //!   (in `PreUpdate`); everything systems write is sent in
 //!   [`VolleySet::Send`] (in `PostUpdate`).
@@ -43,6 +47,7 @@
 mod calls;
 mod client;
 mod conditions;
+mod flow;
 mod inbox;
 mod messages;
 mod registry;
@@ -60,6 +65,7 @@ pub use client::{
     VolleyClient, VolleyClientPlugin,
 };
 pub use conditions::{client_connected, client_just_connected, client_just_disconnected, server_running};
+pub use flow::DEFAULT_EVENT_QUEUE;
 pub use messages::{FromClient, FromServer, Target, ToClients, ToServer};
 pub use runtime::VolleyRuntime;
 pub use server::{

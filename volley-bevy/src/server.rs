@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bevy_app::{App, Plugin, PostUpdate, PreUpdate, Startup};
@@ -14,6 +15,7 @@ use volley::{
 };
 
 use crate::calls::{add_calls, add_requests, ask_systems};
+use crate::flow::{Flow, Resume, DEFAULT_EVENT_QUEUE};
 use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromClient, Target, ToClients};
 use crate::runtime::{runtime_of, VolleyRuntime};
@@ -31,6 +33,7 @@ pub struct VolleyServerPlugin {
     /// The server: built from a protocol and settings, or given.
     server: ServerSource,
     tcp: Vec<String>,
+    event_queue: usize,
 }
 
 #[derive(Debug)]
@@ -49,6 +52,7 @@ impl VolleyServerPlugin {
         Self {
             server: ServerSource::New(protocol, Box::new(config)),
             tcp: Vec::new(),
+            event_queue: DEFAULT_EVENT_QUEUE,
         }
     }
 
@@ -60,7 +64,16 @@ impl VolleyServerPlugin {
         Self {
             server: ServerSource::Given(server),
             tcp: Vec::new(),
+            event_queue: DEFAULT_EVENT_QUEUE,
         }
+    }
+
+    /// How many events of one type wait for the app before the players
+    /// sending them are paused (not read) until it catches up. Default:
+    /// [`DEFAULT_EVENT_QUEUE`].
+    pub fn with_event_queue(mut self, events: usize) -> Self {
+        self.event_queue = events;
+        self
     }
 
     /// Listens for TCP clients on `addr` from start-up (a [`StartServer`]
@@ -242,6 +255,7 @@ impl Plugin for VolleyServerPlugin {
         .insert_resource(changes)
         .insert_resource(Changes(tx))
         .insert_resource(state)
+        .insert_resource(EventQueue(self.event_queue))
         .init_resource::<PlayerEntities>()
         .add_message::<PlayerJoined>()
         .add_message::<PlayerLeft>()
@@ -396,20 +410,35 @@ fn server_of(app: &App) -> Server {
         .clone()
 }
 
-/// Where a remote's events go, shared by every remote of the type.
+/// How many events of one type wait for the app before their senders are
+/// paused.
+#[derive(Resource, Clone, Copy, Debug)]
+pub(crate) struct EventQueue(pub(crate) usize);
+
+/// Where a remote's events go, shared by every remote of the type, and how
+/// full that queue is.
 #[derive(Resource)]
-struct EventSender<T: Send + Sync + 'static>(tokio::sync::mpsc::UnboundedSender<FromClient<T>>);
+struct EventSender<T: Send + Sync + 'static> {
+    tx: tokio::sync::mpsc::UnboundedSender<FromClient<T>>,
+    flow: Arc<Flow>,
+}
 
 impl ServerAppExt for App {
     fn receive_from_clients<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self {
         if crate::registry::first_for::<FromClient<T>>(self, remote.name()) {
             let (tx, events) = inbox::<FromClient<T>>();
-            self.insert_resource(EventSender(tx))
+            let limit = self
+                .world()
+                .get_resource::<EventQueue>()
+                .map_or(DEFAULT_EVENT_QUEUE, |q| q.0);
+            let flow = Flow::new(limit);
+            self.insert_resource(EventSender { tx, flow })
                 .insert_resource(events)
                 .add_message::<FromClient<T>>()
                 .add_systems(PreUpdate, receive_events::<T>.in_set(VolleySet::Receive));
         }
-        let tx = self.world().resource::<EventSender<T>>().0.clone();
+        let sender = self.world().resource::<EventSender<T>>();
+        let (tx, flow) = (sender.tx.clone(), sender.flow.clone());
         let name = remote.name();
         server_of(self).on_event(remote, move |player: Player, event: T| {
             let _ = tx.send(FromClient {
@@ -417,6 +446,14 @@ impl ServerAppExt for App {
                 player: player.id(),
                 entity: None,
                 event,
+            });
+            flow.arrived(|| {
+                player.pause_reading().then(|| {
+                    let player = player.clone();
+                    Box::new(move || {
+                        player.resume_reading();
+                    }) as Resume
+                })
             });
         });
         self
@@ -460,15 +497,19 @@ struct Outgoing<T: Send + Sync + 'static>(ClientEvent<T>);
 /// the player's entity.
 fn receive_events<T: Payload + Clone + Sync>(
     mut inbox: ResMut<Inbox<FromClient<T>>>,
+    sender: Res<EventSender<T>>,
     entities: Res<PlayerEntities>,
     mut messages: MessageWriter<FromClient<T>>,
     mut commands: Commands,
 ) {
+    let mut taken = 0;
     for mut event in inbox.drain() {
+        taken += 1;
         event.entity = entities.get(event.player);
         commands.trigger(event.clone());
         messages.write(event);
     }
+    sender.flow.taken(taken);
 }
 
 fn send_events<T: Payload + Clone + Sync>(

@@ -647,3 +647,53 @@ async fn a_current_thread_runtime_and_states() {
         *apps[1].world().resource::<bevy_state::state::State<ClientState>>() == ClientState::Connected
     });
 }
+
+/// A stalled server app (no frames for a while) under a client's event
+/// flood: the queue into the ECS stays within its limit (the flooding
+/// connection is not read meanwhile), and once frames run again every event
+/// the client sent arrives, in order.
+#[test]
+fn a_stalled_app_holds_a_flooding_client_back() {
+    const LIMIT: usize = 256;
+    let runtime = VolleyRuntime::new();
+    let mut server = server_app_with(
+        &runtime,
+        VolleyServerPlugin::new(protocol(), ServerConfig::default()).with_event_queue(LIMIT),
+    );
+    let mut client = client_app(&runtime, VolleyClientPlugin::new(protocol(), ClientConfig::default()));
+    testing::connect_in_memory(&mut server, &mut client);
+    update_until(&mut [&mut server, &mut client], "connected", |apps| {
+        connected(apps[1]) && seen(apps[0]).joined.len() == 1
+    });
+    // The app stalls; the client fires until it can queue no more (a
+    // bounded flood), through volley's client directly.
+    let volley_client = client.world().resource::<VolleyClient>().client.clone();
+    let sent = runtime.block_on(async move {
+        let mut sent = 0i32;
+        for dx in 0..100_000 {
+            if volley_client.fire(INPUT, Input { dx }).is_err() {
+                break;
+            }
+            sent += 1;
+            if sent % 500 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sent
+    });
+    // One frame takes everything queued meanwhile: within the limit, plus
+    // what the connection had read before it was paused.
+    server.update();
+    let queued = seen(&server).inputs.len();
+    assert!(sent as usize > 4 * LIMIT, "only {sent} sent");
+    assert!(
+        queued <= 2 * LIMIT,
+        "{queued} events queued while stalled (limit {LIMIT})"
+    );
+    update_until(&mut [&mut server, &mut client], "every event", |apps| {
+        seen(apps[0]).inputs.len() == sent as usize
+    });
+    let order: Vec<i32> = seen(&server).inputs.iter().map(|(_, _, dx)| *dx).collect();
+    assert_eq!(order, (0..sent).collect::<Vec<_>>(), "in order, none lost");
+}
