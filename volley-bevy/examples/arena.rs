@@ -60,9 +60,9 @@ fn server_app(runtime: &VolleyRuntime) -> App {
     let mut app = App::new();
     app.insert_resource(runtime.clone()).init_resource::<ServerLog>();
     app.add_plugins(VolleyServerPlugin::new(protocol(), ServerConfig::default()).listen_tcp("127.0.0.1:0"))
-        .receive_from_clients(MOVE)
-        .send_to_clients(WORLD)
-        .call_clients(READY)
+        .add_remote(MOVE)
+        .add_remote(WORLD)
+        .add_remote(READY)
         .add_systems(Update, (give_positions, apply_moves, ask_ready, broadcast).chain());
     app
 }
@@ -150,9 +150,10 @@ fn client_app(runtime: &VolleyRuntime, addr: std::net::SocketAddr, name: &'stati
         ClientConfig::default(),
         addr.to_string(),
     ))
-    .send_to_server(MOVE)
-    .receive_from_server(WORLD)
-    .answer_server(READY)
+    // The same three lines as the server's: each plugin knows its side.
+    .add_remote(MOVE)
+    .add_remote(WORLD)
+    .add_remote(READY)
     .add_systems(
         Update,
         (

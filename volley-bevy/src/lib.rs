@@ -1,6 +1,9 @@
 //! volley for Bevy: a Bevy game's systems and observers receive, fire,
 //! answer and call volley remotes, on the server and on clients.
 //!
+//! - Each remote is registered once, in code both sides share:
+//!   `app.add_remote(MOVE)` (see [`VolleyAppExt`]); or side by side with
+//!   [`ServerAppExt`] and [`ClientAppExt`].
 //! - Networking starts and stops with commands: `commands.trigger(Connect::tcp(addr))`,
 //!   [`Disconnect`], [`StartServer::tcp`], [`StopServer`]. Nothing dials or
 //!   binds while plugins are added; failures arrive as [`ConnectFailed`]
@@ -51,6 +54,7 @@ mod flow;
 mod inbox;
 mod messages;
 mod registry;
+mod remotes;
 mod runtime;
 mod server;
 #[cfg(feature = "bevy_state")]
@@ -67,6 +71,7 @@ pub use client::{
 pub use conditions::{client_connected, client_just_connected, client_just_disconnected, server_running};
 pub use flow::DEFAULT_EVENT_QUEUE;
 pub use messages::{FromClient, FromServer, Target, ToClients, ToServer};
+pub use remotes::{AppRemote, VolleyAppExt};
 pub use runtime::VolleyRuntime;
 pub use server::{
     NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Rtt, ServerAppExt, ServerFailed, ServerStarted, ServerState,
@@ -81,8 +86,8 @@ pub mod prelude {
         ClientState, Connect, ConnectFailed, Connected, DeferredAnswer, Disconnect, Disconnected, FromClient,
         FromServer, Invoke, NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Reconnected, Request, RequestKey,
         Responder, Rtt, ServerAppExt, ServerFailed, ServerRtt, ServerStarted, ServerState, ServerStopped, StartServer,
-        StopServer, Target, ToClients, ToServer, VolleyClient, VolleyClientPlugin, VolleyRuntime, VolleyServer,
-        VolleyServerPlugin, VolleySet,
+        StopServer, Target, ToClients, ToServer, VolleyAppExt, VolleyClient, VolleyClientPlugin, VolleyRuntime,
+        VolleyServer, VolleyServerPlugin, VolleySet,
     };
     pub use volley::{
         ClientConfig, ClientEvent, ClientFn, CloseReason, ConnectError, FunctionError, PlayerId, Protocol, Reject,

@@ -71,6 +71,17 @@ struct Seen {
     just_connected: usize,
 }
 
+/// Registered once, in code both apps share: each side's plugin decides
+/// what a remote is to it.
+fn add_shared_remotes(app: &mut App) -> &mut App {
+    app.add_remote(INPUT)
+        .add_remote(STATE)
+        .add_remote(NAME)
+        .add_remote(CONFIRM)
+        .add_remote(CONFIRM_AGAIN)
+        .add_remote(SLOW)
+}
+
 fn server_app(runtime: &VolleyRuntime, tcp: Option<&str>) -> App {
     let mut plugin = VolleyServerPlugin::new(protocol(), ServerConfig::default());
     if let Some(addr) = tcp {
@@ -82,13 +93,8 @@ fn server_app(runtime: &VolleyRuntime, tcp: Option<&str>) -> App {
 fn server_app_with(runtime: &VolleyRuntime, plugin: VolleyServerPlugin) -> App {
     let mut app = App::new();
     app.insert_resource(runtime.clone()).init_resource::<Seen>();
-    app.add_plugins(plugin)
-        .receive_from_clients(INPUT)
-        .send_to_clients(STATE)
-        .answer_clients(NAME)
-        .call_clients(CONFIRM)
-        .call_clients(CONFIRM_AGAIN)
-        .call_clients(SLOW)
+    app.add_plugins(plugin);
+    add_shared_remotes(&mut app)
         .add_observer(server_answers_names)
         .add_systems(Update, (server_reads, server_sees_calls, server_sees_players));
     app
@@ -153,14 +159,10 @@ fn server_sees_players(
 fn client_app(runtime: &VolleyRuntime, plugin: VolleyClientPlugin) -> App {
     let mut app = App::new();
     app.insert_resource(runtime.clone()).init_resource::<Seen>();
-    app.add_plugins(plugin)
-        .receive_from_server(STATE)
-        .send_to_server(INPUT)
-        .call_server(NAME)
+    app.add_plugins(plugin);
+    add_shared_remotes(&mut app)
+        // The server does not answer it.
         .call_server(UNANSWERED)
-        .answer_server(CONFIRM)
-        .answer_server(CONFIRM_AGAIN)
-        .answer_server(SLOW)
         .add_systems(
             Update,
             (

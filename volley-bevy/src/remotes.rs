@@ -1,0 +1,100 @@
+//! One registration for a remote, in code both sides share: the direction
+//! comes from the remote's type, the role from which plugin the app has.
+
+use bevy_app::App;
+use volley::remote::{Event, Function, Payload, ToClient, ToServer};
+
+use crate::client::{ClientAppExt, VolleyClient};
+use crate::server::{ServerAppExt, VolleyServer};
+
+/// A remote the app's systems use, whichever side the app is.
+pub trait AppRemote {
+    /// Registers it with the server plugin and the client plugin, whichever
+    /// the app has (both, for a listen server).
+    fn register(self, app: &mut App);
+}
+
+/// [`add_remote`](VolleyAppExt::add_remote) on an `App`.
+pub trait VolleyAppExt {
+    /// Registers `remote` for this app's side, added after the plugin: a
+    /// client's event is received on the server ([`FromClient`](crate::FromClient))
+    /// and sent by a client ([`ToServer`](crate::ToServer)); a server's
+    /// event the other way; a server's function is answered on the server
+    /// ([`Request`](crate::Request)) and called by a client
+    /// ([`Invoke::server`](crate::Invoke::server)); a client's function
+    /// the other way.
+    ///
+    /// # Panics
+    ///
+    /// If the app has neither plugin.
+    fn add_remote(&mut self, remote: impl AppRemote) -> &mut Self;
+}
+
+impl VolleyAppExt for App {
+    fn add_remote(&mut self, remote: impl AppRemote) -> &mut Self {
+        remote.register(self);
+        self
+    }
+}
+
+/// Which plugins the app has: (server, client).
+fn sides(app: &App) -> (bool, bool) {
+    let world = app.world();
+    let sides = (
+        world.contains_resource::<VolleyServer>(),
+        world.contains_resource::<VolleyClient>(),
+    );
+    assert!(
+        sides != (false, false),
+        "add VolleyServerPlugin or VolleyClientPlugin before add_remote"
+    );
+    sides
+}
+
+impl<T: Payload + Clone + Sync> AppRemote for Event<ToServer, T> {
+    fn register(self, app: &mut App) {
+        let (server, client) = sides(app);
+        if server {
+            app.receive_from_clients(self);
+        }
+        if client {
+            app.send_to_server(self);
+        }
+    }
+}
+
+impl<T: Payload + Clone + Sync> AppRemote for Event<ToClient, T> {
+    fn register(self, app: &mut App) {
+        let (server, client) = sides(app);
+        if server {
+            app.send_to_clients(self);
+        }
+        if client {
+            app.receive_from_server(self);
+        }
+    }
+}
+
+impl<Req: Payload + Clone + Sync, Resp: Payload + Clone + Sync> AppRemote for Function<ToServer, Req, Resp> {
+    fn register(self, app: &mut App) {
+        let (server, client) = sides(app);
+        if server {
+            app.answer_clients(self);
+        }
+        if client {
+            app.call_server(self);
+        }
+    }
+}
+
+impl<Req: Payload + Clone + Sync, Resp: Payload + Clone + Sync> AppRemote for Function<ToClient, Req, Resp> {
+    fn register(self, app: &mut App) {
+        let (server, client) = sides(app);
+        if server {
+            app.call_clients(self);
+        }
+        if client {
+            app.answer_server(self);
+        }
+    }
+}
