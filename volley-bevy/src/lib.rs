@@ -74,8 +74,8 @@ pub use messages::{FromClient, FromServer, Target, ToClients, ToServer};
 pub use remotes::{AppRemote, VolleyAppExt};
 pub use runtime::VolleyRuntime;
 pub use server::{
-    NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Rtt, ServerAppExt, ServerFailed, ServerStarted, ServerState,
-    ServerStopped, StartServer, StopServer, VolleyServer, VolleyServerPlugin,
+    NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Rooms, Rtt, ServerAppExt, ServerFailed, ServerStarted,
+    ServerState, ServerStopped, StartServer, StopServer, VolleyServer, VolleyServerPlugin,
 };
 
 /// What a Bevy game using volley imports: the plugins, messages, events,
@@ -85,9 +85,9 @@ pub mod prelude {
         client_connected, client_just_connected, client_just_disconnected, server_running, CallDone, ClientAppExt,
         ClientState, Connect, ConnectFailed, Connected, DeferredAnswer, Disconnect, Disconnected, FromClient,
         FromServer, Invoke, NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Reconnected, Request, RequestKey,
-        Responder, Rtt, ServerAppExt, ServerFailed, ServerRtt, ServerStarted, ServerState, ServerStopped, StartServer,
-        StopServer, Target, ToClients, ToServer, VolleyAppExt, VolleyClient, VolleyClientPlugin, VolleyRuntime,
-        VolleyServer, VolleyServerPlugin, VolleySet,
+        Responder, Rooms, Rtt, ServerAppExt, ServerFailed, ServerRtt, ServerStarted, ServerState, ServerStopped,
+        StartServer, StopServer, Target, ToClients, ToServer, VolleyAppExt, VolleyClient, VolleyClientPlugin,
+        VolleyRuntime, VolleyServer, VolleyServerPlugin, VolleySet,
     };
     pub use volley::{
         ClientConfig, ClientEvent, ClientFn, CloseReason, ConnectError, FunctionError, PlayerId, Protocol, Reject,

@@ -176,6 +176,19 @@ pub struct Rtt(pub Option<Duration>);
 /// lock, which every frame for every player would not be worth.
 const RTT_REFRESH: Duration = Duration::from_secs(1);
 
+/// The rooms a player is in, on its entity: volley's rooms, mirrored at
+/// the start of each frame (join and leave with volley's `Player::join` /
+/// `Player::leave`, through [`NetPlayer::player`]).
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rooms(pub std::collections::BTreeSet<String>);
+
+impl Rooms {
+    /// Whether the player is in `room`.
+    pub fn contains(&self, room: &str) -> bool {
+        self.0.contains(room)
+    }
+}
+
 /// A player joined; its entity is spawned.
 #[derive(Message, Clone, Debug)]
 pub struct PlayerJoined {
@@ -213,6 +226,8 @@ impl PlayerEntities {
 enum Change {
     Joined(Player),
     Left(PlayerId, CloseReason),
+    RoomJoined(PlayerId, String),
+    RoomLeft(PlayerId, String),
     Started(SocketAddr),
     Failed(String, std::io::Error),
     Stopped,
@@ -242,6 +257,14 @@ impl Plugin for VolleyServerPlugin {
         let left = tx.clone();
         server.on_player_removed(move |player, reason| {
             let _ = left.send(Change::Left(player.id(), reason.clone()));
+        });
+        let joined_room = tx.clone();
+        server.on_room_joined(move |player, room| {
+            let _ = joined_room.send(Change::RoomJoined(player.id(), room.to_string()));
+        });
+        let left_room = tx.clone();
+        server.on_room_left(move |player, room| {
+            let _ = left_room.send(Change::RoomLeft(player.id(), room.to_string()));
         });
         let state = if running {
             ServerState::Running
@@ -324,12 +347,14 @@ fn track_server(
     mut started: MessageWriter<ServerStarted>,
     mut failed: MessageWriter<ServerFailed>,
     mut stopped: MessageWriter<ServerStopped>,
+    mut rooms: Query<&mut Rooms>,
 ) {
     for change in inbox.drain() {
         match change {
             Change::Joined(player) => {
                 let id = player.id();
-                let entity = commands.spawn((NetPlayer { player }, Rtt::default())).id();
+                let rooms = Rooms(player.rooms().into_iter().collect());
+                let entity = commands.spawn((NetPlayer { player }, Rtt::default(), rooms)).id();
                 entities.0.insert(id, entity);
                 joined.write(PlayerJoined { player: id, entity });
             }
@@ -342,6 +367,16 @@ fn track_server(
                 commands.trigger(gone.clone());
                 commands.entity(entity).try_despawn();
                 left.write(gone);
+            }
+            Change::RoomJoined(player, room) => {
+                if let Some(mut rooms) = entities.get(player).and_then(|e| rooms.get_mut(e).ok()) {
+                    rooms.0.insert(room);
+                }
+            }
+            Change::RoomLeft(player, room) => {
+                if let Some(mut rooms) = entities.get(player).and_then(|e| rooms.get_mut(e).ok()) {
+                    rooms.0.remove(&room);
+                }
             }
             Change::Started(addr) => {
                 tracing::info!(%addr, "volley server listening");

@@ -272,6 +272,20 @@ fn events_and_players_over_memory() {
     });
     assert_eq!(seen(&server).inputs, vec![(player, Some(entity), 3)]);
 
+    // The player's rooms ride on its entity.
+    let net = server.world().get::<NetPlayer>(entity).unwrap().player.clone();
+    net.join("lobby");
+    net.join("match-1");
+    net.leave("lobby");
+    update_until(&mut [&mut server, &mut client], "the rooms", |apps| {
+        apps[0]
+            .world()
+            .get::<Rooms>(entity)
+            .is_some_and(|r| r.contains("match-1"))
+    });
+    let rooms = server.world().get::<Rooms>(entity).unwrap();
+    assert_eq!(rooms.0.iter().collect::<Vec<_>>(), ["match-1"]);
+
     // The round-trip time rides on the player's entity.
     update_until(&mut [&mut server, &mut client], "an rtt", |apps| {
         apps[0]
