@@ -238,6 +238,16 @@ enum Route<Req, Resp> {
     Player(ClientFn<Req, Resp>, PlayerId),
     /// The server's call to a player, by its entity.
     Entity(ClientFn<Req, Resp>, Entity),
+    /// The server's call to many players at once.
+    Group(ClientFn<Req, Resp>, Group),
+}
+
+/// Which players a group call asks.
+#[derive(Debug, Clone)]
+enum Group {
+    Room(String),
+    Players(Vec<PlayerId>),
+    All,
 }
 
 /// An outgoing call: spawn an entity with it. Sent late in the frame it was
@@ -295,6 +305,25 @@ impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> Invoke<Req, Resp> 
         Self::new(Route::Entity(remote, to), request)
     }
 
+    /// The server's call of `remote` on every member of `room` at once (on
+    /// a cluster, every node's): each answer comes as a [`CallAnswer`] as
+    /// it arrives, then [`GroupDone`], then the entity is despawned.
+    pub fn room(remote: ClientFn<Req, Resp>, room: impl Into<String>, request: Req) -> Self {
+        Self::new(Route::Group(remote, Group::Room(room.into())), request)
+    }
+
+    /// The server's call of `remote` on these players at once; answers as
+    /// for [`room`](Self::room).
+    pub fn players(remote: ClientFn<Req, Resp>, to: impl IntoIterator<Item = PlayerId>, request: Req) -> Self {
+        Self::new(Route::Group(remote, Group::Players(to.into_iter().collect())), request)
+    }
+
+    /// The server's call of `remote` on every player at once; answers as
+    /// for [`room`](Self::room).
+    pub fn all(remote: ClientFn<Req, Resp>, request: Req) -> Self {
+        Self::new(Route::Group(remote, Group::All), request)
+    }
+
     /// This call's deadline instead of the remote's (a zero one is
     /// ignored).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -306,7 +335,7 @@ impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> Invoke<Req, Resp> 
     pub fn remote(&self) -> &'static str {
         match &self.route {
             Route::Server(remote) => remote.name(),
-            Route::Player(remote, _) | Route::Entity(remote, _) => remote.name(),
+            Route::Player(remote, _) | Route::Entity(remote, _) | Route::Group(remote, _) => remote.name(),
         }
     }
 
@@ -338,12 +367,49 @@ pub struct CallDone<Resp: Send + Sync + 'static> {
     pub result: Result<Resp, FunctionError>,
 }
 
+/// One player's answer to a group call ([`Invoke::room`],
+/// [`Invoke::players`], [`Invoke::all`]), as it arrives: an event for the
+/// call entity's observers and a message.
+#[derive(Message, EntityEvent, Debug, Clone, PartialEq)]
+pub struct CallAnswer<Resp: Send + Sync + 'static> {
+    /// The entity that made the call.
+    pub entity: Entity,
+    /// The remote called.
+    pub remote: &'static str,
+    /// Who answered (or failed to: `Timeout`, `Disconnected`).
+    pub player: PlayerId,
+    /// What came back.
+    pub result: Result<Resp, FunctionError>,
+}
+
+/// A group call is over: every player asked has its [`CallAnswer`]. An
+/// event for the call entity's observers and a message; the entity is
+/// despawned after.
+#[derive(Message, EntityEvent, Debug, Clone, PartialEq, Eq)]
+pub struct GroupDone {
+    /// The entity that made the call.
+    pub entity: Entity,
+    /// The remote called.
+    pub remote: &'static str,
+    /// How many players were asked.
+    pub asked: usize,
+}
+
 /// A call's result on its way to the ECS.
 pub(crate) struct Finished<Req, Resp> {
     entity: Entity,
     serial: u64,
-    result: Result<Resp, FunctionError>,
+    outcome: Outcome<Resp>,
     _request: std::marker::PhantomData<fn(Req)>,
+}
+
+enum Outcome<Resp> {
+    /// A call to one peer ended.
+    Done(Result<Resp, FunctionError>),
+    /// A group call's answer from one player.
+    Answer(PlayerId, Result<Resp, FunctionError>),
+    /// A group call ended, having asked this many.
+    GroupDone(usize),
 }
 
 /// Where the calls' tasks send results: one per pair of types (one
@@ -368,18 +434,47 @@ pub(crate) fn start_calls<Req: volley::remote::Payload + Sync, Resp: volley::rem
     for (entity, mut call) in &mut calls {
         let Some(request) = call.request.take() else { continue };
         let timeout = call.timeout;
+        let done = results.0.clone();
+        let serial = call.serial;
+        if let (Route::Group(remote, group), Some(server)) = (&call.route, &server) {
+            let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
+            let server = &server.server;
+            let recipients = match group {
+                Group::Room(room) => server.to_room(room),
+                Group::Players(ids) => server.to_ids(ids.iter().copied()),
+                Group::All => server.to_all(),
+            };
+            let task = runtime.spawn(async move {
+                let send = |outcome| {
+                    done.send(Finished {
+                        entity,
+                        serial,
+                        outcome,
+                        _request: std::marker::PhantomData,
+                    })
+                };
+                // Within the runtime: the group's deadline is a Tokio timer.
+                let mut answers = recipients.invoke(remote, request);
+                while let Some((player, result)) = answers.next().await {
+                    let _ = send(Outcome::Answer(player, result));
+                }
+                let _ = send(Outcome::GroupDone(answers.asked()));
+            });
+            call.task = Some(AbortOnDrop(task.abort_handle()));
+            continue;
+        }
         let future: CallFuture<Resp> = match (&call.route, &client, &server) {
             (Route::Server(remote), Some(client), _) => {
                 let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
                 let client = client.client.clone();
                 Box::pin(async move { client.invoke(remote, request).await })
             }
-            (Route::Player(remote, _) | Route::Entity(remote, _), _, Some(server)) => {
+            (Route::Player(remote, _) | Route::Entity(remote, _) | Route::Group(remote, _), _, Some(server)) => {
                 let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
                 let player = match &call.route {
                     Route::Entity(_, to) => players.get(*to).ok().map(|p| p.player.clone()),
                     Route::Player(_, id) => server.server.player(*id),
-                    Route::Server(_) => None,
+                    Route::Server(_) | Route::Group(..) => None,
                 };
                 let server = server.server.clone();
                 Box::pin(async move {
@@ -391,14 +486,12 @@ pub(crate) fn start_calls<Req: volley::remote::Payload + Sync, Resp: volley::rem
             // player without a server.
             _ => Box::pin(async { Err(FunctionError::Disconnected) }),
         };
-        let done = results.0.clone();
-        let serial = call.serial;
         let task = runtime.spawn(async move {
             let result = future.await;
             let _ = done.send(Finished {
                 entity,
                 serial,
-                result,
+                outcome: Outcome::Done(result),
                 _request: std::marker::PhantomData,
             });
         });
@@ -413,25 +506,47 @@ pub(crate) fn finish_calls<Req: Send + Sync + 'static, Resp: Clone + Send + Sync
     mut commands: Commands,
     calls: Query<&Invoke<Req, Resp>>,
     mut done: MessageWriter<CallDone<Resp>>,
+    mut answers: MessageWriter<CallAnswer<Resp>>,
+    mut groups_done: MessageWriter<GroupDone>,
 ) {
-    for Finished {
-        entity, serial, result, ..
-    } in inbox.drain()
-    {
+    for finished in inbox.drain() {
+        let Finished {
+            entity,
+            serial,
+            outcome,
+            ..
+        } = finished;
         // Despawned meanwhile (its task was stopped), or a newer call of
         // the same entity.
         let Ok(call) = calls.get(entity) else { continue };
         if call.serial != serial {
             continue;
         }
-        let finished = CallDone {
-            entity,
-            remote: call.remote(),
-            result,
-        };
-        commands.trigger(finished.clone());
-        done.write(finished);
-        commands.entity(entity).try_despawn();
+        let remote = call.remote();
+        match outcome {
+            Outcome::Done(result) => {
+                let finished = CallDone { entity, remote, result };
+                commands.trigger(finished.clone());
+                done.write(finished);
+                commands.entity(entity).try_despawn();
+            }
+            Outcome::Answer(player, result) => {
+                let answer = CallAnswer {
+                    entity,
+                    remote,
+                    player,
+                    result,
+                };
+                commands.trigger(answer.clone());
+                answers.write(answer);
+            }
+            Outcome::GroupDone(asked) => {
+                let finished = GroupDone { entity, remote, asked };
+                commands.trigger(finished.clone());
+                groups_done.write(finished);
+                commands.entity(entity).try_despawn();
+            }
+        }
     }
 }
 
@@ -449,6 +564,8 @@ where
     app.insert_resource(ResultSender(results))
         .insert_resource(finished)
         .add_message::<CallDone<Resp>>()
+        .add_message::<CallAnswer<Resp>>()
+        .add_message::<GroupDone>()
         .add_systems(
             bevy_app::PreUpdate,
             finish_calls::<Req, Resp>.in_set(crate::VolleySet::Receive),

@@ -63,7 +63,7 @@ pub mod testing;
 
 use bevy_ecs::prelude::SystemSet;
 
-pub use calls::{CallDone, DeferredAnswer, Invoke, Request, RequestKey, Responder};
+pub use calls::{CallAnswer, CallDone, DeferredAnswer, GroupDone, Invoke, Request, RequestKey, Responder};
 pub use client::{
     ClientAppExt, ClientState, Connect, ConnectFailed, Connected, Disconnect, Disconnected, Reconnected, ServerRtt,
     VolleyClient, VolleyClientPlugin,
@@ -82,12 +82,12 @@ pub use server::{
 /// states and conditions, and volley's declaration and error types.
 pub mod prelude {
     pub use crate::{
-        client_connected, client_just_connected, client_just_disconnected, server_running, CallDone, ClientAppExt,
-        ClientState, Connect, ConnectFailed, Connected, DeferredAnswer, Disconnect, Disconnected, FromClient,
-        FromServer, Invoke, NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Reconnected, Request, RequestKey,
-        Responder, Rooms, Rtt, ServerAppExt, ServerFailed, ServerRtt, ServerStarted, ServerState, ServerStopped,
-        StartServer, StopServer, Target, ToClients, ToServer, VolleyAppExt, VolleyClient, VolleyClientPlugin,
-        VolleyRuntime, VolleyServer, VolleyServerPlugin, VolleySet,
+        client_connected, client_just_connected, client_just_disconnected, server_running, CallAnswer, CallDone,
+        ClientAppExt, ClientState, Connect, ConnectFailed, Connected, DeferredAnswer, Disconnect, Disconnected,
+        FromClient, FromServer, GroupDone, Invoke, NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Reconnected,
+        Request, RequestKey, Responder, Rooms, Rtt, ServerAppExt, ServerFailed, ServerRtt, ServerStarted, ServerState,
+        ServerStopped, StartServer, StopServer, Target, ToClients, ToServer, VolleyAppExt, VolleyClient,
+        VolleyClientPlugin, VolleyRuntime, VolleyServer, VolleyServerPlugin, VolleySet,
     };
     pub use volley::{
         ClientConfig, ClientEvent, ClientFn, CloseReason, ConnectError, FunctionError, PlayerId, Protocol, Reject,

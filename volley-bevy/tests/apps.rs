@@ -713,3 +713,59 @@ fn a_stalled_app_holds_a_flooding_client_back() {
     let order: Vec<i32> = seen(&server).inputs.iter().map(|(_, _, dx)| *dx).collect();
     assert_eq!(order, (0..sent).collect::<Vec<_>>(), "in order, none lost");
 }
+
+/// A call to a room: each member's answer reaches the call's observers as
+/// it arrives, then `GroupDone`, then the entity goes.
+#[test]
+fn a_group_call_answers_as_they_arrive() {
+    let runtime = VolleyRuntime::new();
+    let (mut server, mut first) = memory_pair(&runtime);
+    let mut second = client_app(&runtime, VolleyClientPlugin::new(protocol(), ClientConfig::default()));
+    testing::connect_in_memory(&mut server, &mut second);
+    update_until(&mut [&mut server, &mut first, &mut second], "two players", |apps| {
+        seen(apps[0]).joined.len() == 2
+    });
+    let mut players = server.world_mut().query::<&NetPlayer>();
+    for net in players.iter(server.world()) {
+        net.player.join("lobby");
+    }
+    #[derive(Resource, Default)]
+    struct Group {
+        answers: Vec<(PlayerId, Result<Answer, FunctionError>)>,
+        done: Vec<usize>,
+    }
+    server.init_resource::<Group>();
+    let call = server
+        .world_mut()
+        .spawn(Invoke::room(CONFIRM, "lobby", Question("all ready?".into())))
+        .observe(|answer: On<CallAnswer<Answer>>, mut group: ResMut<Group>| {
+            group.answers.push((answer.player, answer.result.clone()));
+        })
+        .observe(|done: On<GroupDone>, mut group: ResMut<Group>| group.done.push(done.asked))
+        .id();
+    update_until(&mut [&mut server, &mut first, &mut second], "both asked", |apps| {
+        seen(apps[1]).questions.len() == 1 && seen(apps[2]).questions.len() == 1
+    });
+    // The first answers now; the second a few frames later.
+    let (_, deferred) = first.world_mut().resource_mut::<Seen>().questions.remove(0);
+    assert!(deferred.respond(Ok(Answer(true))));
+    update_until(
+        &mut [&mut server, &mut first, &mut second],
+        "the first answer",
+        |apps| apps[0].world().resource::<Group>().answers.len() == 1,
+    );
+    assert!(server.world().resource::<Group>().done.is_empty(), "one still owed");
+    let (_, deferred) = second.world_mut().resource_mut::<Seen>().questions.remove(0);
+    assert!(deferred.respond(Ok(Answer(false))));
+    update_until(&mut [&mut server, &mut first, &mut second], "the group done", |apps| {
+        apps[0].world().resource::<Group>().done == [2]
+    });
+    let group = server.world().resource::<Group>();
+    let results: Vec<_> = group.answers.iter().map(|(_, r)| r.clone()).collect();
+    assert_eq!(results, [Ok(Answer(true)), Ok(Answer(false))]);
+    server.update();
+    assert!(
+        server.world().get_entity(call).is_err(),
+        "the call's entity is despawned"
+    );
+}
