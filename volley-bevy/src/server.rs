@@ -111,13 +111,22 @@ pub enum ServerState {
 /// server listens on as many addresses as it is started on.
 #[derive(Event, Debug, Clone)]
 pub struct StartServer {
-    tcp: String,
+    /// Where to listen; `None`: in memory only.
+    tcp: Option<String>,
 }
 
 impl StartServer {
     /// On TCP, at `addr` (`host:port`; port 0 picks a free one).
     pub fn tcp(addr: impl Into<String>) -> Self {
-        Self { tcp: addr.into() }
+        Self { tcp: Some(addr.into()) }
+    }
+
+    /// In memory only: binds nothing (in-process clients connect with
+    /// `Server::connect_memory`, running or not), but the server is
+    /// [`ServerState::Running`] from the next frame, for what waits on that
+    /// (tests, a single-process game, replicon's server state).
+    pub fn memory() -> Self {
+        Self { tcp: None }
     }
 }
 
@@ -229,6 +238,8 @@ enum Change {
     RoomJoined(PlayerId, String),
     RoomLeft(PlayerId, String),
     Started(SocketAddr),
+    /// Running in memory only.
+    Running,
     Failed(String, std::io::Error),
     Stopped,
 }
@@ -306,7 +317,11 @@ impl Plugin for VolleyServerPlugin {
 
 /// An observer: binds a listener, in the background.
 fn start(start: On<StartServer>, server: Res<VolleyServer>, runtime: Res<VolleyRuntime>, changes: Res<Changes>) {
-    let (server, changes, addr) = (server.server.clone(), changes.0.clone(), start.tcp.clone());
+    let (server, changes) = (server.server.clone(), changes.0.clone());
+    let Some(addr) = start.tcp.clone() else {
+        let _ = changes.send(Change::Running);
+        return;
+    };
     runtime.spawn(async move {
         let _ = changes.send(match server.listen_tcp(addr.clone()).await {
             Ok(bound) => Change::Started(bound),
@@ -383,6 +398,9 @@ fn track_server(
                 server.addrs.push(addr);
                 state.set_if_neq(ServerState::Running);
                 started.write(ServerStarted { addr });
+            }
+            Change::Running => {
+                state.set_if_neq(ServerState::Running);
             }
             Change::Failed(addr, error) => {
                 tracing::warn!(%addr, %error, "volley server could not listen");

@@ -22,7 +22,7 @@ use bevy_app::App;
 
 use crate::client::Connect;
 use crate::runtime::VolleyRuntime;
-use crate::server::VolleyServer;
+use crate::server::{ServerState, StartServer, VolleyServer};
 
 /// How long [`update_until`] sleeps between rounds of frames: volley's
 /// tasks run on other threads, and a round that finds nothing new gives
@@ -31,7 +31,10 @@ pub const FRAME_PAUSE: Duration = Duration::from_millis(1);
 
 /// Connects `client` (an app with a `VolleyClientPlugin`) to `server` (one
 /// with a `VolleyServerPlugin`) over volley's in-memory transport: the
-/// client connects in its next frame.
+/// client connects in its next frame. A server not yet running is started
+/// in memory ([`StartServer::memory`]), so it is
+/// [`ServerState::Running`](crate::ServerState::Running) from its next
+/// frame.
 ///
 /// # Panics
 ///
@@ -43,6 +46,9 @@ pub fn connect_in_memory(server: &mut App, client: &mut App) {
         let _inside = runtime.handle().enter();
         server.world().resource::<VolleyServer>().server.connect_memory()
     };
+    if *server.world().resource::<ServerState>() == ServerState::Stopped {
+        server.world_mut().trigger(StartServer::memory());
+    }
     client.world_mut().trigger(Connect::memory(transport));
 }
 

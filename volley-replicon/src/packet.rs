@@ -1,0 +1,40 @@
+//! Replicon's packets as volley events: which channel, and its bytes.
+
+use serde::{Deserialize, Serialize};
+use volley::{ClientEvent, ProtocolBuilder, ServerEvent};
+
+/// One replicon message on one of its channels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Packet {
+    /// Replicon's channel id (its place in `RepliconChannels`).
+    pub channel: u8,
+    /// The message.
+    pub bytes: Vec<u8>,
+}
+
+/// Replicon's ordered and unordered channels, server to client.
+pub const REPLICON_TO_CLIENT: ClientEvent<Packet> = ClientEvent::new("replicon.to_client");
+/// Replicon's unreliable channels, server to client (datagrams where the
+/// transport has them).
+pub const REPLICON_TO_CLIENT_UNRELIABLE: ClientEvent<Packet> =
+    ClientEvent::new("replicon.to_client.unreliable").unreliable();
+/// Replicon's ordered and unordered channels, client to server.
+pub const REPLICON_TO_SERVER: ServerEvent<Packet> = ServerEvent::new("replicon.to_server");
+/// Replicon's unreliable channels, client to server.
+pub const REPLICON_TO_SERVER_UNRELIABLE: ServerEvent<Packet> =
+    ServerEvent::new("replicon.to_server.unreliable").unreliable();
+
+/// Adds the four remotes that carry replicon's packets to a protocol both
+/// sides build.
+pub fn replicon_remotes(builder: ProtocolBuilder) -> ProtocolBuilder {
+    builder
+        .remote(REPLICON_TO_CLIENT)
+        .remote(REPLICON_TO_CLIENT_UNRELIABLE)
+        .remote(REPLICON_TO_SERVER)
+        .remote(REPLICON_TO_SERVER_UNRELIABLE)
+}
+
+/// Whether replicon's channel `id` (of `channels`) is unreliable.
+pub(crate) fn unreliable(channels: &[bevy_replicon::prelude::Channel], id: usize) -> bool {
+    matches!(channels.get(id), Some(bevy_replicon::prelude::Channel::Unreliable))
+}
