@@ -33,7 +33,7 @@ pub const FRAME_PAUSE: Duration = Duration::from_millis(1);
 /// with a `VolleyServerPlugin`) over volley's in-memory transport: the
 /// client connects in its next frame. A server not yet running is started
 /// in memory ([`StartServer::memory`]), so it is
-/// [`ServerState::Running`](crate::ServerState::Running) from its next
+/// [`ServerState::Running`] from its next
 /// frame.
 ///
 /// # Panics
