@@ -2,7 +2,7 @@
 //! with commands, its state, and the remotes its systems receive, fire,
 //! answer and call.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bevy_app::{App, Plugin, PostUpdate, PreUpdate, Startup};
@@ -14,11 +14,10 @@ use volley::{Client, ClientConfig, ClientEvent, ClientFn, ClientStatus, CloseRea
 use volley::{ServerEvent, ServerFn};
 
 use crate::calls::{add_calls, add_requests, ask_systems};
-use crate::flow::{Flow, Resume, DEFAULT_EVENT_QUEUE};
+use crate::flow::{event_queue, pause_with, EventQueue, QueueLimit, DEFAULT_EVENT_QUEUE};
 use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromServer, ToServer};
 use crate::runtime::{runtime_of, VolleyRuntime};
-use crate::server::EventQueue;
 use crate::VolleySet;
 
 /// Adds a volley client to the app: a [`VolleyClient`] resource, the
@@ -229,7 +228,7 @@ impl Plugin for VolleyClientPlugin {
             .insert_resource(changes)
             .insert_resource(Changes(tx))
             .insert_resource(status)
-            .insert_resource(EventQueue(self.event_queue))
+            .insert_resource(QueueLimit(self.event_queue))
             .init_resource::<ClientState>()
             .init_resource::<ServerRtt>()
             .add_message::<Connected>()
@@ -369,43 +368,19 @@ fn client_of(app: &App) -> Client {
 #[derive(Resource)]
 struct Outgoing<T: Send + Sync + 'static>(ServerEvent<T>);
 
-/// Where a remote's events go, shared by every remote of the type, and how
-/// full that queue is.
-#[derive(Resource)]
-struct EventSender<T: Send + Sync + 'static> {
-    tx: tokio::sync::mpsc::UnboundedSender<FromServer<T>>,
-    flow: Arc<Flow>,
-}
-
 impl ClientAppExt for App {
     fn receive_from_server<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self {
-        if crate::registry::first_for::<FromServer<T>>(self, remote.name()) {
-            let (tx, events) = inbox::<FromServer<T>>();
-            let limit = self
-                .world()
-                .get_resource::<EventQueue>()
-                .map_or(DEFAULT_EVENT_QUEUE, |q| q.0);
-            let flow = Flow::new(limit);
-            self.insert_resource(EventSender { tx, flow })
-                .insert_resource(events)
-                .add_message::<FromServer<T>>()
+        let (tx, flow, first) = event_queue::<FromServer<T>>(self, remote.name());
+        if first {
+            self.add_message::<FromServer<T>>()
                 .add_systems(PreUpdate, deliver_events::<T>.in_set(VolleySet::Receive));
         }
-        let sender = self.world().resource::<EventSender<T>>();
-        let (tx, flow) = (sender.tx.clone(), sender.flow.clone());
         let name = remote.name();
         let client = client_of(self);
         let paused = client.clone();
         client.on_event(remote, move |_, event: T| {
             let _ = tx.send(FromServer { remote: name, event });
-            flow.arrived(|| {
-                paused.pause_reading().then(|| {
-                    let client = paused.clone();
-                    Box::new(move || {
-                        client.resume_reading();
-                    }) as Resume
-                })
-            });
+            flow.arrived(|| pause_with(&paused, Client::pause_reading, Client::resume_reading));
         });
         self
     }
@@ -441,7 +416,7 @@ impl ClientAppExt for App {
 /// A system: incoming events become messages and observer events.
 fn deliver_events<T: Payload + Clone + Sync>(
     mut inbox: ResMut<Inbox<FromServer<T>>>,
-    sender: Res<EventSender<T>>,
+    queue: Res<EventQueue<FromServer<T>>>,
     mut messages: MessageWriter<FromServer<T>>,
     mut commands: Commands,
 ) {
@@ -451,7 +426,7 @@ fn deliver_events<T: Payload + Clone + Sync>(
         commands.trigger(event.clone());
         messages.write(event);
     }
-    sender.flow.taken(taken);
+    queue.flow.taken(taken);
 }
 
 fn send_events<T: Payload + Clone + Sync>(

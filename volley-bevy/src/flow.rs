@@ -7,6 +7,12 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bevy_app::App;
+use bevy_ecs::prelude::Resource;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::inbox::inbox;
+
 /// Events one queue holds before its senders are paused, unless set with
 /// `with_event_queue`: a few frames of a busy game's events.
 pub const DEFAULT_EVENT_QUEUE: usize = 4096;
@@ -66,4 +72,56 @@ impl Flow {
             resume();
         }
     }
+}
+
+/// How many events of one type wait for the app before their senders are
+/// paused: the plugin's `with_event_queue`.
+#[derive(Resource, Clone, Copy, Debug)]
+pub(crate) struct QueueLimit(pub(crate) usize);
+
+/// Where the events of message type `M` go, shared by every remote that
+/// carries it, and how full that queue is.
+#[derive(Resource)]
+pub(crate) struct EventQueue<M: Send + 'static> {
+    pub(crate) tx: UnboundedSender<M>,
+    pub(crate) flow: Arc<Flow>,
+}
+
+/// The queue of `M` (made with its inbox the first time `M` is registered,
+/// for `remote`), and whether it was made now: then add the system that
+/// drains it.
+pub(crate) fn event_queue<M: Send + Sync + 'static>(
+    app: &mut App,
+    remote: &'static str,
+) -> (UnboundedSender<M>, Arc<Flow>, bool) {
+    let first = crate::registry::first_for::<M>(app, remote);
+    if first {
+        let (tx, events) = inbox::<M>();
+        let limit = app
+            .world()
+            .get_resource::<QueueLimit>()
+            .map_or(DEFAULT_EVENT_QUEUE, |q| q.0);
+        app.insert_resource(EventQueue {
+            tx,
+            flow: Flow::new(limit),
+        })
+        .insert_resource(events);
+    }
+    let queue = app.world().resource::<EventQueue<M>>();
+    (queue.tx.clone(), queue.flow.clone(), first)
+}
+
+/// How a connection is paused for a full queue: `pause_reading` on it, and
+/// (if that paused it now) how to resume it.
+pub(crate) fn pause_with<C: Clone + Send + 'static>(
+    connection: &C,
+    pause: impl FnOnce(&C) -> bool,
+    resume: fn(&C) -> bool,
+) -> Option<Resume> {
+    pause(connection).then(|| {
+        let connection = connection.clone();
+        Box::new(move || {
+            resume(&connection);
+        }) as Resume
+    })
 }

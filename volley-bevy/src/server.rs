@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bevy_app::{App, Plugin, PostUpdate, PreUpdate, Startup};
@@ -15,7 +14,7 @@ use volley::{
 };
 
 use crate::calls::{add_calls, add_requests, ask_systems};
-use crate::flow::{Flow, Resume, DEFAULT_EVENT_QUEUE};
+use crate::flow::{event_queue, pause_with, EventQueue, QueueLimit, DEFAULT_EVENT_QUEUE};
 use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromClient, Target, ToClients};
 use crate::runtime::{runtime_of, VolleyRuntime};
@@ -289,7 +288,7 @@ impl Plugin for VolleyServerPlugin {
         .insert_resource(changes)
         .insert_resource(Changes(tx))
         .insert_resource(state)
-        .insert_resource(EventQueue(self.event_queue))
+        .insert_resource(QueueLimit(self.event_queue))
         .init_resource::<PlayerEntities>()
         .add_message::<PlayerJoined>()
         .add_message::<PlayerLeft>()
@@ -463,35 +462,13 @@ fn server_of(app: &App) -> Server {
         .clone()
 }
 
-/// How many events of one type wait for the app before their senders are
-/// paused.
-#[derive(Resource, Clone, Copy, Debug)]
-pub(crate) struct EventQueue(pub(crate) usize);
-
-/// Where a remote's events go, shared by every remote of the type, and how
-/// full that queue is.
-#[derive(Resource)]
-struct EventSender<T: Send + Sync + 'static> {
-    tx: tokio::sync::mpsc::UnboundedSender<FromClient<T>>,
-    flow: Arc<Flow>,
-}
-
 impl ServerAppExt for App {
     fn receive_from_clients<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self {
-        if crate::registry::first_for::<FromClient<T>>(self, remote.name()) {
-            let (tx, events) = inbox::<FromClient<T>>();
-            let limit = self
-                .world()
-                .get_resource::<EventQueue>()
-                .map_or(DEFAULT_EVENT_QUEUE, |q| q.0);
-            let flow = Flow::new(limit);
-            self.insert_resource(EventSender { tx, flow })
-                .insert_resource(events)
-                .add_message::<FromClient<T>>()
+        let (tx, flow, first) = event_queue::<FromClient<T>>(self, remote.name());
+        if first {
+            self.add_message::<FromClient<T>>()
                 .add_systems(PreUpdate, receive_events::<T>.in_set(VolleySet::Receive));
         }
-        let sender = self.world().resource::<EventSender<T>>();
-        let (tx, flow) = (sender.tx.clone(), sender.flow.clone());
         let name = remote.name();
         server_of(self).on_event(remote, move |player: Player, event: T| {
             let _ = tx.send(FromClient {
@@ -500,14 +477,7 @@ impl ServerAppExt for App {
                 entity: None,
                 event,
             });
-            flow.arrived(|| {
-                player.pause_reading().then(|| {
-                    let player = player.clone();
-                    Box::new(move || {
-                        player.resume_reading();
-                    }) as Resume
-                })
-            });
+            flow.arrived(|| pause_with(&player, Player::pause_reading, Player::resume_reading));
         });
         self
     }
@@ -550,7 +520,7 @@ struct Outgoing<T: Send + Sync + 'static>(ClientEvent<T>);
 /// the player's entity.
 fn receive_events<T: Payload + Clone + Sync>(
     mut inbox: ResMut<Inbox<FromClient<T>>>,
-    sender: Res<EventSender<T>>,
+    queue: Res<EventQueue<FromClient<T>>>,
     entities: Res<PlayerEntities>,
     mut messages: MessageWriter<FromClient<T>>,
     mut commands: Commands,
@@ -562,7 +532,7 @@ fn receive_events<T: Payload + Clone + Sync>(
         commands.trigger(event.clone());
         messages.write(event);
     }
-    sender.flow.taken(taken);
+    queue.flow.taken(taken);
 }
 
 fn send_events<T: Payload + Clone + Sync>(

@@ -9,7 +9,7 @@ use bevy_state::state::{NextState, State};
 use volley_bevy::{ClientAppExt, ClientState, FromServer, Reconnected, ServerRtt, VolleyClient, VolleySet};
 
 use crate::packet::{
-    unreliable, Packet, REPLICON_TO_CLIENT, REPLICON_TO_CLIENT_UNRELIABLE, REPLICON_TO_SERVER,
+    outgoing, Packet, REPLICON_TO_CLIENT, REPLICON_TO_CLIENT_UNRELIABLE, REPLICON_TO_SERVER,
     REPLICON_TO_SERVER_UNRELIABLE,
 };
 
@@ -83,14 +83,11 @@ fn copy_stats(rtt: Res<ServerRtt>, mut stats: ResMut<ClientStats>) {
 fn send_packets(mut messages: ResMut<ClientMessages>, channels: Res<RepliconChannels>, client: Res<VolleyClient>) {
     let kinds = channels.client_channels();
     for (channel, bytes) in messages.drain_sent() {
-        let remote = if unreliable(kinds, channel) {
+        let (unreliable, packet) = outgoing(kinds, channel, &bytes);
+        let remote = if unreliable {
             REPLICON_TO_SERVER_UNRELIABLE
         } else {
             REPLICON_TO_SERVER
-        };
-        let packet = Packet {
-            channel: channel as u8,
-            bytes: bytes.to_vec(),
         };
         if let Err(error) = client.client.fire(remote, packet) {
             tracing::debug!(%error, "replicon packet not sent");

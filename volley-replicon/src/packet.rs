@@ -34,7 +34,15 @@ pub fn replicon_remotes(builder: ProtocolBuilder) -> ProtocolBuilder {
         .remote(REPLICON_TO_SERVER_UNRELIABLE)
 }
 
-/// Whether replicon's channel `id` (of `channels`) is unreliable.
-pub(crate) fn unreliable(channels: &[bevy_replicon::prelude::Channel], id: usize) -> bool {
-    matches!(channels.get(id), Some(bevy_replicon::prelude::Channel::Unreliable))
+/// Replicon's message `bytes` on its channel `channel` (of `channels`), as
+/// a packet, and whether it goes by an unreliable remote.
+pub(crate) fn outgoing(channels: &[bevy_replicon::prelude::Channel], channel: usize, bytes: &[u8]) -> (bool, Packet) {
+    let unreliable = matches!(channels.get(channel), Some(bevy_replicon::prelude::Channel::Unreliable));
+    let packet = Packet {
+        // Replicon's channels are few (a game adds some to its own two or
+        // three): their ids fit a byte.
+        channel: channel as u8,
+        bytes: bytes.to_vec(),
+    };
+    (unreliable, packet)
 }

@@ -12,7 +12,7 @@ use bevy_state::state::NextState;
 use volley_bevy::{FromClient, NetPlayer, Rtt, ServerAppExt, ServerState, VolleySet};
 
 use crate::packet::{
-    unreliable, Packet, REPLICON_TO_CLIENT, REPLICON_TO_CLIENT_UNRELIABLE, REPLICON_TO_SERVER,
+    outgoing, Packet, REPLICON_TO_CLIENT, REPLICON_TO_CLIENT_UNRELIABLE, REPLICON_TO_SERVER,
     REPLICON_TO_SERVER_UNRELIABLE,
 };
 
@@ -85,14 +85,11 @@ fn send_packets(mut messages: ResMut<ServerMessages>, channels: Res<RepliconChan
     let kinds = channels.server_channels();
     for (entity, channel, bytes) in messages.drain_sent() {
         let Ok(net) = players.get(entity) else { continue };
-        let remote = if unreliable(kinds, channel) {
+        let (unreliable, packet) = outgoing(kinds, channel, &bytes);
+        let remote = if unreliable {
             REPLICON_TO_CLIENT_UNRELIABLE
         } else {
             REPLICON_TO_CLIENT
-        };
-        let packet = Packet {
-            channel: channel as u8,
-            bytes: bytes.to_vec(),
         };
         if let Err(error) = net.player.fire(remote, packet) {
             tracing::debug!(player = %net.id(), %error, "replicon packet not sent");
