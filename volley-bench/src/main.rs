@@ -9,6 +9,7 @@
 //! cargo run --release -p volley-net-bench -- --quick --resume-only   # rtt and pipelined with resume on and off
 //! cargo run --release -p volley-net-bench -- --allocations-only       # heap allocations per call, each side
 //! cargo run --release -p volley-net-bench -- --idle-only              # memory per idle client
+//! cargo run --release -p volley-net-bench -- --bevy-frame-only        # a Bevy frame with 1,000 idle players against none
 //! ```
 //!
 //! Prints a table, then `RESULT <scenario> <system> <value> <unit>` for each
@@ -20,6 +21,7 @@
 //! advantage of going first or last hit all alike.
 
 mod alloc;
+mod bevy_frame;
 mod cluster;
 mod idle;
 mod load;
@@ -731,6 +733,9 @@ fn main() {
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_writer(std::io::stderr)
             .init();
+    }
+    if args.iter().any(|a| a == "--bevy-frame-only") {
+        return bevy_frame::run(1_000);
     }
     let quick = args.iter().any(|a| a == "--quick");
     let plan = Plan::new(quick);

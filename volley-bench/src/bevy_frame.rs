@@ -1,12 +1,7 @@
-//! What volley's systems cost a frame: a server app with 1,000 connected,
-//! idle players against the same app with none, both measured in this run
-//! (the machine may be shared and noisy: rounds alternate, and the median
-//! of each is compared).
-//!
-//! ```sh
-//! cargo run --release -p volley-net-bevy --example frame_cost            # 1,000 players
-//! cargo run --release -p volley-net-bevy --example frame_cost -- 200     # another count
-//! ```
+//! What volley-bevy's systems cost a Bevy frame: a server app with 1,000
+//! connected, idle players against the same app with none, in alternating
+//! rounds of this run (medians compared), and the heap allocations of each
+//! frame, counted by the bench's allocator.
 
 use std::time::{Duration, Instant};
 
@@ -54,13 +49,18 @@ fn read_moves(mut moves: MessageReader<FromClient<Move>>) {
     for _ in moves.read() {}
 }
 
-/// Time per update over `frames` updates.
-fn measure(app: &mut App, frames: u32) -> Duration {
+/// Time per update over `frames` updates, and allocations per update.
+fn measure(app: &mut App, frames: u32) -> (Duration, f64) {
+    crate::alloc::counting(true);
+    let before = crate::alloc::count();
     let start = Instant::now();
     for _ in 0..frames {
         app.update();
     }
-    start.elapsed() / frames
+    let took = start.elapsed() / frames;
+    let allocations = (crate::alloc::count() - before) as f64 / f64::from(frames);
+    crate::alloc::counting(false);
+    (took, allocations)
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -68,8 +68,8 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values[values.len() / 2]
 }
 
-fn main() {
-    let players: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(1_000);
+/// Runs the comparison with `players` idle players and prints it.
+pub fn run(players: usize) {
     let runtime = VolleyRuntime::new();
     let mut empty = server_app(&runtime);
     let mut full = server_app(&runtime);
@@ -109,6 +109,7 @@ fn main() {
     const FRAMES: u32 = 2_000;
     const ROUNDS: usize = 7;
     let (mut without, mut with) = (Vec::new(), Vec::new());
+    let (mut allocations_without, mut allocations_with) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         // Alternating which goes first, so neither always meets a warmer cache.
         let (a, b) = if round % 2 == 0 {
@@ -118,17 +119,29 @@ fn main() {
             let b = measure(&mut full, FRAMES);
             (measure(&mut empty, FRAMES), b)
         };
-        without.push(a);
-        with.push(b);
+        without.push(a.0);
+        with.push(b.0);
+        allocations_without.push(a.1);
+        allocations_with.push(b.1);
     }
+    let most = |counts: Vec<f64>| counts.into_iter().fold(0.0, f64::max);
+    let (allocations_without, allocations_with) = (most(allocations_without), most(allocations_with));
     let (without, with) = (median(without), median(with));
     println!("volley-bevy, a server app's frame ({ROUNDS} rounds of {FRAMES} updates, medians):");
-    println!("  no players:         {without:>10.2?} per update");
-    println!("  {players} idle players: {with:>10.2?} per update");
+    println!(
+        "  no players:         {without:>10.2?} per update, {allocations_without:.2} allocations (most of any round)"
+    );
+    println!(
+        "  {players} idle players: {with:>10.2?} per update, {allocations_with:.2} allocations (most of any round)"
+    );
     println!(
         "  RATIO {players} players / none: {:.2} ({:.0} ns per player per frame)",
         with.as_secs_f64() / without.as_secs_f64(),
         (with.as_secs_f64() - without.as_secs_f64()) * 1e9 / players as f64
     );
+    println!("RESULT bevy_frame none {:.3} us", without.as_secs_f64() * 1e6);
+    println!("RESULT bevy_frame idle_players {:.3} us", with.as_secs_f64() * 1e6);
+    println!("RESULT bevy_frame_allocations none {allocations_without:.2} allocations");
+    println!("RESULT bevy_frame_allocations idle_players {allocations_with:.2} allocations");
     drop(clients);
 }
