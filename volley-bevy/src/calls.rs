@@ -469,11 +469,12 @@ pub(crate) fn start_calls<Req: volley::remote::Payload + Sync, Resp: volley::rem
                 let client = client.client.clone();
                 Box::pin(async move { client.invoke(remote, request).await })
             }
-            (Route::Player(remote, _) | Route::Entity(remote, _) | Route::Group(remote, _), _, Some(server)) => {
+            (Route::Player(remote, _) | Route::Entity(remote, _), _, Some(server)) => {
                 let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
                 let player = match &call.route {
                     Route::Entity(_, to) => players.get(*to).ok().map(|p| p.player.clone()),
                     Route::Player(_, id) => server.server.player(*id),
+                    // Not reached: this arm is for one player's call.
                     Route::Server(_) | Route::Group(..) => None,
                 };
                 let server = server.server.clone();

@@ -18,6 +18,7 @@ use crate::flow::{event_queue, pause_with, EventQueue, QueueLimit, DEFAULT_EVENT
 use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromServer, ToServer};
 use crate::runtime::{runtime_of, VolleyRuntime};
+use crate::server::rtt_due;
 use crate::VolleySet;
 
 /// Adds a volley client to the app: a [`VolleyClient`] resource, the
@@ -201,10 +202,6 @@ pub struct ServerRtt(pub Option<Duration>);
 #[derive(Resource)]
 struct StatusWatch(Mutex<watch::Receiver<ClientStatus>>);
 
-/// How often the client's [`Rtt`] resource is refreshed: volley measures
-/// it once per keep-alive (10 s by default), so a second is plenty.
-const RTT_REFRESH: Duration = Duration::from_secs(1);
-
 impl Plugin for VolleyClientPlugin {
     fn build(&self, app: &mut App) {
         runtime_of(app);
@@ -318,11 +315,10 @@ fn refresh_rtt(
     mut rtt: ResMut<ServerRtt>,
     mut last: Local<Option<std::time::Instant>>,
 ) {
-    let now = std::time::Instant::now();
-    if last.is_some_and(|at| now - at < RTT_REFRESH) && !state.is_changed() {
+    // At once when the connection changes (a new one has a new rtt).
+    if !rtt_due(&mut last, state.is_changed()) {
         return;
     }
-    *last = Some(now);
     rtt.set_if_neq(ServerRtt(client.client.rtt()));
 }
 

@@ -179,10 +179,22 @@ impl NetPlayer {
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
 pub struct Rtt(pub Option<Duration>);
 
-/// How often players' [`Rtt`] are read: volley measures them once per
+/// How often round-trip times are read (players' [`Rtt`], a client's
+/// [`ServerRtt`](crate::ServerRtt)): volley measures them once per
 /// keep-alive (10 s by default), and reading one takes its connection's
 /// lock, which every frame for every player would not be worth.
 const RTT_REFRESH: Duration = Duration::from_secs(1);
+
+/// Whether round-trip times are to be read this frame (`anyway`, or
+/// [`RTT_REFRESH`] since `last`); notes the time if so.
+pub(crate) fn rtt_due(last: &mut Option<Instant>, anyway: bool) -> bool {
+    let now = Instant::now();
+    if !anyway && last.is_some_and(|at| now - at < RTT_REFRESH) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
 
 /// The rooms a player is in, on its entity: volley's rooms, mirrored at
 /// the start of each frame (join and leave with volley's `Player::join` /
@@ -414,11 +426,9 @@ fn track_server(
 }
 
 fn update_rtt(mut players: Query<(&NetPlayer, &mut Rtt)>, mut last: Local<Option<Instant>>) {
-    let now = Instant::now();
-    if last.is_some_and(|at| now - at < RTT_REFRESH) {
+    if !rtt_due(&mut last, false) {
         return;
     }
-    *last = Some(now);
     for (net, mut rtt) in &mut players {
         rtt.set_if_neq(Rtt(net.player.rtt()));
     }
