@@ -17,8 +17,8 @@ use crate::calls::{add_calls, add_requests, ask_systems};
 use crate::flow::{event_queue, pause_with, EventQueue, QueueLimit, DEFAULT_EVENT_QUEUE};
 use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromServer, ToServer};
+use crate::rtt::rtt_due;
 use crate::runtime::{runtime_of, VolleyRuntime};
-use crate::server::rtt_due;
 use crate::VolleySet;
 
 /// Adds a volley client to the app: a [`VolleyClient`] resource, the
@@ -313,7 +313,7 @@ fn refresh_rtt(
     client: Res<VolleyClient>,
     state: Res<ClientState>,
     mut rtt: ResMut<ServerRtt>,
-    mut last: Local<Option<std::time::Instant>>,
+    mut last: Local<Option<tokio::time::Instant>>,
 ) {
     // At once when the connection changes (a new one has a new rtt).
     if !rtt_due(&mut last, state.is_changed()) {

@@ -55,6 +55,7 @@ mod inbox;
 mod messages;
 mod registry;
 mod remotes;
+mod rtt;
 mod runtime;
 mod server;
 #[cfg(feature = "bevy_state")]

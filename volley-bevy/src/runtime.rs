@@ -13,7 +13,7 @@ use tokio::runtime::{Handle, Runtime};
 #[derive(Resource, Clone, Debug)]
 pub struct VolleyRuntime {
     handle: Handle,
-    _owned: Option<Arc<OwnedRuntime>>,
+    owned: Option<Arc<OwnedRuntime>>,
 }
 
 /// A runtime the plugin made; shut down without waiting when the last app
@@ -40,13 +40,36 @@ impl VolleyRuntime {
             .expect("a tokio runtime starts");
         Self {
             handle: runtime.handle().clone(),
-            _owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
+            owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
         }
+    }
+
+    /// A current-thread runtime with its clock paused: its tasks run, and
+    /// its time moves, only when [`drive`](Self::drive)n ([`Stepper`](crate::testing::Stepper)).
+    #[cfg(feature = "testing")]
+    pub(crate) fn stepped() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("a tokio runtime starts");
+        Self {
+            handle: runtime.handle().clone(),
+            owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
+        }
+    }
+
+    /// Runs the runtime's tasks on this thread until `future` ends: the
+    /// only way a [`stepped`](Self::stepped) runtime runs anything.
+    #[cfg(feature = "testing")]
+    pub(crate) fn drive<F: Future>(&self, future: F) -> F::Output {
+        let runtime = self.owned.as_ref().and_then(|owned| owned.0.as_ref());
+        runtime.expect("a runtime of the plugin's own").block_on(future)
     }
 
     /// The game's own runtime.
     pub fn from_handle(handle: Handle) -> Self {
-        Self { handle, _owned: None }
+        Self { handle, owned: None }
     }
 
     /// The runtime this thread is in, if it has worker threads; else one of

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevy_app::{App, Plugin, PostUpdate, PreUpdate, Startup};
 use bevy_ecs::prelude::*;
@@ -17,6 +17,7 @@ use crate::calls::{add_calls, add_requests, ask_systems};
 use crate::flow::{event_queue, pause_with, EventQueue, QueueLimit, DEFAULT_EVENT_QUEUE};
 use crate::inbox::{inbox, Inbox};
 use crate::messages::{FromClient, Target, ToClients};
+use crate::rtt::rtt_due;
 use crate::runtime::{runtime_of, VolleyRuntime};
 use crate::VolleySet;
 
@@ -178,23 +179,6 @@ impl NetPlayer {
 /// once a second; `None` until the first pong.
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
 pub struct Rtt(pub Option<Duration>);
-
-/// How often round-trip times are read (players' [`Rtt`], a client's
-/// [`ServerRtt`](crate::ServerRtt)): volley measures them once per
-/// keep-alive (10 s by default), and reading one takes its connection's
-/// lock, which every frame for every player would not be worth.
-const RTT_REFRESH: Duration = Duration::from_secs(1);
-
-/// Whether round-trip times are to be read this frame (`anyway`, or
-/// [`RTT_REFRESH`] since `last`); notes the time if so.
-pub(crate) fn rtt_due(last: &mut Option<Instant>, anyway: bool) -> bool {
-    let now = Instant::now();
-    if !anyway && last.is_some_and(|at| now - at < RTT_REFRESH) {
-        return false;
-    }
-    *last = Some(now);
-    true
-}
 
 /// The rooms a player is in, on its entity: volley's rooms, mirrored at
 /// the start of each frame (join and leave with volley's `Player::join` /
@@ -425,7 +409,7 @@ fn track_server(
     }
 }
 
-fn update_rtt(mut players: Query<(&NetPlayer, &mut Rtt)>, mut last: Local<Option<Instant>>) {
+fn update_rtt(mut players: Query<(&NetPlayer, &mut Rtt)>, mut last: Local<Option<tokio::time::Instant>>) {
     if !rtt_due(&mut last, false) {
         return;
     }

@@ -1,12 +1,13 @@
 //! A server `App` and client `App`s in one test, over the in-memory
 //! transport and over TCP, advanced with `update()` until a condition holds.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevy_app::{App, Update};
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 use volley::*;
+use volley_bevy::testing::Stepper;
 use volley_bevy::*;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,7 +221,16 @@ fn client_sees_connection(
     seen.reconnected += back.read().count();
 }
 
-/// Updates every app until `done` holds (checked on the apps), at most 10 s.
+/// Steps every app until `done` holds (checked on the apps), at most 1,000
+/// frames (16 s on the stepper's clock).
+fn step_until(stepper: &mut Stepper, apps: &mut [&mut App], what: &str, done: impl Fn(&mut [&mut App]) -> bool) -> u64 {
+    stepper
+        .step_until(apps, what, 1_000, done)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Updates every app until `done` holds (checked on the apps), at most 10 s
+/// of real time: for apps on real sockets.
 fn update_until(apps: &mut [&mut App], what: &str, done: impl Fn(&mut [&mut App]) -> bool) {
     if let Err(e) = testing::update_until(apps, what, Duration::from_secs(10), done) {
         panic!("{e}");
@@ -254,11 +264,15 @@ fn memory_pair(runtime: &VolleyRuntime) -> (App, App) {
 
 #[test]
 fn events_and_players_over_memory() {
-    let runtime = VolleyRuntime::new();
+    let mut stepper = Stepper::new();
+    let runtime = stepper.runtime();
     let (mut server, mut client) = memory_pair(&runtime);
-    update_until(&mut [&mut server, &mut client], "the player's entity", |apps| {
-        connected(apps[1]) && apps[0].world_mut().query::<&NetPlayer>().iter(apps[0].world()).count() == 1
-    });
+    step_until(
+        &mut stepper,
+        &mut [&mut server, &mut client],
+        "the player's entity",
+        |apps| connected(apps[1]) && apps[0].world_mut().query::<&NetPlayer>().iter(apps[0].world()).count() == 1,
+    );
     let player = seen(&server).joined[0];
     let entity = server
         .world()
@@ -267,9 +281,12 @@ fn events_and_players_over_memory() {
         .expect("an entity");
 
     client.world_mut().write_message(ToServer { event: Input { dx: 3 } });
-    update_until(&mut [&mut server, &mut client], "the state back", |apps| {
-        seen(apps[1]).states == [30]
-    });
+    step_until(
+        &mut stepper,
+        &mut [&mut server, &mut client],
+        "the state back",
+        |apps| seen(apps[1]).states == [30],
+    );
     assert_eq!(seen(&server).inputs, vec![(player, Some(entity), 3)]);
 
     // The player's rooms ride on its entity.
@@ -277,7 +294,7 @@ fn events_and_players_over_memory() {
     net.join("lobby");
     net.join("match-1");
     net.leave("lobby");
-    update_until(&mut [&mut server, &mut client], "the rooms", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the rooms", |apps| {
         apps[0]
             .world()
             .get::<Rooms>(entity)
@@ -287,7 +304,7 @@ fn events_and_players_over_memory() {
     assert_eq!(rooms.0.iter().collect::<Vec<_>>(), ["match-1"]);
 
     // The round-trip time rides on the player's entity.
-    update_until(&mut [&mut server, &mut client], "an rtt", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "an rtt", |apps| {
         apps[0]
             .world_mut()
             .query::<&Rtt>()
@@ -298,9 +315,12 @@ fn events_and_players_over_memory() {
     // Leaving despawns the entity.
     client.world().resource::<VolleyClient>().client.disconnect();
     // The server and the client learn of it each in its own frame: wait for both.
-    update_until(&mut [&mut server, &mut client], "the player to leave", |apps| {
-        seen(apps[0]).left == [player] && seen(apps[1]).disconnected > 0
-    });
+    step_until(
+        &mut stepper,
+        &mut [&mut server, &mut client],
+        "the player to leave",
+        |apps| seen(apps[0]).left == [player] && seen(apps[1]).disconnected > 0,
+    );
     assert!(server.world().get_entity(entity).is_err(), "the entity is despawned");
     assert_eq!(seen(&client).disconnected, 1);
 }
@@ -309,7 +329,8 @@ fn events_and_players_over_memory() {
 /// serves the app: its players become entities, their events reach systems.
 #[test]
 fn a_server_the_game_built_serves_the_app() {
-    let runtime = VolleyRuntime::new();
+    let mut stepper = Stepper::new();
+    let runtime = stepper.runtime();
     let built = {
         let _inside = runtime.handle().enter();
         volley::Server::new(protocol(), ServerConfig::default())
@@ -323,12 +344,15 @@ fn a_server_the_game_built_serves_the_app() {
         &runtime,
         VolleyClientPlugin::memory(protocol(), ClientConfig::default(), transport),
     );
-    update_until(&mut [&mut server, &mut client], "the player's entity", |apps| {
-        connected(apps[1]) && seen(apps[0]).joined.len() == 1
-    });
+    step_until(
+        &mut stepper,
+        &mut [&mut server, &mut client],
+        "the player's entity",
+        |apps| connected(apps[1]) && seen(apps[0]).joined.len() == 1,
+    );
     assert_eq!(built.player_count(), 1, "the game's own server has the player");
     client.world_mut().write_message(ToServer { event: Input { dx: 5 } });
-    update_until(&mut [&mut server, &mut client], "the input", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the input", |apps| {
         !seen(apps[0]).inputs.is_empty()
     });
     assert_eq!(seen(&server).inputs[0].2, 5);
@@ -336,9 +360,10 @@ fn a_server_the_game_built_serves_the_app() {
 
 #[test]
 fn calls_both_ways_answered_by_systems_and_observers() {
-    let runtime = VolleyRuntime::new();
+    let mut stepper = Stepper::new();
+    let runtime = stepper.runtime();
     let (mut server, mut client) = memory_pair(&runtime);
-    update_until(&mut [&mut server, &mut client], "connected", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "connected", |apps| {
         connected(apps[1]) && seen(apps[0]).joined.len() == 1
     });
     let player = seen(&server).joined[0];
@@ -352,7 +377,7 @@ fn calls_both_ways_answered_by_systems_and_observers() {
         .world_mut()
         .spawn(Invoke::server(NAME, NameRequest(String::new())));
     client.world_mut().spawn(Invoke::server(UNANSWERED, ()));
-    update_until(&mut [&mut server, &mut client], "both names", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "both names", |apps| {
         seen(apps[1]).names.len() == 2 && seen(apps[1]).unanswered.len() == 1
     });
     let names = &seen(&client).names;
@@ -364,7 +389,7 @@ fn calls_both_ways_answered_by_systems_and_observers() {
     // No system registered for the remote: Unprocessed at once.
     assert_eq!(seen(&client).unanswered, vec![Err(FunctionError::Unprocessed)]);
     // A finished call leaves no entity behind.
-    client.update();
+    stepper.step(&mut [&mut server, &mut client]);
     assert!(
         client.world().get_entity(ada).is_err(),
         "the call's entity is despawned"
@@ -387,19 +412,18 @@ fn calls_both_ways_answered_by_systems_and_observers() {
     server
         .world_mut()
         .spawn(Invoke::entity(CONFIRM_AGAIN, entity, Question("sure?".into())));
-    update_until(&mut [&mut server, &mut client], "the questions", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the questions", |apps| {
         seen(apps[1]).questions.len() == 2
     });
     for _ in 0..3 {
-        server.update();
-        client.update();
+        stepper.step(&mut [&mut server, &mut client]);
     }
     assert!(seen(&server).answers.is_empty(), "not answered yet");
     let questions = std::mem::take(&mut client.world_mut().resource_mut::<Seen>().questions);
     for (remote, deferred) in questions {
         assert!(deferred.respond(Ok(Answer(remote == "Confirm"))));
     }
-    update_until(&mut [&mut server, &mut client], "the answers", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the answers", |apps| {
         seen(apps[0]).answers.len() == 2
     });
     let mut answers = seen(&server).answers.clone();
@@ -411,22 +435,24 @@ fn calls_both_ways_answered_by_systems_and_observers() {
 
     // Registered on the client but read by no system: Unprocessed within a
     // few frames, not at the caller's 5 s deadline.
-    let started = Instant::now();
     server.world_mut().spawn(Invoke::player(SLOW, player, Slow));
-    update_until(&mut [&mut server, &mut client], "the refusal", |apps| {
+    let frames = step_until(&mut stepper, &mut [&mut server, &mut client], "the refusal", |apps| {
         seen(apps[0]).slow.len() == 1
     });
     assert_eq!(seen(&server).slow, vec![Err(FunctionError::Unprocessed)]);
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    // Sent in the first frame, read in the client's next two, refused in
+    // the third and heard in the fourth: 64 ms, where the deadline is 5 s.
+    assert_eq!(frames, 4);
 }
 
 /// A call's result reaches the observers of its entity; a per-call timeout
 /// overrides the remote's; a dropped `DeferredAnswer` answers `Unprocessed`.
 #[test]
 fn call_results_reach_the_entitys_observers() {
-    let runtime = VolleyRuntime::new();
+    let mut stepper = Stepper::new();
+    let runtime = stepper.runtime();
     let (mut server, mut client) = memory_pair(&runtime);
-    update_until(&mut [&mut server, &mut client], "connected", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "connected", |apps| {
         connected(apps[1]) && seen(apps[0]).joined.len() == 1
     });
     let player = seen(&server).joined[0];
@@ -439,7 +465,7 @@ fn call_results_reach_the_entitys_observers() {
         .world_mut()
         .spawn(Invoke::player(CONFIRM, player, Question("quick?".into())).with_timeout(Duration::from_millis(100)))
         .observe(record);
-    update_until(&mut [&mut server, &mut client], "the timeout", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the timeout", |apps| {
         !apps[0].world().resource::<Observed>().0.is_empty()
     });
     assert_eq!(
@@ -452,11 +478,11 @@ fn call_results_reach_the_entitys_observers() {
         .world_mut()
         .spawn(Invoke::player(CONFIRM, player, Question("dropped?".into())))
         .observe(record);
-    update_until(&mut [&mut server, &mut client], "the question", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the question", |apps| {
         seen(apps[1]).questions.len() == 2
     });
     client.world_mut().resource_mut::<Seen>().questions.clear();
-    update_until(&mut [&mut server, &mut client], "the refusal", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the refusal", |apps| {
         apps[0].world().resource::<Observed>().0.len() == 2
     });
     assert_eq!(
@@ -467,9 +493,10 @@ fn call_results_reach_the_entitys_observers() {
 
 #[test]
 fn despawning_a_call_cancels_it_across_the_wire() {
-    let runtime = VolleyRuntime::new();
+    let mut stepper = Stepper::new();
+    let runtime = stepper.runtime();
     let (mut server, mut client) = memory_pair(&runtime);
-    update_until(&mut [&mut server, &mut client], "connected", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "connected", |apps| {
         connected(apps[1]) && seen(apps[0]).joined.len() == 1
     });
     let player = seen(&server).joined[0];
@@ -477,20 +504,19 @@ fn despawning_a_call_cancels_it_across_the_wire() {
         .world_mut()
         .spawn(Invoke::player(CONFIRM, player, Question("still there?".into())))
         .id();
-    update_until(&mut [&mut server, &mut client], "the question", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the question", |apps| {
         seen(apps[1]).questions.len() == 1
     });
     assert!(seen(&client).questions[0].1.is_wanted());
     server.world_mut().despawn(call);
     // The client's handler is stopped: its answer is no longer wanted.
-    update_until(&mut [&mut server, &mut client], "the cancel", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the cancel", |apps| {
         !seen(apps[1]).questions[0].1.is_wanted()
     });
     let (_, deferred) = client.world_mut().resource_mut::<Seen>().questions.remove(0);
     assert!(!deferred.respond(Ok(Answer(true))));
     for _ in 0..5 {
-        server.update();
-        client.update();
+        stepper.step(&mut [&mut server, &mut client]);
     }
     assert!(seen(&server).answers.is_empty(), "a despawned call reports nothing");
 }
@@ -498,15 +524,16 @@ fn despawning_a_call_cancels_it_across_the_wire() {
 /// Despawning a player's entity kicks the player.
 #[test]
 fn despawning_a_player_kicks_it() {
-    let runtime = VolleyRuntime::new();
+    let mut stepper = Stepper::new();
+    let runtime = stepper.runtime();
     let (mut server, mut client) = memory_pair(&runtime);
-    update_until(&mut [&mut server, &mut client], "connected", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "connected", |apps| {
         connected(apps[1]) && seen(apps[0]).joined.len() == 1
     });
     let player = seen(&server).joined[0];
     let entity = server.world().resource::<PlayerEntities>().get(player).unwrap();
     server.world_mut().despawn(entity);
-    update_until(&mut [&mut server, &mut client], "the kick", |apps| {
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the kick", |apps| {
         *apps[1].world().resource::<ClientState>() == ClientState::Disconnected && seen(apps[0]).left == [player]
     });
     let reason = client.world().resource::<VolleyClient>().client.close_reason();
@@ -718,13 +745,17 @@ fn a_stalled_app_holds_a_flooding_client_back() {
 /// it arrives, then `GroupDone`, then the entity goes.
 #[test]
 fn a_group_call_answers_as_they_arrive() {
-    let runtime = VolleyRuntime::new();
+    let mut stepper = Stepper::new();
+    let runtime = stepper.runtime();
     let (mut server, mut first) = memory_pair(&runtime);
     let mut second = client_app(&runtime, VolleyClientPlugin::new(protocol(), ClientConfig::default()));
     testing::connect_in_memory(&mut server, &mut second);
-    update_until(&mut [&mut server, &mut first, &mut second], "two players", |apps| {
-        seen(apps[0]).joined.len() == 2
-    });
+    step_until(
+        &mut stepper,
+        &mut [&mut server, &mut first, &mut second],
+        "two players",
+        |apps| seen(apps[0]).joined.len() == 2,
+    );
     let mut players = server.world_mut().query::<&NetPlayer>();
     for net in players.iter(server.world()) {
         net.player.join("lobby");
@@ -743,13 +774,17 @@ fn a_group_call_answers_as_they_arrive() {
         })
         .observe(|done: On<GroupDone>, mut group: ResMut<Group>| group.done.push(done.asked))
         .id();
-    update_until(&mut [&mut server, &mut first, &mut second], "both asked", |apps| {
-        seen(apps[1]).questions.len() == 1 && seen(apps[2]).questions.len() == 1
-    });
+    step_until(
+        &mut stepper,
+        &mut [&mut server, &mut first, &mut second],
+        "both asked",
+        |apps| seen(apps[1]).questions.len() == 1 && seen(apps[2]).questions.len() == 1,
+    );
     // The first answers now; the second a few frames later.
     let (_, deferred) = first.world_mut().resource_mut::<Seen>().questions.remove(0);
     assert!(deferred.respond(Ok(Answer(true))));
-    update_until(
+    step_until(
+        &mut stepper,
         &mut [&mut server, &mut first, &mut second],
         "the first answer",
         |apps| apps[0].world().resource::<Group>().answers.len() == 1,
@@ -757,15 +792,81 @@ fn a_group_call_answers_as_they_arrive() {
     assert!(server.world().resource::<Group>().done.is_empty(), "one still owed");
     let (_, deferred) = second.world_mut().resource_mut::<Seen>().questions.remove(0);
     assert!(deferred.respond(Ok(Answer(false))));
-    update_until(&mut [&mut server, &mut first, &mut second], "the group done", |apps| {
-        apps[0].world().resource::<Group>().done == [2]
-    });
+    step_until(
+        &mut stepper,
+        &mut [&mut server, &mut first, &mut second],
+        "the group done",
+        |apps| apps[0].world().resource::<Group>().done == [2],
+    );
     let group = server.world().resource::<Group>();
     let results: Vec<_> = group.answers.iter().map(|(_, r)| r.clone()).collect();
     assert_eq!(results, [Ok(Answer(true)), Ok(Answer(false))]);
-    server.update();
+    stepper.step(&mut [&mut server, &mut first, &mut second]);
     assert!(
         server.world().get_entity(call).is_err(),
         "the call's entity is despawned"
     );
+}
+
+/// The stepper is deterministic: the same game stepped again sees
+/// everything in the same frames, a per-call deadline included.
+#[test]
+fn stepped_apps_see_everything_in_the_same_frames_every_run() {
+    fn run() -> Vec<(&'static str, u64)> {
+        let mut stepper = Stepper::new();
+        let runtime = stepper.runtime();
+        let (mut server, mut client) = memory_pair(&runtime);
+        #[derive(Resource, Default)]
+        struct Observed(Vec<Result<Answer, FunctionError>>);
+        server.init_resource::<Observed>();
+        let mut trace = Vec::new();
+        step_until(&mut stepper, &mut [&mut server, &mut client], "connected", |apps| {
+            connected(apps[1]) && seen(apps[0]).joined.len() == 1
+        });
+        trace.push(("connected", stepper.frames()));
+        let player = seen(&server).joined[0];
+
+        client.world_mut().write_message(ToServer { event: Input { dx: 3 } });
+        step_until(
+            &mut stepper,
+            &mut [&mut server, &mut client],
+            "the state back",
+            |apps| seen(apps[1]).states == [30],
+        );
+        trace.push(("an event there and back", stepper.frames()));
+
+        client
+            .world_mut()
+            .spawn(Invoke::server(NAME, NameRequest("ada".into())));
+        step_until(&mut stepper, &mut [&mut server, &mut client], "the name", |apps| {
+            seen(apps[1]).names.len() == 1
+        });
+        trace.push(("a call answered", stepper.frames()));
+
+        // The client keeps the question unanswered: 100 ms is 7 frames of 16.
+        server
+            .world_mut()
+            .spawn(Invoke::player(CONFIRM, player, Question("quick?".into())).with_timeout(Duration::from_millis(100)))
+            .observe(|done: On<CallDone<Answer>>, mut observed: ResMut<Observed>| observed.0.push(done.result.clone()));
+        let frames = step_until(&mut stepper, &mut [&mut server, &mut client], "the timeout", |apps| {
+            !apps[0].world().resource::<Observed>().0.is_empty()
+        });
+        assert_eq!(server.world().resource::<Observed>().0, [Err(FunctionError::Timeout)]);
+        trace.push(("a 100 ms deadline", frames));
+        trace
+    }
+    let first = run();
+    assert_eq!(
+        first,
+        [
+            // Frames since the start; the deadline's frames since the call.
+            ("connected", 2),
+            ("an event there and back", 4),
+            ("a call answered", 6),
+            ("a 100 ms deadline", 8)
+        ]
+    );
+    for _ in 0..4 {
+        assert_eq!(run(), first);
+    }
 }
