@@ -16,7 +16,8 @@ use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 use volley_bevy::prelude::*;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A Bevy message too: a client's systems send it with `MessageWriter<Move>`.
+#[derive(Message, Debug, Clone, Serialize, Deserialize)]
 struct Move {
     dx: i32,
     dy: i32,
@@ -172,14 +173,12 @@ fn count_frames(mut log: ResMut<ClientLog>) {
 }
 
 /// Runs only while connected (a run condition).
-fn send_input(mut log: ResMut<ClientLog>, mut out: MessageWriter<ToServer<Move>>) {
+fn send_input(mut log: ResMut<ClientLog>, mut out: MessageWriter<Move>) {
     if log.sent < INPUT_TICKS {
         log.sent += 1;
-        out.write(ToServer {
-            event: Move {
-                dx: log.step.0,
-                dy: log.step.1,
-            },
+        out.write(Move {
+            dx: log.step.0,
+            dy: log.step.1,
         });
     }
 }

@@ -328,14 +328,22 @@ pub trait ClientAppExt {
     /// observer events (several remotes may carry one type: the message
     /// names its remote).
     fn receive_from_server<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self;
-    /// [`ToServer<T>`] messages written by systems are fired late in the
-    /// frame.
+    /// `T` messages written by systems (`MessageWriter<T>`) are fired late
+    /// in the frame; `T` derives Bevy's `Message`.
     ///
     /// # Panics
     ///
-    /// If another remote was registered for `ToServer<T>`: a message could
-    /// not say which of the two it goes by.
-    fn send_to_server<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self;
+    /// If another remote was registered for `T`: a message could not say
+    /// which of the two it goes by.
+    fn send_to_server<T: Message + Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self;
+    /// [`ToServer<T>`] messages written by systems are fired late in the
+    /// frame: for a payload that cannot be a Bevy message (`String`, a
+    /// type of another crate).
+    ///
+    /// # Panics
+    ///
+    /// If another remote was registered for `ToServer<T>`.
+    fn send_wrapped_to_server<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self;
     /// Calls the server makes arrive as [`Request<Req, Resp>`](crate::Request)
     /// messages and observer events, answered through
     /// [`Responder<Resp>`](crate::Responder).
@@ -360,9 +368,37 @@ fn client_of(app: &App) -> Client {
         .clone()
 }
 
-/// The remote of outgoing events of type `T`.
+/// The remote of outgoing events written as `M` messages.
 #[derive(Resource)]
-struct Outgoing<T: Send + Sync + 'static>(ServerEvent<T>);
+struct Outgoing<M, T: Send + Sync + 'static>(ServerEvent<T>, std::marker::PhantomData<fn(M)>);
+
+/// A message a client's systems write to fire an event of type `T`: `T`
+/// itself, or [`ToServer<T>`].
+trait Outbound<T>: Message {
+    fn event(&self) -> &T;
+}
+
+impl<T: Message> Outbound<T> for T {
+    fn event(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Send + Sync + 'static> Outbound<T> for ToServer<T> {
+    fn event(&self) -> &T {
+        &self.event
+    }
+}
+
+/// Registers `remote` as the one `M` messages fire.
+fn send_as<M: Outbound<T>, T: Payload + Clone + Sync>(app: &mut App, remote: ServerEvent<T>) -> &mut App {
+    if crate::registry::only_for::<M>(app, remote.name()) {
+        app.insert_resource(Outgoing::<M, T>(remote, std::marker::PhantomData))
+            .add_message::<M>()
+            .add_systems(PostUpdate, send_events::<M, T>.in_set(VolleySet::Send));
+    }
+    app
+}
 
 impl ClientAppExt for App {
     fn receive_from_server<T: Payload + Clone + Sync>(&mut self, remote: ClientEvent<T>) -> &mut Self {
@@ -381,13 +417,12 @@ impl ClientAppExt for App {
         self
     }
 
-    fn send_to_server<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self {
-        if crate::registry::only_for::<ToServer<T>>(self, remote.name()) {
-            self.insert_resource(Outgoing(remote))
-                .add_message::<ToServer<T>>()
-                .add_systems(PostUpdate, send_events::<T>.in_set(VolleySet::Send));
-        }
-        self
+    fn send_to_server<T: Message + Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self {
+        send_as::<T, T>(self, remote)
+    }
+
+    fn send_wrapped_to_server<T: Payload + Clone + Sync>(&mut self, remote: ServerEvent<T>) -> &mut Self {
+        send_as::<ToServer<T>, T>(self, remote)
     }
 
     fn answer_server<Req: Payload + Clone + Sync, Resp: Payload + Sync>(
@@ -425,13 +460,13 @@ fn deliver_events<T: Payload + Clone + Sync>(
     queue.flow.taken(taken);
 }
 
-fn send_events<T: Payload + Clone + Sync>(
+fn send_events<M: Outbound<T>, T: Payload + Clone + Sync>(
     client: Res<VolleyClient>,
-    remote: Res<Outgoing<T>>,
-    mut messages: MessageReader<ToServer<T>>,
+    remote: Res<Outgoing<M, T>>,
+    mut messages: MessageReader<M>,
 ) {
-    for ToServer { event } in messages.read() {
-        if let Err(e) = client.client.fire(remote.0, event.clone()) {
+    for message in messages.read() {
+        if let Err(e) = client.client.fire(remote.0, message.event().clone()) {
             tracing::warn!(remote = remote.0.name(), error = %e, "event not sent");
         }
     }

@@ -16,9 +16,10 @@
 //! - Incoming events are messages: `MessageReader<FromClient<T>>` on the
 //!   server (with the sending player and its entity),
 //!   `MessageReader<FromServer<T>>` on a client. Outgoing events are
-//!   messages too: `MessageWriter<ToClients<T>>` (to players by id or by
-//!   entity, a room, everyone, everyone but one) and
-//!   `MessageWriter<ToServer<T>>`, sent late in the frame.
+//!   messages too: `MessageWriter<ToClients<T>>` on the server (to
+//!   players by id or by entity, a room, everyone, everyone but one) and a
+//!   plain `MessageWriter<T>` on a client (`T` derives Bevy's `Message`;
+//!   [`ToServer<T>`] for a payload that cannot), sent late in the frame.
 //! - An incoming call is a [`Request`], as a message and as an observer
 //!   event, answered through [`Responder`] within the message's lifetime,
 //!   or kept as a [`DeferredAnswer`] (a component if need be); a call that

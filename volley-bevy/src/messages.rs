@@ -61,7 +61,10 @@ pub struct FromServer<T: Send + Sync + 'static> {
 }
 
 /// An event for the server, written on a client with
-/// `MessageWriter<ToServer<T>>`; sent late in the frame.
+/// `MessageWriter<ToServer<T>>`; sent late in the frame. For a payload that
+/// cannot derive Bevy's `Message` (registered with
+/// [`send_wrapped_to_server`](crate::ClientAppExt::send_wrapped_to_server));
+/// one that does is written as itself.
 #[derive(Message, Debug, Clone)]
 pub struct ToServer<T: Send + Sync + 'static> {
     /// The event.

@@ -18,7 +18,10 @@ pub trait AppRemote {
 pub trait VolleyAppExt {
     /// Registers `remote` for this app's side, added after the plugin: a
     /// client's event is received on the server ([`FromClient`](crate::FromClient))
-    /// and sent by a client ([`ToServer`](crate::ToServer)); a server's
+    /// and sent by a client's systems with a plain `MessageWriter<T>` (its
+    /// type derives Bevy's `Message`; for one that cannot, register it
+    /// with [`ClientAppExt::send_wrapped_to_server`](crate::ClientAppExt::send_wrapped_to_server)
+    /// and write [`ToServer`](crate::ToServer)); a server's
     /// event the other way; a server's function is answered on the server
     /// ([`Request`](crate::Request)) and called by a client
     /// ([`Invoke::server`](crate::Invoke::server)); a client's function
@@ -51,7 +54,7 @@ fn sides(app: &App) -> (bool, bool) {
     sides
 }
 
-impl<T: Payload + Clone + Sync> AppRemote for Event<ToServer, T> {
+impl<T: bevy_ecs::message::Message + Payload + Clone + Sync> AppRemote for Event<ToServer, T> {
     fn register(self, app: &mut App) {
         let (server, client) = sides(app);
         if server {

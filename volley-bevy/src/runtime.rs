@@ -13,7 +13,7 @@ use tokio::runtime::{Handle, Runtime};
 #[derive(Resource, Clone, Debug)]
 pub struct VolleyRuntime {
     handle: Handle,
-    owned: Option<Arc<OwnedRuntime>>,
+    _owned: Option<Arc<OwnedRuntime>>,
 }
 
 /// A runtime the plugin made; shut down without waiting when the last app
@@ -40,7 +40,7 @@ impl VolleyRuntime {
             .expect("a tokio runtime starts");
         Self {
             handle: runtime.handle().clone(),
-            owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
+            _owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
         }
     }
 
@@ -55,7 +55,7 @@ impl VolleyRuntime {
             .expect("a tokio runtime starts");
         Self {
             handle: runtime.handle().clone(),
-            owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
+            _owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
         }
     }
 
@@ -63,13 +63,13 @@ impl VolleyRuntime {
     /// only way a [`stepped`](Self::stepped) runtime runs anything.
     #[cfg(feature = "testing")]
     pub(crate) fn drive<F: Future>(&self, future: F) -> F::Output {
-        let runtime = self.owned.as_ref().and_then(|owned| owned.0.as_ref());
+        let runtime = self._owned.as_ref().and_then(|owned| owned.0.as_ref());
         runtime.expect("a runtime of the plugin's own").block_on(future)
     }
 
     /// The game's own runtime.
     pub fn from_handle(handle: Handle) -> Self {
-        Self { handle, owned: None }
+        Self { handle, _owned: None }
     }
 
     /// The runtime this thread is in, if it has worker threads; else one of

@@ -10,7 +10,8 @@ use volley::*;
 use volley_bevy::testing::Stepper;
 use volley_bevy::*;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Sent by a client's systems with a plain `MessageWriter<Input>`.
+#[derive(Message, Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Input {
     dx: i32,
 }
@@ -33,6 +34,8 @@ struct SlowReply;
 
 const INPUT: ServerEvent<Input> = ServerEvent::new("Input");
 const STATE: ClientEvent<State> = ClientEvent::new("State");
+/// A payload that cannot be a Bevy message: sent wrapped in `ToServer`.
+const CHAT: ServerEvent<String> = ServerEvent::new("Chat");
 const NAME: ServerFn<NameRequest, NameReply> = ServerFn::new("Name");
 const CONFIRM: ClientFn<Question, Answer> = ClientFn::new("Confirm").with_timeout(Duration::from_secs(5));
 /// A second function with `CONFIRM`'s types: calls are told apart by remote.
@@ -46,6 +49,7 @@ fn protocol() -> Protocol {
     Protocol::builder()
         .remote(INPUT)
         .remote(STATE)
+        .remote(CHAT)
         .remote(NAME)
         .remote(CONFIRM)
         .remote(CONFIRM_AGAIN)
@@ -59,6 +63,7 @@ fn protocol() -> Protocol {
 struct Seen {
     inputs: Vec<(PlayerId, Option<Entity>, i32)>,
     states: Vec<i32>,
+    chat: Vec<String>,
     names: Vec<Result<NameReply, FunctionError>>,
     answers: Vec<(&'static str, Result<Answer, FunctionError>)>,
     slow: Vec<Result<SlowReply, FunctionError>>,
@@ -96,7 +101,9 @@ fn server_app_with(runtime: &VolleyRuntime, plugin: VolleyServerPlugin) -> App {
     app.insert_resource(runtime.clone()).init_resource::<Seen>();
     app.add_plugins(plugin);
     add_shared_remotes(&mut app)
+        .receive_from_clients(CHAT)
         .add_observer(server_answers_names)
+        .add_observer(|chat: On<FromClient<String>>, mut seen: ResMut<Seen>| seen.chat.push(chat.event.clone()))
         .add_systems(Update, (server_reads, server_sees_calls, server_sees_players));
     app
 }
@@ -164,6 +171,7 @@ fn client_app(runtime: &VolleyRuntime, plugin: VolleyClientPlugin) -> App {
     add_shared_remotes(&mut app)
         // The server does not answer it.
         .call_server(UNANSWERED)
+        .send_wrapped_to_server(CHAT)
         .add_systems(
             Update,
             (
@@ -280,7 +288,7 @@ fn events_and_players_over_memory() {
         .get(player)
         .expect("an entity");
 
-    client.world_mut().write_message(ToServer { event: Input { dx: 3 } });
+    client.world_mut().write_message(Input { dx: 3 });
     step_until(
         &mut stepper,
         &mut [&mut server, &mut client],
@@ -288,6 +296,14 @@ fn events_and_players_over_memory() {
         |apps| seen(apps[1]).states == [30],
     );
     assert_eq!(seen(&server).inputs, vec![(player, Some(entity), 3)]);
+
+    // A payload that cannot be a Bevy message goes wrapped.
+    client.world_mut().write_message(ToServer {
+        event: "gg".to_string(),
+    });
+    step_until(&mut stepper, &mut [&mut server, &mut client], "the chat line", |apps| {
+        seen(apps[0]).chat == ["gg"]
+    });
 
     // The player's rooms ride on its entity.
     let net = server.world().get::<NetPlayer>(entity).unwrap().player.clone();
@@ -351,7 +367,7 @@ fn a_server_the_game_built_serves_the_app() {
         |apps| connected(apps[1]) && seen(apps[0]).joined.len() == 1,
     );
     assert_eq!(built.player_count(), 1, "the game's own server has the player");
-    client.world_mut().write_message(ToServer { event: Input { dx: 5 } });
+    client.world_mut().write_message(Input { dx: 5 });
     step_until(&mut stepper, &mut [&mut server, &mut client], "the input", |apps| {
         !seen(apps[0]).inputs.is_empty()
     });
@@ -560,7 +576,7 @@ fn over_tcp_with_reconnect() {
         connected(apps[1])
     });
     assert_eq!(seen(&client).just_connected, 1);
-    client.world_mut().write_message(ToServer { event: Input { dx: 1 } });
+    client.world_mut().write_message(Input { dx: 1 });
     update_until(&mut [&mut server, &mut client], "the state back", |apps| {
         seen(apps[1]).states == [10]
     });
@@ -583,7 +599,7 @@ fn over_tcp_with_reconnect() {
         2,
         "client_just_connected held once per connection"
     );
-    client.world_mut().write_message(ToServer { event: Input { dx: 2 } });
+    client.world_mut().write_message(Input { dx: 2 });
     update_until(&mut [&mut server, &mut client], "traffic again", |apps| {
         seen(apps[1]).states == [10, 20]
     });
@@ -826,7 +842,7 @@ fn stepped_apps_see_everything_in_the_same_frames_every_run() {
         trace.push(("connected", stepper.frames()));
         let player = seen(&server).joined[0];
 
-        client.world_mut().write_message(ToServer { event: Input { dx: 3 } });
+        client.world_mut().write_message(Input { dx: 3 });
         step_until(
             &mut stepper,
             &mut [&mut server, &mut client],
