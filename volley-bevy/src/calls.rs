@@ -22,11 +22,17 @@ use std::time::Duration;
 
 use bevy_ecs::prelude::*;
 use tokio::sync::{mpsc, oneshot};
-use volley::{ClientFn, FunctionError, PlayerId, Reject, ServerFn};
+#[cfg(feature = "server")]
+use volley::ClientFn;
+#[cfg(feature = "client")]
+use volley::ServerFn;
+use volley::{FunctionError, PlayerId, Reject};
 
+#[cfg(feature = "client")]
 use crate::client::VolleyClient;
 use crate::inbox::Inbox;
 use crate::runtime::VolleyRuntime;
+#[cfg(feature = "server")]
 use crate::server::{NetPlayer, PlayerEntities, VolleyServer};
 
 /// Names one incoming call until it is answered. Copy it anywhere.
@@ -200,7 +206,7 @@ where
 pub(crate) fn deliver_requests<Req: Clone + Send + Sync + 'static, Resp: Send + Sync + 'static>(
     mut inbox: ResMut<Inbox<Incoming<Req, Resp>>>,
     mut responder: ResMut<Responder<Resp>>,
-    entities: Option<Res<PlayerEntities>>,
+    #[cfg(feature = "server")] entities: Option<Res<PlayerEntities>>,
     mut requests: MessageWriter<Request<Req, Resp>>,
     mut commands: Commands,
 ) {
@@ -216,11 +222,16 @@ pub(crate) fn deliver_requests<Req: Clone + Send + Sync + 'static, Resp: Send + 
                 frames: 0,
             },
         );
+        #[cfg(feature = "server")]
+        let entity = call.from.zip(entities.as_ref()).and_then(|(id, e)| e.get(id));
+        // Only a server has callers with entities.
+        #[cfg(not(feature = "server"))]
+        let entity = None;
         let request = Request {
             key: call.key,
             remote: call.remote,
             from: call.from,
-            entity: call.from.zip(entities.as_ref()).and_then(|(id, e)| e.get(id)),
+            entity,
             request: call.request,
             _answer: std::marker::PhantomData,
         };
@@ -233,16 +244,21 @@ pub(crate) fn deliver_requests<Req: Clone + Send + Sync + 'static, Resp: Send + 
 #[derive(Debug)]
 enum Route<Req, Resp> {
     /// A client's call to the server.
+    #[cfg(feature = "client")]
     Server(ServerFn<Req, Resp>),
     /// The server's call to a player, by id.
+    #[cfg(feature = "server")]
     Player(ClientFn<Req, Resp>, PlayerId),
     /// The server's call to a player, by its entity.
+    #[cfg(feature = "server")]
     Entity(ClientFn<Req, Resp>, Entity),
     /// The server's call to many players at once.
+    #[cfg(feature = "server")]
     Group(ClientFn<Req, Resp>, Group),
 }
 
 /// Which players a group call asks.
+#[cfg(feature = "server")]
 #[derive(Debug, Clone)]
 enum Group {
     Room(String),
@@ -289,22 +305,26 @@ impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> Invoke<Req, Resp> 
         }
     }
 
+    #[cfg(feature = "client")]
     /// A client's call of `remote` on the server.
     pub fn server(remote: ServerFn<Req, Resp>, request: Req) -> Self {
         Self::new(Route::Server(remote), request)
     }
 
+    #[cfg(feature = "server")]
     /// The server's call of `remote` on player `to`.
     pub fn player(remote: ClientFn<Req, Resp>, to: PlayerId, request: Req) -> Self {
         Self::new(Route::Player(remote, to), request)
     }
 
+    #[cfg(feature = "server")]
     /// The server's call of `remote` on the player of entity `to` (a
     /// [`NetPlayer`]'s); `Disconnected` if it has none.
     pub fn entity(remote: ClientFn<Req, Resp>, to: Entity, request: Req) -> Self {
         Self::new(Route::Entity(remote, to), request)
     }
 
+    #[cfg(feature = "server")]
     /// The server's call of `remote` on every member of `room` at once (on
     /// a cluster, every node's): each answer comes as a [`CallAnswer`] as
     /// it arrives, then [`GroupDone`], then the entity is despawned.
@@ -312,12 +332,14 @@ impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> Invoke<Req, Resp> 
         Self::new(Route::Group(remote, Group::Room(room.into())), request)
     }
 
+    #[cfg(feature = "server")]
     /// The server's call of `remote` on these players at once; answers as
     /// for [`room`](Self::room).
     pub fn players(remote: ClientFn<Req, Resp>, to: impl IntoIterator<Item = PlayerId>, request: Req) -> Self {
         Self::new(Route::Group(remote, Group::Players(to.into_iter().collect())), request)
     }
 
+    #[cfg(feature = "server")]
     /// The server's call of `remote` on every player at once; answers as
     /// for [`room`](Self::room).
     pub fn all(remote: ClientFn<Req, Resp>, request: Req) -> Self {
@@ -334,7 +356,9 @@ impl<Req: Send + Sync + 'static, Resp: Send + Sync + 'static> Invoke<Req, Resp> 
     /// The remote called.
     pub fn remote(&self) -> &'static str {
         match &self.route {
+            #[cfg(feature = "client")]
             Route::Server(remote) => remote.name(),
+            #[cfg(feature = "server")]
             Route::Player(remote, _) | Route::Entity(remote, _) | Route::Group(remote, _) => remote.name(),
         }
     }
@@ -367,6 +391,7 @@ pub struct CallDone<Resp: Send + Sync + 'static> {
     pub result: Result<Resp, FunctionError>,
 }
 
+#[cfg(feature = "server")]
 /// One player's answer to a group call ([`Invoke::room`],
 /// [`Invoke::players`], [`Invoke::all`]), as it arrives: an event for the
 /// call entity's observers and a message.
@@ -382,6 +407,7 @@ pub struct CallAnswer<Resp: Send + Sync + 'static> {
     pub result: Result<Resp, FunctionError>,
 }
 
+#[cfg(feature = "server")]
 /// A group call is over: every player asked has its [`CallAnswer`]. An
 /// event for the call entity's observers and a message; the entity is
 /// despawned after.
@@ -407,8 +433,10 @@ enum Outcome<Resp> {
     /// A call to one peer ended.
     Done(Result<Resp, FunctionError>),
     /// A group call's answer from one player.
+    #[cfg(feature = "server")]
     Answer(PlayerId, Result<Resp, FunctionError>),
     /// A group call ended, having asked this many.
+    #[cfg(feature = "server")]
     GroupDone(usize),
 }
 
@@ -417,18 +445,18 @@ enum Outcome<Resp> {
 #[derive(Resource)]
 pub(crate) struct ResultSender<Req, Resp>(pub(crate) mpsc::UnboundedSender<Finished<Req, Resp>>);
 
-type CallFuture<Resp> = std::pin::Pin<Box<dyn Future<Output = Result<Resp, FunctionError>> + Send>>;
-
 /// The `Invoke` components added since the system last ran.
 type NewCalls<'w, 's, Req, Resp> = Query<'w, 's, (Entity, &'static mut Invoke<Req, Resp>), Added<Invoke<Req, Resp>>>;
 
-/// A system: sends the calls of `Invoke` components added this frame.
+/// A system: sends the calls of `Invoke` components added this frame. A
+/// call to the server in an app without a client, or to players without a
+/// server, ends `Disconnected`.
 pub(crate) fn start_calls<Req: volley::remote::Payload + Sync, Resp: volley::remote::Payload + Sync>(
     runtime: Res<VolleyRuntime>,
     results: Res<ResultSender<Req, Resp>>,
-    client: Option<Res<VolleyClient>>,
-    server: Option<Res<VolleyServer>>,
-    players: Query<&NetPlayer>,
+    #[cfg(feature = "client")] client: Option<Res<VolleyClient>>,
+    #[cfg(feature = "server")] server: Option<Res<VolleyServer>>,
+    #[cfg(feature = "server")] players: Query<&NetPlayer>,
     mut calls: NewCalls<Req, Resp>,
 ) {
     for (entity, mut call) in &mut calls {
@@ -436,66 +464,65 @@ pub(crate) fn start_calls<Req: volley::remote::Payload + Sync, Resp: volley::rem
         let timeout = call.timeout;
         let done = results.0.clone();
         let serial = call.serial;
-        if let (Route::Group(remote, group), Some(server)) = (&call.route, &server) {
-            let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
-            let server = &server.server;
-            let recipients = match group {
-                Group::Room(room) => server.to_room(room),
-                Group::Players(ids) => server.to_ids(ids.iter().copied()),
-                Group::All => server.to_all(),
-            };
-            let task = runtime.spawn(async move {
-                let send = |outcome| {
-                    done.send(Finished {
-                        entity,
-                        serial,
-                        outcome,
-                        _request: std::marker::PhantomData,
-                    })
-                };
-                // Within the runtime: the group's deadline is a Tokio timer.
-                let mut answers = recipients.invoke(remote, request);
-                while let Some((player, result)) = answers.next().await {
-                    let _ = send(Outcome::Answer(player, result));
-                }
-                let _ = send(Outcome::GroupDone(answers.asked()));
-            });
-            call.task = Some(AbortOnDrop(task.abort_handle()));
-            continue;
-        }
-        let future: CallFuture<Resp> = match (&call.route, &client, &server) {
-            (Route::Server(remote), Some(client), _) => {
-                let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
-                let client = client.client.clone();
-                Box::pin(async move { client.invoke(remote, request).await })
-            }
-            (Route::Player(remote, _) | Route::Entity(remote, _), _, Some(server)) => {
-                let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
-                let player = match &call.route {
-                    Route::Entity(_, to) => players.get(*to).ok().map(|p| p.player.clone()),
-                    Route::Player(_, id) => server.server.player(*id),
-                    // Not reached: this arm is for one player's call.
-                    Route::Server(_) | Route::Group(..) => None,
-                };
-                let server = server.server.clone();
-                Box::pin(async move {
-                    let player = player.ok_or(FunctionError::Disconnected)?;
-                    server.invoke(&player, remote, request).await
-                })
-            }
-            // A call to the server in an app without a client, or to a
-            // player without a server.
-            _ => Box::pin(async { Err(FunctionError::Disconnected) }),
-        };
-        let task = runtime.spawn(async move {
-            let result = future.await;
+        let send = move |outcome: Outcome<Resp>| {
             let _ = done.send(Finished {
                 entity,
                 serial,
-                outcome: Outcome::Done(result),
+                outcome,
                 _request: std::marker::PhantomData,
             });
-        });
+        };
+        let task = match &call.route {
+            #[cfg(feature = "client")]
+            Route::Server(remote) => {
+                let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
+                let client = client.as_ref().map(|c| c.client.clone());
+                runtime.spawn(async move {
+                    let result = match client {
+                        Some(client) => client.invoke(remote, request).await,
+                        None => Err(FunctionError::Disconnected),
+                    };
+                    send(Outcome::Done(result));
+                })
+            }
+            #[cfg(feature = "server")]
+            Route::Player(remote, _) | Route::Entity(remote, _) => {
+                let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
+                let player = match &call.route {
+                    Route::Entity(_, to) => players.get(*to).ok().map(|p| p.player.clone()),
+                    Route::Player(_, id) => server.as_ref().and_then(|s| s.server.player(*id)),
+                    _ => None,
+                };
+                let server = server.as_ref().map(|s| s.server.clone());
+                runtime.spawn(async move {
+                    let result = match (server, player) {
+                        (Some(server), Some(player)) => server.invoke(&player, remote, request).await,
+                        _ => Err(FunctionError::Disconnected),
+                    };
+                    send(Outcome::Done(result));
+                })
+            }
+            #[cfg(feature = "server")]
+            Route::Group(remote, group) => {
+                let remote = timeout.map_or(*remote, |t| remote.with_timeout(t));
+                let recipients = server.as_ref().map(|s| match group {
+                    Group::Room(room) => s.server.to_room(room),
+                    Group::Players(ids) => s.server.to_ids(ids.iter().copied()),
+                    Group::All => s.server.to_all(),
+                });
+                runtime.spawn(async move {
+                    let Some(recipients) = recipients else {
+                        return send(Outcome::Done(Err(FunctionError::Disconnected)));
+                    };
+                    // Within the runtime: the group's deadline is a Tokio timer.
+                    let mut answers = recipients.invoke(remote, request);
+                    while let Some((player, result)) = answers.next().await {
+                        send(Outcome::Answer(player, result));
+                    }
+                    send(Outcome::GroupDone(answers.asked()));
+                })
+            }
+        };
         call.task = Some(AbortOnDrop(task.abort_handle()));
     }
 }
@@ -507,8 +534,8 @@ pub(crate) fn finish_calls<Req: Send + Sync + 'static, Resp: Clone + Send + Sync
     mut commands: Commands,
     calls: Query<&Invoke<Req, Resp>>,
     mut done: MessageWriter<CallDone<Resp>>,
-    mut answers: MessageWriter<CallAnswer<Resp>>,
-    mut groups_done: MessageWriter<GroupDone>,
+    #[cfg(feature = "server")] mut answers: MessageWriter<CallAnswer<Resp>>,
+    #[cfg(feature = "server")] mut groups_done: MessageWriter<GroupDone>,
 ) {
     for finished in inbox.drain() {
         let Finished {
@@ -531,6 +558,7 @@ pub(crate) fn finish_calls<Req: Send + Sync + 'static, Resp: Clone + Send + Sync
                 done.write(finished);
                 commands.entity(entity).try_despawn();
             }
+            #[cfg(feature = "server")]
             Outcome::Answer(player, result) => {
                 let answer = CallAnswer {
                     entity,
@@ -541,6 +569,7 @@ pub(crate) fn finish_calls<Req: Send + Sync + 'static, Resp: Clone + Send + Sync
                 commands.trigger(answer.clone());
                 answers.write(answer);
             }
+            #[cfg(feature = "server")]
             Outcome::GroupDone(asked) => {
                 let finished = GroupDone { entity, remote, asked };
                 commands.trigger(finished.clone());
@@ -565,8 +594,6 @@ where
     app.insert_resource(ResultSender(results))
         .insert_resource(finished)
         .add_message::<CallDone<Resp>>()
-        .add_message::<CallAnswer<Resp>>()
-        .add_message::<GroupDone>()
         .add_systems(
             bevy_app::PreUpdate,
             finish_calls::<Req, Resp>.in_set(crate::VolleySet::Receive),
@@ -575,6 +602,9 @@ where
             bevy_app::PostUpdate,
             start_calls::<Req, Resp>.in_set(crate::VolleySet::Send),
         );
+    // Group calls' answers: the server's.
+    #[cfg(feature = "server")]
+    app.add_message::<CallAnswer<Resp>>().add_message::<GroupDone>();
 }
 
 /// Adds the systems of incoming calls with these types, once for each pair

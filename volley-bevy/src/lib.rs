@@ -48,7 +48,11 @@
 //! Bevy 0.19 (the sub-crates `bevy_app` and `bevy_ecs`, and `bevy_state`
 //! with the feature of that name); Bevy 0.20 needs rustc 1.97.
 
+#[cfg(not(any(feature = "client", feature = "server")))]
+compile_error!("volley-net-bevy needs the `client` feature, the `server` feature or both");
+
 mod calls;
+#[cfg(feature = "client")]
 mod client;
 mod conditions;
 mod flow;
@@ -58,38 +62,59 @@ mod registry;
 mod remotes;
 mod rtt;
 mod runtime;
+#[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "bevy_state")]
 mod states;
+#[cfg(all(feature = "client", feature = "server"))]
 pub mod testing;
 
 use bevy_ecs::prelude::SystemSet;
 
-pub use calls::{CallAnswer, CallDone, DeferredAnswer, GroupDone, Invoke, Request, RequestKey, Responder};
+#[cfg(feature = "server")]
+pub use calls::{CallAnswer, GroupDone};
+pub use calls::{CallDone, DeferredAnswer, Invoke, Request, RequestKey, Responder};
+#[cfg(feature = "client")]
 pub use client::{
     ClientAppExt, ClientState, Connect, ConnectFailed, Connected, Disconnect, Disconnected, Reconnected, ServerRtt,
     VolleyClient, VolleyClientPlugin,
 };
-pub use conditions::{client_connected, client_just_connected, client_just_disconnected, server_running};
+#[cfg(feature = "server")]
+pub use conditions::server_running;
+#[cfg(feature = "client")]
+pub use conditions::{client_connected, client_just_connected, client_just_disconnected};
 pub use flow::DEFAULT_EVENT_QUEUE;
-pub use messages::{FromClient, FromServer, Target, ToClients, ToServer};
+#[cfg(feature = "server")]
+pub use messages::{FromClient, Target, ToClients};
+#[cfg(feature = "client")]
+pub use messages::{FromServer, ToServer};
 pub use remotes::{AppRemote, VolleyAppExt};
 pub use runtime::VolleyRuntime;
+#[cfg(feature = "server")]
 pub use server::{
     NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Rooms, Rtt, ServerAppExt, ServerFailed, ServerStarted,
     ServerState, ServerStopped, StartServer, StopServer, VolleyServer, VolleyServerPlugin,
 };
 
 /// What a Bevy game using volley imports: the plugins, messages, events,
-/// states and conditions, and volley's declaration and error types.
+/// states and conditions of the sides built (features `client`, `server`),
+/// and volley's declaration and error types.
 pub mod prelude {
+    #[cfg(feature = "client")]
     pub use crate::{
-        client_connected, client_just_connected, client_just_disconnected, server_running, CallAnswer, CallDone,
-        ClientAppExt, ClientState, Connect, ConnectFailed, Connected, DeferredAnswer, Disconnect, Disconnected,
-        FromClient, FromServer, GroupDone, Invoke, NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Reconnected,
-        Request, RequestKey, Responder, Rooms, Rtt, ServerAppExt, ServerFailed, ServerRtt, ServerStarted, ServerState,
-        ServerStopped, StartServer, StopServer, Target, ToClients, ToServer, VolleyAppExt, VolleyClient,
-        VolleyClientPlugin, VolleyRuntime, VolleyServer, VolleyServerPlugin, VolleySet,
+        client_connected, client_just_connected, client_just_disconnected, ClientAppExt, ClientState, Connect,
+        ConnectFailed, Connected, Disconnect, Disconnected, FromServer, Reconnected, ServerRtt, ToServer, VolleyClient,
+        VolleyClientPlugin,
+    };
+    #[cfg(feature = "server")]
+    pub use crate::{
+        server_running, CallAnswer, FromClient, GroupDone, NetPlayer, PlayerEntities, PlayerJoined, PlayerLeft, Rooms,
+        Rtt, ServerAppExt, ServerFailed, ServerStarted, ServerState, ServerStopped, StartServer, StopServer, Target,
+        ToClients, VolleyServer, VolleyServerPlugin,
+    };
+    pub use crate::{
+        AppRemote, CallDone, DeferredAnswer, Invoke, Request, RequestKey, Responder, VolleyAppExt, VolleyRuntime,
+        VolleySet,
     };
     pub use volley::{
         ClientConfig, ClientEvent, ClientFn, CloseReason, ConnectError, FunctionError, PlayerId, Protocol, Reject,

@@ -1,9 +1,13 @@
 //! Remote events as Bevy messages: read incoming ones with `MessageReader`,
 //! fire outgoing ones with `MessageWriter`.
 
-use bevy_ecs::prelude::{Entity, Event, Message};
+#[cfg(feature = "server")]
+use bevy_ecs::prelude::Entity;
+use bevy_ecs::prelude::{Event, Message};
+#[cfg(feature = "server")]
 use volley::PlayerId;
 
+#[cfg(feature = "server")]
 /// An event a client fired, on the server: read with
 /// `MessageReader<FromClient<T>>`, or observe with `On<FromClient<T>>`.
 #[derive(Message, Event, Debug, Clone)]
@@ -19,6 +23,7 @@ pub struct FromClient<T: Send + Sync + 'static> {
     pub event: T,
 }
 
+#[cfg(feature = "server")]
 /// An event for clients, written on the server with
 /// `MessageWriter<ToClients<T>>`; sent late in the frame.
 #[derive(Message, Debug, Clone)]
@@ -29,6 +34,7 @@ pub struct ToClients<T: Send + Sync + 'static> {
     pub event: T,
 }
 
+#[cfg(feature = "server")]
 /// Which players an event goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -50,6 +56,7 @@ pub enum Target {
     AllExcept(PlayerId),
 }
 
+#[cfg(feature = "client")]
 /// An event the server fired, on a client: read with
 /// `MessageReader<FromServer<T>>`, or observe with `On<FromServer<T>>`.
 #[derive(Message, Event, Debug, Clone)]
@@ -60,6 +67,7 @@ pub struct FromServer<T: Send + Sync + 'static> {
     pub event: T,
 }
 
+#[cfg(feature = "client")]
 /// An event for the server, written on a client with
 /// `MessageWriter<ToServer<T>>`; sent late in the frame. For a payload that
 /// cannot derive Bevy's `Message` (registered with

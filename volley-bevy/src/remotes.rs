@@ -4,7 +4,9 @@
 use bevy_app::App;
 use volley::remote::{Event, Function, Payload, ToClient, ToServer};
 
+#[cfg(feature = "client")]
 use crate::client::{ClientAppExt, VolleyClient};
+#[cfg(feature = "server")]
 use crate::server::{ServerAppExt, VolleyServer};
 
 /// A remote the app's systems use, whichever side the app is.
@@ -40,26 +42,34 @@ impl VolleyAppExt for App {
     }
 }
 
-/// Which plugins the app has: (server, client).
+/// Which plugins the app has: (server, client). A side left out of the
+/// build (cargo features `server`, `client`) is never there.
 fn sides(app: &App) -> (bool, bool) {
     let world = app.world();
-    let sides = (
-        world.contains_resource::<VolleyServer>(),
-        world.contains_resource::<VolleyClient>(),
-    );
+    #[cfg(feature = "server")]
+    let server = world.contains_resource::<VolleyServer>();
+    #[cfg(not(feature = "server"))]
+    let server = false;
+    #[cfg(feature = "client")]
+    let client = world.contains_resource::<VolleyClient>();
+    #[cfg(not(feature = "client"))]
+    let client = false;
     assert!(
-        sides != (false, false),
+        server || client,
         "add VolleyServerPlugin or VolleyClientPlugin before add_remote"
     );
-    sides
+    (server, client)
 }
 
 impl<T: bevy_ecs::message::Message + Payload + Clone + Sync> AppRemote for Event<ToServer, T> {
     fn register(self, app: &mut App) {
+        #[allow(unused_variables)] // a side left out of the build
         let (server, client) = sides(app);
+        #[cfg(feature = "server")]
         if server {
             app.receive_from_clients(self);
         }
+        #[cfg(feature = "client")]
         if client {
             app.send_to_server(self);
         }
@@ -68,10 +78,13 @@ impl<T: bevy_ecs::message::Message + Payload + Clone + Sync> AppRemote for Event
 
 impl<T: Payload + Clone + Sync> AppRemote for Event<ToClient, T> {
     fn register(self, app: &mut App) {
+        #[allow(unused_variables)] // a side left out of the build
         let (server, client) = sides(app);
+        #[cfg(feature = "server")]
         if server {
             app.send_to_clients(self);
         }
+        #[cfg(feature = "client")]
         if client {
             app.receive_from_server(self);
         }
@@ -80,10 +93,13 @@ impl<T: Payload + Clone + Sync> AppRemote for Event<ToClient, T> {
 
 impl<Req: Payload + Clone + Sync, Resp: Payload + Clone + Sync> AppRemote for Function<ToServer, Req, Resp> {
     fn register(self, app: &mut App) {
+        #[allow(unused_variables)] // a side left out of the build
         let (server, client) = sides(app);
+        #[cfg(feature = "server")]
         if server {
             app.answer_clients(self);
         }
+        #[cfg(feature = "client")]
         if client {
             app.call_server(self);
         }
@@ -92,10 +108,13 @@ impl<Req: Payload + Clone + Sync, Resp: Payload + Clone + Sync> AppRemote for Fu
 
 impl<Req: Payload + Clone + Sync, Resp: Payload + Clone + Sync> AppRemote for Function<ToClient, Req, Resp> {
     fn register(self, app: &mut App) {
+        #[allow(unused_variables)] // a side left out of the build
         let (server, client) = sides(app);
+        #[cfg(feature = "server")]
         if server {
             app.call_clients(self);
         }
+        #[cfg(feature = "client")]
         if client {
             app.answer_server(self);
         }
