@@ -83,7 +83,7 @@ fn copy_stats(rtt: Res<ServerRtt>, mut stats: ResMut<ClientStats>) {
 fn send_packets(mut messages: ResMut<ClientMessages>, channels: Res<RepliconChannels>, client: Res<VolleyClient>) {
     let kinds = channels.client_channels();
     for (channel, bytes) in messages.drain_sent() {
-        let (unreliable, packet) = outgoing(kinds, channel, &bytes);
+        let (unreliable, packet) = outgoing(kinds, channel, bytes);
         let remote = if unreliable {
             REPLICON_TO_SERVER_UNRELIABLE
         } else {

@@ -8,8 +8,9 @@ use volley::{ClientEvent, ProtocolBuilder, ServerEvent};
 pub struct Packet {
     /// Replicon's channel id (its place in `RepliconChannels`).
     pub channel: u8,
-    /// The message.
-    pub bytes: Vec<u8>,
+    /// The message: shared with replicon, not copied, on either side of
+    /// the connection.
+    pub bytes: bytes::Bytes,
 }
 
 /// Replicon's ordered and unordered channels, server to client.
@@ -36,13 +37,17 @@ pub fn replicon_remotes(builder: ProtocolBuilder) -> ProtocolBuilder {
 
 /// Replicon's message `bytes` on its channel `channel` (of `channels`), as
 /// a packet, and whether it goes by an unreliable remote.
-pub(crate) fn outgoing(channels: &[bevy_replicon::prelude::Channel], channel: usize, bytes: &[u8]) -> (bool, Packet) {
+pub(crate) fn outgoing(
+    channels: &[bevy_replicon::prelude::Channel],
+    channel: usize,
+    bytes: bytes::Bytes,
+) -> (bool, Packet) {
     let unreliable = matches!(channels.get(channel), Some(bevy_replicon::prelude::Channel::Unreliable));
     let packet = Packet {
         // Replicon's channels are few (a game adds some to its own two or
         // three): their ids fit a byte.
         channel: channel as u8,
-        bytes: bytes.to_vec(),
+        bytes,
     };
     (unreliable, packet)
 }

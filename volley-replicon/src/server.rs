@@ -85,7 +85,7 @@ fn send_packets(mut messages: ResMut<ServerMessages>, channels: Res<RepliconChan
     let kinds = channels.server_channels();
     for (entity, channel, bytes) in messages.drain_sent() {
         let Ok(net) = players.get(entity) else { continue };
-        let (unreliable, packet) = outgoing(kinds, channel, &bytes);
+        let (unreliable, packet) = outgoing(kinds, channel, bytes);
         let remote = if unreliable {
             REPLICON_TO_CLIENT_UNRELIABLE
         } else {

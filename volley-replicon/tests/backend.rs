@@ -1,7 +1,8 @@
 //! A server app and a client app with replicon's plugins over volley, in
 //! memory: the player's entity is replicon's connected client, a replicated
 //! entity reaches the client and follows the server, and replicon's
-//! disconnect request lets the player go.
+//! disconnect request lets the player go. Over QUIC, replicon's
+//! unreliable channel rides datagrams.
 
 use std::time::Duration;
 
@@ -91,4 +92,75 @@ fn a_player_entity_is_replicons_client_and_sees_replication() {
         .world()
         .resource::<bevy_state::state::State<bevy_replicon::prelude::ClientState>>();
     assert_eq!(*state.get(), bevy_replicon::prelude::ClientState::Disconnected);
+}
+
+/// A self-signed certificate for `localhost`: the server's config, and a
+/// client's that trusts exactly it.
+fn tls_configs() -> (
+    std::sync::Arc<volley::transport::tls::rustls::ServerConfig>,
+    std::sync::Arc<volley::transport::tls::rustls::ClientConfig>,
+) {
+    use std::sync::Arc;
+    use volley::transport::tls::rustls;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+/// Over QUIC, replicon's mutations (its unreliable channel) travel as
+/// datagrams, and every change still reaches the client.
+#[test]
+fn over_quic_replicons_unreliable_channel_rides_datagrams() {
+    let runtime = VolleyRuntime::new();
+    let (server_tls, client_tls) = tls_configs();
+    let built = {
+        let _inside = runtime.handle().enter();
+        volley::Server::new(protocol(), ServerConfig::default())
+    };
+    let addr = runtime.block_on(built.listen_quic("127.0.0.1:0", server_tls)).unwrap();
+    let mut server = app(&runtime, |app| {
+        app.add_plugins((VolleyServerPlugin::from_server(built.clone()), RepliconServerBackend));
+    });
+    let mut client = app(&runtime, |app| {
+        app.add_plugins((
+            VolleyClientPlugin::new(protocol(), ClientConfig::default()),
+            RepliconClientBackend,
+        ));
+    });
+    let volley_client = client.world().resource::<VolleyClient>().client.clone();
+    runtime
+        .block_on(async move { volley_client.connect_quic(addr, "localhost", client_tls).await })
+        .unwrap();
+    let monster = server.world_mut().spawn((Replicated, Health(0))).id();
+    wait(&mut [&mut server, &mut client], "the entity replicated", |apps| {
+        health_seen(apps[1]) == Some(0)
+    });
+    for health in 1..=20 {
+        server.world_mut().get_mut::<Health>(monster).unwrap().0 = health;
+        wait(&mut [&mut server, &mut client], "the change replicated", |apps| {
+            health_seen(apps[1]) == Some(health)
+        });
+    }
+    let figures = built.figures();
+    let player = &figures.connections[0];
+    assert!(
+        player.datagrams_out >= 20,
+        "{} datagrams for 20 mutations",
+        player.datagrams_out
+    );
 }
