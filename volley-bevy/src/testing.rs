@@ -8,10 +8,8 @@
 //! read in the client's frame of the same step, a call with a 100 ms
 //! deadline fails in the same frame of every run, and a test never sleeps.
 //!
-//! ```no_run
-//! # use bevy_app::App;
+//! ```
 //! # use volley_bevy::prelude::*;
-//! # fn add_game(app: &mut App) {}
 //! use volley_bevy::testing::Stepper;
 //!
 //! let mut stepper = Stepper::new();
@@ -26,7 +24,7 @@
 //!         *apps[1].world().resource::<ClientState>() == ClientState::Connected
 //!     })
 //!     .unwrap();
-//! assert_eq!(frames, 2); // the same in every run
+//! assert_eq!(frames, 1); // the same in every run
 //! ```
 //!
 //! [`connect_in_memory`] and [`update_until`] do the same on any runtime,
