@@ -83,17 +83,21 @@ impl Replay {
         self.frames.extend_from_slice(frames);
     }
 
-    /// The front frame's length (prefix included) and whether it is
-    /// numbered; `None` once the buffer is empty.
-    fn front(&self) -> Option<(usize, bool)> {
-        match varint::get(&self.frames) {
-            Varint::Done(len, at) => {
-                let end = at + len as usize;
-                let tag = *self.frames.get(at)?;
-                (end <= self.frames.len()).then_some((end, numbered_tag(tag)))
-            }
-            _ => None,
-        }
+    /// The length (prefix included) of the frame starting at `at` and
+    /// whether it is numbered; `None` past the last whole frame.
+    fn frame_at(&self, at: usize) -> Option<(usize, bool)> {
+        let rest = self.frames.get(at..)?;
+        // Most frames kept are short: a one-byte length, read inline.
+        let (len, prefix) = match rest.first() {
+            Some(&byte) if byte < 0x80 => (usize::from(byte), 1),
+            _ => match varint::get(rest) {
+                Varint::Done(len, prefix) => (usize::try_from(len).ok()?, prefix),
+                _ => return None,
+            },
+        };
+        let tag = *rest.get(prefix)?;
+        let end = prefix.checked_add(len)?;
+        (end <= rest.len()).then_some((end, numbered_tag(tag)))
     }
 
     /// The peer processed our first `received` numbered frames: forget
@@ -106,14 +110,17 @@ impl Replay {
             return Ok(());
         }
         // Up to the first numbered frame the peer has not: the others
-        // (pings, acks) are never replayed.
-        while let Some((len, numbered)) = self.front() {
+        // (pings, acks) are never replayed. Found by walking the lengths,
+        // then let go of at once.
+        let mut at = 0;
+        while let Some((len, numbered)) = self.frame_at(at) {
             if numbered && self.base >= received {
                 break;
             }
-            self.frames.advance(len);
+            at += len;
             self.base += u64::from(numbered);
         }
+        self.frames.advance(at);
         Ok(())
     }
 
@@ -123,12 +130,14 @@ impl Replay {
     pub(crate) fn replay_after(&mut self, received: u64, out: &mut Vec<u8>) -> Result<(), String> {
         self.can_replay_after(received)?;
         self.acknowledged_by_peer(received)?;
-        while let Some((len, numbered)) = self.front() {
+        let mut at = 0;
+        while let Some((len, numbered)) = self.frame_at(at) {
             if numbered {
-                out.extend_from_slice(&self.frames[..len]);
+                out.extend_from_slice(&self.frames[at..at + len]);
             }
-            self.frames.advance(len);
+            at += len;
         }
+        self.frames.advance(at);
         Ok(())
     }
 
