@@ -51,6 +51,10 @@ pub(crate) struct Replay {
     /// The token that resumes the player: the server's current one, or the
     /// last the client was given.
     pub(crate) token: Option<ResumeToken>,
+    /// Server: the client sent something since the last resume, so it has
+    /// the token that resume gave it (the answer came before, on the same
+    /// stream).
+    pub(crate) heard_since_resume: bool,
 }
 
 impl Replay {
@@ -64,6 +68,7 @@ impl Replay {
             limit,
             broken: None,
             token: None,
+            heard_since_resume: true,
         }
     }
 

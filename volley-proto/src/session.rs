@@ -809,6 +809,11 @@ impl Session {
         if self.state == State::Open && self.is_resumable() {
             return self.go_away();
         }
+        if self.state == State::Away {
+            // The same loss told again (a failed write, then the read's
+            // end): the grace period runs on.
+            return;
+        }
         if self.state == State::Resuming {
             // That attempt failed; the grace period runs on.
             return self.go_away_again();
@@ -1009,6 +1014,7 @@ impl Session {
         let ours = replay.received;
         replay.acknowledged = ours;
         replay.token = Some(token);
+        replay.heard_since_resume = false;
         self.transmit.clear();
         self.taken = 0;
         self.datagrams.clear();
@@ -1016,6 +1022,14 @@ impl Session {
         self.transmit.extend_from_slice(&frames);
         self.reopen(now);
         Ok(())
+    }
+
+    /// Server: whether the client has sent anything since its last
+    /// [`resume`](Self::resume) (true if it never resumed). Until it has,
+    /// the resume's answer, and the new token in it, may never have reached
+    /// it: the token it resumed with is still the one it holds.
+    pub fn heard_since_resume(&self) -> bool {
+        self.replay.as_ref().is_none_or(|replay| replay.heard_since_resume)
     }
 
     /// Client: an away session starts its resume on a new connection: the
@@ -1351,6 +1365,9 @@ impl Session {
     }
 
     fn handle_message(&mut self, msg: Message) {
+        if let Some(replay) = self.replay.as_deref_mut() {
+            replay.heard_since_resume = true;
+        }
         if self.token_expected {
             // The frame after the welcome: a resume token, or none at all.
             self.token_expected = false;

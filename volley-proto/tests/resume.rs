@@ -465,3 +465,20 @@ fn without_resume_on_either_side_nothing_changes() {
         "{events:?}"
     );
 }
+
+/// A lost connection is often reported twice, a write failing and then the
+/// read ending: the session stays away, resumable (it closed, and the
+/// client joined as a new player).
+#[test]
+fn a_loss_told_twice_leaves_the_session_away() {
+    let mut world = World::connected();
+    world.client.handle_transport_closed(Some("connection reset".into()));
+    world.client.handle_transport_closed(None);
+    world.server.handle_transport_closed(None);
+    world.server.handle_transport_closed(Some("broken pipe".into()));
+    world.act();
+    assert!(!world.client.is_closed() && !world.server.is_closed());
+    assert_eq!((world.client_seen.away, world.server_seen.away), (1, 1));
+    world.resume();
+    assert_eq!(world.client_seen.resumed, 1);
+}

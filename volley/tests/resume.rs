@@ -352,7 +352,9 @@ async fn a_resume_with_an_unknown_token_is_refused_and_counted() {
 }
 
 /// A token resumes once: the one it was replaced with works, the used one
-/// is refused, as is a late one.
+/// is refused once the client has said anything on the resumed connection,
+/// as is a late one. A resume whose answer never reached the client (the
+/// connection cut first) can be made again with the same token.
 #[tokio::test]
 async fn a_used_token_is_refused_and_its_replacement_resumes() {
     use bytes::BytesMut;
@@ -414,13 +416,32 @@ async fn a_used_token_is_refused_and_its_replacement_resumes() {
     };
     drop(first);
     eventually("away", || server.players().first().is_some_and(|p| p.is_away())).await;
+    let player = server.players()[0].id();
+    // Resumed, but cut before the client read the answer (it said nothing
+    // more): the token it still holds resumes again.
+    let mut lost = TcpStream::connect(addr).await.unwrap();
+    let unseen = exchange(&mut lost, resume(original), resumed).await.expect("resumed");
+    assert_ne!(unseen, original, "a new token at every resume");
+    drop(lost);
+    eventually("away again", || server.players().first().is_some_and(|p| p.is_away())).await;
     let mut second = TcpStream::connect(addr).await.unwrap();
-    let next = exchange(&mut second, resume(original), resumed).await.expect("resumed");
-    assert_ne!(next, original, "a new token at every resume");
-    // The used token finds nobody, even while the player is there.
-    let mut third = TcpStream::connect(addr).await.unwrap();
-    let refused = exchange(&mut third, resume(original), resumed).await;
-    assert_eq!(refused, Err(volley::proto::RefuseCode::ResumeRefused));
+    let next = exchange(&mut second, resume(original), resumed)
+        .await
+        .expect("resumed again");
+    assert_ne!(next, unseen);
+    assert_eq!(server.players()[0].id(), player, "the same player");
+    // The client speaks on the resumed connection (it pings at once): it
+    // has the new token, and the used one finds nobody, even while the
+    // player is there; nor does the one whose answer was lost.
+    let _pong = exchange(&mut second, Message::<&[u8]>::Ping { seq: 1 }, |m| {
+        matches!(m, Message::Pong { .. }).then_some(())
+    })
+    .await;
+    for used in [original, unseen] {
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let refused = exchange(&mut third, resume(used), resumed).await;
+        assert_eq!(refused, Err(volley::proto::RefuseCode::ResumeRefused));
+    }
     // Its replacement, past the grace period, neither.
     drop(second);
     eventually("gone", || server.player_count() == 0).await;

@@ -230,7 +230,7 @@ impl Server {
                 middleware_state: PeerState::default(),
                 rooms: Default::default(),
                 data: Default::default(),
-                resume_token: std::sync::Mutex::new(None),
+                resume_tokens: std::sync::Mutex::default(),
             }),
         };
         // Every log line of this connection names the player and its address.

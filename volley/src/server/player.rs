@@ -9,6 +9,7 @@ use std::time::Duration;
 use volley_proto::{CloseReason, GoodbyeCode};
 
 use super::data::PlayerData;
+use super::resume::ResumeTokens;
 use super::rooms::PlayerRooms;
 use super::{Server, ServerInner};
 use crate::conn::Conn;
@@ -43,8 +44,8 @@ pub(super) struct PlayerInner {
     pub(super) rooms: PlayerRooms,
     /// The game's data about it.
     pub(super) data: PlayerData,
-    /// The token its client resumes it with, if it is resumable.
-    pub(super) resume_token: Mutex<Option<volley_proto::ResumeToken>>,
+    /// The tokens its client may resume it with, if it is resumable.
+    pub(super) resume_tokens: Mutex<ResumeTokens>,
 }
 
 impl Peer for Player {

@@ -2,9 +2,13 @@
 //! player back on the new connection its client made.
 //!
 //! A token is 128 bits from the operating system's generator, given at the
-//! welcome and replaced at every resume; it is the only key to its player
-//! (the table holds the current token of each resumable player, so a used
-//! or stale token finds nobody), and it is never logged.
+//! welcome and replaced at every resume; it is the only key to its player,
+//! and it is never logged. A used token finds nobody, with one exception: a
+//! connection cut before the client read the resume's answer leaves the
+//! client with the token it resumed with, so that token stays good until
+//! the client says anything on the resumed connection (proof it has the
+//! new one; it pings at once). Each player has at most these two in the
+//! table; a stale one finds nobody.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +19,14 @@ use super::{Player, ServerInner};
 use crate::clock::now;
 use crate::conn::Conn;
 use crate::locks::lock;
+
+/// A player's tokens: the one its client was last given, and the one it
+/// resumed with while the client may not have the new one yet.
+#[derive(Debug, Default)]
+pub(super) struct ResumeTokens {
+    current: Option<ResumeToken>,
+    previous: Option<ResumeToken>,
+}
 
 /// A fresh, unguessable token.
 pub(super) fn new_token() -> ResumeToken {
@@ -30,15 +42,17 @@ impl ServerInner {
     pub(super) fn accept(&self, conn: &Conn, player: &Player) {
         let token = new_token();
         if conn.accept_resumable(player.id().0, token) {
-            *lock(&player.inner.resume_token) = Some(token);
+            lock(&player.inner.resume_tokens).current = Some(token);
             lock(&self.resumable).insert(token, player.clone());
         }
     }
 
-    /// The player is gone for good: its token finds nobody any more.
+    /// The player is gone for good: its tokens find nobody any more.
     pub(super) fn forget_token(&self, player: &Player) {
-        if let Some(token) = lock(&player.inner.resume_token).take() {
-            lock(&self.resumable).remove(&token);
+        let tokens = std::mem::take(&mut *lock(&player.inner.resume_tokens));
+        let mut table = lock(&self.resumable);
+        for token in [tokens.current, tokens.previous].into_iter().flatten() {
+            table.remove(&token);
         }
     }
 
@@ -61,17 +75,34 @@ impl ServerInner {
                 let next = new_token();
                 let conn = &player.inner.conn;
                 let mut state = conn.lock("resume a player");
-                let resumed = state.session.resume(received, next, now());
+                let used = lock(&player.inner.resume_tokens).previous == Some(token);
+                let resumed = if used && state.session.heard_since_resume() {
+                    // The client has the token that replaced it.
+                    Err("unknown, used or expired token".to_string())
+                } else {
+                    state.session.resume(received, next, now())
+                };
                 if resumed.is_ok() {
                     // The old transport, if it still seemed alive, goes.
                     state.detach();
                 }
                 drop(state);
                 resumed.map(|()| {
+                    let mut tokens = lock(&player.inner.resume_tokens);
                     let mut table = lock(&self.resumable);
-                    table.remove(&token);
+                    // Kept: the token it came with (until the client speaks)
+                    // and the new one; any other it had is stale.
+                    for stale in [tokens.current, tokens.previous].into_iter().flatten() {
+                        if stale != token {
+                            table.remove(&stale);
+                        }
+                    }
                     table.insert(next, player.clone());
-                    *lock(&player.inner.resume_token) = Some(next);
+                    *tokens = ResumeTokens {
+                        current: Some(next),
+                        previous: Some(token),
+                    };
+                    drop((table, tokens));
                     *lock(&player.inner.addr) = fresh_addr;
                     conn.clone()
                 })
