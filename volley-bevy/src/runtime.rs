@@ -38,10 +38,7 @@ impl VolleyRuntime {
             .enable_all()
             .build()
             .expect("a tokio runtime starts");
-        Self {
-            handle: runtime.handle().clone(),
-            _owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
-        }
+        Self::owning(runtime)
     }
 
     /// A current-thread runtime with its clock paused: its tasks run, and
@@ -53,10 +50,7 @@ impl VolleyRuntime {
             .start_paused(true)
             .build()
             .expect("a tokio runtime starts");
-        Self {
-            handle: runtime.handle().clone(),
-            _owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
-        }
+        Self::owning(runtime)
     }
 
     /// Runs the runtime's tasks on this thread until `future` ends: the
@@ -65,6 +59,14 @@ impl VolleyRuntime {
     pub(crate) fn drive<F: Future>(&self, future: F) -> F::Output {
         let runtime = self._owned.as_ref().and_then(|owned| owned.0.as_ref());
         runtime.expect("a runtime of the plugin's own").block_on(future)
+    }
+
+    /// A runtime it holds (and shuts down when the last clone goes).
+    fn owning(runtime: Runtime) -> Self {
+        Self {
+            handle: runtime.handle().clone(),
+            _owned: Some(Arc::new(OwnedRuntime(Some(runtime)))),
+        }
     }
 
     /// The game's own runtime.

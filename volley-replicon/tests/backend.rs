@@ -94,40 +94,12 @@ fn a_player_entity_is_replicons_client_and_sees_replication() {
     assert_eq!(*state.get(), bevy_replicon::prelude::ClientState::Disconnected);
 }
 
-/// A self-signed certificate for `localhost`: the server's config, and a
-/// client's that trusts exactly it.
-fn tls_configs() -> (
-    std::sync::Arc<volley::transport::tls::rustls::ServerConfig>,
-    std::sync::Arc<volley::transport::tls::rustls::ClientConfig>,
-) {
-    use std::sync::Arc;
-    use volley::transport::tls::rustls;
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (Arc::new(server), Arc::new(client))
-}
-
 /// Over QUIC, replicon's mutations (its unreliable channel) travel as
 /// datagrams, and every change still reaches the client.
 #[test]
 fn over_quic_replicons_unreliable_channel_rides_datagrams() {
     let runtime = VolleyRuntime::new();
-    let (server_tls, client_tls) = tls_configs();
+    let (server_tls, client_tls) = volley::transport::tls::self_signed(&["localhost"]).unwrap();
     let built = {
         let _inside = runtime.handle().enter();
         volley::Server::new(protocol(), ServerConfig::default())

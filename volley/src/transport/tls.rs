@@ -55,3 +55,44 @@ pub async fn connect(
     let stream = tcp::connect(addr).await?;
     TlsConnector::from(config).connect(name, stream).await
 }
+
+/// A fresh self-signed certificate for `names` (host names or IP
+/// addresses), with the server configuration that presents it and a client
+/// configuration that trusts exactly it (feature `self-signed`): for tests
+/// and local development, where no authority signs a certificate. A browser
+/// needs more for WebTransport (ECDSA P-256, valid at most 14 days; see
+/// `Server::listen_webtransport`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// # let protocol = volley::Protocol::builder().build();
+/// let (server_tls, client_tls) = volley::transport::tls::self_signed(&["localhost"])?;
+/// let server = volley::Server::new(protocol.clone(), volley::ServerConfig::default());
+/// let addr = server.listen_tls("127.0.0.1:0", server_tls).await?;
+/// let client = volley::Client::new(protocol, volley::ClientConfig::default());
+/// client.connect_tls(addr, "localhost", client_tls).await.expect("connected");
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "self-signed")]
+pub fn self_signed(names: &[&str]) -> io::Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)> {
+    let invalid = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+    let names = names.iter().map(|name| name.to_string()).collect::<Vec<_>>();
+    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| invalid(&e))?;
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .map_err(|e| invalid(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).map_err(|e| invalid(&e))?;
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((Arc::new(server), Arc::new(client)))
+}

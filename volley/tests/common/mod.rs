@@ -241,26 +241,16 @@ pub fn tls_configs(
 ) {
     use std::sync::Arc;
     use volley::transport::tls::rustls;
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
+    let (server, trusting_client) = volley::transport::tls::self_signed(&["localhost"]).unwrap();
     if trusting {
-        roots.add(cert).unwrap();
+        return (server, trusting_client);
     }
-    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+    let nothing = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
+        .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
-    (Arc::new(server_config), Arc::new(client_config))
+    (server, Arc::new(nothing))
 }
 
 /// Collects every log line written while it is the default subscriber
