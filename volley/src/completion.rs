@@ -78,11 +78,6 @@ pub(crate) fn completion(id: Option<CallId>) -> (Completer, Completion) {
     (Completer(Some(slot.clone())), Completion(slot))
 }
 
-/// Most slots a connection keeps for its next calls. A pipelined caller
-/// gives one back as each call ends and takes one for the call it starts
-/// next, so a few suffice; more is memory an idle connection would hold.
-const KEPT_SLOTS: usize = 32;
-
 /// Slots of calls that ended, kept for the connection's next calls: in the
 /// steady state a call allocates nothing.
 #[derive(Default)]
@@ -100,9 +95,13 @@ impl Slots {
 
     /// Keeps the slot of a call whose caller is done with it, if nothing
     /// else holds it any more (the completer may still be letting go of
-    /// it: then it is freed as usual).
-    pub(crate) fn keep(&mut self, done: &Completion) {
-        if self.0.len() >= KEPT_SLOTS || Arc::strong_count(&done.0) != 1 {
+    /// it: then it is freed as usual), up to `most`: the connection's limit
+    /// of calls pending. A pipelined caller gives back as many as one read
+    /// of answers ended and starts as many calls again, so the steady state
+    /// allocates nothing; a quiet connection gives them all back
+    /// ([`release`](Self::release)), so an idle one holds none.
+    pub(crate) fn keep(&mut self, done: &Completion, most: usize) {
+        if self.0.len() >= most || Arc::strong_count(&done.0) != 1 {
             return;
         }
         *lock(&done.0) = Slot::default();
@@ -137,21 +136,25 @@ impl Completer {
 
     pub(crate) fn complete(mut self, result: CallResult) {
         if let Some(slot) = self.0.take() {
-            Self::finish(&slot, Some(result));
+            Self::finish(slot, Some(result));
         }
     }
 
-    /// Stores the result (or marks the slot abandoned), then wakes the caller
-    /// outside the lock.
-    fn finish(slot: &Mutex<Slot>, result: Option<CallResult>) {
+    /// Stores the result (or marks the slot abandoned), lets go of the slot,
+    /// then wakes the caller. Letting go first leaves the caller the only
+    /// holder when it wakes, so its slot can serve the connection's next
+    /// call ([`Slots::keep`]); woken first, on another thread, it often
+    /// found the slot still shared and it was freed.
+    fn finish(slot: Arc<Mutex<Slot>>, result: Option<CallResult>) {
         let waker = {
-            let mut slot = lock(slot);
+            let mut slot = lock(&slot);
             match result {
                 Some(result) => slot.result = Some(result),
                 None => slot.abandoned = true,
             }
             slot.waker.take()
         };
+        drop(slot);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -161,7 +164,7 @@ impl Completer {
 impl Drop for Completer {
     fn drop(&mut self) {
         if let Some(slot) = self.0.take() {
-            Self::finish(&slot, None);
+            Self::finish(slot, None);
         }
     }
 }
@@ -248,11 +251,11 @@ mod tests {
         let (completer, mut first) = slots.completion(Some(1));
         assert!(poll(&mut first).is_pending());
         // The completer still holds it: not kept.
-        slots.keep(&first);
+        slots.keep(&first, 64);
         assert_eq!(slots.0.len(), 0);
         completer.complete(Err(FunctionError::Timeout));
         assert_eq!(poll(&mut first), Poll::Ready(Err(FunctionError::Timeout)));
-        slots.keep(&first);
+        slots.keep(&first, 64);
         assert_eq!(slots.0.len(), 1);
         let kept = Arc::as_ptr(&first.0);
         drop(first);
@@ -262,8 +265,8 @@ mod tests {
         assert!(poll(&mut second).is_pending());
         assert!(completer.assign(2));
         assert_eq!(second.cancel(), Some(2));
-        // At most KEPT_SLOTS.
-        let done: Vec<_> = (0..KEPT_SLOTS + 5)
+        // At most as many as the connection may have calls pending.
+        let done: Vec<_> = (0..64 + 5)
             .map(|_| {
                 let (completer, completion) = completion(None);
                 completer.complete(Err(FunctionError::Timeout));
@@ -271,9 +274,9 @@ mod tests {
             })
             .collect();
         for completion in &done {
-            slots.keep(completion);
+            slots.keep(completion, 64);
         }
-        assert_eq!(slots.0.len(), KEPT_SLOTS);
+        assert_eq!(slots.0.len(), 64);
     }
 
     #[test]

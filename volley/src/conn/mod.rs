@@ -325,7 +325,7 @@ impl Conn {
     /// Keeps the result slot of a call its caller is done with, for the
     /// next call.
     pub(super) fn keep_slot(&self, done: &Completion) {
-        lock(&self.slots).keep(done);
+        lock(&self.slots).keep(done, self.max_calls);
     }
 
     /// A quiet connection gives the outbox's buffers and its kept result
