@@ -245,6 +245,14 @@ fn update_until(apps: &mut [&mut App], what: &str, done: impl Fn(&mut [&mut App]
     }
 }
 
+/// The client sends its first input (3); the server's state (30) comes back.
+fn first_input_there_and_back(stepper: &mut Stepper, server: &mut App, client: &mut App) {
+    client.world_mut().write_message(Input { dx: 3 });
+    step_until(stepper, &mut [server, client], "the state back", |apps| {
+        seen(apps[1]).states == [30]
+    });
+}
+
 fn seen(app: &App) -> &Seen {
     app.world().resource::<Seen>()
 }
@@ -288,13 +296,7 @@ fn events_and_players_over_memory() {
         .get(player)
         .expect("an entity");
 
-    client.world_mut().write_message(Input { dx: 3 });
-    step_until(
-        &mut stepper,
-        &mut [&mut server, &mut client],
-        "the state back",
-        |apps| seen(apps[1]).states == [30],
-    );
+    first_input_there_and_back(&mut stepper, &mut server, &mut client);
     assert_eq!(seen(&server).inputs, vec![(player, Some(entity), 3)]);
 
     // A payload that cannot be a Bevy message goes wrapped.
@@ -842,13 +844,7 @@ fn stepped_apps_see_everything_in_the_same_frames_every_run() {
         trace.push(("connected", stepper.frames()));
         let player = seen(&server).joined[0];
 
-        client.world_mut().write_message(Input { dx: 3 });
-        step_until(
-            &mut stepper,
-            &mut [&mut server, &mut client],
-            "the state back",
-            |apps| seen(apps[1]).states == [30],
-        );
+        first_input_there_and_back(&mut stepper, &mut server, &mut client);
         trace.push(("an event there and back", stepper.frames()));
 
         client
