@@ -51,10 +51,10 @@ pub(crate) struct Replay {
     /// The token that resumes the player: the server's current one, or the
     /// last the client was given.
     pub(crate) token: Option<ResumeToken>,
-    /// Server: the client sent something since the last resume, so it has
-    /// the token that resume gave it (the answer came before, on the same
-    /// stream).
-    pub(crate) heard_since_resume: bool,
+    /// Server: the frames received when the client last resumed (the
+    /// session's count). Any frame after it proves the client has the token
+    /// that resume gave it: the answer came before, on the same stream.
+    pub(crate) resumed_at_frame: Option<u64>,
 }
 
 impl Replay {
@@ -68,7 +68,7 @@ impl Replay {
             limit,
             broken: None,
             token: None,
-            heard_since_resume: true,
+            resumed_at_frame: None,
         }
     }
 

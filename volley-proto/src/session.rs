@@ -1014,7 +1014,7 @@ impl Session {
         let ours = replay.received;
         replay.acknowledged = ours;
         replay.token = Some(token);
-        replay.heard_since_resume = false;
+        replay.resumed_at_frame = Some(self.traffic.frames_in);
         self.transmit.clear();
         self.taken = 0;
         self.datagrams.clear();
@@ -1029,7 +1029,8 @@ impl Session {
     /// the resume's answer, and the new token in it, may never have reached
     /// it: the token it resumed with is still the one it holds.
     pub fn heard_since_resume(&self) -> bool {
-        self.replay.as_ref().is_none_or(|replay| replay.heard_since_resume)
+        let mark = self.replay.as_ref().and_then(|replay| replay.resumed_at_frame);
+        mark.is_none_or(|mark| self.traffic.frames_in > mark)
     }
 
     /// Client: an away session starts its resume on a new connection: the
@@ -1365,9 +1366,6 @@ impl Session {
     }
 
     fn handle_message(&mut self, msg: Message) {
-        if let Some(replay) = self.replay.as_deref_mut() {
-            replay.heard_since_resume = true;
-        }
         if self.token_expected {
             // The frame after the welcome: a resume token, or none at all.
             self.token_expected = false;
