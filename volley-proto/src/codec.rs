@@ -368,8 +368,11 @@ pub fn decode_frame(buf: &mut BytesMut, max_frame_len: usize) -> Result<Option<M
     let Some(bounds) = check_frame(buf, max_frame_len)? else {
         return Ok(None);
     };
-    buf.advance(bounds.header_len);
-    let body = buf.split_to(bounds.body_len).freeze();
+    // One split for prefix and body, then the prefix is stepped over in the
+    // frozen frame: a `Bytes` advances by moving a pointer, where advancing
+    // the shared read buffer costs as much as the split itself.
+    let mut body = buf.split_to(bounds.header_len + bounds.body_len).freeze();
+    body.advance(bounds.header_len);
     Message::parse(body).map(Some)
 }
 
@@ -788,6 +791,45 @@ mod tests {
         }
         .encode(&mut out);
         assert_eq!(out.len(), 3 + 4);
+    }
+
+    #[test]
+    fn payloads_across_the_prefix_lengths_round_trip() {
+        // Bodies just under and over 128 and 16,384 bytes: one-, two- and
+        // three-byte length prefixes, each frame behind the last.
+        let mut out = Vec::new();
+        let mut sent = Vec::new();
+        for len in [
+            0, 120, 121, 122, 123, 126, 127, 128, 16_370, 16_377, 16_378, 16_383, 70_000,
+        ] {
+            let payload = Bytes::from(vec![7u8; len]);
+            for msg in [
+                Message::Request {
+                    id: 300,
+                    remote: 2,
+                    payload: payload.clone(),
+                },
+                Message::Response {
+                    id: u32::MAX,
+                    status: Status::Rejected,
+                    payload: payload.clone(),
+                },
+                Message::Event {
+                    remote: 1,
+                    payload: payload.clone(),
+                },
+            ] {
+                let before = out.len();
+                msg.encode(&mut out);
+                assert_eq!(out.len() - before, msg.frame_len(), "{len}");
+                sent.push(msg);
+            }
+        }
+        let mut buf = BytesMut::from(&out[..]);
+        for msg in sent {
+            assert_eq!(decode_frame(&mut buf, usize::MAX), Ok(Some(msg)));
+        }
+        assert!(buf.is_empty());
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub(crate) fn put(out: &mut Vec<u8>, mut value: u64) {
 /// How many bytes [`put`] writes for `value`.
 pub(crate) fn len(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    // ⌈bits / 7⌉ for 1..=64 bits, by a multiply and a shift.
+    (bits * 9 + 64) / 64
 }
 
 /// What reading a varint from the front of a buffer gave.
@@ -35,6 +36,12 @@ pub(crate) enum Varint {
 
 /// Reads a varint from the front of `buf`.
 pub(crate) fn get(buf: &[u8]) -> Varint {
+    // The common case, a value under 128, without the loop.
+    if let Some(&byte) = buf.first() {
+        if byte < 0x80 {
+            return Varint::Done(u64::from(byte), 1);
+        }
+    }
     let mut value: u64 = 0;
     for (i, &byte) in buf.iter().enumerate().take(MAX_LEN) {
         let low = u64::from(byte & 0x7f);
@@ -66,6 +73,20 @@ mod tests {
         out.clear();
         put(&mut out, 128);
         assert_eq!(out, [0x80, 1]);
+    }
+
+    #[test]
+    fn len_matches_put_at_every_bit_width() {
+        for shift in 0..64 {
+            for value in [1u64 << shift, (1u64 << shift) - 1, (1u64 << shift) | 1] {
+                let mut out = Vec::new();
+                put(&mut out, value);
+                assert_eq!(len(value), out.len(), "{value}");
+            }
+        }
+        let mut out = Vec::new();
+        put(&mut out, u64::MAX);
+        assert_eq!(len(u64::MAX), out.len());
     }
 
     #[test]

@@ -549,7 +549,7 @@ impl Conn {
         };
         self.figures.call_sent(remote, payload.len());
         let span = call_span(self.figures.name(remote), "out");
-        let started = (self.counters.call_out(&self.figures, remote) || !span.is_disabled()).then(now);
+        let started = (self.counters.call_out(&self.figures, remote) || span.is_some()).then(now);
         Ok(PendingCall {
             conn: self,
             seq,
@@ -699,7 +699,13 @@ impl Conn {
 
     /// The peer's call of `remote` was answered `status`; it arrived at
     /// `started`, if it was timed. Records both in the call's `span`.
-    pub(crate) fn answered(&self, remote: RemoteId, status: Status, started: Option<Instant>, span: &tracing::Span) {
+    pub(crate) fn answered(
+        &self,
+        remote: RemoteId,
+        status: Status,
+        started: Option<Instant>,
+        span: &Option<tracing::Span>,
+    ) {
         let took = started.map(|at| now().saturating_duration_since(at));
         self.figures.request_answered(remote, status, took);
         self.counters.ended(kind_of_status(status));

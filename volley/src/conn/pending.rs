@@ -21,8 +21,8 @@ pub(crate) struct PendingCall {
     pub(super) remote: volley_proto::RemoteId,
     /// When it was made, if it is one of the calls timed.
     pub(super) started: Option<std::time::Instant>,
-    /// Its `tracing` span (disabled unless a subscriber wants `debug`).
-    pub(super) span: tracing::Span,
+    /// Its `tracing` span, if a subscriber wants `debug`.
+    pub(super) span: Option<tracing::Span>,
 }
 
 impl Future for PendingCall {

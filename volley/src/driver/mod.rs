@@ -610,7 +610,7 @@ impl<S: Side> Driver<S> {
                 let endpoint = self.side.endpoint();
                 // Inside the connection's span, which names the peer.
                 let span = crate::figures::call_span(endpoint.protocol.name(remote), "in");
-                let timed = self.conn.counters.call_in(&self.conn.figures, remote) || !span.is_disabled();
+                let timed = self.conn.counters.call_in(&self.conn.figures, remote) || span.is_some();
                 let started = timed.then(now);
                 let answer =
                     match endpoint.handle_request(&mut self.snapshot, self.side.ctx().clone(), remote, &payload) {
@@ -788,7 +788,7 @@ struct Unanswered {
     conn: Option<Arc<Conn>>,
     remote: volley_proto::RemoteId,
     started: Option<std::time::Instant>,
-    span: tracing::Span,
+    span: Option<tracing::Span>,
 }
 
 impl Drop for Unanswered {
