@@ -36,12 +36,6 @@ pub(crate) enum Varint {
 
 /// Reads a varint from the front of `buf`.
 pub(crate) fn get(buf: &[u8]) -> Varint {
-    // The common case, a value under 128, without the loop.
-    if let Some(&byte) = buf.first() {
-        if byte < 0x80 {
-            return Varint::Done(u64::from(byte), 1);
-        }
-    }
     let mut value: u64 = 0;
     for (i, &byte) in buf.iter().enumerate().take(MAX_LEN) {
         let low = u64::from(byte & 0x7f);
