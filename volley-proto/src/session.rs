@@ -775,12 +775,27 @@ impl Session {
     /// Takes none while [`is_backed_up`](Self::is_backed_up): the rest stays
     /// in `buf` for a later call.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
+        self.handle_input_up_to(buf, now, usize::MAX);
+    }
+
+    /// Consumes up to `max_frames` whole frames at the front of `buf`;
+    /// returns whether it stopped at that limit (more may wait in `buf`).
+    ///
+    /// A driver that answers and writes between such batches lets the peer
+    /// start on the first answers while it works on the rest.
+    pub fn handle_input_up_to(&mut self, buf: &mut BytesMut, now: Instant, max_frames: usize) -> bool {
         self.last_now = now;
         let mut received = false;
+        let mut left = max_frames;
         while !matches!(self.state, State::Closed | State::Away) && !self.is_backed_up() {
+            if left == 0 {
+                self.note_received(received, now);
+                return true;
+            }
             let before = buf.len();
             match codec::decode_frame(buf, self.config.max_frame_len) {
                 Ok(Some(msg)) => {
+                    left -= 1;
                     received = true;
                     self.traffic.frames_in += 1;
                     self.traffic.bytes_in += (before - buf.len()) as u64;
@@ -793,7 +808,12 @@ impl Session {
                 }
             }
         }
-        // Once per batch, not per frame: the whole batch arrived at `now`.
+        self.note_received(received, now);
+        false
+    }
+
+    /// Once per batch, not per frame: the whole batch arrived at `now`.
+    fn note_received(&mut self, received: bool, now: Instant) {
         if received {
             self.last_received = now;
             if self.replay.as_deref().is_some_and(Replay::ack_overdue) {

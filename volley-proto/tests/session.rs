@@ -786,6 +786,37 @@ fn input_stops_while_the_output_is_at_its_limit() {
 }
 
 #[test]
+fn input_taken_in_batches_leaves_the_rest_whole() {
+    let mut p = Pair::connected();
+    let mut wire = Vec::new();
+    p.server.take_transmit(&mut wire);
+    let mut pings = Vec::new();
+    for seq in 0..10 {
+        Message::<&[u8]>::Ping { seq }.encode(&mut pings);
+    }
+    // Half of the eleventh frame has arrived too.
+    let mut input = BytesMut::from(&pings[..]);
+    input.extend_from_slice(&pings[..1]);
+    let frame = pings.len() / 10;
+    for taken in [4, 8] {
+        assert!(
+            p.server.handle_input_up_to(&mut input, p.now, 4),
+            "stopped at the limit"
+        );
+        assert_eq!(input.len(), pings.len() + 1 - taken * frame);
+        let mut pongs = Vec::new();
+        p.server.take_transmit(&mut pongs);
+        assert_eq!(pongs.len(), 4 * frame, "one pong per frame taken");
+    }
+    // Two whole frames left, then the partial one: not at the limit.
+    assert!(!p.server.handle_input_up_to(&mut input, p.now, 4));
+    assert_eq!(&input[..], &pings[..1]);
+    let mut pongs = Vec::new();
+    p.server.take_transmit(&mut pongs);
+    assert_eq!(pongs.len(), 2 * frame);
+}
+
+#[test]
 fn traffic_counts_every_frame_and_byte_each_way() {
     let mut p = Pair::connected();
     let (client_before, server_before) = (p.client.traffic(), p.server.traffic());

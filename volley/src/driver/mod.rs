@@ -310,7 +310,7 @@ impl<S: Side> Driver<S> {
             let (input, fired) = self.drive_input(cx, first);
             // One decision per round: did anything happen that needs another?
             let mut keep_going =
-                !matches!(input, Input::Nothing) || fired || self.reader.resumed || self.datagrams_arrived();
+                !matches!(input, Input::Nothing) || fired || self.reader.frames_waiting || self.datagrams_arrived();
             // A round after a busy one that brought nothing in goes straight to
             // writing and sleeping: `driver_sleeps` sends it round again if
             // anything else needs the locked step.
@@ -336,7 +336,7 @@ impl<S: Side> Driver<S> {
                 Write::Idle => {}
             }
             // The output drained: frames held back while it was full are due.
-            keep_going |= self.reader.resumed;
+            keep_going |= self.reader.frames_waiting;
             if self.drive_close(closed, cx) {
                 return Poll::Ready(());
             }
@@ -476,7 +476,7 @@ impl<S: Side> Driver<S> {
         self.transport = read;
         self.reader = Reader::new(self.budget);
         self.reader.buf = leftover;
-        self.reader.resumed = !self.reader.buf.is_empty();
+        self.reader.frames_waiting = !self.reader.buf.is_empty();
         self.datagrams = datagrams.map(DatagramLane::new);
     }
 

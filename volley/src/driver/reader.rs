@@ -22,6 +22,14 @@ use crate::conn::{ConnState, KEEP_BUFFER};
 /// every keep-alive interval).
 const MIN_READ_CHUNK: usize = 128;
 const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Most frames handed to the session in one round of the driver: the round
+/// then answers and writes them before it takes more, so the peer starts on
+/// the first answers while this side works on the rest. Without it, both
+/// ends of a busy connection took turns (each read took all the other had
+/// sent): one pipelined client used 1.1 of 2 cores. Measured with
+/// `volley-bench --profile pipelined` (256 calls in flight): 16 and 32 both
+/// gave about 1.5× the calls per second of no limit, 8 and 64 less.
+pub(super) const FRAMES_PER_ROUND: usize = 32;
 /// Spare room below which the read buffer grows before a read.
 const MIN_SPARE: usize = 64;
 
@@ -48,8 +56,9 @@ pub(super) struct Reader {
     /// The peer's unsent output is at its limit: nothing is read until it
     /// drains (each frame read could add an answer to it).
     pub(super) paused: bool,
-    /// The output drained after a pause: frames left in `buf` are due.
-    pub(super) resumed: bool,
+    /// Frames wait in `buf` (the output drained after a pause, or a round
+    /// took its [`FRAMES_PER_ROUND`]): another round is due, read or not.
+    pub(super) frames_waiting: bool,
 }
 
 impl Reader {
@@ -62,14 +71,16 @@ impl Reader {
             budget: budget.map(|b| (b, TokenBucket::full(b.burst, now()))),
             throttle: None,
             paused: false,
-            resumed: false,
+            frames_waiting: false,
         }
     }
 
     /// Reads what the transport has, without touching the session.
     pub(super) fn read(&mut self, transport: Pin<&mut (dyn AsyncRead + Send)>, cx: &mut Context<'_>) -> Input {
-        // Paused: the write that drains the output wakes the driver.
-        if self.done || self.paused {
+        // Paused: the write that drains the output wakes the driver. Frames
+        // waiting are taken first: reading on would let a peer that sends
+        // faster than its frames are handled fill the buffer without bound.
+        if self.done || self.paused || self.frames_waiting {
             return Input::Nothing;
         }
         if let Some(pause) = &mut self.throttle {
@@ -113,13 +124,13 @@ impl Reader {
 
     /// Hands what was read, and due timers, to the session (under its lock).
     pub(super) fn feed(&mut self, state: &mut ConnState, input: Input, fired: bool) {
-        let resumed = std::mem::take(&mut self.resumed);
-        if matches!(input, Input::Nothing) && !fired && !resumed {
+        let waiting = std::mem::take(&mut self.frames_waiting);
+        if matches!(input, Input::Nothing) && !fired && !waiting {
             return;
         }
         let now = now();
         match input {
-            Input::Nothing if resumed => state.session.handle_input(&mut self.buf, now),
+            Input::Nothing if waiting => self.handle_frames(state, now),
             Input::Nothing => {}
             Input::Eof => state.session.handle_transport_closed(None),
             Input::Failed(error) => state.session.handle_transport_closed(Some(error)),
@@ -131,7 +142,7 @@ impl Reader {
                         self.throttle = Some(Box::pin(tokio::time::sleep(wait)));
                     }
                 }
-                state.session.handle_input(&mut self.buf, now);
+                self.handle_frames(state, now);
                 if state.session.is_closed() {
                     self.done = true;
                 }
@@ -147,6 +158,12 @@ impl Reader {
         self.pause_if_backed_up(state);
     }
 
+    /// Hands the session the next batch of frames read; more left in the
+    /// buffer are due in the next round.
+    fn handle_frames(&mut self, state: &mut ConnState, now: std::time::Instant) {
+        self.frames_waiting |= state.session.handle_input_up_to(&mut self.buf, now, FRAMES_PER_ROUND);
+    }
+
     /// Pauses reading while the peer's output is at its limit; returns
     /// whether reading resumed (frames may wait in the buffer).
     pub(super) fn pause_if_backed_up(&mut self, state: &ConnState) -> bool {
@@ -159,7 +176,7 @@ impl Reader {
         }
         let resumed = self.paused && !paused;
         self.paused = paused;
-        self.resumed |= resumed;
+        self.frames_waiting |= resumed;
         resumed
     }
 }
