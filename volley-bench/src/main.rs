@@ -812,6 +812,9 @@ fn main() {
         let what = what.clone();
         let seconds = flag("--seconds").unwrap_or(5);
         let task = runtime.spawn(async move {
+            if matches!(what.as_str(), "invoke_many" | "separate" | "raw_many") {
+                return rooms::profile(&what, 1000, seconds).await;
+            }
             // `--resume`: volley with resume on, to compare profiles.
             let rpc = if args.iter().any(|a| a == "--resume") {
                 Rpc::VolleyResume

@@ -120,6 +120,51 @@ pub async fn scenario(results: &mut Results, plan: &Plan) {
     }
 }
 
+/// `--profile invoke_many|separate|raw_many`: one of the call rounds above,
+/// over and over for `seconds`, for perf or callgrind (the 1,000 players
+/// connect first).
+pub async fn profile(what: &str, players: usize, seconds: u64) {
+    let (server, addr) = rpc_volley::serve().await;
+    let mut keep = Vec::new();
+    for _ in 0..players {
+        keep.push(rpc_volley::client(addr).await);
+    }
+    while server.player_count() < players {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let list = server.players();
+    for player in &list {
+        player.join(ROOM);
+    }
+    let mut raw = RawRound::connect(players).await;
+    let start = Instant::now();
+    let mut rounds = 0u32;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        match what {
+            "raw_many" => raw.round().await,
+            "separate" => {
+                let mut calls: FuturesUnordered<_> = list
+                    .iter()
+                    .map(|player| server.invoke(player, rpc_volley::CLIENT_ADD_ONE, 1))
+                    .collect();
+                while let Some(answer) = calls.next().await {
+                    assert_eq!(answer, Ok(2));
+                }
+            }
+            _ => {
+                let answers = server.to_room(ROOM).invoke(rpc_volley::CLIENT_ADD_ONE, 1).all().await;
+                assert_eq!(answers.len(), players);
+            }
+        }
+        rounds += 1;
+    }
+    let elapsed = start.elapsed();
+    eprintln!(
+        "{rounds} rounds in {elapsed:?}: {:.3} ms each",
+        ms(elapsed) / f64::from(rounds)
+    );
+}
+
 fn ms(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1e3
 }

@@ -337,6 +337,55 @@ async fn a_thousand_players_in_a_room_all_answer() {
     println!("1,000 answers in {:?}", start.elapsed());
 }
 
+/// A call to a room goes out to every member from the caller's own poll: no
+/// member waits for its connection's task to write it. (Writes count
+/// against tokio's budget of 128 operations per poll of a task; over it, a
+/// write refuses, and all but 128 members of a large room were left to
+/// their connections' tasks, a wake-up each.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_to_a_room_is_written_to_every_member_at_once() {
+    use std::io::Read;
+    use volley::proto::{Message, PROTOCOL_VERSION};
+    const MEMBERS: usize = 300;
+    let server = Server::new(protocol(), ServerConfig::default());
+    let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
+    let mut hello = Vec::new();
+    Message::Hello {
+        version: PROTOCOL_VERSION,
+        remotes_hash: protocol().hash(),
+        token: &b""[..],
+    }
+    .encode(&mut hello);
+    let mut peers = Vec::new();
+    for _ in 0..MEMBERS {
+        let mut peer = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut peer, &hello).await.unwrap();
+        peers.push(peer);
+    }
+    common::eventually("every peer joined", || server.player_count() == MEMBERS).await;
+    for player in server.players() {
+        player.join("arena");
+    }
+    // Every connection's task has welcomed its peer, pinged it, and gone
+    // quiet; what the peers were sent so far is read and set aside.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut peers: Vec<std::net::TcpStream> = peers.into_iter().map(|peer| peer.into_std().unwrap()).collect();
+    let mut buf = vec![0u8; 4096];
+    for peer in &mut peers {
+        while peer.read(&mut buf).is_ok_and(|n| n > 0) {}
+    }
+    let answers = server.to_room("arena").invoke(ASK, EVERYONE_ANSWERS);
+    assert_eq!(answers.asked(), MEMBERS);
+    // No await since: the connections' tasks, on this thread, have not run.
+    let mut waiting = 0;
+    for peer in &mut peers {
+        if !peer.read(&mut buf).is_ok_and(|n| n > 0) {
+            waiting += 1;
+        }
+    }
+    assert_eq!(waiting, 0, "{waiting} of {MEMBERS} members were not sent the call yet");
+}
+
 #[tokio::test]
 async fn the_deadline_gives_partial_results_and_names_the_silent() {
     let (server, _clients, players, cancelled) = setup(4).await;

@@ -587,7 +587,7 @@ impl Conn {
         let mut wake = true;
         if state.output_idle() && state.timer_armed.is_some_and(|armed| armed <= now + timeout) {
             let flushed;
-            (state, flushed) = self.flush(state, &mut Context::from_waker(Waker::noop()));
+            (state, flushed) = crate::inline::unbudgeted(|cx| self.flush(state, cx));
             wake = flushed != (Flush::Done { wrote: true });
         }
         drop(state);
@@ -751,7 +751,7 @@ impl Conn {
         let mut state = self.lock("say goodbye");
         state.session.close(code, message);
         if state.output_idle() {
-            (state, _) = self.flush(state, &mut Context::from_waker(Waker::noop()));
+            (state, _) = crate::inline::unbudgeted(|cx| self.flush(state, cx));
         }
         drop(state);
         self.wake_driver();
