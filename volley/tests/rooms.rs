@@ -386,6 +386,57 @@ async fn a_call_to_a_room_is_written_to_every_member_at_once() {
     assert_eq!(waiting, 0, "{waiting} of {MEMBERS} members were not sent the call yet");
 }
 
+/// Waiting for every answer wakes the waiting task once, when the last is
+/// in, not at each answer.
+#[tokio::test(flavor = "current_thread")]
+async fn waiting_for_every_answer_wakes_the_caller_once() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct CountWakes(AtomicUsize);
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    const MEMBERS: u32 = 200;
+    let server = Server::new(protocol(), ServerConfig::default());
+    let mut clients = Vec::new();
+    for number in 0..MEMBERS {
+        let client = Client::new(protocol(), ClientConfig::default());
+        client.on_request_sync(COUNTED_ASK, move |_, Counted(n)| Ok(n + number));
+        client.connect(server.connect_memory()).await.unwrap();
+        clients.push(client);
+    }
+    common::eventually("every client joined", || server.player_count() == MEMBERS as usize).await;
+    for player in server.players() {
+        player.join("arena");
+    }
+    let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+    let waker = Waker::from(wakes.clone());
+    let mut all = std::pin::pin!(server.to_room("arena").invoke(COUNTED_ASK, Counted(1)).all());
+    let mut waits = 0;
+    let answers = loop {
+        let seen = wakes.0.load(Ordering::SeqCst);
+        if let Poll::Ready(answers) = all.as_mut().poll(&mut Context::from_waker(&waker)) {
+            break answers;
+        }
+        waits += 1;
+        // The connections' tasks run meanwhile, on this thread.
+        for _ in 0..100_000 {
+            if wakes.0.load(Ordering::SeqCst) != seen {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_ne!(wakes.0.load(Ordering::SeqCst), seen, "never woken");
+    };
+    assert_eq!(answers.len(), MEMBERS as usize);
+    assert!(answers.iter().all(|(_, answer)| answer.is_ok()));
+    assert_eq!((waits, wakes.0.load(Ordering::SeqCst)), (1, 1), "waits and wake-ups");
+}
+
 #[tokio::test]
 async fn the_deadline_gives_partial_results_and_names_the_silent() {
     let (server, _clients, players, cancelled) = setup(4).await;

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
+use futures_util::stream::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use bytes::Bytes;
 
 use super::adapter::{Remote, RemoteAnswers};
+use super::call_set::{Call, CallSet};
 use super::{Player, Server};
 use crate::checks::Checks;
 use crate::completion::CallResult;
@@ -51,7 +52,7 @@ pub struct Answers<Resp> {
     decode: Decode<Resp>,
     /// Answers known without waiting (refused calls, players not connected).
     ready: VecDeque<(PlayerId, Result<Resp, FunctionError>)>,
-    pending: FuturesUnordered<Call>,
+    pending: CallSet,
     deadline: Pin<Box<Sleep>>,
     /// Every player asked, in the order they were.
     asked: Vec<PlayerId>,
@@ -66,25 +67,9 @@ pub struct Answers<Resp> {
 type Decode<Resp> = Box<dyn Fn(&Player, CallResult) -> Result<Resp, FunctionError> + Send + Sync>;
 type DecodeRemote<Resp> = Box<dyn Fn(Bytes) -> Result<Resp, FunctionError> + Send + Sync>;
 
-// Nothing in it is pinned in place: the calls are polled through
-// `FuturesUnordered`, which pins each on its own, and the deadline is boxed.
+// Nothing in it is pinned in place: the calls are `Unpin`, and the deadline
+// is boxed.
 impl<Resp> Unpin for Answers<Resp> {}
-
-/// One player's call, which says whose it is when it ends.
-struct Call {
-    /// The player's place in `Answers::players`.
-    index: usize,
-    call: PendingCall,
-}
-
-impl Future for Call {
-    type Output = (usize, CallResult);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let result = std::task::ready!(Pin::new(&mut self.call).poll(cx));
-        Poll::Ready((self.index, result))
-    }
-}
 
 impl<Resp: Payload> Answers<Resp> {
     /// Answers of typed calls: decoded and checked as `invoke`'s are.
@@ -133,7 +118,7 @@ impl<Resp> Answers<Resp> {
             decode_remote,
             silent: Vec::new(),
             ready: VecDeque::new(),
-            pending: FuturesUnordered::new(),
+            pending: CallSet::default(),
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
             asked: Vec::new(),
         }
@@ -197,9 +182,13 @@ impl<Resp> Answers<Resp> {
 
     /// Waits for every answer (at most until the deadline), in the order
     /// they arrived.
+    ///
+    /// The task waiting is woken once, when the last answer of this server's
+    /// players is in (or at the deadline), not at each answer.
     pub async fn all(self) -> Vec<(PlayerId, Result<Resp, FunctionError>)> {
         let mut all = Vec::with_capacity(self.remaining());
         let mut answers = self;
+        answers.pending.wait_for_all();
         while let Some(answer) = answers.next().await {
             all.push(answer);
         }
@@ -217,7 +206,7 @@ impl<Resp> Stream for Answers<Resp> {
                 return Poll::Ready(Some(answer));
             }
             // Answers already in count, even when the deadline has passed too.
-            if let Poll::Ready(Some((index, result))) = this.pending.poll_next_unpin(cx) {
+            if let Poll::Ready(Some((index, result))) = this.pending.poll_next(cx) {
                 let player = &this.players[index];
                 let result = (this.decode)(player, result);
                 return Poll::Ready(Some((player.id(), result)));
@@ -246,7 +235,7 @@ impl<Resp> Stream for Answers<Resp> {
             }
             if this.deadline.as_mut().poll(cx).is_ready() {
                 // Ending each call cancels it at its player.
-                for late in std::mem::take(&mut this.pending) {
+                for late in this.pending.take_all() {
                     this.ready
                         .push_back((this.players[late.index].id(), Err(FunctionError::Timeout)));
                     late.call.time_out();

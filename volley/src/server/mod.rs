@@ -34,6 +34,7 @@ use crate::transport::{memory, tcp, Transport};
 
 pub mod adapter;
 mod answers;
+mod call_set;
 mod config;
 mod data;
 mod directory;
