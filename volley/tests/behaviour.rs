@@ -837,3 +837,80 @@ async fn client_handlers_are_given_the_client() {
     drop(client);
     eventually("goodbye", || server.player_count() == 0).await;
 }
+
+/// A transport that counts the writes made on it.
+struct CountingWrites {
+    inner: volley::transport::memory::MemoryTransport,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountingWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if written.is_ready() {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        written
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl volley::transport::Transport for CountingWrites {}
+
+/// Calls started together leave in one write, the first of each burst
+/// included (it finds no call pending, as a lone call does, but it is not
+/// written on its own once the caller is seen to make calls in bursts); a
+/// lone call is still written at once by its caller.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_made_together_leave_in_one_write() {
+    use std::sync::atomic::Ordering;
+    let (server, _, _) = server_with(ServerConfig::default());
+    let (client, _probe) = client_with(ClientConfig::default());
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let transport = CountingWrites {
+        inner: server.connect_memory(),
+        writes: writes.clone(),
+    };
+    client.connect(transport).await.unwrap();
+    // The opening ping and its pong settle.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // (NUMBER's answers must be even.)
+    let burst = || futures_util::future::join_all((0..16u32).map(|n| client.invoke(NUMBER, 2 * n)));
+    assert_eq!(burst().await, (0..16u32).map(|n| Ok(2 * n)).collect::<Vec<_>>());
+    for round in 0..3 {
+        let before = writes.load(Ordering::SeqCst);
+        assert_eq!(burst().await.len(), 16);
+        assert_eq!(writes.load(Ordering::SeqCst) - before, 1, "writes for burst {round}");
+    }
+    // Sequential again: the first call goes with the driver once, then each
+    // is written by its caller.
+    assert_eq!(client.invoke(NUMBER, 2).await, Ok(2));
+    let before = writes.load(Ordering::SeqCst);
+    assert_eq!(client.invoke(NUMBER, 4).await, Ok(4));
+    assert_eq!(writes.load(Ordering::SeqCst) - before, 1);
+}

@@ -117,6 +117,10 @@ pub(crate) struct Conn {
     /// The application asked to stop reading (backpressure from a slow
     /// consumer); the driver reads nothing until it is let go.
     reads_held: AtomicBool,
+    /// A call was made while others were pending since the last call that
+    /// found none: the caller makes its calls in bursts (see
+    /// [`call`](Self::call)).
+    bursty: AtomicBool,
 }
 
 /// Keeps its contents off the cache line of what precedes it: the handles'
@@ -260,6 +264,7 @@ impl Conn {
             max_queued_bytes: session.config().max_transmit_queue,
             slots: Mutex::default(),
             reads_held: AtomicBool::new(false),
+            bursty: AtomicBool::new(false),
             state: CacheLine(Mutex::new(ConnState {
                 session,
                 output: None,
@@ -515,8 +520,29 @@ impl Conn {
         // A lone call on an idle connection goes into the session and is
         // written from here: no hand-off to the driver, which sequential
         // callers would pay on every call. Calls made in a burst wait in the
-        // outbox for the driver, which writes them together.
-        let rx = if before == 0 && !self.wakeup.driver_busy() {
+        // outbox for the driver, which writes them together. The first call
+        // of a burst finds none pending too: written alone, it cost a write
+        // of its own. So a caller seen making calls in bursts has its next
+        // first call wait in the outbox with the rest (a caller that turns
+        // sequential pays that once). 64 clients with 16 calls in flight
+        // each, `volley-bench --profile many_clients`: 0.19 → 0.13 writes
+        // per call, and 0.75–0.98 → 1.09–1.28 M calls/s in four runs.
+        let lone = if before == 0 {
+            // Read before written: this line is the driver's too.
+            let bursty = self.bursty.load(Ordering::Relaxed);
+            if bursty {
+                self.bursty.store(false, Ordering::Relaxed);
+            }
+            !bursty
+        } else {
+            // Checked first: a pipelined caller would otherwise write the
+            // shared flag at every call.
+            if !self.bursty.load(Ordering::Relaxed) {
+                self.bursty.store(true, Ordering::Relaxed);
+            }
+            false
+        };
+        let rx = if lone && !self.wakeup.driver_busy() {
             self.call_alone(remote, payload, timeout, seq)?
         } else {
             let mut outbox = self.outbox();
