@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::AsyncRead;
@@ -123,12 +124,13 @@ impl Reader {
     }
 
     /// Hands what was read, and due timers, to the session (under its lock).
-    pub(super) fn feed(&mut self, state: &mut ConnState, input: Input, fired: bool) {
+    /// `read_at`: the time, if the round has just read the clock.
+    pub(super) fn feed(&mut self, state: &mut ConnState, input: Input, fired: bool, read_at: Option<Instant>) {
         let waiting = std::mem::take(&mut self.frames_waiting);
         if matches!(input, Input::Nothing) && !fired && !waiting {
             return;
         }
-        let now = now();
+        let now = read_at.unwrap_or_else(now);
         match input {
             Input::Nothing if waiting => self.handle_frames(state, now),
             Input::Nothing => {}
@@ -160,7 +162,7 @@ impl Reader {
 
     /// Hands the session the next batch of frames read; more left in the
     /// buffer are due in the next round.
-    fn handle_frames(&mut self, state: &mut ConnState, now: std::time::Instant) {
+    fn handle_frames(&mut self, state: &mut ConnState, now: Instant) {
         self.frames_waiting |= state.session.handle_input_up_to(&mut self.buf, now, FRAMES_PER_ROUND);
     }
 
