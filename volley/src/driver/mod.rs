@@ -309,31 +309,46 @@ impl<S: Side> Driver<S> {
         for _ in 0..MAX_ROUNDS {
             let (input, fired, read_at) = self.drive_input(cx, first);
             // One decision per round: did anything happen that needs another?
-            let mut keep_going =
-                !matches!(input, Input::Nothing) || fired || self.reader.frames_waiting || self.datagrams_arrived();
+            // Input the transport has no more of (the read left this task's
+            // waker with it) is done with in this round.
+            let more_input = match input {
+                Input::Nothing => false,
+                Input::Data(_) => !self.reader.drained,
+                Input::Eof | Input::Failed(_) => true,
+            };
+            let mut keep_going = more_input || fired || self.reader.frames_waiting || self.datagrams_arrived();
             // A round after a busy one that brought nothing in goes straight to
             // writing and sleeping: `driver_sleeps` sends it round again if
             // anything else needs the locked step.
-            let quiet = !first && !keep_going && !settle_next && !self.closing && !self.conn.calls_queued();
+            let quiet = !first
+                && matches!(input, Input::Nothing)
+                && !keep_going
+                && !settle_next
+                && !self.closing
+                && !self.conn.calls_queued();
             let (closed, deadline) = if quiet {
                 (false, None)
             } else {
                 self.drive_session(input, fired, read_at, std::mem::take(&mut first), &mut keep_going)
             };
+            // The session took at most its round's frames: the rest are due.
+            keep_going |= self.reader.frames_waiting;
             self.outbox.deliver_failed();
             if fired {
                 self.release_idle_buffers();
             }
             keep_going |= self.arm_timer(deadline, cx);
-            keep_going |= self.dispatch();
+            // What the dispatch and the write leave behind (calls queued
+            // meanwhile, answers of handlers that ran elsewhere, a write
+            // that could not finish) is found by `driver_sleeps`, under the
+            // locks, or wakes this task: no round just in case.
+            self.dispatch();
             if self.handed_off {
                 return Poll::Ready(());
             }
             keep_going |= self.poll_events_in_chain(cx);
-            match self.poll_write(cx, keep_going) {
-                Write::Slept => return Poll::Pending,
-                Write::Wrote => keep_going = true,
-                Write::Idle => {}
+            if let Write::Slept = self.poll_write(cx, keep_going) {
+                return Poll::Pending;
             }
             // The output drained: frames held back while it was full are due.
             keep_going |= self.reader.frames_waiting;
@@ -571,23 +586,19 @@ impl<S: Side> Driver<S> {
 
     /// Hands ended calls to their callers and acts on the session's events
     /// outside its lock (handlers may call back into this connection).
-    /// Returns whether there was anything.
     ///
     /// Handling an event may queue more (accepting a hello queues `Connected`);
     /// those are handled before anything is written, so a client that sees the
     /// welcome finds itself already listed by the server.
-    fn dispatch(&mut self) -> bool {
-        let mut any = false;
+    fn dispatch(&mut self) {
         let mut events = std::mem::take(&mut self.events);
         loop {
             if !self.ended.is_empty() {
-                any = true;
                 deliver_ended(&mut self.ended);
             }
             if events.is_empty() {
                 break;
             }
-            any = true;
             for event in events.drain(..) {
                 self.handle_event(event);
             }
@@ -611,7 +622,6 @@ impl<S: Side> Driver<S> {
             }
         }
         self.events = events;
-        any
     }
 
     fn handle_event(&mut self, event: volley_proto::SessionEvent) {

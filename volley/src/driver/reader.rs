@@ -60,6 +60,11 @@ pub(super) struct Reader {
     /// Frames wait in `buf` (the output drained after a pause, or a round
     /// took its [`FRAMES_PER_ROUND`]): another round is due, read or not.
     pub(super) frames_waiting: bool,
+    /// The last read emptied the transport and left this task's waker with
+    /// it: nothing more to read until woken.
+    pub(super) drained: bool,
+    /// The end or error a look after a short read found, for the next read.
+    kept: Option<Poll<std::io::Result<usize>>>,
 }
 
 impl Reader {
@@ -73,16 +78,22 @@ impl Reader {
             throttle: None,
             paused: false,
             frames_waiting: false,
+            drained: false,
+            kept: None,
         }
     }
 
     /// Reads what the transport has, without touching the session.
     pub(super) fn read(&mut self, transport: Pin<&mut (dyn AsyncRead + Send)>, cx: &mut Context<'_>) -> Input {
+        self.drained = false;
         // Paused: the write that drains the output wakes the driver. Frames
         // waiting are taken first: reading on would let a peer that sends
         // faster than its frames are handled fill the buffer without bound.
         if self.done || self.paused || self.frames_waiting {
             return Input::Nothing;
+        }
+        if let Some(kept) = self.kept.take() {
+            return self.outcome(kept);
         }
         if let Some(pause) = &mut self.throttle {
             if pause.as_mut().poll(cx).is_pending() {
@@ -98,21 +109,56 @@ impl Reader {
             self.buf.reserve(self.chunk);
         }
         let room = self.buf.capacity() - self.buf.len();
+        let mut transport = transport;
+        let first = tokio_util::io::poll_read_buf(transport.as_mut(), cx, &mut self.buf);
+        if let Poll::Ready(Ok(n @ 1..)) = first {
+            self.chunk = if n == room {
+                (self.chunk * 2).min(MAX_READ_CHUNK)
+            } else {
+                MIN_READ_CHUNK.max(self.chunk / 2)
+            };
+            if n == room {
+                return Input::Data(n);
+            }
+            return Input::Data(n + self.look_again(transport, cx));
+        }
+        self.outcome(first)
+    }
+
+    /// After a short read (the transport had no more just then), looks once
+    /// more: usually `Pending`, which registers this task's waker (tokio
+    /// answers without a system call once a short read has cleared its
+    /// readiness), so the round can end asleep instead of going round again
+    /// only to find nothing. Returns the bytes it read; an end or an error
+    /// is kept for the next read.
+    fn look_again(&mut self, transport: Pin<&mut (dyn AsyncRead + Send)>, cx: &mut Context<'_>) -> usize {
+        // With no spare room the read would say 0, as at the end.
+        if self.buf.capacity() == self.buf.len() {
+            return 0;
+        }
         match tokio_util::io::poll_read_buf(transport, cx, &mut self.buf) {
+            Poll::Pending => {
+                self.drained = true;
+                0
+            }
+            Poll::Ready(Ok(n @ 1..)) => n,
+            later => {
+                self.kept = Some(later);
+                0
+            }
+        }
+    }
+
+    /// What a read's outcome means for the session.
+    fn outcome(&mut self, read: Poll<std::io::Result<usize>>) -> Input {
+        match read {
             Poll::Pending => Input::Nothing,
             Poll::Ready(Ok(0)) => {
                 self.done = true;
                 self.ended = true;
                 Input::Eof
             }
-            Poll::Ready(Ok(n)) => {
-                self.chunk = if n == room {
-                    (self.chunk * 2).min(MAX_READ_CHUNK)
-                } else {
-                    MIN_READ_CHUNK.max(self.chunk / 2)
-                };
-                Input::Data(n)
-            }
+            Poll::Ready(Ok(n)) => Input::Data(n),
             Poll::Ready(Err(e)) => {
                 self.done = true;
                 // Data the transport refused (a WebSocket text message): the
