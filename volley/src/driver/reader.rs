@@ -63,8 +63,10 @@ pub(super) struct Reader {
     /// The last read emptied the transport and left this task's waker with
     /// it: nothing more to read until woken.
     pub(super) drained: bool,
-    /// The end or error a look after a short read found, for the next read.
-    kept: Option<Poll<std::io::Result<usize>>>,
+    /// The end a look after a short read found, for the next read.
+    end_next: bool,
+    /// The error a look after a short read found, for the next read.
+    error_next: Option<std::io::Error>,
 }
 
 impl Reader {
@@ -79,7 +81,8 @@ impl Reader {
             paused: false,
             frames_waiting: false,
             drained: false,
-            kept: None,
+            end_next: false,
+            error_next: None,
         }
     }
 
@@ -92,8 +95,11 @@ impl Reader {
         if self.done || self.paused || self.frames_waiting {
             return Input::Nothing;
         }
-        if let Some(kept) = self.kept.take() {
-            return self.outcome(kept);
+        if std::mem::take(&mut self.end_next) {
+            return self.outcome(Poll::Ready(Ok(0)));
+        }
+        if let Some(error) = self.error_next.take() {
+            return self.outcome(Poll::Ready(Err(error)));
         }
         if let Some(pause) = &mut self.throttle {
             if pause.as_mut().poll(cx).is_pending() {
@@ -142,8 +148,12 @@ impl Reader {
                 0
             }
             Poll::Ready(Ok(n @ 1..)) => n,
-            later => {
-                self.kept = Some(later);
+            Poll::Ready(Ok(_)) => {
+                self.end_next = true;
+                0
+            }
+            Poll::Ready(Err(error)) => {
+                self.error_next = Some(error);
                 0
             }
         }
