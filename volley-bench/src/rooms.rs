@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::systems::{raw, rpc_volley};
 use crate::{Better, Plan, Results};
+use volley::{Client, Player, Server};
 
 const ROOM: &str = "arena";
 /// Calls of each kind per round, of which the round keeps the median.
@@ -27,25 +28,20 @@ pub async fn scenario(results: &mut Results, plan: &Plan) {
         "rooms: {players} players in a room; {} events and one call per round x {} rounds",
         plan.fanout_events, plan.rounds
     );
-    let (server, addr) = rpc_volley::serve().await;
     let delivered = Arc::new(AtomicU64::new(0));
-    let mut keep = Vec::new();
-    for _ in 0..players {
-        let client = rpc_volley::client(addr).await;
-        let d = delivered.clone();
+    let d = delivered.clone();
+    let Room {
+        server,
+        clients,
+        list,
+        mut raw,
+    } = Room::connect(players, move |client| {
+        let d = d.clone();
         client.on_event(rpc_volley::NEWS, move |_, _| {
             d.fetch_add(1, Ordering::Relaxed);
         });
-        keep.push(client);
-    }
-    while server.player_count() < players {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let list = server.players();
-    for player in &list {
-        player.join(ROOM);
-    }
-    let mut raw = RawRound::connect(players).await;
+    })
+    .await;
 
     let payload = vec![7u8; 100];
     let target = (players * plan.fanout_events) as u64;
@@ -93,22 +89,11 @@ pub async fn scenario(results: &mut Results, plan: &Plan) {
             for _ in 0..CALLS_PER_ROUND {
                 let start = Instant::now();
                 if separate {
-                    let mut calls: FuturesUnordered<_> = list
-                        .iter()
-                        .map(|player| server.invoke(player, rpc_volley::CLIENT_ADD_ONE, 1))
-                        .collect();
-                    while let Some(answer) = calls.next().await {
-                        assert_eq!(answer, Ok(2));
-                    }
-                    times.push(ms(start.elapsed()));
+                    separate_calls(&server, &list).await;
                 } else {
-                    let answers = server.to_room(ROOM).invoke(rpc_volley::CLIENT_ADD_ONE, 1).all().await;
-                    times.push(ms(start.elapsed()));
-                    assert!(
-                        answers.iter().all(|(_, answer)| *answer == Ok(2)),
-                        "every player answers"
-                    );
+                    room_call(&server).await;
                 }
+                times.push(ms(start.elapsed()));
             }
             let system = if separate { "separate" } else { "volley" };
             results.add("invoke_many", system, crate::median(times), "ms", Some(Better::Lower));
@@ -122,7 +107,7 @@ pub async fn scenario(results: &mut Results, plan: &Plan) {
         }
         results.add("invoke_many", "raw", crate::median(times), "ms", Some(Better::Lower));
     }
-    for client in keep {
+    for client in clients {
         client.disconnect();
     }
 }
@@ -131,37 +116,19 @@ pub async fn scenario(results: &mut Results, plan: &Plan) {
 /// over and over for `seconds`, for perf or callgrind (the 1,000 players
 /// connect first).
 pub async fn profile(what: &str, players: usize, seconds: u64) {
-    let (server, addr) = rpc_volley::serve().await;
-    let mut keep = Vec::new();
-    for _ in 0..players {
-        keep.push(rpc_volley::client(addr).await);
-    }
-    while server.player_count() < players {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let list = server.players();
-    for player in &list {
-        player.join(ROOM);
-    }
-    let mut raw = RawRound::connect(players).await;
+    let Room {
+        server,
+        clients: _clients,
+        list,
+        mut raw,
+    } = Room::connect(players, |_| {}).await;
     let start = Instant::now();
     let mut rounds = 0u32;
     while start.elapsed() < Duration::from_secs(seconds) {
         match what {
             "raw_many" => raw.round().await,
-            "separate" => {
-                let mut calls: FuturesUnordered<_> = list
-                    .iter()
-                    .map(|player| server.invoke(player, rpc_volley::CLIENT_ADD_ONE, 1))
-                    .collect();
-                while let Some(answer) = calls.next().await {
-                    assert_eq!(answer, Ok(2));
-                }
-            }
-            _ => {
-                let answers = server.to_room(ROOM).invoke(rpc_volley::CLIENT_ADD_ONE, 1).all().await;
-                assert_eq!(answers.len(), players);
-            }
+            "separate" => separate_calls(&server, &list).await,
+            _ => room_call(&server).await,
         }
         rounds += 1;
     }
@@ -169,6 +136,63 @@ pub async fn profile(what: &str, players: usize, seconds: u64) {
     eprintln!(
         "{rounds} rounds in {elapsed:?}: {:.3} ms each",
         ms(elapsed) / f64::from(rounds)
+    );
+}
+
+/// A server with `players` clients connected (each set up by `prepare`),
+/// all in the room, and raw TCP's version of the same players.
+struct Room {
+    server: Server,
+    clients: Vec<Client>,
+    /// The players, in the room.
+    list: Vec<Player>,
+    raw: RawRound,
+}
+
+impl Room {
+    async fn connect(players: usize, prepare: impl Fn(&Client)) -> Self {
+        let (server, addr) = rpc_volley::serve().await;
+        let mut clients = Vec::new();
+        for _ in 0..players {
+            let client = rpc_volley::client(addr).await;
+            prepare(&client);
+            clients.push(client);
+        }
+        while server.player_count() < players {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let list = server.players();
+        for player in &list {
+            player.join(ROOM);
+        }
+        let raw = RawRound::connect(players).await;
+        Self {
+            server,
+            clients,
+            list,
+            raw,
+        }
+    }
+}
+
+/// One call to each player in `list`, all started at once, until every
+/// answer is in.
+async fn separate_calls(server: &Server, list: &[Player]) {
+    let mut calls: FuturesUnordered<_> = list
+        .iter()
+        .map(|player| server.invoke(player, rpc_volley::CLIENT_ADD_ONE, 1))
+        .collect();
+    while let Some(answer) = calls.next().await {
+        assert_eq!(answer, Ok(2));
+    }
+}
+
+/// One call to the room, until every answer is in.
+async fn room_call(server: &Server) {
+    let answers = server.to_room(ROOM).invoke(rpc_volley::CLIENT_ADD_ONE, 1).all().await;
+    assert!(
+        answers.iter().all(|(_, answer)| *answer == Ok(2)),
+        "every player answers"
     );
 }
 

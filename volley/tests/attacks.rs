@@ -679,14 +679,7 @@ async fn a_tls_peer_that_stops_reading_does_not_keep_its_task() {
     let mut stream = volley::transport::tls::connect(addr, "localhost", client_tls)
         .await
         .unwrap();
-    let mut hello = Vec::new();
-    Message::Hello {
-        version: PROTOCOL_VERSION,
-        remotes_hash: protocol().hash(),
-        token: &b""[..],
-    }
-    .encode(&mut hello);
-    stream.write_all(&hello).await.unwrap();
+    stream.write_all(&hello_frame(&protocol())).await.unwrap();
     stream.flush().await.unwrap();
     let player = wait_players(&server, 1).await.pop().unwrap();
     // The server pours events at it; it reads nothing from now on.

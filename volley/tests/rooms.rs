@@ -345,17 +345,10 @@ async fn a_thousand_players_in_a_room_all_answer() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_call_to_a_room_is_written_to_every_member_at_once() {
     use std::io::Read;
-    use volley::proto::{Message, PROTOCOL_VERSION};
     const MEMBERS: usize = 300;
     let server = Server::new(protocol(), ServerConfig::default());
     let addr = server.listen_tcp("127.0.0.1:0").await.unwrap();
-    let mut hello = Vec::new();
-    Message::Hello {
-        version: PROTOCOL_VERSION,
-        remotes_hash: protocol().hash(),
-        token: &b""[..],
-    }
-    .encode(&mut hello);
+    let hello = common::hello_frame(&protocol());
     let mut peers = Vec::new();
     for _ in 0..MEMBERS {
         let mut peer = tokio::net::TcpStream::connect(addr).await.unwrap();

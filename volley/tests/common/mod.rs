@@ -274,3 +274,16 @@ impl std::io::Write for Logs {
         Ok(())
     }
 }
+
+/// A client's hello for `protocol`, with an empty token, as a frame: for
+/// hand-written peers.
+pub fn hello_frame(protocol: &Protocol) -> Vec<u8> {
+    let mut hello = Vec::new();
+    volley::proto::Message::Hello {
+        version: volley::proto::PROTOCOL_VERSION,
+        remotes_hash: protocol.hash(),
+        token: &b""[..],
+    }
+    .encode(&mut hello);
+    hello
+}
