@@ -91,14 +91,6 @@ fn is_drained(state: &ConnState) -> bool {
     state.session.is_draining() && state.session.incoming_calls() == 0
 }
 
-/// What one write step did.
-enum Write {
-    /// Nothing to write; the round did nothing else either: the driver sleeps.
-    Slept,
-    Wrote,
-    Idle,
-}
-
 /// What differs between the server's and the client's end of a connection.
 pub(crate) trait Side: Send + 'static {
     /// What handlers receive about the peer.
@@ -347,7 +339,7 @@ impl<S: Side> Driver<S> {
                 return Poll::Ready(());
             }
             keep_going |= self.poll_events_in_chain(cx);
-            if let Write::Slept = self.poll_write(cx, keep_going) {
+            if self.poll_write(cx, keep_going) {
                 return Poll::Pending;
             }
             // The output drained: frames held back while it was full are due.
@@ -751,22 +743,21 @@ impl<S: Side> Driver<S> {
 
     /// Sends the unreliable events the session queued as datagrams; one that
     /// the transport refuses is lost, as a datagram may be.
-    fn send_datagrams(&mut self) -> bool {
+    fn send_datagrams(&mut self) {
         let Some(lane) = &mut self.datagrams else {
-            return false;
+            return;
         };
-        let sent = !lane.to_send.is_empty();
         for datagram in lane.to_send.drain(..) {
             if let Err(e) = (lane.channel.send)(Bytes::from(datagram)) {
                 tracing::debug!(error = %e, "datagram not sent");
             }
         }
-        sent
     }
 
     /// Writes what the session queued. When there is nothing to write and
-    /// the round did nothing else, the driver goes to sleep in the same lock.
-    fn poll_write(&mut self, cx: &mut Context<'_>, busy: bool) -> Write {
+    /// the round did nothing else, the driver goes to sleep in the same lock:
+    /// returns whether it did.
+    fn poll_write(&mut self, cx: &mut Context<'_>, busy: bool) -> bool {
         let mut state = self.conn.lock("driver writes");
         let busy = match &mut self.datagrams {
             Some(lane) => {
@@ -778,28 +769,20 @@ impl<S: Side> Driver<S> {
         };
         let (mut state, flushed) = self.conn.flush(state, cx);
         let resumed = self.reader.pause_if_backed_up(&state);
-        let result = self.sleep_if_idle(&mut state, flushed, cx, busy || resumed);
+        let slept = self.sleep_if_idle(&mut state, flushed, cx, busy || resumed);
         drop(state);
-        if self.send_datagrams() && matches!(result, Write::Idle) {
-            return Write::Wrote;
-        }
-        result
+        // Taken from the session before it could sleep (they made it busy).
+        self.send_datagrams();
+        slept
     }
 
-    /// What a write step amounts to: the driver sleeps (in the same lock)
-    /// when nothing was written and the round did nothing else.
-    fn sleep_if_idle(&self, state: &mut ConnState, flushed: Flush, cx: &mut Context<'_>, busy: bool) -> Write {
-        match flushed {
-            Flush::Done { wrote: false } => {
-                if !busy && !state.session.is_closed() && self.conn.driver_sleeps(state, cx.waker()) {
-                    Write::Slept
-                } else {
-                    Write::Idle
-                }
-            }
-            Flush::Done { wrote: true } | Flush::Blocked { wrote: true } | Flush::Failed => Write::Wrote,
-            Flush::Blocked { wrote: false } => Write::Idle,
-        }
+    /// Whether the driver goes to sleep (in the same lock): when nothing was
+    /// written and the round did nothing else.
+    fn sleep_if_idle(&self, state: &mut ConnState, flushed: Flush, cx: &mut Context<'_>, busy: bool) -> bool {
+        flushed == (Flush::Done { wrote: false })
+            && !busy
+            && !state.session.is_closed()
+            && self.conn.driver_sleeps(state, cx.waker())
     }
 }
 

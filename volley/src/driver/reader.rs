@@ -87,7 +87,7 @@ impl Reader {
     }
 
     /// Reads what the transport has, without touching the session.
-    pub(super) fn read(&mut self, transport: Pin<&mut (dyn AsyncRead + Send)>, cx: &mut Context<'_>) -> Input {
+    pub(super) fn read(&mut self, mut transport: Pin<&mut (dyn AsyncRead + Send)>, cx: &mut Context<'_>) -> Input {
         self.drained = false;
         // Paused: the write that drains the output wakes the driver. Frames
         // waiting are taken first: reading on would let a peer that sends
@@ -115,7 +115,6 @@ impl Reader {
             self.buf.reserve(self.chunk);
         }
         let room = self.buf.capacity() - self.buf.len();
-        let mut transport = transport;
         let first = tokio_util::io::poll_read_buf(transport.as_mut(), cx, &mut self.buf);
         if let Poll::Ready(Ok(n @ 1..)) = first {
             self.chunk = if n == room {
