@@ -116,18 +116,16 @@ impl Reader {
         }
         let room = self.buf.capacity() - self.buf.len();
         let first = tokio_util::io::poll_read_buf(transport.as_mut(), cx, &mut self.buf);
-        if let Poll::Ready(Ok(n @ 1..)) = first {
-            self.chunk = if n == room {
-                (self.chunk * 2).min(MAX_READ_CHUNK)
-            } else {
-                MIN_READ_CHUNK.max(self.chunk / 2)
-            };
-            if n == room {
-                return Input::Data(n);
-            }
-            return Input::Data(n + self.look_again(transport, cx));
+        let Poll::Ready(Ok(n @ 1..)) = first else {
+            return self.outcome(first);
+        };
+        // A full read: more may be there, the next round reads on.
+        if n == room {
+            self.chunk = (self.chunk * 2).min(MAX_READ_CHUNK);
+            return Input::Data(n);
         }
-        self.outcome(first)
+        self.chunk = MIN_READ_CHUNK.max(self.chunk / 2);
+        Input::Data(n + self.look_again(transport, cx))
     }
 
     /// After a short read (the transport had no more just then), looks once
