@@ -453,6 +453,31 @@ async fn scenario_server_to_client(results: &mut Results, plan: &Plan) {
     }
 }
 
+/// `--profile s2c`: the server calling its one player, one call at a
+/// time, for `seconds`.
+async fn server_to_client_profile(seconds: u64) {
+    let (server, addr) = rpc_volley::serve().await;
+    let _client = rpc_volley::client(addr).await;
+    while server.player_count() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let player = server.players().pop().unwrap();
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while start.elapsed() < Duration::from_secs(seconds) {
+        for i in 0..1000u32 {
+            let call = Instant::now();
+            assert_eq!(server.invoke(&player, rpc_volley::CLIENT_ADD_ONE, i).await, Ok(i + 1));
+            times.push(call.elapsed());
+        }
+    }
+    eprintln!("{} calls in {:?}", times.len(), start.elapsed());
+    if !times.is_empty() {
+        times.sort();
+        eprintln!("p50 {:.3} us", micros_at(&times, 0.5));
+    }
+}
+
 async fn scenario_fanout(results: &mut Results, plan: &Plan) {
     let (clients, events) = (plan.fanout_clients, plan.fanout_events);
     eprintln!(
@@ -821,6 +846,9 @@ fn main() {
             } else {
                 Rpc::Volley
             };
+            if what == "s2c" {
+                return server_to_client_profile(seconds).await;
+            }
             let addr = rpc.serve().await;
             let caller = rpc.connect(addr).await;
             let mut many = Vec::new();

@@ -431,6 +431,39 @@ async fn waiting_for_every_answer_wakes_the_caller_once() {
 }
 
 #[tokio::test]
+async fn every_answer_comes_in_the_order_the_players_were_asked() {
+    const MEMBERS: u32 = 6;
+    let server = Server::new(protocol(), ServerConfig::default());
+    let mut clients = Vec::new();
+    for number in 0..MEMBERS {
+        let client = Client::new(protocol(), ClientConfig::default());
+        // The first asked answers last.
+        client.on_request(COUNTED_ASK, move |_, Counted(n)| async move {
+            tokio::time::sleep(Duration::from_millis(u64::from(MEMBERS - number) * 30)).await;
+            Ok(n + number)
+        });
+        client.connect(server.connect_memory()).await.unwrap();
+        clients.push(client);
+        common::eventually("the client joined", || server.player_count() == clients.len()).await;
+    }
+    let players = server.players();
+    let mut numbers: Vec<u32> = Vec::new();
+    for player in &players {
+        numbers.push(server.invoke(player, COUNTED_ASK, Counted(0)).await.unwrap());
+    }
+    let answers = server
+        .to_players(&players)
+        .invoke(COUNTED_ASK, Counted(100))
+        .all()
+        .await;
+    let ids: Vec<PlayerId> = answers.iter().map(|(id, _)| *id).collect();
+    let asked: Vec<PlayerId> = players.iter().map(Player::id).collect();
+    assert_eq!(ids, asked, "in the order asked, not the order they arrived");
+    let values: Vec<u32> = answers.into_iter().map(|(_, answer)| answer.unwrap()).collect();
+    assert_eq!(values, numbers.iter().map(|n| n + 100).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn the_deadline_gives_partial_results_and_names_the_silent() {
     let (server, _clients, players, cancelled) = setup(4).await;
     let started = Instant::now();

@@ -180,11 +180,14 @@ impl<Resp> Answers<Resp> {
         StreamExt::next(self).await
     }
 
-    /// Waits for every answer (at most until the deadline), in the order
-    /// they arrived.
+    /// Waits for every answer (at most until the deadline).
     ///
     /// The task waiting is woken once, when the last answer of this server's
-    /// players is in (or at the deadline), not at each answer.
+    /// players is in (or at the deadline), not at each answer; it then takes
+    /// them in the order the players were asked. Answers known without
+    /// waiting (refused calls, players not connected) come first, other
+    /// nodes' as they arrive, and players with no answer by the deadline
+    /// last.
     pub async fn all(self) -> Vec<(PlayerId, Result<Resp, FunctionError>)> {
         let mut all = Vec::with_capacity(self.remaining());
         let mut answers = self;

@@ -3,10 +3,15 @@
 //!
 //! `FuturesUnordered` would do, but it wakes its owner at every answer: a
 //! caller waiting for every answer of a room of 1,000 was woken, and its
-//! task run, a thousand times. Here each call's waker records which call it
-//! was; the owner is woken at every answer, or, once it has said it waits
-//! for them all ([`CallSet::wait_for_all`]), only when the last one is in.
-//! (The group's deadline, polled with the owner's own waker, wakes it then.)
+//! task run, a thousand times. Here, while the owner takes answers one by
+//! one, each call's waker records which call it was, and the owner is woken
+//! at every answer. Once it has said it waits for them all
+//! ([`CallSet::wait_for_all`]), every call is polled with one waker that
+//! only counts down: the owner is woken once, when the last answer is in,
+//! and then takes them all in the order the calls were made. (The group's
+//! deadline, polled with the owner's own waker, wakes it then.) That waker
+//! costs nothing per call, where a waker of its own cost each call an
+//! allocation, and each answer a lock of the list both cores write to.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -33,7 +38,32 @@ struct Shared {
     all_at_once: AtomicBool,
 }
 
-/// One call's waker: says which call is done.
+impl Shared {
+    /// A call's answer is in: wakes the owner if it waits for each answer,
+    /// or if this was the last.
+    fn answered(&self) {
+        // A call's waker fires once (when its answer is left for it), and
+        // only after a poll that counted it: never below zero.
+        let left = self.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left == 0 || !self.all_at_once.load(Ordering::Acquire) {
+            self.owner.wake();
+        }
+    }
+}
+
+/// The waker of every call once the owner waits for them all: counts down.
+impl Wake for Shared {
+    fn wake(self: Arc<Self>) {
+        self.answered();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.answered();
+    }
+}
+
+/// One call's waker, while the owner takes answers one by one: says which
+/// call is done.
 struct CallWaker {
     place: usize,
     shared: Arc<Shared>,
@@ -45,14 +75,8 @@ impl Wake for CallWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let shared = &self.shared;
-        lock(&shared.finished).push(self.place);
-        // A call's waker fires once (when its answer is left for it), and
-        // only after a poll that counted it: never below zero.
-        let left = shared.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
-        if left == 0 || !shared.all_at_once.load(Ordering::Acquire) {
-            shared.owner.wake();
-        }
+        lock(&self.shared.finished).push(self.place);
+        self.shared.answered();
     }
 }
 
@@ -62,28 +86,29 @@ pub(super) struct Call {
     pub(super) call: PendingCall,
 }
 
-/// The calls still owed an answer, each with its own waker.
+/// The calls still owed an answer.
 #[derive(Default)]
 pub(super) struct CallSet {
     calls: Vec<Option<Call>>,
-    wakers: Vec<Waker>,
+    /// Each call's own waker, made at its first poll while the owner takes
+    /// answers one by one.
+    wakers: Vec<Option<Waker>>,
+    /// Every call's waker once the owner waits for them all.
+    all_waker: Option<Waker>,
     /// Calls not polled yet start here.
     unpolled: usize,
     /// Calls whose waker fired, taken from `shared` in one lock.
     due: VecDeque<usize>,
+    /// Waiting for them all, the calls not yet found answered start here.
+    unswept: usize,
     live: usize,
     shared: Arc<Shared>,
 }
 
 impl CallSet {
     pub(super) fn push(&mut self, call: Call) {
-        let place = self.calls.len();
-        let waker = Arc::new(CallWaker {
-            place,
-            shared: self.shared.clone(),
-        });
         self.calls.push(Some(call));
-        self.wakers.push(Waker::from(waker));
+        self.wakers.push(None);
         self.live += 1;
     }
 
@@ -98,8 +123,9 @@ impl CallSet {
 
     /// From now on the owner is woken once, when every call has its answer
     /// (or by its own deadline), not at each.
-    pub(super) fn wait_for_all(&self) {
+    pub(super) fn wait_for_all(&mut self) {
         self.shared.all_at_once.store(true, Ordering::Release);
+        self.all_waker = Some(Waker::from(self.shared.clone()));
     }
 
     /// Takes every call still owed an answer, in the order they were made.
@@ -124,6 +150,9 @@ impl CallSet {
                 return Poll::Ready(Some(done));
             }
         }
+        if self.all_waker.is_some() {
+            return self.sweep();
+        }
         loop {
             if self.due.is_empty() {
                 self.due.extend(lock(&self.shared.finished).drain(..));
@@ -137,16 +166,50 @@ impl CallSet {
         }
     }
 
-    /// Polls the call at `place` with its own waker; its result if it has
-    /// ended (it then leaves the set).
+    /// Waiting for them all: once every call polled has had its answer,
+    /// takes them in the order they were made.
+    fn sweep(&mut self) -> Poll<Option<(usize, CallResult)>> {
+        // Read after the owner's waker was registered: an answer counted
+        // down after this read wakes it.
+        if self.shared.waiting.load(Ordering::Acquire) != 0 {
+            return Poll::Pending;
+        }
+        while self.unswept < self.calls.len() {
+            let place = self.unswept;
+            if self.calls[place].is_none() {
+                self.unswept += 1;
+                continue;
+            }
+            let Some(done) = self.poll_call(place) else {
+                // Not answered after all (its poll counted it, and its
+                // waker will wake the owner): looked at again then.
+                return Poll::Pending;
+            };
+            self.unswept += 1;
+            return Poll::Ready(Some(done));
+        }
+        Poll::Pending
+    }
+
+    /// Polls the call at `place`; its result if it has ended (it then
+    /// leaves the set).
     fn poll_call(&mut self, place: usize) -> Option<(usize, CallResult)> {
         let Some(entry) = self.calls.get_mut(place).and_then(Option::as_mut) else {
             // Taken meanwhile (the deadline passed): a late waker's record.
             return None;
         };
+        let waker = match &self.all_waker {
+            Some(waker) => waker,
+            None => self.wakers[place].get_or_insert_with(|| {
+                Waker::from(Arc::new(CallWaker {
+                    place,
+                    shared: self.shared.clone(),
+                }))
+            }),
+        };
         // Counted before the poll: a `Pending` leaves a waker to fire once.
         self.shared.waiting.fetch_add(1, Ordering::AcqRel);
-        let mut cx = Context::from_waker(&self.wakers[place]);
+        let mut cx = Context::from_waker(waker);
         match Pin::new(&mut entry.call).poll(&mut cx) {
             Poll::Ready(result) => {
                 // Ready at once: no waker was left, so none will fire.
