@@ -71,6 +71,17 @@ struct Slot {
     cancelled: bool,
 }
 
+impl Slot {
+    /// The call's end, if it has come: its result, or `Disconnected` if the
+    /// completer went away without one.
+    fn take_end(&mut self) -> Option<CallResult> {
+        if let Some(result) = self.result.take() {
+            return Some(result);
+        }
+        self.abandoned.then_some(Err(FunctionError::Disconnected))
+    }
+}
+
 /// A new slot for a call, with its id if it already has one: the driver
 /// keeps the [`Completer`], the caller awaits the [`Completion`].
 pub(crate) fn completion(id: Option<CallId>) -> (Completer, Completion) {
@@ -182,6 +193,22 @@ impl Completion {
         slot.cancelled = true;
         slot.id
     }
+
+    /// Leaves `waker` to be woken once the call ends, without polling;
+    /// `false` if it has ended already (then nothing will wake it).
+    pub(crate) fn register(&self, waker: &Waker) -> bool {
+        let mut slot = lock(&self.0);
+        if slot.result.is_some() || slot.abandoned {
+            return false;
+        }
+        slot.waker = Some(waker.clone());
+        true
+    }
+
+    /// The call's end if it has come, leaving whatever waker it holds.
+    pub(crate) fn try_take(&self) -> Option<CallResult> {
+        lock(&self.0).take_end()
+    }
 }
 
 impl Future for Completion {
@@ -189,11 +216,8 @@ impl Future for Completion {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
         let mut slot = lock(&self.0);
-        if let Some(result) = slot.result.take() {
-            return Poll::Ready(result);
-        }
-        if slot.abandoned {
-            return Poll::Ready(Err(FunctionError::Disconnected));
+        if let Some(end) = slot.take_end() {
+            return Poll::Ready(end);
         }
         match &slot.waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
@@ -277,6 +301,31 @@ mod tests {
             slots.keep(completion, 64);
         }
         assert_eq!(slots.0.len(), 64);
+    }
+
+    #[test]
+    fn a_waker_left_without_polling_fires_once_at_the_end_and_taking_does_not_wait() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        let fired = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        let (completer, completion) = completion(None);
+        assert!(completion.register(&waker));
+        assert_eq!(completion.try_take(), None);
+        assert_eq!(fired(), 0);
+        completer.complete(Err(FunctionError::Timeout));
+        assert_eq!(fired(), 1);
+        assert!(!completion.register(&waker), "ended: nothing would fire");
+        assert_eq!(completion.try_take(), Some(Err(FunctionError::Timeout)));
+        let (completer, abandoned) = super::completion(None);
+        drop(completer);
+        assert!(!abandoned.register(&waker));
+        assert_eq!(abandoned.try_take(), Some(Err(FunctionError::Disconnected)));
     }
 
     #[test]

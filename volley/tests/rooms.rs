@@ -461,6 +461,17 @@ async fn every_answer_comes_in_the_order_the_players_were_asked() {
     assert_eq!(ids, asked, "in the order asked, not the order they arrived");
     let values: Vec<u32> = answers.into_iter().map(|(_, answer)| answer.unwrap()).collect();
     assert_eq!(values, numbers.iter().map(|n| n + 100).collect::<Vec<_>>());
+
+    // The first answer taken as it arrives (the last player's), the rest all
+    // at once: each player once, the rest still in the order asked.
+    let mut answers = server.to_players(&players).invoke(COUNTED_ASK, Counted(200));
+    let (first, answer) = answers.next().await.unwrap();
+    assert_eq!(
+        (first, answer),
+        (asked[asked.len() - 1], Ok(numbers[numbers.len() - 1] + 200))
+    );
+    let rest: Vec<PlayerId> = answers.all().await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(rest, asked[..asked.len() - 1]);
 }
 
 #[tokio::test]

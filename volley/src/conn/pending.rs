@@ -37,6 +37,21 @@ impl Future for PendingCall {
 }
 
 impl PendingCall {
+    /// Leaves `waker` to be woken once the call ends, without polling;
+    /// `false` if it has ended already.
+    pub(crate) fn register(&self, waker: &std::task::Waker) -> bool {
+        self.rx.register(waker)
+    }
+
+    /// The call's result if it has ended, counted as a poll's would be;
+    /// `None` leaves the waker it holds to fire.
+    pub(crate) fn try_take(&mut self) -> Option<CallResult> {
+        let result = self.rx.try_take()?;
+        self.done = true;
+        self.count_end(&result);
+        Some(result)
+    }
+
     /// Ends the call at its caller's own deadline (a group call's, which
     /// can pass before the session's): counted as a timeout, like one the
     /// session ends, then cancelled at the peer, like a dropped call.

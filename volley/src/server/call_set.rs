@@ -3,15 +3,15 @@
 //!
 //! `FuturesUnordered` would do, but it wakes its owner at every answer: a
 //! caller waiting for every answer of a room of 1,000 was woken, and its
-//! task run, a thousand times. Here, while the owner takes answers one by
-//! one, each call's waker records which call it was, and the owner is woken
-//! at every answer. Once it has said it waits for them all
-//! ([`CallSet::wait_for_all`]), every call is polled with one waker that
-//! only counts down: the owner is woken once, when the last answer is in,
-//! and then takes them all in the order the calls were made. (The group's
-//! deadline, polled with the owner's own waker, wakes it then.) That waker
-//! costs nothing per call, where a waker of its own cost each call an
-//! allocation, and each answer a lock of the list both cores write to.
+//! task run, a thousand times. Here every call is given the set's waker as
+//! it joins the set, which counts answers down. A caller that waits for them
+//! all ([`CallSet::wait_for_all`]) is woken once, when the last is in, and
+//! then takes them in the order the calls were made: no call is polled
+//! before its answer is in, and no call costs an allocation. (The group's
+//! deadline, polled with the owner's own waker, wakes it then.) A caller
+//! taking answers one by one needs to know which call ended: at its first
+//! poll each call gets a waker of its own, which records its place and wakes
+//! the owner at each answer.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -29,21 +29,22 @@ use crate::locks::lock;
 /// What the calls' wakers and their owner share.
 #[derive(Default)]
 struct Shared {
-    /// Calls whose waker fired (their answer is in), by place, in order.
+    /// Calls whose own waker fired (their answer is in), by place, in order.
     finished: Mutex<Vec<usize>>,
     owner: AtomicWaker,
-    /// Calls left pending by their last poll whose waker has not fired yet.
+    /// Calls holding one of the set's wakers that has not fired yet. A call
+    /// holds one waker at a time (a poll with its own replaces the set's),
+    /// and fires it once, when its answer is left for it.
     waiting: AtomicUsize,
     /// Wake the owner only when `waiting` drops to zero.
     all_at_once: AtomicBool,
 }
 
 impl Shared {
-    /// A call's answer is in: wakes the owner if it waits for each answer,
-    /// or if this was the last.
+    /// A call's answer is in: wakes the owner if it takes answers one by
+    /// one, or if this was the last.
     fn answered(&self) {
-        // A call's waker fires once (when its answer is left for it), and
-        // only after a poll that counted it: never below zero.
+        // Counted before its waker was left with the call: never below zero.
         let left = self.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
         if left == 0 || !self.all_at_once.load(Ordering::Acquire) {
             self.owner.wake();
@@ -51,7 +52,7 @@ impl Shared {
     }
 }
 
-/// The waker of every call once the owner waits for them all: counts down.
+/// The set's waker, which every call is given as it joins: counts down.
 impl Wake for Shared {
     fn wake(self: Arc<Self>) {
         self.answered();
@@ -62,8 +63,8 @@ impl Wake for Shared {
     }
 }
 
-/// One call's waker, while the owner takes answers one by one: says which
-/// call is done.
+/// One call's own waker, once the owner takes answers one by one: says
+/// which call is done.
 struct CallWaker {
     place: usize,
     shared: Arc<Shared>,
@@ -87,26 +88,51 @@ pub(super) struct Call {
 }
 
 /// The calls still owed an answer.
-#[derive(Default)]
 pub(super) struct CallSet {
     calls: Vec<Option<Call>>,
-    /// Each call's own waker, made at its first poll while the owner takes
-    /// answers one by one.
+    /// Each call's own waker, made at its first poll.
     wakers: Vec<Option<Waker>>,
-    /// Every call's waker once the owner waits for them all.
-    all_waker: Option<Waker>,
-    /// Calls not polled yet start here.
+    /// The waker every call is given as it joins.
+    set_waker: Waker,
+    /// The owner waits for them all (set by [`wait_for_all`](Self::wait_for_all)).
+    all_at_once: bool,
+    /// Taking answers one by one, the calls not polled yet start here.
     unpolled: usize,
     /// Calls whose waker fired, taken from `shared` in one lock.
     due: VecDeque<usize>,
-    /// Waiting for them all, the calls not yet found answered start here.
+    /// Waiting for them all, the calls not yet taken start here.
     unswept: usize,
     live: usize,
     shared: Arc<Shared>,
 }
 
+impl Default for CallSet {
+    fn default() -> Self {
+        let shared = Arc::new(Shared::default());
+        Self {
+            calls: Vec::new(),
+            wakers: Vec::new(),
+            set_waker: Waker::from(shared.clone()),
+            all_at_once: false,
+            unpolled: 0,
+            due: VecDeque::new(),
+            unswept: 0,
+            live: 0,
+            shared,
+        }
+    }
+}
+
 impl CallSet {
+    /// Adds a call just made, leaving the set's waker with it while its
+    /// state is still in this core's cache.
     pub(super) fn push(&mut self, call: Call) {
+        // Counted first: the waker may fire as soon as it is left.
+        self.shared.waiting.fetch_add(1, Ordering::AcqRel);
+        if !call.call.register(&self.set_waker) {
+            // Ended already: nothing will fire.
+            self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
         self.calls.push(Some(call));
         self.wakers.push(None);
         self.live += 1;
@@ -124,8 +150,8 @@ impl CallSet {
     /// From now on the owner is woken once, when every call has its answer
     /// (or by its own deadline), not at each.
     pub(super) fn wait_for_all(&mut self) {
+        self.all_at_once = true;
         self.shared.all_at_once.store(true, Ordering::Release);
-        self.all_waker = Some(Waker::from(self.shared.clone()));
     }
 
     /// Takes every call still owed an answer, in the order they were made.
@@ -143,15 +169,15 @@ impl CallSet {
         // Registered before looking, so an answer arriving after the look
         // wakes this poll's task.
         self.shared.owner.register(cx.waker());
+        if self.all_at_once {
+            return self.sweep();
+        }
         while self.unpolled < self.calls.len() {
             let place = self.unpolled;
             self.unpolled += 1;
             if let Some(done) = self.poll_call(place) {
                 return Poll::Ready(Some(done));
             }
-        }
-        if self.all_waker.is_some() {
-            return self.sweep();
         }
         loop {
             if self.due.is_empty() {
@@ -166,8 +192,8 @@ impl CallSet {
         }
     }
 
-    /// Waiting for them all: once every call polled has had its answer,
-    /// takes them in the order they were made.
+    /// Waiting for them all: once every waker left with a call has fired,
+    /// takes the answers in the order the calls were made.
     fn sweep(&mut self) -> Poll<Option<(usize, CallResult)>> {
         // Read after the owner's waker was registered: an answer counted
         // down after this read wakes it.
@@ -176,44 +202,42 @@ impl CallSet {
         }
         while self.unswept < self.calls.len() {
             let place = self.unswept;
-            if self.calls[place].is_none() {
+            let Some(entry) = self.calls[place].as_mut() else {
                 self.unswept += 1;
                 continue;
-            }
-            let Some(done) = self.poll_call(place) else {
-                // Not answered after all (its poll counted it, and its
-                // waker will wake the owner): looked at again then.
+            };
+            // Every call has ended: each either had ended when it joined or
+            // has fired the waker it holds since, after its result was left.
+            // (Were one not ended, the waker it holds, or the deadline,
+            // would wake the owner to look again.)
+            let Some(result) = entry.call.try_take() else {
                 return Poll::Pending;
             };
+            let index = entry.index;
+            self.calls[place] = None;
+            self.live -= 1;
             self.unswept += 1;
-            return Poll::Ready(Some(done));
+            return Poll::Ready(Some((index, result)));
         }
         Poll::Pending
     }
 
-    /// Polls the call at `place`; its result if it has ended (it then
-    /// leaves the set).
+    /// Polls the call at `place` with its own waker; its result if it has
+    /// ended (it then leaves the set).
     fn poll_call(&mut self, place: usize) -> Option<(usize, CallResult)> {
         let Some(entry) = self.calls.get_mut(place).and_then(Option::as_mut) else {
             // Taken meanwhile (the deadline passed): a late waker's record.
             return None;
         };
-        let waker = match &self.all_waker {
-            Some(waker) => waker,
-            None => self.wakers[place].get_or_insert_with(|| {
-                Waker::from(Arc::new(CallWaker {
-                    place,
-                    shared: self.shared.clone(),
-                }))
-            }),
-        };
-        // Counted before the poll: a `Pending` leaves a waker to fire once.
-        self.shared.waiting.fetch_add(1, Ordering::AcqRel);
+        let waker = self.wakers[place].get_or_insert_with(|| {
+            Waker::from(Arc::new(CallWaker {
+                place,
+                shared: self.shared.clone(),
+            }))
+        });
         let mut cx = Context::from_waker(waker);
         match Pin::new(&mut entry.call).poll(&mut cx) {
             Poll::Ready(result) => {
-                // Ready at once: no waker was left, so none will fire.
-                self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
                 let index = entry.index;
                 self.calls[place] = None;
                 self.live -= 1;
