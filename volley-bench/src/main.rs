@@ -427,23 +427,11 @@ async fn scenario_server_to_client(results: &mut Results, plan: &Plan) {
     let (server, addr) = rpc_volley::serve().await;
     let _client = rpc_volley::client(addr).await;
     let player = server.players().pop().unwrap();
-    let volley_calls = |n: usize| {
-        let (server, player) = (server.clone(), player.clone());
-        async move {
-            let mut times = Vec::with_capacity(n);
-            for i in 0..n as u32 {
-                let start = Instant::now();
-                assert_eq!(server.invoke(&player, rpc_volley::CLIENT_ADD_ONE, i).await, Ok(i + 1));
-                times.push(start.elapsed());
-            }
-            times
-        }
-    };
-    volley_calls(500).await;
+    server_calls(&server, &player, 500).await;
     for round in 0..plan.rounds {
         for volley in rotated(&[false, true], round) {
             if volley {
-                let times = volley_calls(plan.rtt_calls).await;
+                let times = server_calls(&server, &player, plan.rtt_calls).await;
                 record_latencies(results, "server_to_client", "volley", times);
             } else {
                 let times = raw::server_to_client(plan.rtt_calls).await;
@@ -451,6 +439,17 @@ async fn scenario_server_to_client(results: &mut Results, plan: &Plan) {
             }
         }
     }
+}
+
+/// `n` sequential calls from the server to `player`, each timed.
+async fn server_calls(server: &volley::Server, player: &volley::Player, n: usize) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n as u32 {
+        let start = Instant::now();
+        assert_eq!(server.invoke(player, rpc_volley::CLIENT_ADD_ONE, i).await, Ok(i + 1));
+        times.push(start.elapsed());
+    }
+    times
 }
 
 /// `--profile s2c`: the server calling its one player, one call at a
@@ -465,11 +464,7 @@ async fn server_to_client_profile(seconds: u64) {
     let start = Instant::now();
     let mut times = Vec::new();
     while start.elapsed() < Duration::from_secs(seconds) {
-        for i in 0..1000u32 {
-            let call = Instant::now();
-            assert_eq!(server.invoke(&player, rpc_volley::CLIENT_ADD_ONE, i).await, Ok(i + 1));
-            times.push(call.elapsed());
-        }
+        times.extend(server_calls(&server, &player, 1000).await);
     }
     eprintln!("{} calls in {:?}", times.len(), start.elapsed());
     if !times.is_empty() {
@@ -840,15 +835,15 @@ fn main() {
             if matches!(what.as_str(), "invoke_many" | "separate" | "raw_many") {
                 return rooms::profile(&what, 1000, seconds).await;
             }
+            if what == "s2c" {
+                return server_to_client_profile(seconds).await;
+            }
             // `--resume`: volley with resume on, to compare profiles.
             let rpc = if args.iter().any(|a| a == "--resume") {
                 Rpc::VolleyResume
             } else {
                 Rpc::Volley
             };
-            if what == "s2c" {
-                return server_to_client_profile(seconds).await;
-            }
             let addr = rpc.serve().await;
             let caller = rpc.connect(addr).await;
             let mut many = Vec::new();

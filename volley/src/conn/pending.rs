@@ -30,9 +30,7 @@ impl Future for PendingCall {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
         let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
-        self.done = true;
-        self.count_end(&result);
-        Poll::Ready(result)
+        Poll::Ready(self.ended(result))
     }
 }
 
@@ -47,9 +45,15 @@ impl PendingCall {
     /// `None` leaves the waker it holds to fire.
     pub(crate) fn try_take(&mut self) -> Option<CallResult> {
         let result = self.rx.try_take()?;
+        Some(self.ended(result))
+    }
+
+    /// The call has ended with `result`: counted once, and its slot kept
+    /// for the connection's next call when this is dropped.
+    fn ended(&mut self, result: CallResult) -> CallResult {
         self.done = true;
         self.count_end(&result);
-        Some(result)
+        result
     }
 
     /// Ends the call at its caller's own deadline (a group call's, which
