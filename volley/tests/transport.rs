@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use common::*;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -137,4 +138,36 @@ fn an_unreliable_declaration_is_part_of_the_protocol_hash() {
     let a = Protocol::builder().remote(RELIABLE).build();
     let b = Protocol::builder().remote(UNRELIABLE).build();
     assert_ne!(a.hash(), b.hash());
+}
+
+/// Calls started together leave in one write, the first of each burst
+/// included (it finds no call pending, as a lone call does, but it is not
+/// written on its own once the caller is seen to make calls in bursts); a
+/// lone call is still written at once by its caller.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_made_together_leave_in_one_write() {
+    let (server, _, _) = server_with(ServerConfig::default());
+    let (client, _probe) = client_with(ClientConfig::default());
+    let writes = Arc::new(AtomicUsize::new(0));
+    let transport = Counting {
+        inner: server.connect_memory(),
+        writes: writes.clone(),
+    };
+    client.connect(transport).await.unwrap();
+    // The opening ping and its pong settle.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // (NUMBER's answers must be even.)
+    let burst = || futures_util::future::join_all((0..16u32).map(|n| client.invoke(NUMBER, 2 * n)));
+    assert_eq!(burst().await, (0..16u32).map(|n| Ok(2 * n)).collect::<Vec<_>>());
+    for round in 0..3 {
+        let before = writes.load(Ordering::SeqCst);
+        assert_eq!(burst().await.len(), 16);
+        assert_eq!(writes.load(Ordering::SeqCst) - before, 1, "writes for burst {round}");
+    }
+    // Sequential again: the first call goes with the driver once, then each
+    // is written by its caller.
+    assert_eq!(client.invoke(NUMBER, 2).await, Ok(2));
+    let before = writes.load(Ordering::SeqCst);
+    assert_eq!(client.invoke(NUMBER, 4).await, Ok(4));
+    assert_eq!(writes.load(Ordering::SeqCst) - before, 1);
 }
