@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use systems::{raw, rpc_volley, Caller, Rpc};
 
@@ -274,16 +275,6 @@ fn record_latencies(results: &mut Results, scenario: &str, system: &str, mut tim
     );
 }
 
-async fn sequential(caller: &Arc<dyn Caller>, n: usize) -> Vec<Duration> {
-    let mut times = Vec::with_capacity(n);
-    for i in 0..n as u32 {
-        let start = Instant::now();
-        assert_eq!(caller.call(i).await, i + 1);
-        times.push(start.elapsed());
-    }
-    times
-}
-
 /// `total` calls over `callers`, `inflight` outstanding per caller; calls/s.
 async fn pipelined(callers: &[Arc<dyn Caller>], total: usize, inflight: usize) -> f64 {
     let per = total / callers.len();
@@ -346,7 +337,7 @@ async fn scenario_rtt(results: &mut Results, plan: &Plan, systems: &[Rpc]) {
     for &rpc in systems {
         let addr = rpc.serve().await;
         let caller = rpc.connect(addr).await;
-        sequential(&caller, 500).await; // warm up
+        caller.sequential(500).await; // warm up
         callers.insert(rpc.name(), caller);
     }
     raw::rtt(&mut raw_stream, 500).await;
@@ -360,7 +351,7 @@ async fn scenario_rtt(results: &mut Results, plan: &Plan, systems: &[Rpc]) {
                     record_latencies(results, "rtt", "raw", times);
                 }
                 Some(rpc) => {
-                    let times = sequential(&callers[rpc.name()], plan.rtt_calls).await;
+                    let times = callers[rpc.name()].sequential(plan.rtt_calls).await;
                     record_latencies(results, "rtt", rpc.name(), times);
                 }
             }
@@ -443,13 +434,10 @@ async fn scenario_server_to_client(results: &mut Results, plan: &Plan) {
 
 /// `n` sequential calls from the server to `player`, each timed.
 async fn server_calls(server: &volley::Server, player: &volley::Player, n: usize) -> Vec<Duration> {
-    let mut times = Vec::with_capacity(n);
-    for i in 0..n as u32 {
-        let start = Instant::now();
-        assert_eq!(server.invoke(player, rpc_volley::CLIENT_ADD_ONE, i).await, Ok(i + 1));
-        times.push(start.elapsed());
-    }
-    times
+    systems::time_calls(n, |x| {
+        server.invoke(player, rpc_volley::CLIENT_ADD_ONE, x).map(Result::unwrap)
+    })
+    .await
 }
 
 /// `--profile s2c`: the server calling its one player, one call at a
@@ -587,9 +575,9 @@ async fn scenario_wire_bytes(results: &mut Results) {
     {
         let (addr, counter) = proxy::counting(rpc.serve().await).await;
         let caller = rpc.connect(addr).await;
-        sequential(&caller, 100).await;
+        caller.sequential(100).await;
         let before = counter.snapshot();
-        sequential(&caller, N).await;
+        caller.sequential(N).await;
         let (up, down) = counter.since(before);
         record(results, rpc.name(), up, down);
     }
@@ -859,7 +847,7 @@ fn main() {
             while start.elapsed() < Duration::from_secs(seconds) {
                 match what.as_str() {
                     "raw" => times.extend(raw::rtt(&mut raw_stream, 1000).await),
-                    "rtt" => times.extend(sequential(&caller, 1000).await),
+                    "rtt" => times.extend(caller.sequential(1000).await),
                     "many_clients" => {
                         pipelined(&many, 64_000, 16).await;
                         calls += 64_000;

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::systems::rpc_volley::{self, Wire};
 use crate::systems::Caller;
-use crate::{micros_at, pipelined, sequential};
+use crate::{micros_at, pipelined};
 
 /// Echoes every binary message back, one connection per task.
 async fn echo_server() -> std::net::SocketAddr {
@@ -44,8 +44,8 @@ pub async fn run(calls: usize) {
     let echo_addr = echo_server().await;
     let caller: Arc<dyn Caller> = rpc_volley::connect_on(Wire::WebSocket, volley_addr).await;
     // Warm-up, then the Rust client's own figures over WebSocket.
-    sequential(&caller, 1_000).await;
-    let mut times = sequential(&caller, calls).await;
+    caller.sequential(1_000).await;
+    let mut times = caller.sequential(calls).await;
     times.sort();
     println!("RESULT ts_rtt_p50 rust {:.3} us", micros_at(&times, 0.5));
     println!("RESULT ts_rtt_p99 rust {:.3} us", micros_at(&times, 0.99));

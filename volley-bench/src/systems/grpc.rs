@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
@@ -69,6 +70,15 @@ impl Caller for TonicCaller {
     fn call(&self, x: u32) -> BoxFuture<'static, u32> {
         let mut client = self.0.clone();
         Box::pin(async move { client.call(Num { v: x }).await.unwrap().into_inner().v })
+    }
+
+    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
+        // tonic's calls take the client mutably: a clone for each, as in
+        // `call`.
+        Box::pin(super::time_calls(n, |x| {
+            let mut client = self.0.clone();
+            async move { client.call(Num { v: x }).await.unwrap().into_inner().v }
+        }))
     }
 }
 

@@ -4,8 +4,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
@@ -56,6 +57,12 @@ impl Caller for TarpcCaller {
     fn call(&self, x: u32) -> BoxFuture<'static, u32> {
         let client = self.0.clone();
         Box::pin(async move { client.add_one(tarpc::context::current(), x).await.unwrap() })
+    }
+
+    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
+        Box::pin(super::time_calls(n, |x| {
+            self.0.add_one(tarpc::context::current(), x).map(Result::unwrap)
+        }))
     }
 }
 

@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use volley::{Client, ClientConfig, ClientEvent, ClientFn, Protocol, Server, ServerConfig, ServerFn};
 
 use super::Caller;
@@ -127,6 +128,10 @@ impl Caller for VolleyCaller {
     fn call(&self, x: u32) -> BoxFuture<'static, u32> {
         let client = self.0.clone();
         Box::pin(async move { client.invoke(ADD_ONE, x).await.unwrap() })
+    }
+
+    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
+        Box::pin(super::time_calls(n, |x| self.0.invoke(ADD_ONE, x).map(Result::unwrap)))
     }
 }
 
