@@ -36,7 +36,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::FutureExt;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use systems::{raw, rpc_volley, Caller, Rpc};
 
 #[global_allocator]
@@ -282,22 +281,7 @@ async fn pipelined(callers: &[Arc<dyn Caller>], total: usize, inflight: usize) -
     let tasks: Vec<_> = callers
         .iter()
         .cloned()
-        .map(|caller| {
-            tokio::spawn(async move {
-                let mut running = FuturesUnordered::new();
-                let mut sent = 0;
-                while sent < per.min(inflight) {
-                    running.push(caller.call(sent as u32));
-                    sent += 1;
-                }
-                while running.next().await.is_some() {
-                    if sent < per {
-                        running.push(caller.call(sent as u32));
-                        sent += 1;
-                    }
-                }
-            })
-        })
+        .map(|caller| tokio::spawn(async move { caller.pipelined(per, inflight).await }))
         .collect();
     for t in tasks {
         t.await.unwrap();

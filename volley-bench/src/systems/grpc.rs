@@ -1,6 +1,7 @@
 //! tonic unary gRPC over loopback h2c, with TCP_NODELAY on both ends
 //! (`serve_with_incoming` does not set it on accepted sockets).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,19 +67,21 @@ fn async_stream_of(listener: TcpListener) -> impl futures_util::Stream<Item = st
 
 struct TonicCaller(BenchClient<Channel>);
 
-impl Caller for TonicCaller {
-    fn call(&self, x: u32) -> BoxFuture<'static, u32> {
+impl TonicCaller {
+    fn add_one(&self, x: u32) -> impl Future<Output = u32> {
+        // tonic's calls take the client mutably: a clone for each.
         let mut client = self.0.clone();
-        Box::pin(async move { client.call(Num { v: x }).await.unwrap().into_inner().v })
+        async move { client.call(Num { v: x }).await.unwrap().into_inner().v }
+    }
+}
+
+impl Caller for TonicCaller {
+    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
+        Box::pin(super::time_calls(n, |x| self.add_one(x)))
     }
 
-    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
-        // tonic's calls take the client mutably: a clone for each, as in
-        // `call`.
-        Box::pin(super::time_calls(n, |x| {
-            let mut client = self.0.clone();
-            async move { client.call(Num { v: x }).await.unwrap().into_inner().v }
-        }))
+    fn pipelined(&self, n: usize, inflight: usize) -> BoxFuture<'_, ()> {
+        Box::pin(super::keep_in_flight(n, inflight, |x| self.add_one(x)))
     }
 }
 

@@ -11,19 +11,39 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 /// One connection's way to make the small call; cheap to share across tasks.
 pub trait Caller: Send + Sync + 'static {
-    /// Calls with `x`; resolves to `x + 1`.
-    fn call(&self, x: u32) -> BoxFuture<'static, u32>;
-
-    /// `n` calls one after another, each timed. Each system runs the loop
-    /// on its own call, as its users write it: a boxed future per call (and
-    /// a clone of the client to move into it) would add an allocation per
-    /// call that raw TCP's loop does not pay, to every latency compared
-    /// with it.
+    /// `n` calls (of `x` → `x + 1`) one after another, each timed. Each
+    /// system runs the loop on its own call, as its users write it: a boxed
+    /// future per call (and a clone of the client to move into it) would add
+    /// an allocation per call that raw TCP's loop does not pay, to every
+    /// figure compared with it.
     fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>>;
+
+    /// `n` calls with `inflight` of them in flight at all times, on the
+    /// system's own call (unboxed, as for [`sequential`](Self::sequential)).
+    fn pipelined(&self, n: usize, inflight: usize) -> BoxFuture<'_, ()>;
+}
+
+/// `n` calls of `call` (with 0, 1, 2, …), `inflight` of them in flight at
+/// all times, each checked.
+pub async fn keep_in_flight<F: Future<Output = u32>>(n: usize, inflight: usize, mut call: impl FnMut(u32) -> F) {
+    let mut start = |x: u32| call(x).map(move |answer| assert_eq!(answer, x + 1));
+    let mut running = FuturesUnordered::new();
+    let mut sent = 0;
+    while sent < n.min(inflight) {
+        running.push(start(sent as u32));
+        sent += 1;
+    }
+    while running.next().await.is_some() {
+        if sent < n {
+            running.push(start(sent as u32));
+            sent += 1;
+        }
+    }
 }
 
 /// `n` calls of `call` one after another (with 0, 1, 2, …), each timed and

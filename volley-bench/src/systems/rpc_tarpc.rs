@@ -2,6 +2,7 @@
 //! frames, bincode), with TCP_NODELAY on both ends: tarpc's own TCP listener
 //! does not set it on accepted sockets, which costs tens of milliseconds at p99.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,16 +54,19 @@ pub async fn serve() -> SocketAddr {
 
 struct TarpcCaller(BenchClient);
 
+impl TarpcCaller {
+    fn add_one(&self, x: u32) -> impl Future<Output = u32> + '_ {
+        self.0.add_one(tarpc::context::current(), x).map(Result::unwrap)
+    }
+}
+
 impl Caller for TarpcCaller {
-    fn call(&self, x: u32) -> BoxFuture<'static, u32> {
-        let client = self.0.clone();
-        Box::pin(async move { client.add_one(tarpc::context::current(), x).await.unwrap() })
+    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
+        Box::pin(super::time_calls(n, |x| self.add_one(x)))
     }
 
-    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
-        Box::pin(super::time_calls(n, |x| {
-            self.0.add_one(tarpc::context::current(), x).map(Result::unwrap)
-        }))
+    fn pipelined(&self, n: usize, inflight: usize) -> BoxFuture<'_, ()> {
+        Box::pin(super::keep_in_flight(n, inflight, |x| self.add_one(x)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! volley over TCP, WebSocket or QUIC: a synchronous handler (run inline on
 //! the connection task).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,14 +125,19 @@ pub async fn connect_on(wire: Wire, addr: SocketAddr) -> Arc<dyn Caller> {
 
 struct VolleyCaller(Client);
 
+impl VolleyCaller {
+    fn add_one(&self, x: u32) -> impl Future<Output = u32> + '_ {
+        self.0.invoke(ADD_ONE, x).map(Result::unwrap)
+    }
+}
+
 impl Caller for VolleyCaller {
-    fn call(&self, x: u32) -> BoxFuture<'static, u32> {
-        let client = self.0.clone();
-        Box::pin(async move { client.invoke(ADD_ONE, x).await.unwrap() })
+    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
+        Box::pin(super::time_calls(n, |x| self.add_one(x)))
     }
 
-    fn sequential(&self, n: usize) -> BoxFuture<'_, Vec<Duration>> {
-        Box::pin(super::time_calls(n, |x| self.0.invoke(ADD_ONE, x).map(Result::unwrap)))
+    fn pipelined(&self, n: usize, inflight: usize) -> BoxFuture<'_, ()> {
+        Box::pin(super::keep_in_flight(n, inflight, |x| self.add_one(x)))
     }
 }
 
