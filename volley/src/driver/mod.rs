@@ -776,10 +776,12 @@ impl<S: Side> Driver<S> {
         slept
     }
 
-    /// Whether the driver goes to sleep (in the same lock): when nothing was
-    /// written and the round did nothing else.
+    /// Whether the driver goes to sleep (in the same lock): when everything
+    /// is written and the round did nothing else. A round that wrote sleeps
+    /// here too, in the lock that gave the output back, rather than in a
+    /// lock of its own at the end of the round.
     fn sleep_if_idle(&self, state: &mut ConnState, flushed: Flush, cx: &mut Context<'_>, busy: bool) -> bool {
-        flushed == (Flush::Done { wrote: false })
+        matches!(flushed, Flush::Done { .. })
             && !busy
             && !state.session.is_closed()
             && self.conn.driver_sleeps(state, cx.waker())
