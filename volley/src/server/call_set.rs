@@ -94,8 +94,6 @@ pub(super) struct CallSet {
     wakers: Vec<Option<Waker>>,
     /// The waker every call is given as it joins.
     set_waker: Waker,
-    /// The owner waits for them all (set by [`wait_for_all`](Self::wait_for_all)).
-    all_at_once: bool,
     /// Taking answers one by one, the calls not polled yet start here.
     unpolled: usize,
     /// Calls whose waker fired, taken from `shared` in one lock.
@@ -113,7 +111,6 @@ impl Default for CallSet {
             calls: Vec::new(),
             wakers: Vec::new(),
             set_waker: Waker::from(shared.clone()),
-            all_at_once: false,
             unpolled: 0,
             due: VecDeque::new(),
             unswept: 0,
@@ -149,8 +146,7 @@ impl CallSet {
 
     /// From now on the owner is woken once, when every call has its answer
     /// (or by its own deadline), not at each.
-    pub(super) fn wait_for_all(&mut self) {
-        self.all_at_once = true;
+    pub(super) fn wait_for_all(&self) {
         self.shared.all_at_once.store(true, Ordering::Release);
     }
 
@@ -169,7 +165,8 @@ impl CallSet {
         // Registered before looking, so an answer arriving after the look
         // wakes this poll's task.
         self.shared.owner.register(cx.waker());
-        if self.all_at_once {
+        // Set by this owner: its own store is what it reads.
+        if self.shared.all_at_once.load(Ordering::Relaxed) {
             return self.sweep();
         }
         while self.unpolled < self.calls.len() {
