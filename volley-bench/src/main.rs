@@ -803,9 +803,11 @@ fn main() {
         // A single system and scenario for a few seconds, for perf or callgrind.
         let what = what.clone();
         let seconds = flag("--seconds").unwrap_or(5);
+        // `--players N`: the room's size for the room rounds (1,000 unless told).
+        let players = flag("--players").map_or(1000, |n| n as usize);
         let task = runtime.spawn(async move {
             if matches!(what.as_str(), "invoke_many" | "separate" | "raw_many") {
-                return rooms::profile(&what, 1000, seconds).await;
+                return rooms::profile(&what, players, seconds).await;
             }
             if what == "s2c" {
                 return server_to_client_profile(seconds).await;

@@ -142,19 +142,21 @@ impl<C: 'static> Chains<C> {
         Ok(())
     }
 
-    /// Runs the admit hooks of the middleware applying to `remote`.
-    /// `None` when no middleware is registered at all: the common case costs
-    /// one atomic load instead of a lock and a reference count.
+    /// Runs the admit hooks of the middleware applying to `remote`, whose
+    /// name `name` gives. `None` when no middleware is registered at all:
+    /// the common case costs one atomic load instead of a lock and a
+    /// reference count (and no look-up of the name).
     pub(crate) fn admit(
         &self,
         ctx: &C,
         remote: RemoteId,
-        name: &'static str,
+        name: impl FnOnce() -> &'static str,
         size: usize,
     ) -> Result<Option<Applied<C>>, Reject> {
         if !self.has_middleware.load(Ordering::Acquire) {
             return Ok(None);
         }
+        let name = name();
         let applied = read(&self.applied)[remote as usize].clone();
         for admit in applied.admit.iter() {
             admit_guarded(&**admit, ctx, name, size)?;

@@ -34,10 +34,14 @@ const KINDS: [&str; 11] = [
 /// all: making and dropping a disabled span cost about 80 instructions per
 /// call (two spans, one at each end), a cheap part of a call but paid on
 /// every one.
-pub(crate) fn call_span(remote: &'static str, direction: &'static str) -> Option<tracing::Span> {
+///
+/// The remote's name is looked up only for a span: with a thousand
+/// connections, the protocol's table is a cache miss away on every call.
+pub(crate) fn call_span(remote: impl FnOnce() -> &'static str, direction: &'static str) -> Option<tracing::Span> {
     if !tracing::level_enabled!(tracing::Level::DEBUG) {
         return None;
     }
+    let remote = remote();
     let span = tracing::debug_span!(
         "call",
         remote,

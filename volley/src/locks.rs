@@ -36,10 +36,26 @@ pub(crate) struct Held<'a, T> {
     since: Instant,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The purposes of the named locks this thread takes, once a unit test
+    /// starts recording them ([`record_locks`]).
+    static TAKEN: std::cell::RefCell<Option<Vec<&'static str>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts recording the purposes of the named locks this thread takes, and
+/// returns those recorded since the last call.
+#[cfg(test)]
+pub(crate) fn record_locks() -> Vec<&'static str> {
+    TAKEN.with(|taken| taken.borrow_mut().replace(Vec::new()).unwrap_or_default())
+}
+
 /// Takes `mutex` for `purpose`, surviving poisoning like [`lock`].
 pub(crate) fn lock_for<'a, T>(mutex: &'a Mutex<T>, purpose: &'static str) -> Held<'a, T> {
     #[cfg(not(debug_assertions))]
     let _ = purpose;
+    #[cfg(test)]
+    TAKEN.with(|taken| taken.borrow_mut().as_mut().map(|taken| taken.push(purpose)));
     Held {
         guard: lock(mutex),
         #[cfg(debug_assertions)]

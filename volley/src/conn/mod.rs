@@ -89,7 +89,7 @@ pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
 }
 
 pub(crate) struct Conn {
-    state: CacheLine<Mutex<ConnState>>,
+    state: StateLine,
     outbox: CacheLine<Mutex<Outbox>>,
     /// When to wake the driver: its rules are in `wakeup.rs`. The work locks
     /// are `state` and `outbox`.
@@ -114,9 +114,6 @@ pub(crate) struct Conn {
     /// Result slots of ended calls, for the next calls: taken and given
     /// back by callers, under a lock of their own.
     slots: Mutex<Slots>,
-    /// The application asked to stop reading (backpressure from a slow
-    /// consumer); the driver reads nothing until it is let go.
-    reads_held: AtomicBool,
     /// A call was made while others were pending since the last call that
     /// found none: the caller makes its calls in bursts (see
     /// [`call`](Self::call)).
@@ -128,6 +125,19 @@ pub(crate) struct Conn {
 /// cloning a handle would otherwise contend with the driver taking the lock.
 #[repr(align(64))]
 struct CacheLine<T>(T);
+
+/// The session's lock, and beside it on the same cache line the flag the
+/// driver reads just before taking the lock: with a thousand connections,
+/// every line a driver's round touches is likely a cache miss, and the flag
+/// on a line of its own was one more per round (cachegrind, `volley-bench
+/// --profile invoke_many`).
+#[repr(C, align(64))]
+struct StateLine {
+    /// The application asked to stop reading (backpressure from a slow
+    /// consumer); the driver reads nothing until it is let go.
+    reads_held: AtomicBool,
+    lock: Mutex<ConnState>,
+}
 
 pub(crate) struct ConnState {
     pub(crate) session: Session,
@@ -187,6 +197,13 @@ impl ConnState {
     /// and nobody is writing.
     pub(crate) fn output_idle(&self) -> bool {
         self.output.as_ref().is_some_and(Output::done)
+    }
+
+    /// Whether a driver's round has nothing to write: the session queued
+    /// nothing, and the output is done or out with someone else who is
+    /// writing (who takes what is queued before giving it back).
+    pub(crate) fn nothing_to_write(&self) -> bool {
+        !self.write_failed && self.session.transmit_len() == 0 && self.output.as_ref().is_none_or(Output::done)
     }
 
     /// Whether the transport failed on a write.
@@ -263,21 +280,23 @@ impl Conn {
             max_payload: session.config().max_frame_len.saturating_sub(11),
             max_queued_bytes: session.config().max_transmit_queue,
             slots: Mutex::default(),
-            reads_held: AtomicBool::new(false),
             bursty: AtomicBool::new(false),
-            state: CacheLine(Mutex::new(ConnState {
-                session,
-                output: None,
-                write_failed: false,
-                timer_armed: None,
-                waiters: Waiters::default(),
-                running: HashMap::new(),
-                next_seq: 0,
-                settled: 0,
-                generation: 0,
-                detached: false,
-                handoff: None,
-            })),
+            state: StateLine {
+                reads_held: AtomicBool::new(false),
+                lock: Mutex::new(ConnState {
+                    session,
+                    output: None,
+                    write_failed: false,
+                    timer_armed: None,
+                    waiters: Waiters::default(),
+                    running: HashMap::new(),
+                    next_seq: 0,
+                    settled: 0,
+                    generation: 0,
+                    detached: false,
+                    handoff: None,
+                }),
+            },
         })
     }
 
@@ -291,7 +310,7 @@ impl Conn {
     /// this changed anything. Restarting wakes the driver, which reads what
     /// waited in the transport.
     pub(crate) fn hold_reads(&self, held: bool) -> bool {
-        let changed = self.reads_held.swap(held, Ordering::AcqRel) != held;
+        let changed = self.state.reads_held.swap(held, Ordering::AcqRel) != held;
         if changed && !held {
             self.wake_driver();
         }
@@ -300,7 +319,7 @@ impl Conn {
 
     /// Whether reading is held ([`hold_reads`](Self::hold_reads)).
     pub(crate) fn reads_held(&self) -> bool {
-        self.reads_held.load(Ordering::Acquire)
+        self.state.reads_held.load(Ordering::Acquire)
     }
 
     pub(crate) fn wake_driver(&self) {
@@ -437,7 +456,7 @@ impl Conn {
     pub(crate) fn lock(&self, purpose: &'static str) -> Held<'_, ConnState> {
         // Nothing panics while holding this lock except on a bug in volley;
         // recover the state rather than poisoning every other handle.
-        lock_for(&self.state.0, purpose)
+        lock_for(&self.state.lock, purpose)
     }
 
     /// Writes what the session has queued, as far as the transport takes
@@ -574,7 +593,7 @@ impl Conn {
             rx
         };
         self.figures.call_sent(remote, payload.len());
-        let span = call_span(self.figures.name(remote), "out");
+        let span = call_span(|| self.figures.name(remote), "out");
         let started = (self.counters.call_out(&self.figures, remote) || span.is_some()).then(now);
         Ok(PendingCall {
             conn: self,

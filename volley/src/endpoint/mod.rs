@@ -376,17 +376,20 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         remote: RemoteId,
         payload: &[u8],
     ) -> Outcome {
-        let name = self.protocol.name(remote);
+        // Looked up only when needed: with a thousand connections, the
+        // protocol's table is a cache miss away on every request.
+        let name = || self.protocol.name(remote);
         self.refresh(snapshot);
         let Some(entry) = snapshot.functions.get(remote as usize).and_then(Option::as_ref) else {
-            tracing::debug!(remote = name, "no handler registered");
+            tracing::debug!(remote = name(), "no handler registered");
             return Outcome::Ready((Status::Unprocessed, Vec::new()));
         };
         let applied = match self.chains.admit(&ctx, remote, name, payload.len()) {
             Ok(Some(applied)) if !applied.chain.is_empty() => applied,
             Ok(_) => return (entry.direct)(ctx, payload),
-            Err(reject) => return Outcome::Ready(reject.into_answer(name)),
+            Err(reject) => return Outcome::Ready(reject.into_answer(name())),
         };
+        let name = name();
         let args = match (entry.decode)(payload) {
             Ok(args) => args,
             Err(reason) => return Outcome::Bad(reason),
@@ -417,7 +420,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         let name = self.protocol.name(remote);
         self.refresh(snapshot);
         let entry = snapshot.events.get(remote as usize).and_then(Option::as_ref)?;
-        let applied = match self.chains.admit(ctx, remote, name, payload.len()) {
+        let applied = match self.chains.admit(ctx, remote, || name, payload.len()) {
             Ok(applied) => applied.filter(|a| !a.chain.is_empty()),
             Err(reject) => {
                 tracing::debug!(remote = name, ?reject, "event refused");
