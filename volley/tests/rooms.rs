@@ -379,10 +379,10 @@ async fn a_call_to_a_room_is_written_to_every_member_at_once() {
     assert_eq!(waiting, 0, "{waiting} of {MEMBERS} members were not sent the call yet");
 }
 
-/// Waiting for every answer wakes the waiting task once, when the last is
-/// in, not at each answer.
+/// Waiting for every answer wakes the waiting task once every 64 answers
+/// and when the last is in (it takes those in so far), not at each answer.
 #[tokio::test(flavor = "current_thread")]
-async fn waiting_for_every_answer_wakes_the_caller_once() {
+async fn waiting_for_every_answer_wakes_the_caller_once_per_batch() {
     use std::future::Future;
     use std::task::{Context, Poll, Wake, Waker};
 
@@ -427,7 +427,13 @@ async fn waiting_for_every_answer_wakes_the_caller_once() {
     };
     assert_eq!(answers.len(), MEMBERS as usize);
     assert!(answers.iter().all(|(_, answer)| answer.is_ok()));
-    assert_eq!((waits, wakes.0.load(Ordering::SeqCst)), (1, 1), "waits and wake-ups");
+    // 200 answers: woken as 192, 128, 64 and none are left to come.
+    let batches = (MEMBERS as usize).div_ceil(64);
+    let woken = wakes.0.load(Ordering::SeqCst);
+    assert!(
+        waits <= batches && woken <= batches,
+        "{waits} waits and {woken} wake-ups"
+    );
 }
 
 #[tokio::test]

@@ -5,9 +5,10 @@
 //! caller waiting for every answer of a room of 1,000 was woken, and its
 //! task run, a thousand times. Here every call is given the set's waker as
 //! it joins the set, which counts answers down. A caller that waits for them
-//! all ([`CallSet::wait_for_all`]) is woken once, when the last is in, and
-//! then takes them in the order the calls were made: no call is polled
-//! before its answer is in, and no call costs an allocation. (The group's
+//! all ([`CallSet::wait_for_all`]) is woken once every [`SWEEP_EVERY`]
+//! answers and when the last is in, and takes them in the order the calls
+//! were made, as far as they have come: no call is polled, and no call costs
+//! an allocation. (The group's
 //! deadline, polled with the owner's own waker, wakes it then.) A caller
 //! taking answers one by one needs to know which call ended: at its first
 //! poll each call gets a waker of its own, which records its place and wakes
@@ -36,17 +37,25 @@ struct Shared {
     /// holds one waker at a time (a poll with its own replaces the set's),
     /// and fires it once, when its answer is left for it.
     waiting: AtomicUsize,
-    /// Wake the owner only when `waiting` drops to zero.
+    /// Wake the owner only every [`SWEEP_EVERY`] answers and when
+    /// `waiting` drops to zero.
     all_at_once: AtomicBool,
 }
 
+/// Waiting for every answer, the owner is woken each time this many more
+/// are in, and takes those that have come in order so far: taking an answer
+/// reads lines the answering connection wrote, on another core, and a
+/// thousand of them taken after the last was in made a tail of their own.
+/// 64: sixteen wake-ups for a room of 1,000.
+const SWEEP_EVERY: usize = 64;
+
 impl Shared {
     /// A call's answer is in: wakes the owner if it takes answers one by
-    /// one, or if this was the last.
+    /// one, or if this was the last or closes a batch of [`SWEEP_EVERY`].
     fn answered(&self) {
         // Counted before its waker was left with the call: never below zero.
         let left = self.waiting.fetch_sub(1, Ordering::AcqRel) - 1;
-        if left == 0 || !self.all_at_once.load(Ordering::Acquire) {
+        if left % SWEEP_EVERY == 0 || !self.all_at_once.load(Ordering::Acquire) {
             self.owner.wake();
         }
     }
@@ -144,8 +153,8 @@ impl CallSet {
         self.live == 0
     }
 
-    /// From now on the owner is woken once, when every call has its answer
-    /// (or by its own deadline), not at each.
+    /// From now on the owner is woken once every [`SWEEP_EVERY`] answers and
+    /// when every call has its answer (or by its own deadline), not at each.
     pub(super) fn wait_for_all(&self) {
         self.shared.all_at_once.store(true, Ordering::Release);
     }
@@ -189,24 +198,19 @@ impl CallSet {
         }
     }
 
-    /// Waiting for them all: once every waker left with a call has fired,
-    /// takes the answers in the order the calls were made.
+    /// Waiting for them all: takes the answers in the order the calls were
+    /// made, as far as they have come.
     fn sweep(&mut self) -> Poll<Option<(usize, CallResult)>> {
-        // Read after the owner's waker was registered: an answer counted
-        // down after this read wakes it.
-        if self.shared.waiting.load(Ordering::Acquire) != 0 {
-            return Poll::Pending;
-        }
         while self.unswept < self.calls.len() {
             let place = self.unswept;
             let Some(entry) = self.calls[place].as_mut() else {
                 self.unswept += 1;
                 continue;
             };
-            // Every call has ended: each either had ended when it joined or
-            // has fired the waker it holds since, after its result was left.
-            // (Were one not ended, the waker it holds, or the deadline,
-            // would wake the owner to look again.)
+            // Not ended yet: the waker it holds fires when it does, and the
+            // count it takes down reaches zero, or the end of a batch, at
+            // that answer or a later one, which wakes the owner (the owner's
+            // waker was registered before this look); or the deadline does.
             let Some(result) = entry.call.try_take() else {
                 return Poll::Pending;
             };
