@@ -379,8 +379,10 @@ async fn a_call_to_a_room_is_written_to_every_member_at_once() {
     assert_eq!(waiting, 0, "{waiting} of {MEMBERS} members were not sent the call yet");
 }
 
-/// Waiting for every answer wakes the waiting task once every 64 answers
-/// and when the last is in (it takes those in so far), not at each answer.
+/// Waiting for every answer wakes the waiting task at most once every 16
+/// answers and when the last is in (it takes those in so far). Wake-ups
+/// that come while the task has not looked again run together, so this
+/// cannot tell batches from none: `call_set.rs`'s own test counts them.
 #[tokio::test(flavor = "current_thread")]
 async fn waiting_for_every_answer_wakes_the_caller_once_per_batch() {
     use std::future::Future;
@@ -427,8 +429,8 @@ async fn waiting_for_every_answer_wakes_the_caller_once_per_batch() {
     };
     assert_eq!(answers.len(), MEMBERS as usize);
     assert!(answers.iter().all(|(_, answer)| answer.is_ok()));
-    // 200 answers: woken as 192, 128, 64 and none are left to come.
-    let batches = (MEMBERS as usize).div_ceil(64);
+    // 200 answers: woken as 192, 176, ..., 16 and none are left to come.
+    let batches = (MEMBERS as usize).div_ceil(16);
     let woken = wakes.0.load(Ordering::SeqCst);
     assert!(
         waits <= batches && woken <= batches,

@@ -183,7 +183,7 @@ impl<Resp> Answers<Resp> {
     /// Waits for every answer (at most until the deadline).
     ///
     /// The task waiting is not woken at each answer of this server's
-    /// players: once every 64 answers, when the last is in, and at the
+    /// players: once every 16 answers, when the last is in, and at the
     /// deadline; it takes them in the order the players were asked, as far
     /// as they have come (taking an answer reads what another core wrote:
     /// a thousand taken at the end made a tail of their own). Answers known without
