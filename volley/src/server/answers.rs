@@ -186,10 +186,10 @@ impl<Resp> Answers<Resp> {
     /// players: once every 16 answers, when the last is in, and at the
     /// deadline; it takes them in the order the players were asked, as far
     /// as they have come (taking an answer reads what another core wrote:
-    /// a thousand taken at the end made a tail of their own). Answers known without
-    /// waiting (refused calls, players not connected) come first, other
-    /// nodes' as they arrive, and players with no answer by the deadline
-    /// last.
+    /// a thousand taken at the end made a tail of their own). Answers known
+    /// without waiting (refused calls, players not connected) come first,
+    /// other nodes' as they arrive, and players with no answer by the
+    /// deadline last.
     pub async fn all(self) -> Vec<(PlayerId, Result<Resp, FunctionError>)> {
         let mut all = Vec::with_capacity(self.remaining());
         let mut answers = self;

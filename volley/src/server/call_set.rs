@@ -8,11 +8,10 @@
 //! all ([`CallSet::wait_for_all`]) is woken once every [`SWEEP_EVERY`]
 //! answers and when the last is in, and takes them in the order the calls
 //! were made, as far as they have come: no call is polled, and no call costs
-//! an allocation. (The group's
-//! deadline, polled with the owner's own waker, wakes it then.) A caller
-//! taking answers one by one needs to know which call ended: at its first
-//! poll each call gets a waker of its own, which records its place and wakes
-//! the owner at each answer.
+//! an allocation. (The group's deadline, polled with the owner's own waker,
+//! wakes it then.) A caller taking answers one by one needs to know which
+//! call ended: at its first poll each call gets a waker of its own, which
+//! records its place and wakes the owner at each answer.
 
 use std::collections::VecDeque;
 use std::future::Future;
