@@ -53,7 +53,7 @@ pub(crate) fn call_span(remote: impl FnOnce() -> &'static str, direction: &'stat
 }
 
 /// Records how a call ended, kind `kind`, after `took` if it was timed.
-pub(crate) fn record_end(span: &Option<tracing::Span>, kind: usize, took: Option<Duration>) {
+pub(crate) fn record_end(span: Option<&tracing::Span>, kind: usize, took: Option<Duration>) {
     if let Some(span) = span {
         span.record("outcome", kind_name(kind));
         if let Some(took) = took {

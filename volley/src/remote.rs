@@ -413,9 +413,14 @@ impl Protocol {
     }
 
     /// Every check a function's response must pass.
-    pub(crate) fn response_checks<D, Req, Resp: 'static>(&self, remote: &Function<D, Req, Resp>) -> Checks<Resp> {
-        let protocol = self.checks_of(remote.name).and_then(|c| c.response.clone());
-        Checks::new(remote.check_response, protocol)
+    /// `declared`: the check its declaration carries.
+    pub(crate) fn response_checks<Resp: 'static>(
+        &self,
+        name: &'static str,
+        declared: Option<Check<Resp>>,
+    ) -> Checks<Resp> {
+        let protocol = self.checks_of(name).and_then(|c| c.response.clone());
+        Checks::new(declared, protocol)
     }
 
     /// Every check an event's value must pass.

@@ -837,3 +837,59 @@ async fn client_handlers_are_given_the_client() {
     drop(client);
     eventually("goodbye", || server.player_count() == 0).await;
 }
+
+/// A request that counts its live copies: serialised without the counter.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Counted {
+    n: u64,
+    #[serde(skip)]
+    _alive: Option<Arc<()>>,
+}
+
+/// A call's future sends nothing before it is polled (as an `async fn`'s),
+/// lets its request go once it is sent rather than at the answer, and is
+/// small: a caller with hundreds in flight moves and keeps them whole.
+#[tokio::test]
+async fn a_call_future_is_lazy_small_and_lets_its_request_go_once_sent() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    const HOLD: ServerFn<Counted, u64> = ServerFn::new("Hold");
+    const ASK: ClientFn<Counted, u64> = ClientFn::new("Ask");
+    let protocol = || Protocol::builder().remote(HOLD).remote(ASK).build();
+    let server = Server::new(protocol(), ServerConfig::default());
+    let (release, released) = tokio::sync::watch::channel(false);
+    server.on_request(HOLD, move |_, req: Counted| {
+        let mut released = released.clone();
+        async move {
+            let _ = released.wait_for(|go| *go).await;
+            Ok(req.n)
+        }
+    });
+    let client = Client::new(protocol(), ClientConfig::default());
+    client.on_request_sync(ASK, |_, req: Counted| Ok(req.n + 1));
+    client.connect(server.connect_memory()).await.unwrap();
+    let player = wait_players(&server, 1).await.pop().unwrap();
+
+    let alive = Arc::new(());
+    let counted = |n| Counted {
+        n,
+        _alive: Some(alive.clone()),
+    };
+    let mut call = Box::pin(client.invoke(HOLD, counted(7)));
+    assert_eq!(Arc::strong_count(&alive), 2, "held until sent");
+    assert!(call.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    assert_eq!(Arc::strong_count(&alive), 1, "let go once sent, before the answer");
+    release.send(true).unwrap();
+    assert_eq!(call.await, Ok(7));
+    assert_eq!(server.invoke(&player, ASK, counted(1)).await, Ok(2));
+
+    // 256 bytes each as `async fn`s (the remote, the request and the
+    // timeout kept beside the pending call).
+    let sizes = [
+        std::mem::size_of_val(&client.invoke(HOLD, counted(0))),
+        std::mem::size_of_val(&server.invoke(&player, ASK, counted(0))),
+        std::mem::size_of_val(&player.invoke(ASK, counted(0))),
+    ];
+    assert!(sizes.iter().all(|&size| size <= 128), "call futures of {sizes:?} bytes");
+}

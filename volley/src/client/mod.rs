@@ -14,7 +14,7 @@ use volley_proto::{CloseReason, ConfigError, GoodbyeCode, Session, SessionConfig
 use crate::clock::now;
 use crate::conn::Conn;
 use crate::driver::{Driver, Side};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Invocation};
 use crate::error::{ConnectError, EventError, FunctionError};
 use crate::guard::catch_user;
 use crate::locks::{lock, read, write};
@@ -316,15 +316,13 @@ impl Client {
     }
 
     /// Calls `remote` on the server with this timeout.
-    pub async fn invoke_with_timeout<Req: Payload, Resp: Payload>(
+    pub fn invoke_with_timeout<Req: Payload, Resp: Payload>(
         &self,
         remote: ServerFn<Req, Resp>,
         req: Req,
         timeout: Duration,
-    ) -> Result<Resp, FunctionError> {
-        let endpoint = &self.inner.endpoint;
-        let pending = endpoint.start_call(self.conn(), &(), &remote, &req, timeout)?;
-        endpoint.finish_call(&(), &remote, pending.await)
+    ) -> impl Future<Output = Result<Resp, FunctionError>> + Send + '_ {
+        Invocation::new(&self.inner.endpoint, &(), || self.conn(), remote, req, timeout)
     }
 
     /// Fires `remote` at the server.

@@ -593,7 +593,7 @@ impl Conn {
             rx
         };
         self.figures.call_sent(remote, payload.len());
-        let span = call_span(|| self.figures.name(remote), "out");
+        let span = call_span(|| self.figures.name(remote), "out").map(Box::new);
         let started = (self.counters.call_out(&self.figures, remote) || span.is_some()).then(now);
         Ok(PendingCall {
             conn: self,
@@ -754,7 +754,7 @@ impl Conn {
         let took = started.map(|at| now().saturating_duration_since(at));
         self.figures.request_answered(remote, status, took);
         self.counters.ended(kind_of_status(status));
-        record_end(span, kind_of_status(status), took);
+        record_end(span.as_ref(), kind_of_status(status), took);
     }
 
     /// This connection's figures now (the player's id and identity are the

@@ -21,8 +21,10 @@ pub(crate) struct PendingCall {
     pub(super) remote: volley_proto::RemoteId,
     /// When it was made, if it is one of the calls timed.
     pub(super) started: Option<std::time::Instant>,
-    /// Its `tracing` span, if a subscriber wants `debug`.
-    pub(super) span: Option<tracing::Span>,
+    /// Its `tracing` span, if a subscriber wants `debug`: boxed, as it
+    /// rarely is, to keep the call (which its caller's future holds, and
+    /// moves) small.
+    pub(super) span: Option<Box<tracing::Span>>,
 }
 
 impl Future for PendingCall {
@@ -69,7 +71,7 @@ impl PendingCall {
         self.conn.figures.call_ended(self.remote, result, took);
         let kind = crate::figures::kind_of(result);
         self.conn.counters.ended(kind);
-        crate::figures::record_end(&self.span, kind, took);
+        crate::figures::record_end(self.span.as_deref(), kind, took);
     }
 }
 

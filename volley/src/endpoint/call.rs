@@ -9,7 +9,7 @@ use bytes::Bytes;
 use volley_proto::{RemoteId, Status};
 
 use super::{Endpoint, Outcome, Snapshot};
-use crate::checks::Checks;
+use crate::checks::{Check, Checks};
 use crate::completion::Reply;
 use crate::conn::{Conn, PendingCall};
 use crate::error::{EventError, FunctionError};
@@ -18,14 +18,16 @@ use crate::payload::{decode, encode, with_encoded};
 use crate::remote::{Dir, Event, Function, Payload};
 
 impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
-    /// Decodes and checks a call's raw result.
-    pub(crate) fn finish_call<D, Req, Resp: Payload>(
+    /// Decodes and checks the raw result of a call of function `name`,
+    /// whose declaration carries the check `declared`.
+    pub(crate) fn finish_call<Resp: Payload>(
         &self,
         ctx: &C,
-        remote: &Function<D, Req, Resp>,
+        name: &'static str,
+        declared: Option<Check<Resp>>,
         result: Result<Reply, FunctionError>,
     ) -> Result<Resp, FunctionError> {
-        self.decode_answer(ctx, remote.name, &self.protocol.response_checks(remote), result)
+        self.decode_answer(ctx, name, &self.protocol.response_checks(name, declared), result)
     }
 
     /// Decodes and checks the raw result of a call of function `name`.
@@ -123,7 +125,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             Status::Ok => Ok(Reply::Shared(Bytes::from(bytes))),
             other => Err(FunctionError::from_status(other, &bytes)),
         };
-        self.finish_call(&ctx, &remote, result)
+        self.finish_call(&ctx, remote.name, remote.check_response, result)
     }
 
     /// Encodes an event for sending.

@@ -27,6 +27,9 @@ use crate::payload::{decode, encode, Answer};
 use crate::remote::{Event, Function, Payload, Protocol};
 
 mod call;
+mod invocation;
+
+pub(crate) use invocation::Invocation;
 
 /// What a function handler gives the driver for one request.
 pub(crate) enum Outcome {

@@ -2,6 +2,7 @@
 //! `fire_to` and `fire_except` take.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use super::resume::ResumeTokens;
 use super::rooms::PlayerRooms;
 use super::{Server, ServerInner};
 use crate::conn::Conn;
+use crate::endpoint::Invocation;
 use crate::error::{EventError, FunctionError};
 use crate::locks::lock;
 use crate::peer::{Peer, PeerState, PlayerId};
@@ -142,23 +144,25 @@ impl Player {
 
     /// Calls `remote` on this player's client with the remote's timeout:
     /// [`Server::invoke`].
-    pub async fn invoke<Req: Payload, Resp: Payload>(
+    pub fn invoke<Req: Payload, Resp: Payload>(
         &self,
         remote: ClientFn<Req, Resp>,
         req: Req,
-    ) -> Result<Resp, FunctionError> {
-        self.server().invoke(self, remote, req).await
+    ) -> impl Future<Output = Result<Resp, FunctionError>> + Send + '_ {
+        let timeout = remote.timeout.unwrap_or(self.inner.server.config.default_timeout);
+        self.invoke_with_timeout(remote, req, timeout)
     }
 
     /// Calls `remote` on this player's client with this timeout:
     /// [`Server::invoke_with_timeout`].
-    pub async fn invoke_with_timeout<Req: Payload, Resp: Payload>(
+    pub fn invoke_with_timeout<Req: Payload, Resp: Payload>(
         &self,
         remote: ClientFn<Req, Resp>,
         req: Req,
         timeout: Duration,
-    ) -> Result<Resp, FunctionError> {
-        self.server().invoke_with_timeout(self, remote, req, timeout).await
+    ) -> impl Future<Output = Result<Resp, FunctionError>> + Send + '_ {
+        let conn = || Some(self.inner.conn.clone());
+        Invocation::new(&self.inner.server.endpoint, self, conn, remote, req, timeout)
     }
 
     /// Puts this player in `room`; see [`Server::join`].

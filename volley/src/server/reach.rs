@@ -13,22 +13,19 @@ impl Server {
         remote: ClientFn<Req, Resp>,
         req: Req,
     ) -> impl Future<Output = Result<Resp, FunctionError>> + Send + 'a {
-        let timeout = remote.timeout.unwrap_or(self.inner.config.default_timeout);
-        self.invoke_with_timeout(player, remote, req, timeout)
+        player.invoke(remote, req)
     }
 
     /// Calls `remote` on `player`'s client with this timeout. Dropping the
     /// future cancels the call at the client too.
-    pub async fn invoke_with_timeout<Req: Payload, Resp: Payload>(
-        &self,
-        player: &Player,
+    pub fn invoke_with_timeout<'a, Req: Payload, Resp: Payload>(
+        &'a self,
+        player: &'a Player,
         remote: ClientFn<Req, Resp>,
         req: Req,
         timeout: Duration,
-    ) -> Result<Resp, FunctionError> {
-        let endpoint = &self.inner.endpoint;
-        let pending = endpoint.start_call(Some(player.inner.conn.clone()), player, &remote, &req, timeout)?;
-        endpoint.finish_call(player, &remote, pending.await)
+    ) -> impl Future<Output = Result<Resp, FunctionError>> + Send + 'a {
+        player.invoke_with_timeout(remote, req, timeout)
     }
 
     /// Calls `remote` on the player `id` wherever it is connected (on a

@@ -251,7 +251,7 @@ impl Recipients {
     ) -> Answers<Resp> {
         let (players, missing) = self.resolve();
         let endpoint = &self.server.inner.endpoint;
-        let checks = endpoint.protocol.response_checks(&remote);
+        let checks = endpoint.protocol.response_checks(remote.name, remote.check_response);
         let mut answers = Answers::typed(self.server.clone(), players.clone(), remote.name, checks, timeout);
         let encoded = endpoint
             .function_id(&remote)
