@@ -1,5 +1,5 @@
 //! A long-running demo server with the quickstart's remotes. It logs joins,
-//! leaves and bad input, and stops cleanly on Ctrl-C.
+//! leaves and bad input, and stops cleanly on Ctrl-C (or SIGTERM).
 //!
 //! ```text
 //! cargo run --example server -- --addr 127.0.0.1:7777                     # TCP
@@ -13,7 +13,8 @@
 //! writes it where the demo client reads it (the system's temporary folder),
 //! so the client trusts that certificate explicitly; verification is never
 //! turned off. Over WebTransport it also prints the certificate's SHA-256 and
-//! the URL a browser page needs (`serverCertificateHashes`).
+//! the URL a browser page needs (`serverCertificateHashes`). It removes the
+//! file when it stops (a server killed outright leaves it behind).
 //!
 //! `--transport` takes a comma-separated list to listen on several at once
 //! on the same address: UDP for QUIC and WebTransport, TCP for the others.
@@ -46,6 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
     });
     let mut addr = arg("--addr", "127.0.0.1:7777");
+    let mut written = Vec::new();
     for net in Net::list_from_args()? {
         let (tls, cert) = certificates(net);
         let bound = listen(&server, net, &addr, tls).await?;
@@ -54,6 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(cert) = cert {
             let path = cert_path(net, bound);
             std::fs::write(&path, &cert)?;
+            written.push(path.clone());
             println!("certificate for the demo client written to {}", path.display());
             if net == Net::WebTransport {
                 println!(
@@ -81,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("metrics on http://{at}/metrics");
     }
 
-    tokio::signal::ctrl_c().await?;
+    stop_signal().await?;
     println!("stopping: telling {} players", server.player_count());
     for player in server.players() {
         player.kick("server shutting down");
@@ -90,6 +93,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // for their connections to close, so the goodbyes arrive before the
     // process ends.
     server.shutdown(Duration::ZERO).await;
+    for path in written {
+        if let Err(error) = std::fs::remove_file(&path) {
+            eprintln!("could not remove {}: {error}", path.display());
+        }
+    }
     println!("stopped");
     Ok(())
 }

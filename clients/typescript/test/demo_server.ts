@@ -2,6 +2,7 @@
 // WebSocket and WebTransport on one port number, and ends it by its process id.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { rm } from "node:fs/promises";
 import { createInterface } from "node:readline";
 
 export interface DemoServer {
@@ -16,6 +17,8 @@ export interface DemoServer {
   addr: string;
   /** The inspector's snapshot URL. */
   snapshot: string;
+  /** The certificate files it wrote, removed by `stop` (a killed server cannot). */
+  certificates: string[];
 }
 
 const repo = new URL("../../../../", import.meta.url).pathname;
@@ -30,10 +33,13 @@ export async function startDemoServer(addr = "127.0.0.1:0"): Promise<DemoServer>
   let snapshot = "";
   let webtransport = "";
   let certificateHash = "";
+  const certificates: string[] = [];
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("the demo server did not start in 30 s")), 30_000);
     child.once("exit", (code) => reject(new Error(`the demo server exited (${code})`)));
     lines.on("line", (line) => {
+      const written = /^certificate for the demo client written to (\S+)$/.exec(line);
+      if (written) certificates.push(written[1]!);
       const listening = /^volley demo server on ([0-9.:]+) \(WebSocket\)/.exec(line);
       if (listening) url = `ws://${listening[1]}/volley`;
       const page = /^browser pages: (https:\S+) with serverCertificateHashes sha-256 ([0-9a-f]{64})$/.exec(line);
@@ -46,15 +52,17 @@ export async function startDemoServer(addr = "127.0.0.1:0"): Promise<DemoServer>
       }
     });
   });
-  return { process: child, url, webtransport, certificateHash, addr: url.slice("ws://".length, -"/volley".length), snapshot };
+  return { process: child, url, webtransport, certificateHash, addr: url.slice("ws://".length, -"/volley".length), snapshot, certificates };
 }
 
-/** Ends the server; resolves once it has exited. */
+/** Ends the server; resolves once it has exited and its certificate files are gone. */
 export async function stop(server: DemoServer, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-  if (server.process.exitCode !== null || server.process.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.process.once("exit", resolve));
-  server.process.kill(signal);
-  await exited;
+  if (server.process.exitCode === null && server.process.signalCode === null) {
+    const exited = new Promise((resolve) => server.process.once("exit", resolve));
+    server.process.kill(signal);
+    await exited;
+  }
+  await Promise.all(server.certificates.map((path) => rm(path, { force: true })));
 }
 
 /** The parts of the server's figures (its inspector's snapshot) the tests read. */

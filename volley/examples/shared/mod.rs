@@ -106,6 +106,21 @@ impl Net {
     }
 }
 
+/// Waits for Ctrl-C, or on Unix for SIGTERM too (what `kill` and process
+/// managers send).
+pub async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            stopped = tokio::signal::ctrl_c() => stopped,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
 /// The path the demo serves WebSocket clients and WebTransport sessions on.
 pub const WS_PATH: &str = "/volley";
 

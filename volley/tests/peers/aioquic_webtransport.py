@@ -19,6 +19,7 @@ import asyncio
 import json
 import pathlib
 import re
+import signal
 import ssl
 import struct
 import subprocess
@@ -221,10 +222,18 @@ def main():
     server, url, cert, inspector = start_server(binary)
     try:
         asyncio.run(asyncio.wait_for(check(url, cert, inspector), 30))
-        print("aioquic: every check passed")
-    finally:
+    except BaseException:
         server.kill()
         server.wait()
+        pathlib.Path(cert).unlink(missing_ok=True)
+        raise
+    print("aioquic: every check passed")
+    # Ctrl-C's signal: the server stops as it would for a user, and removes
+    # the certificate file it wrote.
+    server.send_signal(signal.SIGINT)
+    assert server.wait(timeout=10) == 0, "the server did not stop cleanly on Ctrl-C"
+    assert not pathlib.Path(cert).exists(), f"the server left its certificate at {cert}"
+    print("aioquic: the server stopped on Ctrl-C and removed its certificate file")
 
 
 if __name__ == "__main__":
