@@ -5,10 +5,11 @@
 //! remote with its checks, the request, the timeout, the handle) beside the
 //! pending call for the whole call, 256 bytes for a call with a `u32` in
 //! it. A caller copies that future whole each time it moves it (into a
-//! `FuturesUnordered`, a `join_all`, a spawned task): three copies of it were
-//! the benchmark's largest user-space cost at 256 calls in flight (`perf`,
-//! `volley-bench --profile pipelined`). Here a call holds, once sent, only
-//! what decoding its answer takes.
+//! `FuturesUnordered`, a `join_all`, a spawned task): at 256 calls in flight
+//! its three copies into a `FuturesUnordered` made most of the benchmark's
+//! largest user-space symbol, `memmove` (`perf` and callgrind, `volley-bench
+//! --profile pipelined`). Here a call holds, once sent, only what decoding
+//! its answer takes.
 
 use std::future::Future;
 use std::pin::Pin;
