@@ -82,10 +82,11 @@ impl Slot {
     }
 }
 
-/// A new slot for a call, with its id if it already has one: the driver
-/// keeps the [`Completer`], the caller awaits the [`Completion`].
-pub(crate) fn completion(id: Option<CallId>) -> (Completer, Completion) {
-    let slot = Arc::new(Mutex::new(Slot { id, ..Slot::default() }));
+/// A new slot for a call, without its id (the session gives it one later,
+/// [`Completer::assign`]): the driver keeps the [`Completer`], the caller
+/// awaits the [`Completion`].
+pub(crate) fn completion() -> (Completer, Completion) {
+    let slot = Arc::new(Mutex::new(Slot::default()));
     (Completer(Some(slot.clone())), Completion(slot))
 }
 
@@ -95,12 +96,12 @@ pub(crate) fn completion(id: Option<CallId>) -> (Completer, Completion) {
 pub(crate) struct Slots(Vec<Arc<Mutex<Slot>>>);
 
 impl Slots {
-    /// [`completion`], in a kept slot if there is one.
-    pub(crate) fn completion(&mut self, id: Option<CallId>) -> (Completer, Completion) {
+    /// [`completion`], in a kept slot if there is one: kept slots are clean
+    /// ([`keep`](Self::keep)), so it is handed out without taking its lock.
+    pub(crate) fn completion(&mut self) -> (Completer, Completion) {
         let Some(slot) = self.0.pop() else {
-            return completion(id);
+            return completion();
         };
-        lock(&slot).id = id;
         (Completer(Some(slot.clone())), Completion(slot))
     }
 
@@ -237,7 +238,7 @@ mod tests {
 
     #[test]
     fn the_result_left_is_the_result_taken() {
-        let (completer, mut completion) = completion(None);
+        let (completer, mut completion) = completion();
         assert!(poll(&mut completion).is_pending());
         completer.complete(Ok(Reply::new(Bytes::from_static(b"x"))));
         let Poll::Ready(Ok(reply)) = poll(&mut completion) else {
@@ -259,12 +260,12 @@ mod tests {
 
     #[test]
     fn a_cancel_sees_the_id_assigned_before_it_and_an_assign_sees_the_cancel_before_it() {
-        let (completer, caller) = completion(None);
+        let (completer, caller) = completion();
         assert!(!completer.is_cancelled());
         assert!(completer.assign(3));
         assert_eq!(caller.cancel(), Some(3));
         assert!(completer.is_cancelled());
-        let (completer, caller) = completion(None);
+        let (completer, caller) = completion();
         assert_eq!(caller.cancel(), None);
         assert!(!completer.assign(4));
     }
@@ -272,7 +273,8 @@ mod tests {
     #[test]
     fn a_slot_is_kept_only_once_nothing_else_holds_it_and_comes_back_clean() {
         let mut slots = Slots::default();
-        let (completer, mut first) = slots.completion(Some(1));
+        let (completer, mut first) = slots.completion();
+        assert!(completer.assign(1));
         assert!(poll(&mut first).is_pending());
         // The completer still holds it: not kept.
         slots.keep(&first, 64);
@@ -284,7 +286,7 @@ mod tests {
         let kept = Arc::as_ptr(&first.0);
         drop(first);
         // The next call gets it, with its own id and nothing of the last.
-        let (completer, mut second) = slots.completion(None);
+        let (completer, mut second) = slots.completion();
         assert_eq!(Arc::as_ptr(&second.0), kept);
         assert!(poll(&mut second).is_pending());
         assert!(completer.assign(2));
@@ -292,7 +294,7 @@ mod tests {
         // At most as many as the connection may have calls pending.
         let done: Vec<_> = (0..64 + 5)
             .map(|_| {
-                let (completer, completion) = completion(None);
+                let (completer, completion) = completion();
                 completer.complete(Err(FunctionError::Timeout));
                 completion
             })
@@ -314,7 +316,7 @@ mod tests {
         let count = Arc::new(Count(Default::default()));
         let waker = Waker::from(count.clone());
         let fired = || count.0.load(std::sync::atomic::Ordering::SeqCst);
-        let (completer, completion) = completion(None);
+        let (completer, completion) = completion();
         assert!(completion.register(&waker));
         assert_eq!(completion.try_take(), None);
         assert_eq!(fired(), 0);
@@ -322,7 +324,7 @@ mod tests {
         assert_eq!(fired(), 1);
         assert!(!completion.register(&waker), "ended: nothing would fire");
         assert_eq!(completion.try_take(), Some(Err(FunctionError::Timeout)));
-        let (completer, abandoned) = super::completion(None);
+        let (completer, abandoned) = super::completion();
         drop(completer);
         assert!(!abandoned.register(&waker));
         assert_eq!(abandoned.try_take(), Some(Err(FunctionError::Disconnected)));
@@ -330,14 +332,14 @@ mod tests {
 
     #[test]
     fn a_completer_dropped_unused_means_disconnected() {
-        let (completer, mut completion) = completion(None);
+        let (completer, mut completion) = completion();
         drop(completer);
         assert_eq!(poll(&mut completion), Poll::Ready(Err(FunctionError::Disconnected)));
     }
 
     #[test]
     fn completing_wakes_the_caller_that_polled() {
-        let (completer, completion) = completion(None);
+        let (completer, completion) = completion();
         let woke = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             runtime.block_on(completion)

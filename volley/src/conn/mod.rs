@@ -577,7 +577,7 @@ impl Conn {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
                 return Err(error);
             }
-            let (waiter, rx) = lock(&self.slots).completion(None);
+            let (waiter, rx) = lock(&self.slots).completion();
             outbox.bytes.extend_from_slice(payload);
             let end = outbox.bytes.len();
             outbox.calls.push(Queued {
@@ -616,7 +616,7 @@ impl Conn {
         seq: u64,
     ) -> Result<Completion, FunctionError> {
         // Its slot first: the state's lock is the driver's too.
-        let (waiter, rx) = lock(&self.slots).completion(None);
+        let (waiter, rx) = lock(&self.slots).completion();
         let mut state = self.lock("lone call");
         let now = now();
         let id = match state.session.call(remote, payload, timeout, now) {
