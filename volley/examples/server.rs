@@ -47,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = announcer.fire_except(player, ANNOUNCE, format!("{} joined", player.id()));
     });
     let mut addr = arg("--addr", "127.0.0.1:7777");
-    let mut written = Vec::new();
+    // Removed however `main` returns: stopped, or failing to listen.
+    let mut written = RemovedOnDrop(Vec::new());
     for net in Net::list_from_args()? {
         let (tls, cert) = certificates(net);
         let bound = listen(&server, net, &addr, tls).await?;
@@ -56,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(cert) = cert {
             let path = cert_path(net, bound);
             std::fs::write(&path, &cert)?;
-            written.push(path.clone());
+            written.0.push(path.clone());
             println!("certificate for the demo client written to {}", path.display());
             if net == Net::WebTransport {
                 println!(
@@ -93,11 +94,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // for their connections to close, so the goodbyes arrive before the
     // process ends.
     server.shutdown(Duration::ZERO).await;
-    for path in written {
-        if let Err(error) = std::fs::remove_file(&path) {
-            eprintln!("could not remove {}: {error}", path.display());
-        }
-    }
+    drop(written);
     println!("stopped");
     Ok(())
+}
+
+/// Files the server wrote, removed when it is dropped.
+struct RemovedOnDrop(Vec<std::path::PathBuf>);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            if let Err(error) = std::fs::remove_file(path) {
+                eprintln!("could not remove {}: {error}", path.display());
+            }
+        }
+    }
 }
