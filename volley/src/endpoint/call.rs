@@ -49,9 +49,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     /// `conn`; the returned call resolves to the answer, which
     /// [`finish_call`](Self::finish_call) decodes.
     ///
-    /// Split from the decoding so a caller's future holds only the pending
-    /// call across its await, not a chain of nested futures each holding the
-    /// arguments.
+    /// Split from the decoding so a caller's future
+    /// ([`Invocation`](super::Invocation)) holds, while it waits, only the
+    /// pending call and what decoding takes, not the arguments.
     pub(crate) fn start_call<D: Dir, Req: Payload, Resp: Payload>(
         &self,
         conn: Option<Arc<Conn>>,
