@@ -13,7 +13,7 @@ pub(crate) type Writer = crate::transport::WriteSide;
 /// a connection does not keep the memory of its largest burst.
 pub(crate) const KEEP_BUFFER: usize = 16 * 1024;
 
-/// What [`ConnState::flush`] did.
+/// What [`Conn::flush`](super::Conn::flush) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flush {
     /// Everything queued is written.

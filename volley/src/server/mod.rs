@@ -286,11 +286,11 @@ impl Server {
 
     /// Shuts the server down gracefully: stops accepting, refuses new
     /// handshakes and new requests (answered
-    /// [`FunctionError::Unprocessed`](crate::FunctionError::Unprocessed)), lets
+    /// [`FunctionError::Unprocessed`]), lets
     /// the handlers already running finish for up to `grace`, then says
     /// goodbye to every player ([`GoodbyeCode::ShuttingDown`], which clients
     /// see as [`CloseReason::Remote`]). Calls still pending when the goodbye
-    /// goes, either way, end [`FunctionError::Disconnected`](crate::FunctionError::Disconnected)
+    /// goes, either way, end [`FunctionError::Disconnected`]
     /// at their callers; handlers still running are cancelled. Returns once
     /// every player is gone and every leave hook and
     /// [`on_player_removed`](Self::on_player_removed) hook has returned, and
@@ -423,7 +423,7 @@ impl Server {
     /// and returns the identity the [`Player`] carries
     /// ([`Player::identity`]) or the reason to refuse it, which the client
     /// receives as [`ConnectError::Refused`](crate::ConnectError::Refused) with
-    /// [`RefuseCode::Unauthorized`](crate::RefuseCode::Unauthorized). It runs as
+    /// [`RefuseCode::Unauthorized`]. It runs as
     /// its own task, within the handshake deadline (5 s by default). Without
     /// one, every client with matching declarations joins.
     pub fn set_authenticator<F, Fut>(&self, authenticator: F)
