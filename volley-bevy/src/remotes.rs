@@ -22,9 +22,9 @@ pub trait VolleyAppExt {
     /// client's event is received on the server ([`FromClient`](crate::FromClient))
     /// and sent by a client's systems with a plain `MessageWriter<T>` (its
     /// type derives Bevy's `Message`; for one that cannot, register it
-    /// with [`ClientAppExt::send_wrapped_to_server`]
-    /// and write [`ToServer`](crate::ToServer)); a server's
-    /// event the other way; a server's function is answered on the server
+    /// with [`ClientAppExt::send_wrapped_to_server`] and write
+    /// [`ToServer`](crate::ToServer)); a server's event the other way; a
+    /// server's function is answered on the server
     /// ([`Request`](crate::Request)) and called by a client
     /// ([`Invoke::server`](crate::Invoke::server)); a client's function
     /// the other way.

@@ -285,13 +285,12 @@ impl Server {
     }
 
     /// Shuts the server down gracefully: stops accepting, refuses new
-    /// handshakes and new requests (answered
-    /// [`FunctionError::Unprocessed`]), lets
-    /// the handlers already running finish for up to `grace`, then says
+    /// handshakes and new requests (answered [`FunctionError::Unprocessed`]),
+    /// lets the handlers already running finish for up to `grace`, then says
     /// goodbye to every player ([`GoodbyeCode::ShuttingDown`], which clients
     /// see as [`CloseReason::Remote`]). Calls still pending when the goodbye
-    /// goes, either way, end [`FunctionError::Disconnected`]
-    /// at their callers; handlers still running are cancelled. Returns once
+    /// goes, either way, end [`FunctionError::Disconnected`] at their
+    /// callers; handlers still running are cancelled. Returns once
     /// every player is gone and every leave hook and
     /// [`on_player_removed`](Self::on_player_removed) hook has returned, and
     /// their connections have closed (each goodbye delivered and the peer's
@@ -423,9 +422,9 @@ impl Server {
     /// and returns the identity the [`Player`] carries
     /// ([`Player::identity`]) or the reason to refuse it, which the client
     /// receives as [`ConnectError::Refused`](crate::ConnectError::Refused) with
-    /// [`RefuseCode::Unauthorized`]. It runs as
-    /// its own task, within the handshake deadline (5 s by default). Without
-    /// one, every client with matching declarations joins.
+    /// [`RefuseCode::Unauthorized`]. It runs as its own task, within the
+    /// handshake deadline (5 s by default). Without one, every client with
+    /// matching declarations joins.
     pub fn set_authenticator<F, Fut>(&self, authenticator: F)
     where
         F: Fn(Hello) -> Fut + Send + Sync + 'static,
