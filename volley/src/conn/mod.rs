@@ -21,7 +21,9 @@ use volley_proto::{CallId, CallOutcome, GoodbyeCode, Message, RemoteId, SendErro
 use crate::clock::now;
 use crate::completion::{Completer, Completion, Reply, Slots};
 use crate::error::{EventError, FunctionError};
-use crate::figures::{call_span, kind_of_status, record_end, ConnCounters, ConnectionFigures, Figures};
+use crate::figures::{
+    call_span, is_timed, kind_of_status, record_end, ConnCounters, ConnectionFigures, Figures, Tally,
+};
 use crate::locks::{lock, lock_for, Held};
 
 mod handoff;
@@ -417,6 +419,7 @@ impl Conn {
         }
         let now = now();
         let mut start = 0;
+        let mut tally = Tally::default();
         for Queued {
             remote,
             timeout,
@@ -427,23 +430,18 @@ impl Conn {
         {
             let payload = &batch.bytes[start..end];
             start = end;
-            if waiter.is_cancelled() {
-                state.settled += 1;
-                continue;
-            }
-            match state.session.call(remote, payload, timeout, now) {
-                Ok(id) if waiter.assign(id) => state.waiters.insert(id, seq, waiter),
+            tally.call_out(&self.figures, &self.counters, remote, payload.len());
+            match waiter.start(|| state.session.call(remote, payload, timeout, now)) {
+                Some(Ok(id)) => state.waiters.insert(id, seq, waiter),
                 // Given up on while it was queued.
-                Ok(id) => {
-                    state.session.cancel(id);
-                    state.settled += 1;
-                }
-                Err(e) => {
+                None => state.settled += 1,
+                Some(Err(e)) => {
                     state.settled += 1;
                     batch.failed.push((waiter, call_error(e)));
                 }
             }
         }
+        tally.flush(&self.figures, &self.counters);
         batch.bytes.clear();
         if batch.bytes.capacity() > KEEP_BUFFER {
             batch.bytes = Vec::new();
@@ -592,9 +590,10 @@ impl Conn {
             self.wakeup.wake();
             rx
         };
-        self.figures.call_sent(remote, payload.len());
+        // Counted where it goes into the session: `call_alone`, or the
+        // driver's `take_outbox` (one addition for a batch).
         let span = call_span(|| self.figures.name(remote), "out").map(Box::new);
-        let started = (self.counters.call_out(&self.figures, remote) || span.is_some()).then(now);
+        let started = (is_timed(seq) || span.is_some()).then(now);
         Ok(PendingCall {
             conn: self,
             seq,
@@ -629,6 +628,9 @@ impl Conn {
         };
         waiter.assign(id);
         state.waiters.insert(id, seq, waiter);
+        let mut tally = Tally::default();
+        tally.call_out(&self.figures, &self.counters, remote, payload.len());
+        tally.flush(&self.figures, &self.counters);
         let mut wake = true;
         if state.output_idle() && state.timer_armed.is_some_and(|armed| armed <= now + timeout) {
             let flushed;

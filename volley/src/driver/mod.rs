@@ -23,6 +23,7 @@ use crate::budget::ByteBudget;
 use crate::clock::now;
 use crate::conn::{deliver_ended, Conn, ConnState, Ended, Flush, Handoff, OutboxBatch, KEEP_BUFFER};
 use crate::endpoint::{Endpoint, Outcome, Snapshot};
+use crate::figures::Tally;
 use crate::inline::poll_once;
 use crate::middleware::BoxFuture;
 use crate::payload::{recycle, Answer};
@@ -630,9 +631,12 @@ impl<S: Side> Driver<S> {
             if events.is_empty() {
                 break;
             }
+            let mut tally = Tally::default();
             for event in events.drain(..) {
-                self.handle_event(event);
+                self.handle_event(event, &mut tally);
             }
+            // Counted before the answers leave.
+            tally.flush(&self.conn.figures, &self.conn.counters);
             let mut state = self.conn.lock("inline answers");
             let mut start = 0;
             for (id, status, end) in self.answers.drain(..) {
@@ -655,15 +659,18 @@ impl<S: Side> Driver<S> {
         self.events = events;
     }
 
-    fn handle_event(&mut self, event: volley_proto::SessionEvent) {
+    /// Acts on one of the session's events; the peer's calls are counted in
+    /// `tally`.
+    fn handle_event(&mut self, event: volley_proto::SessionEvent, tally: &mut Tally) {
         use volley_proto::SessionEvent as E;
         match event {
             E::Request { id, remote, payload } => {
-                self.conn.figures.request_received(remote, payload.len());
+                let (figures, counters) = (&self.conn.figures, &self.conn.counters);
+                let timed = tally.call_in(figures, counters, remote, payload.len());
                 let endpoint = self.side.endpoint();
                 // Inside the connection's span, which names the peer.
                 let span = crate::figures::call_span(|| endpoint.protocol.name(remote), "in");
-                let timed = self.conn.counters.call_in(&self.conn.figures, remote) || span.is_some();
+                let timed = timed || span.is_some();
                 let started = timed.then(now);
                 let answer =
                     match endpoint.handle_request(&mut self.snapshot, self.side.ctx().clone(), remote, &payload) {
@@ -693,7 +700,11 @@ impl<S: Side> Driver<S> {
                             (Status::BadRequest, Vec::new())
                         }
                     };
-                self.conn.answered(remote, answer.0, started, &span);
+                if answer.0 == Status::Ok && !timed {
+                    tally.answered_ok(&self.conn.figures, &self.conn.counters, remote);
+                } else {
+                    self.conn.answered(remote, answer.0, started, &span);
+                }
                 self.answer(id, answer);
             }
             E::Event { remote, payload } => {
