@@ -405,24 +405,35 @@ impl Tally {
             },
         );
         let r = figures.remote(remote);
-        if calls_in > 0 {
-            if let Some(r) = r {
-                r.calls_in.fetch_add(calls_in, Relaxed);
-                r.bytes_in.fetch_add(bytes_in, Relaxed);
+        // Calls one way: the remote's calls and bytes, the connection's
+        // count of the remote (`what`) and its total.
+        let add = |calls: u64, bytes: u64, what: usize, of_remote: Option<[&AtomicU64; 2]>, total: &AtomicU64| {
+            if calls == 0 {
+                return;
             }
-            counters.add(figures, remote, CALLS_IN, calls_in);
-            counters.calls_in.fetch_add(calls_in, Relaxed);
-        }
+            if let Some([remote_calls, remote_bytes]) = of_remote {
+                remote_calls.fetch_add(calls, Relaxed);
+                remote_bytes.fetch_add(bytes, Relaxed);
+            }
+            counters.add(figures, remote, what, calls);
+            total.fetch_add(calls, Relaxed);
+        };
+        add(
+            calls_in,
+            bytes_in,
+            CALLS_IN,
+            r.map(|r| [&r.calls_in, &r.bytes_in]),
+            &counters.calls_in,
+        );
+        add(
+            calls_out,
+            bytes_out,
+            CALLS_OUT,
+            r.map(|r| [&r.calls_out, &r.bytes_out]),
+            &counters.calls_out,
+        );
         if let Some(r) = r.filter(|_| answered_ok > 0) {
             r.answered[0].fetch_add(answered_ok, Relaxed);
-        }
-        if calls_out > 0 {
-            if let Some(r) = r {
-                r.calls_out.fetch_add(calls_out, Relaxed);
-                r.bytes_out.fetch_add(bytes_out, Relaxed);
-            }
-            counters.add(figures, remote, CALLS_OUT, calls_out);
-            counters.calls_out.fetch_add(calls_out, Relaxed);
         }
     }
 }
