@@ -73,19 +73,12 @@ struct Slot {
 
 impl Slot {
     /// The call's end, if it has come: its result, or `Disconnected` if the
-    /// completer went away without one. Taking it leaves the slot clean for
-    /// the connection's next call ([`Slots::keep`]): the completer has let
-    /// go of it by then.
+    /// completer went away without one.
     fn take_end(&mut self) -> Option<CallResult> {
         if let Some(result) = self.result.take() {
-            *self = Self::default();
             return Some(result);
         }
-        let abandoned = self.abandoned;
-        if abandoned {
-            *self = Self::default();
-        }
-        abandoned.then_some(Err(FunctionError::Disconnected))
+        self.abandoned.then_some(Err(FunctionError::Disconnected))
     }
 }
 
@@ -119,13 +112,11 @@ impl Slots {
     /// of answers ended and starts as many calls again, so the steady state
     /// allocates nothing; a quiet connection gives them all back
     /// ([`release`](Self::release)), so an idle one holds none.
-    ///
-    /// `done` has given its caller the call's end, which left its slot clean
-    /// ([`Slot::take_end`]), in the same lock.
     pub(crate) fn keep(&mut self, done: &Completion, most: usize) {
         if self.0.len() >= most || Arc::strong_count(&done.0) != 1 {
             return;
         }
+        *lock(&done.0) = Slot::default();
         self.0.push(done.0.clone());
     }
 
@@ -150,20 +141,9 @@ impl Completer {
         !slot.cancelled
     }
 
-    /// Starts the call with `send` unless the caller has given up on it
-    /// (then `None`), and records the id `send` gives it: both in one lock,
-    /// so a caller that gives up meanwhile is told the id to cancel. The
-    /// slot's line was last written by the caller's thread; one lock moves
-    /// it here once, where a check and then an [`assign`](Self::assign)
-    /// moved it twice.
-    pub(crate) fn start<E>(&self, send: impl FnOnce() -> Result<CallId, E>) -> Option<Result<CallId, E>> {
-        let mut slot = lock(self.0.as_ref()?);
-        if slot.cancelled {
-            return None;
-        }
-        let sent = send();
-        slot.id = sent.as_ref().ok().copied();
-        Some(sent)
+    /// Whether the caller has given up on the call.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.as_ref().is_none_or(|slot| lock(slot).cancelled)
     }
 
     pub(crate) fn complete(mut self, result: CallResult) {
@@ -281,31 +261,13 @@ mod tests {
     #[test]
     fn a_cancel_sees_the_id_assigned_before_it_and_an_assign_sees_the_cancel_before_it() {
         let (completer, caller) = completion();
+        assert!(!completer.is_cancelled());
         assert!(completer.assign(3));
         assert_eq!(caller.cancel(), Some(3));
+        assert!(completer.is_cancelled());
         let (completer, caller) = completion();
         assert_eq!(caller.cancel(), None);
         assert!(!completer.assign(4));
-    }
-
-    #[test]
-    fn a_call_given_up_on_before_it_starts_is_not_sent_and_one_started_can_be_cancelled() {
-        let (completer, caller) = completion();
-        assert_eq!(completer.start(|| Ok::<_, ()>(3)), Some(Ok(3)));
-        assert_eq!(caller.cancel(), Some(3));
-        let (completer, caller) = completion();
-        assert_eq!(caller.cancel(), None);
-        let mut sent = false;
-        let started = completer.start(|| {
-            sent = true;
-            Ok::<_, ()>(4)
-        });
-        assert_eq!(started, None);
-        assert!(!sent, "a call given up on is not sent");
-        // A call the session refused has no id to cancel.
-        let (completer, caller) = completion();
-        assert_eq!(completer.start(|| Err(())), Some(Err(())));
-        assert_eq!(caller.cancel(), None);
     }
 
     #[test]

@@ -431,11 +431,18 @@ impl Conn {
             let payload = &batch.bytes[start..end];
             start = end;
             tally.call_out(&self.figures, &self.counters, remote, payload.len());
-            match waiter.start(|| state.session.call(remote, payload, timeout, now)) {
-                Some(Ok(id)) => state.waiters.insert(id, seq, waiter),
+            if waiter.is_cancelled() {
+                state.settled += 1;
+                continue;
+            }
+            match state.session.call(remote, payload, timeout, now) {
+                Ok(id) if waiter.assign(id) => state.waiters.insert(id, seq, waiter),
                 // Given up on while it was queued.
-                None => state.settled += 1,
-                Some(Err(e)) => {
+                Ok(id) => {
+                    state.session.cancel(id);
+                    state.settled += 1;
+                }
+                Err(e) => {
                     state.settled += 1;
                     batch.failed.push((waiter, call_error(e)));
                 }
