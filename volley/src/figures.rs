@@ -108,9 +108,9 @@ fn by_kind(counts: &[AtomicU64; KINDS.len()]) -> BTreeMap<String, u64> {
 }
 
 /// Calls timed, one in this many per connection each way (the first
-/// included, [`is_timed`]): reading the clock twice per call cost more than all the
-/// counting (pipelined calls, `volley-bench`), and a sample keeps the
-/// percentiles.
+/// included, [`is_timed`]): reading the clock twice per call cost more
+/// than all the counting (pipelined calls, `volley-bench`), and a sample
+/// keeps the percentiles.
 const TIMED_ONE_IN: u64 = 8;
 
 /// Whether a connection's call number `n` (counting from 0, each way) is
