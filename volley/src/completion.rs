@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -82,9 +82,8 @@ impl Slot {
     }
 }
 
-/// A new slot for a call, without its id (the session gives it one later,
-/// [`Completer::assign`]): the driver keeps the [`Completer`], the caller
-/// awaits the [`Completion`].
+/// A new slot for a call, outside any connection's kept ones.
+#[cfg(test)]
 pub(crate) fn completion() -> (Completer, Completion) {
     let slot = Arc::new(Mutex::new(Slot::default()));
     (Completer(Some(slot.clone())), Completion(slot))
@@ -96,12 +95,27 @@ pub(crate) fn completion() -> (Completer, Completion) {
 pub(crate) struct Slots(Vec<Arc<Mutex<Slot>>>);
 
 impl Slots {
-    /// [`completion`], in a kept slot if there is one: kept slots are clean
-    /// ([`keep`](Self::keep)), so it is handed out without taking its lock.
-    pub(crate) fn completion(&mut self) -> (Completer, Completion) {
-        let Some(slot) = self.0.pop() else {
-            return completion();
-        };
+    /// A slot for a call, without its id (the session gives it one later,
+    /// [`Completer::assign`]): the driver keeps the [`Completer`], the
+    /// caller awaits the [`Completion`]. A kept slot if there is one: kept
+    /// slots are clean ([`keep`](Self::keep)), so it is handed out without
+    /// taking its lock.
+    ///
+    /// `waker`, if given, is left in the slot before anyone else holds it
+    /// (no lock), to be woken when the call ends: its caller need not poll
+    /// the call before its answer can be there, which for a call's future
+    /// (`Invocation`) was a second poll of
+    /// every call, only to leave the waker.
+    pub(crate) fn completion(&mut self, waker: Option<&Waker>) -> (Completer, Completion) {
+        let mut slot = self.0.pop().unwrap_or_default();
+        if let Some(waker) = waker {
+            // Alone with it: a kept slot is kept only once nothing else holds
+            // it, and a new one is new.
+            match Arc::get_mut(&mut slot) {
+                Some(alone) => alone.get_mut().unwrap_or_else(PoisonError::into_inner).waker = Some(waker.clone()),
+                None => lock(&slot).waker = Some(waker.clone()),
+            }
+        }
         (Completer(Some(slot.clone())), Completion(slot))
     }
 
@@ -232,6 +246,18 @@ impl Future for Completion {
 mod tests {
     use super::*;
 
+    /// A waker that counts how often it is woken.
+    fn counting_waker() -> (Waker, Arc<std::sync::atomic::AtomicUsize>) {
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (Waker::from(Arc::new(Count(count.clone()))), count)
+    }
+
     fn poll(completion: &mut Completion) -> Poll<CallResult> {
         Pin::new(completion).poll(&mut Context::from_waker(Waker::noop()))
     }
@@ -273,7 +299,7 @@ mod tests {
     #[test]
     fn a_slot_is_kept_only_once_nothing_else_holds_it_and_comes_back_clean() {
         let mut slots = Slots::default();
-        let (completer, mut first) = slots.completion();
+        let (completer, mut first) = slots.completion(None);
         assert!(completer.assign(1));
         assert!(poll(&mut first).is_pending());
         // The completer still holds it: not kept.
@@ -286,7 +312,7 @@ mod tests {
         let kept = Arc::as_ptr(&first.0);
         drop(first);
         // The next call gets it, with its own id and nothing of the last.
-        let (completer, mut second) = slots.completion();
+        let (completer, mut second) = slots.completion(None);
         assert_eq!(Arc::as_ptr(&second.0), kept);
         assert!(poll(&mut second).is_pending());
         assert!(completer.assign(2));
@@ -307,15 +333,8 @@ mod tests {
 
     #[test]
     fn a_waker_left_without_polling_fires_once_at_the_end_and_taking_does_not_wait() {
-        struct Count(std::sync::atomic::AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        let count = Arc::new(Count(Default::default()));
-        let waker = Waker::from(count.clone());
-        let fired = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        let (waker, count) = counting_waker();
+        let fired = || count.load(std::sync::atomic::Ordering::SeqCst);
         let (completer, completion) = completion();
         assert!(completion.register(&waker));
         assert_eq!(completion.try_take(), None);
@@ -328,6 +347,27 @@ mod tests {
         drop(completer);
         assert!(!abandoned.register(&waker));
         assert_eq!(abandoned.try_take(), Some(Err(FunctionError::Disconnected)));
+    }
+
+    #[test]
+    fn a_waker_given_with_the_slot_fires_at_the_end_without_a_poll_new_or_kept() {
+        let (waker, count) = counting_waker();
+        let fired = || count.load(std::sync::atomic::Ordering::SeqCst);
+        let mut slots = Slots::default();
+        // A new slot, then the same slot kept.
+        for round in 1..=2 {
+            let (completer, mut completion) = slots.completion(Some(&waker));
+            assert_eq!(fired(), round - 1);
+            completer.complete(Err(FunctionError::Timeout));
+            assert_eq!(fired(), round, "woken without having been polled");
+            assert_eq!(poll(&mut completion), Poll::Ready(Err(FunctionError::Timeout)));
+            slots.keep(&completion, 4);
+            assert_eq!(slots.0.len(), 1);
+        }
+        // Without one, nothing fires.
+        let (completer, _completion) = slots.completion(None);
+        completer.complete(Err(FunctionError::Timeout));
+        assert_eq!(fired(), 2);
     }
 
     #[test]

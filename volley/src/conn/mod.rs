@@ -524,12 +524,14 @@ impl Conn {
     }
 
     /// Starts a call; the returned future resolves when it ends, and cancels
-    /// it on the wire if dropped first.
+    /// it on the wire if dropped first. `waker`, if given, is woken when it
+    /// ends, without the call being polled first ([`Slots::completion`]).
     pub(crate) fn call(
         self: Arc<Self>,
         remote: RemoteId,
         payload: &[u8],
         timeout: Duration,
+        waker: Option<&Waker>,
     ) -> Result<PendingCall, FunctionError> {
         if payload.len() > self.max_payload {
             let (len, max) = (payload.len(), self.max_payload);
@@ -567,7 +569,7 @@ impl Conn {
             false
         };
         let rx = if lone && !self.wakeup.driver_busy() {
-            self.call_alone(remote, payload, timeout, seq)?
+            self.call_alone(remote, payload, timeout, seq, waker)?
         } else {
             let mut outbox = self.outbox();
             let refused = if outbox.closed {
@@ -582,7 +584,7 @@ impl Conn {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
                 return Err(error);
             }
-            let (waiter, rx) = lock(&self.slots).completion();
+            let (waiter, rx) = lock(&self.slots).completion(waker);
             outbox.bytes.extend_from_slice(payload);
             let end = outbox.bytes.len();
             outbox.calls.push(Queued {
@@ -620,9 +622,10 @@ impl Conn {
         payload: &[u8],
         timeout: Duration,
         seq: u64,
+        waker: Option<&Waker>,
     ) -> Result<Completion, FunctionError> {
         // Its slot first: the state's lock is the driver's too.
-        let (waiter, rx) = lock(&self.slots).completion();
+        let (waiter, rx) = lock(&self.slots).completion(waker);
         let mut state = self.lock("lone call");
         let now = now();
         let id = match state.session.call(remote, payload, timeout, now) {

@@ -960,7 +960,7 @@ mod tests {
         }
         let id = protocol.table().id("Slow").unwrap();
         let payload = postcard::to_allocvec(&1000u64).unwrap();
-        let call = conn.clone().call(id, &payload, Duration::from_secs(60)).unwrap();
+        let call = conn.clone().call(id, &payload, Duration::from_secs(60), None).unwrap();
         broken.store(true, Ordering::SeqCst);
         server.fire_all(POKE, ()).unwrap();
         let started = tokio::time::Instant::now();

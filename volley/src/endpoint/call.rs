@@ -3,6 +3,7 @@
 //! handler without the network.
 
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,11 +60,12 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         remote: &Function<D, Req, Resp>,
         req: &Req,
         timeout: Duration,
+        waker: &Waker,
     ) -> Result<PendingCall, FunctionError> {
         let conn = conn.ok_or(FunctionError::Disconnected)?;
         let id = self.function_id(remote)?;
         with_encoded(req, |payload| {
-            self.send_call(conn, ctx, id, remote.name, payload, timeout)
+            self.send_call(conn, ctx, id, remote.name, payload, timeout, Some(waker))
         })
         .map_err(|e| encode_failed(remote.name, e))?
     }
@@ -85,7 +87,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     }
 
     /// Sends an encoded request for function `id` (named `name`) to the peer
-    /// behind `conn`, through outgoing middleware.
+    /// behind `conn`, through outgoing middleware; `waker` is woken when it
+    /// ends ([`Conn::call`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_call(
         &self,
         conn: Arc<Conn>,
@@ -94,12 +98,13 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         name: &'static str,
         payload: &[u8],
         timeout: Duration,
+        waker: Option<&Waker>,
     ) -> Result<PendingCall, FunctionError> {
         self.chains.admit_outgoing(ctx, name, payload.len()).map_err(|reject| {
             let (status, message) = reject.into_answer(name);
             FunctionError::from_status(status, &message)
         })?;
-        conn.call(id, payload, timeout)
+        conn.call(id, payload, timeout, waker)
     }
 
     /// Runs the local handler of `remote` as if `req` came from the network:

@@ -96,16 +96,22 @@ where
             else {
                 unreachable!("matched just above")
             };
-            match this.endpoint.start_call(conn(), this.ctx, &remote, &req, timeout) {
+            // The call holds this task's waker from the start: its answer
+            // cannot be in yet, so it is not polled until woken.
+            return match this
+                .endpoint
+                .start_call(conn(), this.ctx, &remote, &req, timeout, cx.waker())
+            {
                 Ok(call) => {
                     this.stage = Stage::Sent {
                         call,
                         name: remote.name,
                         check: remote.check_response,
-                    }
+                    };
+                    Poll::Pending
                 }
-                Err(error) => return Poll::Ready(Err(error)),
-            }
+                Err(error) => Poll::Ready(Err(error)),
+            };
         }
         let Stage::Sent { call, .. } = &mut this.stage else {
             panic!("an invocation polled after it returned its answer")

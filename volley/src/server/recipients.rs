@@ -294,7 +294,7 @@ impl Recipients {
         let endpoint = &self.server.inner.endpoint;
         for (index, player) in included {
             let conn = player.inner.conn.clone();
-            match endpoint.send_call(conn, player, id, name, &payload, timeout) {
+            match endpoint.send_call(conn, player, id, name, &payload, timeout, None) {
                 Ok(call) => answers.push_call(index, call),
                 Err(error) => answers.push_ready(player.id(), Err(error)),
             }
