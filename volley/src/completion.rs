@@ -104,8 +104,8 @@ impl Slots {
     /// `waker`, if given, is left in the slot before anyone else holds it
     /// (no lock), to be woken when the call ends: its caller need not poll
     /// the call before its answer can be there, which for a call's future
-    /// (`Invocation`) was a second poll of
-    /// every call, only to leave the waker.
+    /// (`Invocation`) was a second poll of every call, only to leave the
+    /// waker.
     pub(crate) fn completion(&mut self, waker: Option<&Waker>) -> (Completer, Completion) {
         let mut slot = self.0.pop().unwrap_or_default();
         if let Some(waker) = waker {

@@ -48,7 +48,8 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
 
     /// Encodes `req` and sends it as a call of `remote` to the peer behind
     /// `conn`; the returned call resolves to the answer, which
-    /// [`finish_call`](Self::finish_call) decodes.
+    /// [`finish_call`](Self::finish_call) decodes. `waker` is woken when the
+    /// call ends: it need not be polled before.
     ///
     /// Split from the decoding so a caller's future
     /// ([`Invocation`](super::Invocation)) holds, while it waits, only the
