@@ -96,8 +96,9 @@ where
             else {
                 unreachable!("matched just above")
             };
-            // The call holds this task's waker from the start: its answer
-            // cannot be in yet, so it is not polled until woken.
+            // The call holds this task's waker from before the driver can
+            // see it, and wakes it when it ends (even if that is already
+            // under way on another thread): no poll is needed until then.
             return match this
                 .endpoint
                 .start_call(conn(), this.ctx, &remote, &req, timeout, cx.waker())
