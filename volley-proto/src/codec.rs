@@ -3,7 +3,8 @@
 //! A frame is a varint body length followed by the body; the body is a one-byte
 //! tag and the message's fields. Decoding is check-then-parse: [`check_frame`]
 //! says whether a whole frame is buffered without copying anything, and only then
-//! is it split off and parsed. A partial frame is a normal state, not an error.
+//! is it parsed and taken off the buffer ([`decode_frame`]). A partial frame is a
+//! normal state, not an error.
 //!
 //! ```text
 //! tag  message    fields after the tag
@@ -23,8 +24,9 @@
 //! A small call with a 4-byte payload costs 4 bytes of framing for the request
 //! (length, tag, id, remote) and 3 for a successful response (length, tag, id).
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
+use crate::frame_bytes::FrameBytes;
 use crate::varint::{self, Varint};
 
 /// Version of the wire protocol; peers with different versions refuse each other.
@@ -65,11 +67,12 @@ impl std::fmt::Debug for ResumeToken {
 
 /// One message on the wire.
 ///
-/// `P` is the payload type: [`Bytes`] for decoded messages (sharing the read
-/// buffer, no copy), `&[u8]` when encoding from borrowed data.
+/// `P` is the payload type: [`FrameBytes`] for decoded messages (a small
+/// payload copied, a large one sharing the read buffer), `&[u8]` when
+/// encoding from borrowed data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Message<P = Bytes> {
+pub enum Message<P = FrameBytes> {
     /// First message of a client: who it is and what it was built with.
     Hello {
         /// The client's [`PROTOCOL_VERSION`].
@@ -362,33 +365,46 @@ pub fn check_frame(buf: &[u8], max_frame_len: usize) -> Result<Option<FrameBound
     Ok(Some(FrameBounds { header_len, body_len }))
 }
 
-/// Splits the first whole frame off `buf` and parses it; `Ok(None)` if the
+/// Takes the first whole frame off `buf` and parses it; `Ok(None)` if the
 /// frame is not complete yet (nothing is consumed then).
+///
+/// A frame whose body fits in [`FrameBytes::INLINE`] bytes is parsed where it
+/// lies and its payload copied; a larger one is split off the buffer and its
+/// payload shares it.
 pub fn decode_frame(buf: &mut BytesMut, max_frame_len: usize) -> Result<Option<Message>, DecodeError> {
-    let Some(bounds) = check_frame(buf, max_frame_len)? else {
+    let Some(FrameBounds { header_len, body_len }) = check_frame(buf, max_frame_len)? else {
         return Ok(None);
     };
+    let frame_len = header_len + body_len;
+    if body_len <= FrameBytes::INLINE {
+        let parsed = Message::parse(&buf[header_len..frame_len]).map(|msg| {
+            // A payload no longer than its body fits inline.
+            msg.map_payload(|payload| FrameBytes::inline(payload).unwrap_or_default())
+        });
+        buf.advance(frame_len);
+        return parsed.map(Some);
+    }
     // One split for prefix and body, then the prefix is stepped over in the
     // frozen frame: a `Bytes` advances by moving a pointer, where advancing
     // the shared read buffer costs as much as the split itself.
-    let mut body = buf.split_to(bounds.header_len + bounds.body_len).freeze();
-    body.advance(bounds.header_len);
-    Message::parse(body).map(Some)
+    let mut body = buf.split_to(frame_len).freeze();
+    body.advance(header_len);
+    Message::parse(body).map(|msg| Some(msg.map_payload(FrameBytes::from)))
 }
 
 /// Reads the fields of one body, front to back.
-struct Fields {
-    body: Bytes,
+struct Fields<B> {
+    body: B,
     what: &'static str,
 }
 
-impl Fields {
+impl<B: Buf + AsRef<[u8]>> Fields<B> {
     fn varint_u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         u32::try_from(self.varint_u64()?).map_err(|_| DecodeError::OutOfRange(field))
     }
 
     fn varint_u64(&mut self) -> Result<u64, DecodeError> {
-        match varint::get(&self.body) {
+        match varint::get(self.body.as_ref()) {
             Varint::Done(value, n) => {
                 self.body.advance(n);
                 Ok(value)
@@ -399,21 +415,21 @@ impl Fields {
     }
 
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        if self.body.is_empty() {
+        if !self.body.has_remaining() {
             return Err(DecodeError::Truncated(self.what));
         }
         Ok(self.body.get_u8())
     }
 
     fn u64_le(&mut self) -> Result<u64, DecodeError> {
-        if self.body.len() < 8 {
+        if self.body.remaining() < 8 {
             return Err(DecodeError::Truncated(self.what));
         }
         Ok(self.body.get_u64_le())
     }
 
     fn token(&mut self) -> Result<ResumeToken, DecodeError> {
-        if self.body.len() < RESUME_TOKEN_LEN {
+        if self.body.remaining() < RESUME_TOKEN_LEN {
             return Err(DecodeError::Truncated(self.what));
         }
         let mut token = [0; RESUME_TOKEN_LEN];
@@ -421,16 +437,16 @@ impl Fields {
         Ok(ResumeToken(token))
     }
 
-    fn rest(self) -> Bytes {
+    fn rest(self) -> B {
         self.body
     }
 
     fn text(self) -> Result<String, DecodeError> {
-        String::from_utf8(self.body.to_vec()).map_err(|_| DecodeError::BadText(self.what))
+        String::from_utf8(self.body.as_ref().to_vec()).map_err(|_| DecodeError::BadText(self.what))
     }
 
     fn end(self) -> Result<(), DecodeError> {
-        if self.body.is_empty() {
+        if !self.body.has_remaining() {
             Ok(())
         } else {
             Err(DecodeError::TrailingBytes(self.what))
@@ -438,10 +454,12 @@ impl Fields {
     }
 }
 
-impl Message {
-    /// Parses one frame body (the bytes after the length prefix).
-    pub fn parse(mut body: Bytes) -> Result<Self, DecodeError> {
-        if body.is_empty() {
+impl<P: Buf + AsRef<[u8]>> Message<P> {
+    /// Parses one frame body (the bytes after the length prefix): from a
+    /// [`Bytes`](bytes::Bytes), whose payload then shares it, or from a `&[u8]`, whose
+    /// payload then borrows it.
+    pub fn parse(mut body: P) -> Result<Self, DecodeError> {
+        if !body.has_remaining() {
             return Err(DecodeError::EmptyFrame);
         }
         let tag = body.get_u8();
@@ -584,6 +602,57 @@ impl Message {
     }
 }
 
+impl<P> Message<P> {
+    /// The same message with its payload (or hello token) turned by `f`.
+    pub fn map_payload<Q>(self, f: impl FnOnce(P) -> Q) -> Message<Q> {
+        match self {
+            Message::Hello {
+                version,
+                remotes_hash,
+                token,
+            } => Message::Hello {
+                version,
+                remotes_hash,
+                token: f(token),
+            },
+            Message::Event { remote, payload } => Message::Event {
+                remote,
+                payload: f(payload),
+            },
+            Message::Request { id, remote, payload } => Message::Request {
+                id,
+                remote,
+                payload: f(payload),
+            },
+            Message::Response { id, status, payload } => Message::Response {
+                id,
+                status,
+                payload: f(payload),
+            },
+            Message::Welcome { player } => Message::Welcome { player },
+            Message::Refuse { code, message } => Message::Refuse { code, message },
+            Message::Cancel { id } => Message::Cancel { id },
+            Message::Ping { seq } => Message::Ping { seq },
+            Message::Pong { seq } => Message::Pong { seq },
+            Message::Goodbye { code, message } => Message::Goodbye { code, message },
+            Message::Ack { received } => Message::Ack { received },
+            Message::ResumeToken { token } => Message::ResumeToken { token },
+            Message::Resume {
+                version,
+                remotes_hash,
+                token,
+                received,
+            } => Message::Resume {
+                version,
+                remotes_hash,
+                token,
+                received,
+            },
+            Message::Resumed { received, token } => Message::Resumed { received, token },
+        }
+    }
+}
+
 impl<P: AsRef<[u8]>> Message<P> {
     /// Appends this message as one frame (length prefix and body) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -710,10 +779,11 @@ impl<P: AsRef<[u8]>> Message<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
-    fn any_payload() -> impl Strategy<Value = Bytes> {
-        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from)
+    fn any_payload() -> impl Strategy<Value = FrameBytes> {
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(FrameBytes::from)
     }
 
     fn any_status() -> impl Strategy<Value = Status> {
@@ -802,7 +872,7 @@ mod tests {
         for len in [
             0, 120, 121, 122, 123, 126, 127, 128, 16_370, 16_377, 16_378, 16_383, 70_000,
         ] {
-            let payload = Bytes::from(vec![7u8; len]);
+            let payload = FrameBytes::from(vec![7u8; len]);
             for msg in [
                 Message::Request {
                     id: 300,
@@ -829,6 +899,31 @@ mod tests {
         for msg in sent {
             assert_eq!(decode_frame(&mut buf, usize::MAX), Ok(Some(msg)));
         }
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_small_frame_s_payload_is_copied_and_a_large_one_s_shares_the_buffer() {
+        let mut out = Vec::new();
+        // Bodies of 38 and 39 bytes: tag, id, remote and the payload.
+        for len in [FrameBytes::INLINE - 3, FrameBytes::INLINE - 2] {
+            Message::Request {
+                id: 1,
+                remote: 2,
+                payload: &vec![7u8; len][..],
+            }
+            .encode(&mut out);
+        }
+        let mut buf = BytesMut::from(&out[..]);
+        let mut next = || match decode_frame(&mut buf, 1024) {
+            Ok(Some(Message::Request { payload, .. })) => payload,
+            other => panic!("not a request: {other:?}"),
+        };
+        let (small, large) = (next(), next());
+        assert!(small.is_inline());
+        assert_eq!(&*small, &[7u8; FrameBytes::INLINE - 3][..]);
+        assert!(!large.is_inline());
+        assert_eq!(&*large, &[7u8; FrameBytes::INLINE - 2][..]);
         assert!(buf.is_empty());
     }
 

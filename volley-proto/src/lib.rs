@@ -23,6 +23,7 @@
 //! ```
 
 pub mod codec;
+mod frame_bytes;
 pub mod remotes;
 mod replay;
 pub mod session;
@@ -31,6 +32,7 @@ mod varint;
 pub use codec::{
     DecodeError, GoodbyeCode, Message, RefuseCode, ResumeToken, Status, PROTOCOL_VERSION, RESUME_TOKEN_LEN,
 };
+pub use frame_bytes::FrameBytes;
 pub use remotes::{stable_hash, Direction, RemoteId, RemoteKind, RemoteSpec, RemoteTable, TableError};
 pub use session::{
     CallId, CallOutcome, CloseReason, ConfigError, Role, SendError, Session, SessionConfig, SessionEvent, Traffic,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::codec::{self, GoodbyeCode, Message, RefuseCode, Status, PROTOCOL_VERSION};
+use crate::frame_bytes::FrameBytes;
 use crate::remotes::{Direction, RemoteId, RemoteKind, RemoteTable};
 use crate::replay::Replay;
 
@@ -285,7 +286,7 @@ pub enum CallOutcome {
         /// How the call ended at the peer.
         status: Status,
         /// The encoded result, or the rejection message.
-        payload: Bytes,
+        payload: FrameBytes,
     },
     /// The deadline passed first. The peer was sent a cancel; its answer, if
     /// one still comes, is dropped.
@@ -311,7 +312,7 @@ pub enum SessionEvent {
         /// Which remote (checked: an event the peer may fire at us).
         remote: RemoteId,
         /// Its encoded argument.
-        payload: Bytes,
+        payload: FrameBytes,
     },
     /// The peer called a function. Answer with [`Session::respond`].
     Request {
@@ -320,7 +321,7 @@ pub enum SessionEvent {
         /// Which remote (checked: a function the peer may call on us).
         remote: RemoteId,
         /// Its encoded argument.
-        payload: Bytes,
+        payload: FrameBytes,
     },
     /// The peer no longer wants the answer to request `id`, or the session is
     /// closing: stop its handler. The session already answered it.
@@ -1428,7 +1429,9 @@ impl Session {
                     );
                 } else {
                     self.state = State::Authenticating;
-                    self.events.push_back(SessionEvent::Hello { token });
+                    self.events.push_back(SessionEvent::Hello {
+                        token: token.into_bytes(),
+                    });
                 }
             }
             (State::HelloSent, Message::Welcome { player }) => {

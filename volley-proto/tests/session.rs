@@ -147,7 +147,7 @@ fn ended(id: CallId, outcome: CallOutcome) -> SessionEvent {
 fn ok(payload: &'static [u8]) -> CallOutcome {
     CallOutcome::Response {
         status: Status::Ok,
-        payload: Bytes::from_static(payload),
+        payload: Bytes::from_static(payload).into(),
     }
 }
 
@@ -164,7 +164,7 @@ fn call_round_trip_both_directions() {
         [SessionEvent::Request {
             id,
             remote: SERVER_FN,
-            payload: Bytes::from_static(b"ping")
+            payload: Bytes::from_static(b"ping").into()
         }]
     );
     assert!(p.server.respond(id, Status::Ok, b"pong"));
@@ -189,7 +189,7 @@ fn call_round_trip_both_directions() {
             id,
             CallOutcome::Response {
                 status: Status::Rejected,
-                payload: Bytes::from_static(b"no thanks")
+                payload: Bytes::from_static(b"no thanks").into()
             }
         )]
     );
@@ -207,14 +207,14 @@ fn events_both_directions_and_direction_is_checked() {
         p.server_events,
         [SessionEvent::Event {
             remote: SERVER_EVENT,
-            payload: Bytes::from_static(b"hi")
+            payload: Bytes::from_static(b"hi").into()
         }]
     );
     assert_eq!(
         p.client_events,
         [SessionEvent::Event {
             remote: CLIENT_EVENT,
-            payload: Bytes::from_static(b"all")
+            payload: Bytes::from_static(b"all").into()
         }]
     );
     // Neither side may send what the other side sends.
@@ -381,7 +381,7 @@ fn requests_beyond_the_in_flight_limit_are_answered_overloaded() {
             ids[2],
             CallOutcome::Response {
                 status: Status::Overloaded,
-                payload: Bytes::new()
+                payload: Bytes::new().into()
             }
         )]
     );

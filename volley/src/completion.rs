@@ -12,50 +12,16 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
-use volley_proto::CallId;
+use volley_proto::{CallId, FrameBytes};
 
 use crate::error::FunctionError;
 use crate::locks::lock;
 
-/// How a call ended, as its caller sees it.
-pub(crate) type CallResult = Result<Reply, FunctionError>;
-
-/// Largest response payload copied rather than shared: 32 bytes.
-const INLINE: usize = 32;
-
-/// A response's payload on its way to the caller.
-///
-/// A small one is copied out of the connection's read buffer by the driver.
-/// Handing the caller a [`Bytes`] view instead would have the caller drop it
-/// on its own thread, and the read buffer's reference count, which the driver
-/// touches for every frame, would move between cores on every call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Reply {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Shared(Bytes),
-}
-
-impl Reply {
-    pub(crate) fn new(payload: Bytes) -> Self {
-        if payload.len() > INLINE {
-            return Self::Shared(payload);
-        }
-        let mut bytes = [0; INLINE];
-        bytes[..payload.len()].copy_from_slice(&payload);
-        Self::Inline {
-            len: payload.len() as u8,
-            bytes,
-        }
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        match self {
-            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Self::Shared(bytes) => bytes,
-        }
-    }
-}
+/// How a call ended, as its caller sees it. A small answer is held inline
+/// ([`FrameBytes`]): the caller then does not drop a view of the read buffer
+/// on its own thread, which would move the buffer's reference count, touched
+/// by the driver for every frame, between cores on every call.
+pub(crate) type CallResult = Result<FrameBytes, FunctionError>;
 
 #[derive(Default)]
 struct Slot {
@@ -266,22 +232,11 @@ mod tests {
     fn the_result_left_is_the_result_taken() {
         let (completer, mut completion) = completion();
         assert!(poll(&mut completion).is_pending());
-        completer.complete(Ok(Reply::new(Bytes::from_static(b"x"))));
+        completer.complete(Ok(FrameBytes::from(&b"x"[..])));
         let Poll::Ready(Ok(reply)) = poll(&mut completion) else {
             panic!("no reply");
         };
-        assert_eq!(reply.as_bytes(), b"x");
-    }
-
-    #[test]
-    fn small_replies_are_copied_and_large_ones_shared() {
-        let small = Bytes::from(vec![7; INLINE]);
-        assert!(matches!(Reply::new(small.clone()), Reply::Inline { .. }));
-        assert_eq!(Reply::new(small.clone()).as_bytes(), &small[..]);
-        let large = Bytes::from(vec![7; INLINE + 1]);
-        assert_eq!(Reply::new(large.clone()), Reply::Shared(large.clone()));
-        assert_eq!(Reply::new(large.clone()).as_bytes(), &large[..]);
-        assert_eq!(Reply::new(Bytes::new()).as_bytes(), b"");
+        assert_eq!(&*reply, b"x");
     }
 
     #[test]

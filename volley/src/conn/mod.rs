@@ -19,7 +19,7 @@ use tokio::task::AbortHandle;
 use volley_proto::{CallId, CallOutcome, GoodbyeCode, Message, RemoteId, SendError, Session, SessionEvent, Status};
 
 use crate::clock::now;
-use crate::completion::{Completer, Completion, Reply, Slots};
+use crate::completion::{Completer, Completion, Slots};
 use crate::error::{EventError, FunctionError};
 use crate::figures::{
     call_span, is_timed, kind_of_status, record_end, ConnCounters, ConnectionFigures, Figures, Tally,
@@ -80,7 +80,7 @@ pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
             CallOutcome::Response {
                 status: Status::Ok,
                 payload,
-            } => Ok(Reply::new(payload)),
+            } => Ok(payload),
             CallOutcome::Response { status, payload } => Err(FunctionError::from_status(status, &payload)),
             CallOutcome::TimedOut => Err(FunctionError::Timeout),
             _ => Err(FunctionError::Disconnected),

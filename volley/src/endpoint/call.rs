@@ -6,12 +6,10 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
-use bytes::Bytes;
-use volley_proto::{RemoteId, Status};
+use volley_proto::{FrameBytes, RemoteId, Status};
 
 use super::{Endpoint, Outcome, Snapshot};
 use crate::checks::{Check, Checks};
-use crate::completion::Reply;
 use crate::conn::{Conn, PendingCall};
 use crate::error::{EventError, FunctionError};
 use crate::inline::run_soon;
@@ -26,7 +24,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         ctx: &C,
         name: &'static str,
         declared: Option<Check<Resp>>,
-        result: Result<Reply, FunctionError>,
+        result: Result<FrameBytes, FunctionError>,
     ) -> Result<Resp, FunctionError> {
         self.decode_answer(ctx, name, &self.protocol.response_checks(name, declared), result)
     }
@@ -37,9 +35,9 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
         ctx: &C,
         name: &'static str,
         checks: &Checks<Resp>,
-        result: Result<Reply, FunctionError>,
+        result: Result<FrameBytes, FunctionError>,
     ) -> Result<Resp, FunctionError> {
-        decode(result?.as_bytes(), checks).map_err(|reason| {
+        decode(&result?, checks).map_err(|reason| {
             tracing::warn!(remote = name, %reason, "bad response dropped");
             self.report_bad_response(ctx, name, reason);
             FunctionError::InvalidResult
@@ -128,7 +126,7 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
             }
         };
         let result = match status {
-            Status::Ok => Ok(Reply::Shared(Bytes::from(bytes))),
+            Status::Ok => Ok(FrameBytes::from(bytes)),
             other => Err(FunctionError::from_status(other, &bytes)),
         };
         self.finish_call(&ctx, remote.name, remote.check_response, result)

@@ -25,6 +25,7 @@ use crate::error::FunctionError;
 use crate::payload::decode;
 use crate::peer::PlayerId;
 use crate::remote::Payload;
+use volley_proto::FrameBytes;
 
 /// The answers to [`Recipients::invoke`](super::Recipients::invoke): a
 /// [`Stream`] of `(PlayerId, Result<Resp, FunctionError>)` in the order they
@@ -97,7 +98,7 @@ impl<Resp: Payload> Answers<Resp> {
 impl Answers<Bytes> {
     /// Answers left encoded, for a relay to pass on.
     pub(super) fn encoded(players: Arc<[Player]>, name: &'static str, timeout: Duration) -> Self {
-        let decode = |_: &Player, result: CallResult| result.map(|reply| Bytes::copy_from_slice(reply.as_bytes()));
+        let decode = |_: &Player, result: CallResult| result.map(FrameBytes::into_bytes);
         Self::new(players, name, Box::new(decode), Box::new(Ok), timeout)
     }
 }
