@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -31,10 +32,34 @@ struct Slot {
     /// The completer went away without a result (the connection's state was
     /// dropped).
     abandoned: bool,
-    /// The call's id, once the call is in the session.
-    id: Option<CallId>,
-    /// The caller dropped its future before the call ended.
-    cancelled: bool,
+}
+
+/// A call's slot: its end behind a lock, and beside it one word for where
+/// the call is on its way out. The driver takes a queued call with one
+/// atomic operation on it ([`Completer::claim`]; it took two locks), and a
+/// caller that gives up before that is never sent.
+#[derive(Default)]
+struct Shared {
+    /// [`NOT_SENT`], [`GIVEN_UP`], [`SENDING`], or the call's id plus
+    /// [`ID_BASE`].
+    call: AtomicU64,
+    end: Mutex<Slot>,
+}
+
+/// The call waits to be sent, and its caller still wants it.
+const NOT_SENT: u64 = 0;
+/// The caller gave up before the call was sent: it never will be.
+const GIVEN_UP: u64 = 1;
+/// The driver took the call to send it; its id follows, under the
+/// connection's lock.
+const SENDING: u64 = 2;
+/// Added to a call's id in [`Shared::call`].
+const ID_BASE: u64 = 3;
+
+impl Shared {
+    fn end(&self) -> std::sync::MutexGuard<'_, Slot> {
+        lock(&self.end)
+    }
 }
 
 impl Slot {
@@ -51,14 +76,14 @@ impl Slot {
 /// A new slot for a call, outside any connection's kept ones.
 #[cfg(test)]
 pub(crate) fn completion() -> (Completer, Completion) {
-    let slot = Arc::new(Mutex::new(Slot::default()));
+    let slot = Arc::new(Shared::default());
     (Completer(Some(slot.clone())), Completion(slot))
 }
 
 /// Slots of calls that ended, kept for the connection's next calls: in the
 /// steady state a call allocates nothing.
 #[derive(Default)]
-pub(crate) struct Slots(Vec<Arc<Mutex<Slot>>>);
+pub(crate) struct Slots(Vec<Arc<Shared>>);
 
 impl Slots {
     /// A slot for a call, without its id (the session gives it one later,
@@ -78,8 +103,8 @@ impl Slots {
             // Alone with it: a kept slot is kept only once nothing else holds
             // it, and a new one is new.
             match Arc::get_mut(&mut slot) {
-                Some(alone) => alone.get_mut().unwrap_or_else(PoisonError::into_inner).waker = Some(waker.clone()),
-                None => lock(&slot).waker = Some(waker.clone()),
+                Some(alone) => alone.end.get_mut().unwrap_or_else(PoisonError::into_inner).waker = Some(waker.clone()),
+                None => slot.end().waker = Some(waker.clone()),
             }
         }
         (Completer(Some(slot.clone())), Completion(slot))
@@ -96,7 +121,8 @@ impl Slots {
         if self.0.len() >= most || Arc::strong_count(&done.0) != 1 {
             return;
         }
-        *lock(&done.0) = Slot::default();
+        *done.0.end() = Slot::default();
+        done.0.call.store(NOT_SENT, Ordering::Relaxed);
         self.0.push(done.0.clone());
     }
 
@@ -107,23 +133,27 @@ impl Slots {
 }
 
 /// The driver's end: leaves the result and wakes the caller.
-pub(crate) struct Completer(Option<Arc<Mutex<Slot>>>);
+pub(crate) struct Completer(Option<Arc<Shared>>);
 
 impl Completer {
-    /// Records the id the session gave the call; `false` if the caller has
-    /// already given up on it (then the call must be cancelled).
-    pub(crate) fn assign(&self, id: CallId) -> bool {
-        let Some(slot) = &self.0 else {
-            return false;
-        };
-        let mut slot = lock(slot);
-        slot.id = Some(id);
-        !slot.cancelled
+    /// Takes a queued call to send it; `false` if its caller gave up first
+    /// (then it is not sent). Call under the connection's lock, and
+    /// [`sent`](Self::sent) under the same lock once the session took it.
+    pub(crate) fn claim(&self) -> bool {
+        self.0.as_ref().is_some_and(|slot| {
+            slot.call
+                .compare_exchange(NOT_SENT, SENDING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })
     }
 
-    /// Whether the caller has given up on the call.
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.0.as_ref().is_none_or(|slot| lock(slot).cancelled)
+    /// Records the id the session gave the call, under the connection's
+    /// lock: a caller that gives up from now on reads it there and cancels
+    /// the call ([`Completion::call_id`]).
+    pub(crate) fn sent(&self, id: CallId) {
+        if let Some(slot) = &self.0 {
+            slot.call.store(u64::from(id) + ID_BASE, Ordering::Release);
+        }
     }
 
     pub(crate) fn complete(mut self, result: CallResult) {
@@ -137,9 +167,9 @@ impl Completer {
     /// holder when it wakes, so its slot can serve the connection's next
     /// call ([`Slots::keep`]); woken first, on another thread, it often
     /// found the slot still shared and it was freed.
-    fn finish(slot: Arc<Mutex<Slot>>, result: Option<CallResult>) {
+    fn finish(slot: Arc<Shared>, result: Option<CallResult>) {
         let waker = {
-            let mut slot = lock(&slot);
+            let mut slot = slot.end();
             match result {
                 Some(result) => slot.result = Some(result),
                 None => slot.abandoned = true,
@@ -163,22 +193,34 @@ impl Drop for Completer {
 
 /// The caller's end: resolves to the result, or to
 /// [`FunctionError::Disconnected`] if the completer went away without one.
-pub(crate) struct Completion(Arc<Mutex<Slot>>);
+pub(crate) struct Completion(Arc<Shared>);
 
 impl Completion {
-    /// The caller gives up: returns the call's id if the call is already in
-    /// the session (and is to be cancelled there); otherwise whoever moves
-    /// it there will find it cancelled and drop it.
-    pub(crate) fn cancel(&self) -> Option<CallId> {
-        let mut slot = lock(&self.0);
-        slot.cancelled = true;
-        slot.id
+    /// The caller gives up: `true` if the call was not sent and now never
+    /// will be; `false` if the driver took it (then its id, under the
+    /// connection's lock, says what to cancel: [`call_id`](Self::call_id)).
+    pub(crate) fn give_up(&self) -> bool {
+        match self
+            .0
+            .call
+            .compare_exchange(NOT_SENT, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) | Err(GIVEN_UP) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// The id the session gave the call, if it took it. Read under the
+    /// connection's lock, where the driver claims a call and records its id.
+    pub(crate) fn call_id(&self) -> Option<CallId> {
+        let call = self.0.call.load(Ordering::Acquire);
+        call.checked_sub(ID_BASE).and_then(|id| CallId::try_from(id).ok())
     }
 
     /// Leaves `waker` to be woken once the call ends, without polling;
     /// `false` if it has ended already (then nothing will wake it).
     pub(crate) fn register(&self, waker: &Waker) -> bool {
-        let mut slot = lock(&self.0);
+        let mut slot = self.0.end();
         if slot.result.is_some() || slot.abandoned {
             return false;
         }
@@ -188,7 +230,7 @@ impl Completion {
 
     /// The call's end if it has come, leaving whatever waker it holds.
     pub(crate) fn try_take(&self) -> Option<CallResult> {
-        lock(&self.0).take_end()
+        self.0.end().take_end()
     }
 }
 
@@ -196,7 +238,7 @@ impl Future for Completion {
     type Output = CallResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
-        let mut slot = lock(&self.0);
+        let mut slot = self.0.end();
         if let Some(end) = slot.take_end() {
             return Poll::Ready(end);
         }
@@ -240,22 +282,27 @@ mod tests {
     }
 
     #[test]
-    fn a_cancel_sees_the_id_assigned_before_it_and_an_assign_sees_the_cancel_before_it() {
+    fn a_call_given_up_before_it_is_claimed_is_never_sent_and_one_claimed_tells_its_id() {
         let (completer, caller) = completion();
-        assert!(!completer.is_cancelled());
-        assert!(completer.assign(3));
-        assert_eq!(caller.cancel(), Some(3));
-        assert!(completer.is_cancelled());
+        assert_eq!(caller.call_id(), None);
+        assert!(completer.claim());
+        assert_eq!(caller.call_id(), None);
+        completer.sent(3);
+        assert!(!caller.give_up());
+        assert_eq!(caller.call_id(), Some(3));
         let (completer, caller) = completion();
-        assert_eq!(caller.cancel(), None);
-        assert!(!completer.assign(4));
+        assert!(caller.give_up());
+        assert!(caller.give_up());
+        assert!(!completer.claim());
+        assert_eq!(caller.call_id(), None);
     }
 
     #[test]
     fn a_slot_is_kept_only_once_nothing_else_holds_it_and_comes_back_clean() {
         let mut slots = Slots::default();
         let (completer, mut first) = slots.completion(None);
-        assert!(completer.assign(1));
+        assert!(completer.claim());
+        completer.sent(1);
         assert!(poll(&mut first).is_pending());
         // The completer still holds it: not kept.
         slots.keep(&first, 64);
@@ -270,8 +317,10 @@ mod tests {
         let (completer, mut second) = slots.completion(None);
         assert_eq!(Arc::as_ptr(&second.0), kept);
         assert!(poll(&mut second).is_pending());
-        assert!(completer.assign(2));
-        assert_eq!(second.cancel(), Some(2));
+        assert_eq!(second.call_id(), None);
+        assert!(completer.claim());
+        completer.sent(2);
+        assert_eq!(second.call_id(), Some(2));
         // At most as many as the connection may have calls pending.
         let done: Vec<_> = (0..64 + 5)
             .map(|_| {

@@ -431,16 +431,15 @@ impl Conn {
             let payload = &batch.bytes[start..end];
             start = end;
             tally.call_out(&self.figures, &self.counters, remote, payload.len());
-            if waiter.is_cancelled() {
+            // Given up on while it was queued: never sent.
+            if !waiter.claim() {
                 state.settled += 1;
                 continue;
             }
             match state.session.call(remote, payload, timeout, now) {
-                Ok(id) if waiter.assign(id) => state.waiters.insert(id, seq, waiter),
-                // Given up on while it was queued.
                 Ok(id) => {
-                    state.session.cancel(id);
-                    state.settled += 1;
+                    waiter.sent(id);
+                    state.waiters.insert(id, seq, waiter);
                 }
                 Err(e) => {
                     state.settled += 1;
@@ -636,7 +635,9 @@ impl Conn {
                 return Err(call_error(e));
             }
         };
-        waiter.assign(id);
+        // Only its caller, this one, could give it up before now.
+        waiter.claim();
+        waiter.sent(id);
         state.waiters.insert(id, seq, waiter);
         let mut tally = Tally::default();
         tally.call_out(&self.figures, &self.counters, remote, payload.len());

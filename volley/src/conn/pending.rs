@@ -82,11 +82,16 @@ impl Drop for PendingCall {
             self.conn.keep_slot(&self.rx);
             return;
         }
-        // Not in the session yet: the driver will find it cancelled.
-        let Some(id) = self.rx.cancel() else {
+        // Not sent yet: the driver will pass it by.
+        if self.rx.give_up() {
+            return;
+        }
+        let mut state = self.conn.lock("call dropped");
+        // Claimed and given its id under this lock; none if the session
+        // refused it.
+        let Some(id) = self.rx.call_id() else {
             return;
         };
-        let mut state = self.conn.lock("call dropped");
         // Still ours only if the call has not ended (ended calls leave the
         // table, and their id may already belong to a newer call).
         if state.waiters.remove_if(id, self.seq) {
