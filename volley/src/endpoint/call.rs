@@ -63,10 +63,16 @@ impl<C: Clone + Send + Sync + 'static> Endpoint<C> {
     ) -> Result<PendingCall, FunctionError> {
         let conn = conn.ok_or(FunctionError::Disconnected)?;
         let id = self.function_id(remote)?;
-        with_encoded(req, |payload| {
+        let sent = with_encoded(req, |payload| {
             self.send_call(conn, ctx, id, remote.name, payload, timeout, Some(waker))
-        })
-        .map_err(|e| encode_failed(remote.name, e))?
+        });
+        // Matched, not `map_err(..)?`: that copied the pending call through
+        // two more results on the stack, and reading back the halves of
+        // those copies stalled the core (`perf annotate`, pipelined calls).
+        match sent {
+            Ok(call) => call,
+            Err(e) => Err(encode_failed(remote.name, e)),
+        }
     }
 
     /// The wire id of a function being called.
