@@ -87,7 +87,7 @@ pub(crate) struct Slots(Vec<Arc<Shared>>);
 
 impl Slots {
     /// A slot for a call, without its id (the session gives it one later,
-    /// [`Completer::assign`]): the driver keeps the [`Completer`], the
+    /// [`Completer::sent`]): the driver keeps the [`Completer`], the
     /// caller awaits the [`Completion`]. A kept slot if there is one: kept
     /// slots are clean ([`keep`](Self::keep)), so it is handed out without
     /// taking its lock.
