@@ -96,8 +96,9 @@ impl From<Bytes> for FrameBytes {
     }
 }
 
-impl From<&'static [u8]> for FrameBytes {
-    fn from(bytes: &'static [u8]) -> Self {
+/// Copies `bytes` ([`copy_from_slice`](Self::copy_from_slice)).
+impl From<&[u8]> for FrameBytes {
+    fn from(bytes: &[u8]) -> Self {
         Self::copy_from_slice(bytes)
     }
 }
