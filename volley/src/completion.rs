@@ -5,7 +5,9 @@
 //! its receiver also takes part in tokio's cooperative budget, and its state
 //! machine is built for cases a call never meets. A call needs less: the
 //! driver leaves one result, once; the caller takes it. One small mutex does
-//! that, held by either side only for a few loads and stores.
+//! that, held by either side only for a few loads and stores; beside it, one
+//! atomic word says whether the call was sent and with which id, or given
+//! up before it was.
 
 use std::future::Future;
 use std::pin::Pin;
