@@ -151,7 +151,9 @@ impl Completer {
 
     /// Records the id the session gave the call, under the connection's
     /// lock: a caller that gives up from now on reads it there and cancels
-    /// the call ([`Completion::call_id`]).
+    /// the call ([`Completion::call_id`]). After [`claim`](Self::claim) for
+    /// a queued call; alone for a call sent by its own caller, who cannot
+    /// have given it up.
     pub(crate) fn sent(&self, id: CallId) {
         if let Some(slot) = &self.0 {
             slot.call.store(u64::from(id) + ID_BASE, Ordering::Release);

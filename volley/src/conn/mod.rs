@@ -635,8 +635,7 @@ impl Conn {
                 return Err(call_error(e));
             }
         };
-        // Only its caller, this one, could give it up before now.
-        waiter.claim();
+        // Its caller, this one, has not given it up: no claim.
         waiter.sent(id);
         state.waiters.insert(id, seq, waiter);
         let mut tally = Tally::default();
