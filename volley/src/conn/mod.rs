@@ -350,7 +350,7 @@ impl Conn {
 
     /// Keeps the result slot of a call its caller is done with, for the
     /// next call.
-    pub(super) fn keep_slot(&self, done: &Completion) {
+    pub(super) fn keep_slot(&self, done: Completion) {
         lock(&self.slots).keep(done, self.max_calls);
     }
 
@@ -605,7 +605,7 @@ impl Conn {
         Ok(PendingCall {
             conn: self,
             seq,
-            rx,
+            rx: Some(rx),
             done: false,
             remote,
             started,

@@ -15,7 +15,8 @@ use crate::completion::{CallResult, Completion};
 pub(crate) struct PendingCall {
     pub(super) conn: Arc<Conn>,
     pub(super) seq: u64,
-    pub(super) rx: Completion,
+    /// Taken only as the call is dropped, to keep its slot.
+    pub(super) rx: Option<Completion>,
     pub(super) done: bool,
     /// For the figures: the remote called, and when.
     pub(super) remote: volley_proto::RemoteId,
@@ -31,22 +32,28 @@ impl Future for PendingCall {
     type Output = CallResult;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallResult> {
-        let result = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
+        let result = std::task::ready!(Pin::new(self.rx()).poll(cx));
         Poll::Ready(self.ended(result))
     }
 }
 
 impl PendingCall {
+    fn rx(&mut self) -> &mut Completion {
+        self.rx
+            .as_mut()
+            .expect("a call's slot is taken only when the call is dropped")
+    }
+
     /// Leaves `waker` to be woken once the call ends, without polling;
     /// `false` if it has ended already.
     pub(crate) fn register(&self, waker: &std::task::Waker) -> bool {
-        self.rx.register(waker)
+        self.rx.as_ref().is_some_and(|rx| rx.register(waker))
     }
 
     /// The call's result if it has ended, counted as a poll's would be;
     /// `None` leaves the waker it holds to fire.
     pub(crate) fn try_take(&mut self) -> Option<CallResult> {
-        let result = self.rx.try_take()?;
+        let result = self.rx().try_take()?;
         Some(self.ended(result))
     }
 
@@ -77,19 +84,22 @@ impl PendingCall {
 
 impl Drop for PendingCall {
     fn drop(&mut self) {
+        let Some(rx) = self.rx.take() else {
+            return;
+        };
         if self.done {
             // Its result slot serves the connection's next call.
-            self.conn.keep_slot(&self.rx);
+            self.conn.keep_slot(rx);
             return;
         }
         // Not sent yet: the driver will pass it by.
-        if self.rx.give_up() {
+        if rx.give_up() {
             return;
         }
         let mut state = self.conn.lock("call dropped");
         // Claimed and given its id under this lock; none if the session
         // refused it.
-        let Some(id) = self.rx.call_id() else {
+        let Some(id) = rx.call_id() else {
             return;
         };
         // Still ours only if the call has not ended (ended calls leave the
