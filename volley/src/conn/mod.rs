@@ -113,9 +113,6 @@ pub(crate) struct Conn {
     /// `max_transmit_queue`): a caller faster than the connection is told
     /// `Overloaded` rather than buffered without end.
     max_queued_bytes: usize,
-    /// Result slots of ended calls, for the next calls: taken and given
-    /// back by callers, under a lock of their own.
-    slots: Mutex<Slots>,
     /// A call was made while others were pending since the last call that
     /// found none: the caller makes its calls in bursts (see
     /// [`call`](Self::call)).
@@ -268,6 +265,7 @@ impl Conn {
             calls: Vec::new(),
             bytes: Vec::new(),
             closed: false,
+            slots: Slots::default(),
         };
         Arc::new(Self {
             outbox: CacheLine(Mutex::new(outbox)),
@@ -281,7 +279,6 @@ impl Conn {
             // Request framing (tag, id and remote) takes at most 11 bytes.
             max_payload: session.config().max_frame_len.saturating_sub(11),
             max_queued_bytes: session.config().max_transmit_queue,
-            slots: Mutex::default(),
             bursty: AtomicBool::new(false),
             state: StateLine {
                 reads_held: AtomicBool::new(false),
@@ -351,7 +348,7 @@ impl Conn {
     /// Keeps the result slot of a call its caller is done with, for the
     /// next call.
     pub(super) fn keep_slot(&self, done: Completion) {
-        lock(&self.slots).keep(done, self.max_calls);
+        self.outbox().slots.keep(done, self.max_calls);
     }
 
     /// A quiet connection gives the outbox's buffers and its kept result
@@ -362,8 +359,7 @@ impl Conn {
             outbox.calls = Vec::new();
             outbox.bytes = Vec::new();
         }
-        drop(outbox);
-        lock(&self.slots).release();
+        outbox.slots.release();
     }
 
     /// The driver is about to sleep: register its waker, unless work arrived
@@ -583,7 +579,7 @@ impl Conn {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
                 return Err(error);
             }
-            let (waiter, rx) = lock(&self.slots).completion(waker);
+            let (waiter, rx) = outbox.slots.completion(waker);
             outbox.bytes.extend_from_slice(payload);
             let end = outbox.bytes.len();
             outbox.calls.push(Queued {
@@ -624,7 +620,7 @@ impl Conn {
         waker: Option<&Waker>,
     ) -> Result<Completion, FunctionError> {
         // Its slot first: the state's lock is the driver's too.
-        let (waiter, rx) = lock(&self.slots).completion(waker);
+        let (waiter, rx) = self.outbox().slots.completion(waker);
         let mut state = self.lock("lone call");
         let now = now();
         let id = match state.session.call(remote, payload, timeout, now) {

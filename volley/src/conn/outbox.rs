@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use volley_proto::RemoteId;
 
-use crate::completion::Completer;
+use crate::completion::{Completer, Slots};
 use crate::error::FunctionError;
 
 /// Calls made while the driver is busy (or soon will be), under a lock of
@@ -20,6 +20,13 @@ pub(crate) struct Outbox {
     pub(super) bytes: Vec<u8>,
     /// The session has closed: no more calls.
     pub(super) closed: bool,
+    /// Result slots of ended calls, for the next calls: taken and given
+    /// back by callers. Under this lock, which a call made while the driver
+    /// is busy holds anyway: under one of their own, such a call took two
+    /// more atomic operations on one more line (pipelined calls,
+    /// `volley-bench --profile pipelined`, medians of eight 3-s runs: 808 →
+    /// 791 and 809 → 800 ns of CPU a call).
+    pub(super) slots: Slots,
 }
 
 /// A call waiting in the [`Outbox`].
