@@ -439,17 +439,26 @@ impl Tally {
 }
 
 /// One connection's counters.
+// In declaration order (`repr(C)`): what every call adds to first.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct ConnCounters {
     calls_in: AtomicU64,
     calls_out: AtomicU64,
+    /// Calls and events in and out, by remote: made on the first one, so an
+    /// idle connection carries none.
+    per_remote: std::sync::OnceLock<Box<[[AtomicU64; 4]]>>,
     events_in: AtomicU64,
     events_out: AtomicU64,
     /// Calls either way that ended in an error, by kind.
     errors: [AtomicU64; KINDS.len()],
-    /// Calls and events in and out, by remote: made on the first one, so an
-    /// idle connection carries none.
-    per_remote: std::sync::OnceLock<Box<[[AtomicU64; 4]]>>,
+}
+
+impl ConnCounters {
+    /// Bytes at the start of the counters that every call adds to (the
+    /// connection keeps them on a cache line with its own hot fields).
+    #[cfg(test)]
+    pub(crate) const HOT_LEN: usize = std::mem::offset_of!(ConnCounters, events_in);
 }
 
 /// Places in a `per_remote` entry.

@@ -90,9 +90,13 @@ pub(crate) fn deliver_ended(ended: &mut Vec<Ended>) {
     }
 }
 
+// In declaration order (`repr(C)`): after the two locks, what a call and
+// a round of the driver read fill two cache lines (the counters' own hot
+// part comes first in them); they spread over four.
+#[repr(C)]
 pub(crate) struct Conn {
-    state: StateLine,
     outbox: CacheLine<Mutex<Outbox>>,
+    state: StateLine,
     /// When to wake the driver: its rules are in `wakeup.rs`. The work locks
     /// are `state` and `outbox`.
     wakeup: Wakeup,
@@ -106,9 +110,6 @@ pub(crate) struct Conn {
     /// The counters of every remote, shared with the endpoint, and this
     /// connection's own.
     pub(crate) figures: Arc<Figures>,
-    pub(crate) counters: ConnCounters,
-    /// When the connection was made.
-    pub(crate) opened: Instant,
     /// Most bytes of calls the outbox holds (the session's
     /// `max_transmit_queue`): a caller faster than the connection is told
     /// `Overloaded` rather than buffered without end.
@@ -117,6 +118,9 @@ pub(crate) struct Conn {
     /// found none: the caller makes its calls in bursts (see
     /// [`call`](Self::call)).
     bursty: AtomicBool,
+    pub(crate) counters: ConnCounters,
+    /// When the connection was made.
+    pub(crate) opened: Instant,
 }
 
 /// Keeps its contents off the cache line of what precedes it: the handles'
@@ -138,35 +142,41 @@ struct StateLine {
     lock: Mutex<ConnState>,
 }
 
+// In declaration order (`repr(C)`): what every round of the driver and
+// every call touches first, the session (hot part first too) next, then
+// what only async handlers use. Each cache line of a cold connection
+// read is a miss, with a thousand of them taken in turn.
+#[repr(C)]
 pub(crate) struct ConnState {
-    pub(crate) session: Session,
-    /// Installed by the driver. Whoever writes takes it out for the write
-    /// itself (see [`Conn::flush`]), so `None` while the driver runs means
-    /// someone is writing.
-    output: Option<Output>,
     write_failed: bool,
-    /// When the driver's timer is set to fire, as the driver last armed it.
-    /// A call written without waking the driver must wake it if its deadline
-    /// comes earlier.
-    pub(crate) timer_armed: Option<Instant>,
-    /// Callers waiting for our calls to end.
-    waiters: Waiters,
-    /// Async handlers running for the peer's calls, by the peer's call id. The
-    /// sequence number tells a finishing task whether the slot is still its
-    /// own: after a cancel the peer may reuse the id for a new call.
-    running: HashMap<CallId, (u64, AbortHandle)>,
-    next_seq: u64,
+    /// No transport: the session is away, or a resume replaced it and the
+    /// new one awaits the driver.
+    pub(crate) detached: bool,
     /// Our calls that ended or were dropped since the driver last told the
     /// outbox (which counts them as pending until then).
     settled: usize,
     /// Counts the transports this connection has had: a write or read on a
     /// transport of an older generation is stale and changes nothing.
     pub(crate) generation: u64,
-    /// No transport: the session is away, or a resume replaced it and the
-    /// new one awaits the driver.
-    pub(crate) detached: bool,
-    /// The transport a resume brought, for the driver to take.
-    pub(crate) handoff: Option<Handoff>,
+    /// The transport a resume brought, for the driver to take (boxed: a
+    /// connection that never resumes pays one pointer).
+    pub(crate) handoff: Option<Box<Handoff>>,
+    /// When the driver's timer is set to fire, as the driver last armed it.
+    /// A call written without waking the driver must wake it if its deadline
+    /// comes earlier.
+    pub(crate) timer_armed: Option<Instant>,
+    /// Callers waiting for our calls to end.
+    waiters: Waiters,
+    /// Installed by the driver. Whoever writes takes it out for the write
+    /// itself (see [`Conn::flush`]), so `None` while the driver runs means
+    /// someone is writing.
+    output: Option<Output>,
+    pub(crate) session: Session,
+    /// Async handlers running for the peer's calls, by the peer's call id. The
+    /// sequence number tells a finishing task whether the slot is still its
+    /// own: after a cancel the peer may reuse the id for a new call.
+    running: HashMap<CallId, (u64, AbortHandle)>,
+    next_seq: u64,
 }
 
 impl ConnState {
@@ -328,7 +338,7 @@ impl Conn {
     /// Gives the connection's driver a new transport to carry its session
     /// (resumed on it).
     pub(crate) fn hand_over(&self, handoff: Handoff) {
-        self.lock("hand over a transport").handoff = Some(handoff);
+        self.lock("hand over a transport").handoff = Some(Box::new(handoff));
         self.wake_driver();
     }
 
@@ -808,5 +818,38 @@ impl Conn {
         }
         drop(state);
         self.wake_driver();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use super::{Conn, ConnCounters, ConnState};
+
+    const LINE: usize = 64;
+
+    /// What a call and a driver's round read stay on few cache lines (see
+    /// the comments on [`Conn`] and [`ConnState`]): a field added among
+    /// them, or a type grown, shows here rather than as a slower room call
+    /// or a bigger idle player.
+    #[test]
+    fn the_hot_fields_of_a_connection_stay_on_few_cache_lines() {
+        let hot_start = offset_of!(Conn, wakeup);
+        let hot_end = offset_of!(Conn, counters) + ConnCounters::HOT_LEN;
+        assert_eq!(hot_start % LINE, 0, "the hot fields start a line");
+        assert!(
+            hot_end - hot_start <= 2 * LINE,
+            "{} bytes over two lines",
+            hot_end - hot_start
+        );
+        // The fields before the session fit with the lock on its first
+        // lines; the session's own hot part follows (`volley-proto`).
+        assert!(
+            offset_of!(ConnState, session) <= 136,
+            "{}",
+            offset_of!(ConnState, session)
+        );
+        assert!(size_of::<Conn>() <= 1088, "{} bytes a connection", size_of::<Conn>());
     }
 }

@@ -14,12 +14,10 @@ use crate::error::FunctionError;
 /// session's state (call table, deadlines, output buffer) to its core and the
 /// driver would pull it back: several cache lines crossing cores per call.
 /// Appending here touches only this queue, which the driver takes whole.
+// In declaration order (`repr(C)`): a lone call takes its slot on the
+// lock's own cache line.
+#[repr(C)]
 pub(crate) struct Outbox {
-    pub(super) calls: Vec<Queued>,
-    /// The queued calls' payloads, one after another.
-    pub(super) bytes: Vec<u8>,
-    /// The session has closed: no more calls.
-    pub(super) closed: bool,
     /// Result slots of ended calls, for the next calls: taken and given
     /// back by callers. Under this lock, which a call made while the driver
     /// is busy holds anyway: under one of their own, such a call took two
@@ -27,6 +25,11 @@ pub(crate) struct Outbox {
     /// `volley-bench --profile pipelined`, medians of eight 3-s runs: 808 →
     /// 791 and 809 → 800 ns of CPU a call).
     pub(super) slots: Slots,
+    /// The session has closed: no more calls.
+    pub(super) closed: bool,
+    pub(super) calls: Vec<Queued>,
+    /// The queued calls' payloads, one after another.
+    pub(super) bytes: Vec<u8>,
 }
 
 /// A call waiting in the [`Outbox`].

@@ -431,7 +431,7 @@ impl<S: Side> Driver<S> {
                 writer,
                 datagrams,
                 leftover,
-            } = handoff;
+            } = *handoff;
             state.install_writer(writer);
             state.detached = false;
             if let Some(datagrams) = &datagrams {
