@@ -389,6 +389,11 @@ impl Tally {
 
     /// Adds what it counted to the shared counters, and starts again.
     pub(crate) fn flush(&mut self, figures: &Figures, counters: &ConnCounters) {
+        // Nothing counted (a tally's first switch to a remote): the shared
+        // figures, a cache miss away on a client, are left alone.
+        if self.calls_in + self.calls_out + self.answered_ok == 0 {
+            return;
+        }
         let remote = self.remote;
         let Self {
             calls_in,
