@@ -111,6 +111,9 @@ impl<Resp> Answers<Resp> {
         decode_remote: DecodeRemote<Resp>,
         timeout: Duration,
     ) -> Self {
+        // Sized for every player at once: grown call by call, a room of
+        // 1,000 copied its lists ten times over.
+        let calls = players.len();
         Self {
             players,
             name,
@@ -119,9 +122,9 @@ impl<Resp> Answers<Resp> {
             decode_remote,
             silent: Vec::new(),
             ready: VecDeque::new(),
-            pending: CallSet::default(),
+            pending: CallSet::with_capacity(calls),
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
-            asked: Vec::new(),
+            asked: Vec::with_capacity(calls),
         }
     }
 

@@ -115,12 +115,13 @@ pub(super) struct CallSet {
     shared: Arc<Shared>,
 }
 
-impl Default for CallSet {
-    fn default() -> Self {
+impl CallSet {
+    /// A set with room for `calls` calls.
+    pub(super) fn with_capacity(calls: usize) -> Self {
         let shared = Arc::new(Shared::default());
         Self {
-            calls: Vec::new(),
-            wakers: Vec::new(),
+            calls: Vec::with_capacity(calls),
+            wakers: Vec::with_capacity(calls),
             set_waker: Waker::from(shared.clone()),
             unpolled: 0,
             due: VecDeque::new(),
@@ -129,9 +130,7 @@ impl Default for CallSet {
             shared,
         }
     }
-}
 
-impl CallSet {
     /// Adds a call just made, leaving the set's waker with it while its
     /// state is still in this core's cache.
     pub(super) fn push(&mut self, call: Call) {
