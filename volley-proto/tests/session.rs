@@ -279,6 +279,24 @@ fn late_answer_is_dropped_and_its_id_is_not_reused_until_then() {
 }
 
 #[test]
+fn freed_call_ids_are_reused_last_freed_first() {
+    let mut p = Pair::connected();
+    let timeout = Duration::from_secs(10);
+    let call = |p: &mut Pair| p.client.call(SERVER_FN, b"x", timeout, p.now).unwrap();
+    let ids: Vec<CallId> = (0..3).map(|_| call(&mut p)).collect();
+    assert_eq!(ids, [0, 1, 2]);
+    p.drive();
+    // The first and the last are answered; taking their ends frees their ids.
+    for id in [ids[0], ids[2]] {
+        assert!(p.server.respond(id, Status::Ok, b""));
+    }
+    p.drive();
+    let next: Vec<CallId> = (0..3).map(|_| call(&mut p)).collect();
+    assert_eq!(next, [ids[2], ids[0], 3], "the last freed first, then a new id");
+    assert_eq!(p.client.pending_calls(), 4);
+}
+
+#[test]
 fn dropping_interest_frees_both_tables() {
     let mut p = Pair::connected();
     let id = p.client.call(SERVER_FN, b"x", Duration::from_secs(10), p.now).unwrap();
