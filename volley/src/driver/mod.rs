@@ -29,8 +29,10 @@ use crate::middleware::BoxFuture;
 use crate::payload::{recycle, Answer};
 
 mod reader;
+mod running;
 use crate::transport::{Datagrams, ReadSide, Transport};
 use reader::{Input, Reader};
+pub(crate) use running::Running;
 
 /// How long a closing connection may take to flush its goodbye and hear the
 /// peer's close: 1 s.
@@ -233,20 +235,16 @@ impl<S: Side> Driver<S> {
 
     /// Runs the connection to its end.
     ///
-    /// The driver lives on the heap and the future holds only the box: an
-    /// `async fn` keeps its argument twice (as given, and as moved into its
-    /// body), and the closing's timer and buffers would sit beside it all
-    /// along; every idle connection paid for that (a 1,408-byte future for
-    /// a 584-byte driver).
-    pub(crate) fn run(self) -> impl Future<Output = ()> + Send + 'static
-    where
-        S: Send + 'static,
-    {
-        let mut driver = Box::new(self);
-        async move {
-            poll_fn(|cx| driver.poll_drive(cx)).await;
-            Box::pin(driver.close()).await;
-        }
+    /// The connection's task: drives it until it ends, then closes it (see
+    /// [`Running`]).
+    pub(crate) fn run(self) -> Running<S> {
+        Running::Driving(self)
+    }
+
+    /// [`close`](Self::close), owning the driver: the closing outlives the
+    /// task's hold on it.
+    async fn close_owned(mut self) {
+        self.close().await;
     }
 
     /// The session has ended: shuts the write side down and drains what
