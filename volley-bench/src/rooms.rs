@@ -26,7 +26,7 @@ pub async fn scenario(results: &mut Results, plan: &Plan) {
     let players = plan.fanout_clients;
     eprintln!(
         "rooms: {players} players in a room; {} events and one call per round x {} rounds",
-        plan.fanout_events, plan.rounds
+        plan.fanout_events, plan.room_rounds
     );
     let delivered = Arc::new(AtomicU64::new(0));
     let d = delivered.clone();
@@ -46,7 +46,7 @@ pub async fn scenario(results: &mut Results, plan: &Plan) {
     let payload = vec![7u8; 100];
     let target = (players * plan.fanout_events) as u64;
     let deliveries = |start: Instant| target as f64 / start.elapsed().as_secs_f64();
-    for round in 0..plan.rounds {
+    for round in 0..plan.room_rounds {
         // fire_to the list
         delivered.store(0, Ordering::Relaxed);
         let start = Instant::now();
