@@ -233,8 +233,6 @@ impl<S: Side> Driver<S> {
         }
     }
 
-    /// Runs the connection to its end.
-    ///
     /// The connection's task: drives it until it ends, then closes it (see
     /// [`Running`]).
     pub(crate) fn run(self) -> Running<S> {
